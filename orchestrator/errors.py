@@ -1,0 +1,99 @@
+"""The one exception hierarchy.
+
+    OrchestratorError                 exit 1 unless a subclass says otherwise
+    ├── ConfigError                   exit 2: inputs or config rejected, nothing touched
+    ├── GateError                     exit 3: a gate refused, nothing touched
+    ├── MigrationError                a migration failed or was refused at run time
+    │   └── LockError                 the migration lock could not be taken
+    ├── DeployError                   a platform operation failed
+    ├── HealthError                   a health check or verification failed
+    └── RollbackError                 the rollback itself failed (on-call is paged)
+
+Structured facts ride on the exception as attributes so the report and the
+hardening pair can use them without parsing messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ConfigError",
+    "DeployError",
+    "GateError",
+    "HealthError",
+    "LockError",
+    "MigrationError",
+    "OrchestratorError",
+    "RollbackError",
+]
+
+
+class OrchestratorError(Exception):
+    """Root of every error the orchestrator raises on purpose."""
+
+    exit_code = 1
+    step = "unknown"
+
+    def __init__(self, message: str, *, step: str | None = None) -> None:
+        super().__init__(message)
+        if step is not None:
+            self.step = step
+
+
+class ConfigError(OrchestratorError):
+    """Inputs or configuration are invalid; carries every problem found, each with its field path."""
+
+    exit_code = 2
+    step = "config"
+
+    def __init__(self, problems: Sequence[str] | str) -> None:
+        self.problems: tuple[str, ...] = (problems,) if isinstance(problems, str) else tuple(problems)
+        count = len(self.problems)
+        head = "invalid configuration" if count == 1 else f"invalid configuration ({count} problems)"
+        super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class GateError(OrchestratorError):
+    """A gate refused the deploy. Nothing was touched."""
+
+    exit_code = 3
+    step = "gates"
+
+    def __init__(self, message: str, *, gate: str, facts: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.gate = gate
+        self.facts = dict(facts or {})
+
+
+class MigrationError(OrchestratorError):
+    step = "migrations"
+
+    def __init__(self, message: str, *, migration: str | None = None) -> None:
+        super().__init__(message)
+        self.migration = migration
+
+
+class LockError(MigrationError):
+    """Another run holds the migration lock."""
+
+
+class DeployError(OrchestratorError):
+    step = "deploy"
+
+    def __init__(self, message: str, *, platform: str | None = None, operation: str | None = None) -> None:
+        super().__init__(message)
+        self.platform = platform
+        self.operation = operation
+
+
+class HealthError(OrchestratorError):
+    step = "health"
+
+    def __init__(self, message: str, *, check: str | None = None) -> None:
+        super().__init__(message)
+        self.check = check
+
+
+class RollbackError(OrchestratorError):
+    step = "rollback"

@@ -1,0 +1,1 @@
+"""Platforms: where releases run. Each adapter implements `base.Platform`."""
