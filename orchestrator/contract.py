@@ -340,7 +340,7 @@ class Result:
     extras: tuple[tuple[str, Any], ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        data = _strip_none(dataclasses.asdict(self))
+        data: dict[str, Any] = _strip_none(dataclasses.asdict(self))
         data.pop("extras", None)
         for key, value in self.extras:
             data[key] = value
