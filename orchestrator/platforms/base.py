@@ -65,6 +65,13 @@ class Platform(Protocol):
     def rollback(self, to: Release) -> None:
         """Make `to` the live release again, as fast as the platform can. Raises DeployError."""
 
+    def confirm_rollback(self, healthy: bool) -> None:
+        """After `rollback` and the re-check of the old release: keep it (healthy) or undo the rollback.
+
+        Platforms whose rollback is plain routing do nothing. DigitalOcean commits or reverts its
+        pinned rollback here. Raises DeployError.
+        """
+
     def retire(self, keep: int) -> list[str]:
         """Stop releases without traffic beyond the newest `keep` previous ones; return their versions."""
 
