@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from orchestrator.redaction import Secret
+
 Strategy = Literal["blue_green", "canary", "rolling"]
 PlatformName = Literal["local", "digitalocean", "kubernetes"]
 Mode = Literal["deploy", "plan", "rollback", "preview", "preview-teardown"]
@@ -246,7 +248,9 @@ class RunInputs:
     image: str | None = None
     rollback_to: str | None = None
     pr_number: int | None = None
-    github_token_env_var: str | None = None
+    github_token: Secret | None = None
+    repository: str | None = None
+    """owner/name, from GITHUB_REPOSITORY."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,186 @@
+"""The command line and the Action's entry: read inputs, run the pipeline, map errors to exit codes.
+
+Inside GitHub Actions the inputs arrive as `INPUT_<NAME>` with the hyphens kept
+(`INPUT_VALIDATION-RUN-ID`); on a laptop the same names are flags (`--validation-run-id`).
+The only broad `except` of the program lives here.
+
+Exit codes: 0 success (or nothing to do) · 1 deploy failed or rolled back · 2 invalid input or
+config, nothing touched · 3 refused by a gate, nothing touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from orchestrator import config as config_module
+from orchestrator import report
+from orchestrator.contract import Request
+from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.platforms.base import REGISTRY, Platform, PlatformContext
+from orchestrator.redaction import install_filter, redact, register
+from orchestrator.runlog import RunLog
+
+__all__ = ["build_platform", "main", "raw_inputs", "run"]
+
+log = logging.getLogger("orchestrator")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "demo":
+        from orchestrator.demo.walkthrough import run_demo
+
+        return run_demo(args[1:])
+    if args and args[0] == "local":
+        return _local_command(args[1:])
+    if args and args[0] == "run":
+        args = args[1:]
+    return run(args, os.environ)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deploy-orchestrator",
+        description="Gate, migrate, deploy, verify and roll back. Commands: run (default), demo, local status|stop.",
+    )
+    for name, help_text in config_module.INPUTS.items():
+        parser.add_argument(f"--{name}", dest=name.replace("-", "_"), help=help_text)
+    return parser
+
+
+def raw_inputs(args: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+    """Action inputs from `INPUT_*`, overridden by any flag given on the command line."""
+    parsed = vars(_parser().parse_args(list(args)))
+    raw: dict[str, str] = {}
+    for name in config_module.INPUTS:
+        from_env = env.get(f"INPUT_{name.upper()}", "")
+        from_flag = parsed.get(name.replace("-", "_"))
+        value = from_flag if from_flag is not None else from_env
+        if value:
+            raw[name] = value
+    return raw
+
+
+def run(args: Sequence[str], env: Mapping[str, str]) -> int:
+    in_actions = env.get("GITHUB_ACTIONS") == "true"
+    _setup_logging()
+    raw = raw_inputs(args, env)
+    if raw.get("github-token"):
+        register(raw["github-token"])
+    try:
+        request = config_module.load_request(raw, env)
+        for name in config_module.env_var_names(request.config):
+            if env.get(name):
+                register(env[name])
+        platform = build_platform(request, env)
+    except ConfigError as exc:
+        _annotate("error", "invalid configuration", str(exc), in_actions)
+        print(redact(str(exc)), file=sys.stderr)
+        _write_bare_outputs(env, "failed")
+        return exc.exit_code
+    runlog = RunLog()
+    if in_actions:
+        print(f"::group::deploy-orchestrator {request.inputs.mode} {request.inputs.version}", flush=True)
+    try:
+        from orchestrator.pipeline import Pipeline
+
+        result = Pipeline(request, platform, env, runlog).run()
+    except Exception:  # the one broad catch: any surprise is a failed deploy with its traceback logged
+        log.error("unexpected error:\n%s", redact(traceback.format_exc()))
+        _write_bare_outputs(env, "failed")
+        return 1
+    finally:
+        if in_actions:
+            print("::endgroup::", flush=True)
+    written = report.write_outputs(result, request.inputs.workspace, env)
+    if result.error:
+        _annotate("error", f"deploy {result.status}", result.error, in_actions)
+    if not in_actions:
+        print(redact(json.dumps(result.to_dict(), indent=2, sort_keys=True)))
+        print(f"summary: {written['summary']}\nresult:  {written['result']}", file=sys.stderr)
+    return result.exit_code
+
+
+def build_platform(request: Request, env: Mapping[str, str]) -> Platform:
+    """Pick the platform adapter. A platform this build lacks is a config error naming the others."""
+    _load_adapters()
+    name = request.config.deployment.platform
+    factory = REGISTRY.get(name)
+    if factory is None:
+        available = ", ".join(sorted(REGISTRY)) or "none"
+        raise ConfigError(
+            f"deployment_config.platform: {name} is not available in this version of deploy-orchestrator; "
+            f"use one of {available}"
+        )
+    return factory(request.config, PlatformContext(workspace=str(request.inputs.workspace), env=env))
+
+
+def _load_adapters() -> None:
+    """Import the adapters so they register themselves; a broken optional one must not hide the others."""
+    import importlib
+
+    for module in ("orchestrator.platforms.local", "orchestrator.platforms.digitalocean"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:  # pragma: no cover - only when an optional SDK is missing
+            log.warning("platform adapter %s unavailable: %s", module, exc)
+
+
+def _local_command(args: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="deploy-orchestrator local", description="The local platform's supervisor.")
+    parser.add_argument("action", choices=["status", "stop"])
+    parser.add_argument("--config", default=config_module.DEFAULT_CONFIG)
+    parsed = parser.parse_args(list(args))
+    _setup_logging()
+    env = os.environ
+    workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
+    try:
+        document = config_module.read_config_file(workspace / parsed.config, shown_as=parsed.config)
+        cfg = config_module.parse_config(document, workspace)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if cfg.deployment.local is None:
+        print("deployment_config.local: this config has no local platform block", file=sys.stderr)
+        return 2
+    from orchestrator.platforms.local import supervisor_status, supervisor_stop
+
+    if parsed.action == "status":
+        print(json.dumps(supervisor_status(cfg.deployment.local, workspace), indent=2, sort_keys=True))
+    else:
+        supervisor_stop(cfg.deployment.local, workspace)
+        print("stopped")
+    return 0
+
+
+def _setup_logging() -> None:
+    root = logging.getLogger("orchestrator")
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    install_filter(handler)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def _annotate(level: str, title: str, message: str, in_actions: bool) -> None:
+    if not in_actions:
+        return
+    escaped = redact(message).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    print(f"::{level} title={title}::{escaped}", flush=True)
+
+
+def _write_bare_outputs(env: Mapping[str, str], status: str) -> None:
+    target = env.get("GITHUB_OUTPUT")
+    if target:
+        with Path(target).open("a", encoding="utf-8") as fh:
+            fh.write(f"status={status}\nrolled-back=false\n")

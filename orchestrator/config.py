@@ -1,0 +1,545 @@
+"""Raw inputs and the config file -> schema validation -> contract types. All validation lives here.
+
+The JSON Schema in `schema/deploy-config.schema.json` is the one statement of what a valid
+config is; this module turns its errors into `field.path: what is wrong; the fix` lines and adds
+only the cross-field checks a schema cannot say (platform blocks, strategy/platform pairs, paths
+that must stay inside the workspace). Every problem is collected before `ConfigError` is raised,
+so one run shows every mistake.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, cast
+
+import jsonschema
+import yaml
+
+from orchestrator.contract import (
+    MODES,
+    STRATEGIES,
+    AgentbenchConfig,
+    Artifacts,
+    CanaryStep,
+    Credentials,
+    DatabaseCheck,
+    DeployConfig,
+    DeploymentConfig,
+    GatesConfig,
+    HealthCheckConfig,
+    HttpCheck,
+    JobCheck,
+    LedgerConfig,
+    LocalConfig,
+    MetricCheck,
+    MetricsConfig,
+    MigrationsConfig,
+    Mode,
+    NotificationsConfig,
+    OdooConfig,
+    PlatformName,
+    Request,
+    RollbackConfig,
+    RollingConfig,
+    RunInputs,
+    Strategy,
+    VerificationConfig,
+)
+from orchestrator.errors import ConfigError
+from orchestrator.platforms.base import supported_strategies
+from orchestrator.redaction import Secret
+
+__all__ = ["INPUTS", "SCHEMA_DIR", "load_request", "parse_config", "read_config_file", "schema"]
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
+MAX_CONFIG_BYTES = 1 << 20
+DEFAULT_CONFIG = ".github/deploy-orchestrator.yml"
+
+INPUTS: dict[str, str] = {
+    "config": "Path of the config file (YAML or JSON), relative to the workspace.",
+    "mode": "deploy | plan | rollback | preview | preview-teardown.",
+    "validation-run-id": "The ValidationAgent run that passed for these artifacts.",
+    "version": "Label of the new release (default: the short commit SHA).",
+    "image": "Container image of the new release (overrides artifacts.docker_image; pin by digest).",
+    "rollback-to": "With mode rollback: the release to return to (default: the previous one).",
+    "pr-number": "Pull request number for preview modes (default: from the event payload).",
+    "github-token": "Token for PR comments and GitHub Deployments (optional).",
+}
+"""The Action's inputs, in action.yml order. A test keeps action.yml and the CLI flags in step."""
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@cache
+def schema(name: str = "deploy-config") -> dict[str, Any]:
+    with (SCHEMA_DIR / f"{name}.schema.json").open(encoding="utf-8") as fh:
+        return cast(dict[str, Any], json.load(fh))
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
+    """Validate the Action inputs (or CLI flags, same names) and the config file they point at."""
+    problems: list[str] = []
+    workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
+    mode = (raw.get("mode") or "deploy").strip()
+    if mode not in MODES:
+        problems.append(f"mode: {mode!r} is not a mode; use one of {', '.join(MODES)}")
+    config_rel = (raw.get("config") or DEFAULT_CONFIG).strip()
+    config_path = _inside(workspace, config_rel, "config", problems)
+
+    run_id = (raw.get("validation-run-id") or "").strip() or None
+    if run_id is not None and not _ID.match(run_id):
+        problems.append(
+            "validation-run-id: should be 1-128 characters of letters, digits, '.', '_', ':' or '-' "
+            "(the id the ValidationAgent printed)"
+        )
+    version = (raw.get("version") or "").strip() or (env.get("GITHUB_SHA") or "")[:7]
+    if not version:
+        problems.append("version: missing; pass --version (the Action defaults it to the short commit SHA)")
+    elif not _VERSION.match(version):
+        problems.append("version: should be 1-64 characters of letters, digits, '.', '_' or '-', starting alphanumeric")
+    image = (raw.get("image") or "").strip() or None
+    if image is not None and any(c.isspace() for c in image):
+        problems.append("image: must not contain whitespace")
+    rollback_to = (raw.get("rollback-to") or "").strip() or None
+    if rollback_to is not None and not _VERSION.match(rollback_to):
+        problems.append("rollback-to: should be a release label such as a short SHA")
+    pr_number = _pr_number(raw.get("pr-number"), env, problems)
+    token_value = (raw.get("github-token") or "").strip()
+    token = Secret(token_value, "github-token") if token_value else None
+
+    config: DeployConfig | None = None
+    if config_path is not None:
+        try:
+            document = read_config_file(config_path, shown_as=config_rel)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        else:
+            try:
+                config = parse_config(document, workspace)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    if mode in ("preview", "preview-teardown") and pr_number is None:
+        problems.append("pr-number: required in preview modes (run on pull_request events or pass --pr-number)")
+    if problems or config is None:
+        raise ConfigError(problems)
+    assert config_path is not None
+    inputs = RunInputs(
+        mode=cast(Mode, mode),
+        workspace=workspace,
+        config_path=config_path,
+        validation_run_id=run_id,
+        version=version,
+        image=image,
+        rollback_to=rollback_to,
+        pr_number=pr_number,
+        github_token=token,
+        repository=env.get("GITHUB_REPOSITORY") or None,
+    )
+    return Request(inputs=inputs, config=config)
+
+
+def _pr_number(value: str | None, env: Mapping[str, str], problems: list[str]) -> int | None:
+    text = (value or "").strip()
+    if not text:
+        event_path = env.get("GITHUB_EVENT_PATH")
+        if not event_path:
+            return None
+        try:
+            event = json.loads(Path(event_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        number = event.get("number") if isinstance(event, dict) else None
+        return number if isinstance(number, int) and number > 0 else None
+    if not text.isdigit() or int(text) <= 0:
+        problems.append(f"pr-number: {text!r} should be a positive whole number")
+        return None
+    return int(text)
+
+
+# --- the config file ---------------------------------------------------------------------------
+
+
+def read_config_file(path: Path, *, shown_as: str | None = None) -> Any:
+    """Read YAML or JSON safely: no tags, anchors or aliases (no billion-laughs), UTF-8 only."""
+    name = shown_as or str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config: {name} not found; create it (see README 'Configuration') or pass --config"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {name}: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config: {name} is {len(data)} bytes; the limit is {MAX_CONFIG_BYTES}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config: {name} is not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"config: {name} is not valid JSON: {exc}") from None
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                mark = event.start_mark
+                raise ConfigError(
+                    f"config: {name} line {mark.line + 1}: YAML anchors and aliases are not allowed; "
+                    "write the values out"
+                )
+            tag = getattr(event, "tag", None)
+            implicit = getattr(event, "implicit", True)
+            explicit = tag is not None and (implicit is False or implicit == (False, False))
+            if explicit and not isinstance(event, (yaml.DocumentStartEvent, yaml.StreamStartEvent)):
+                mark = event.start_mark
+                raise ConfigError(f"config: {name} line {mark.line + 1}: YAML tags ({tag}) are not allowed")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"config: {name}{line} is not valid YAML: {problem}") from None
+
+
+def parse_config(document: Any, workspace: Path) -> DeployConfig:
+    """Validate a loaded config document against the schema and the cross-field rules."""
+    if not isinstance(document, dict):
+        raise ConfigError("config: the top level should be a mapping of sections (deployment_config, artifacts, ...)")
+    problems = _schema_problems(document)
+    if problems:
+        raise ConfigError(problems)
+    problems = list(_cross_field_problems(document, workspace))
+    if problems:
+        raise ConfigError(problems)
+    return _build(document, workspace)
+
+
+def _schema_problems(document: Mapping[str, Any]) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    return [_describe(error) for error in errors]
+
+
+def _path(parts: Iterable[Any]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+_TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "a whole number",
+               "number": "a number", "boolean": "true or false"}
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = _path(error.absolute_path)
+    kind = error.validator
+    value = error.validator_value
+    schema_node = error.schema if isinstance(error.schema, dict) else {}
+    if kind == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        field = missing[0] if missing else "?"
+        full = f"{where}.{field}" if error.absolute_path else field
+        return f"{full}: required field is missing; add it"
+    if kind == "additionalProperties":
+        allowed = sorted(schema_node.get("properties", {}))
+        extras = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        lines = []
+        for extra in extras:
+            full = f"{where}.{extra}" if error.absolute_path else extra
+            close = difflib.get_close_matches(extra, allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+            lines.append(f"{full}: unknown field; remove it ({hint})")
+        return "\n  - ".join(lines) if lines else f"{where}: unknown field"
+    if kind == "enum":
+        return f"{where}: {error.instance!r} is not allowed; use one of {', '.join(map(str, value))}"
+    if kind == "type":
+        want = _TYPE_NAMES.get(str(value), str(value))
+        return f"{where}: should be {want}, got {type(error.instance).__name__} {error.instance!r}"
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        lo = schema_node.get("minimum", schema_node.get("exclusiveMinimum"))
+        hi = schema_node.get("maximum", schema_node.get("exclusiveMaximum"))
+        lo_word = "from" if "minimum" in schema_node else "greater than"
+        hi_word = "to" if "maximum" in schema_node else "below"
+        bounds = f"{lo_word} {lo}" if lo is not None else ""
+        if hi is not None:
+            bounds += f" {hi_word} {hi}"
+        return f"{where}: {error.instance!r} is out of range; should be {bounds.strip()}"
+    if kind == "pattern":
+        return f"{where}: {error.instance!r} {_pattern_hint(str(value))}"
+    if kind in ("minItems", "minLength"):
+        return f"{where}: must not be empty"
+    if kind == "uniqueItems":
+        return f"{where}: has duplicate entries; list each once"
+    if kind == "oneOf":
+        options = [sorted(o.get("required", [])) for o in value if isinstance(o, dict)]
+        names = " or ".join("+".join(o) for o in options if o)
+        return f"{where}: set exactly one of {names}"
+    if kind == "maxLength":
+        return f"{where}: is longer than {value} characters"
+    return f"{where}: {error.message}"
+
+
+def _pattern_hint(pattern: str) -> str:
+    hints = {
+        "^[A-Za-z_][A-Za-z0-9_]*$": "should name an environment variable (letters, digits, _), e.g. MY_TOKEN",
+        "^https?://[^\\s]+$": "should be an http:// or https:// URL",
+        "^/": "should be a path starting with '/'",
+    }
+    for key, hint in hints.items():
+        if pattern == key:
+            return hint
+    if pattern.startswith("^127"):
+        return "should be a loopback address like 127.0.0.1:8080"
+    return f"does not match the expected form ({pattern})"
+
+
+# --- cross-field rules -------------------------------------------------------------------------
+
+
+def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[str]:
+    deployment = doc["deployment_config"]
+    platform, strategy = deployment["platform"], deployment["strategy"]
+    can = supported_strategies()[platform]
+    if strategy not in can:
+        alternatives = ", ".join(s for s in STRATEGIES if s in can)
+        others = ", ".join(p for p, s in supported_strategies().items() if strategy in s)
+        yield (
+            f"deployment_config.strategy: {strategy} is not possible on {platform}; "
+            f"use {alternatives} there, or platform {others} for {strategy}"
+        )
+    required_by_platform = {
+        "local": [("local", "add local: {command: [...], listen: '127.0.0.1:8080'}")],
+        "digitalocean": [("do_app_id", "add the App Platform app id (doctl apps list)")],
+        "kubernetes": [("k8s_namespace", "add the namespace"), ("k8s_deployment", "add the Deployment name")],
+    }
+    for field, fix in required_by_platform[platform]:
+        if field not in deployment:
+            yield f"deployment_config.{field}: required when platform is {platform}; {fix}"
+    if strategy == "canary" and "canary" in deployment:
+        weights = [step["weight"] for step in deployment["canary"]["steps"]]
+        for i, (a, b) in enumerate(zip(weights, weights[1:], strict=False), start=1):
+            if b <= a:
+                yield f"deployment_config.canary.steps[{i}].weight: {b} should be greater than the step before ({a})"
+
+    endpoint = doc["health_check"]["endpoint"]
+    if not endpoint.startswith("/") and not re.match(r"^https?://[^\s/]+", endpoint):
+        yield (
+            f"health_check.endpoint: {endpoint!r} should be a path such as /health "
+            "or an absolute http(s) URL"
+        )
+
+    artifacts = doc["artifacts"]
+    for key in ("migrations", "odoo_modules"):
+        for i, rel in enumerate(artifacts.get(key, [])):
+            problem = _path_problem(workspace, rel, f"artifacts.{key}[{i}]", must_exist=True)
+            if problem:
+                yield problem
+    local = deployment.get("local") or {}
+    for key in ("state_dir", "cwd"):
+        if key in local:
+            problem = _path_problem(workspace, local[key], f"deployment_config.local.{key}", must_exist=False)
+            if problem:
+                yield problem
+    metrics_file = (doc.get("metrics") or {}).get("textfile")
+    if metrics_file:
+        problem = _path_problem(workspace, metrics_file, "metrics.textfile", must_exist=False)
+        if problem:
+            yield problem
+
+    gates = doc.get("gates") or {}
+    if gates.get("source") == "http" and "url" not in gates:
+        yield "gates.url: required when gates.source is http; add the verdict service's base URL"
+    odoo = doc.get("odoo") or {}
+    if artifacts.get("odoo_modules") and not (odoo.get("upgrade_command") or odoo.get("xmlrpc_url")):
+        yield "odoo: artifacts.odoo_modules is set; add odoo.upgrade_command or odoo.xmlrpc_url to upgrade them"
+    if odoo.get("xmlrpc_url"):
+        for field in ("database", "username", "password_env_var"):
+            if field not in odoo:
+                yield f"odoo.{field}: required with odoo.xmlrpc_url"
+    notifications = doc.get("notifications") or {}
+    if "paging_url" in notifications and "paging_routing_key_env_var" not in notifications:
+        yield "notifications.paging_routing_key_env_var: required with notifications.paging_url"
+
+
+def _inside(workspace: Path, rel: str, field: str, problems: list[str]) -> Path | None:
+    problem = _path_problem(workspace, rel, field, must_exist=False)
+    if problem:
+        problems.append(problem)
+        return None
+    return (workspace / rel).resolve()
+
+
+def _path_problem(workspace: Path, rel: str, field: str, *, must_exist: bool) -> str | None:
+    if "\x00" in rel:
+        return f"{field}: contains a NUL byte"
+    target = (workspace / rel).resolve()
+    if target != workspace and workspace not in target.parents:
+        return f"{field}: {rel!r} leads outside the workspace ({workspace}); use a path inside it"
+    if must_exist and not target.exists():
+        return f"{field}: {rel!r} does not exist in the workspace"
+    return None
+
+
+# --- building the contract types ---------------------------------------------------------------
+
+
+def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
+    d = doc["deployment_config"]
+    local = d.get("local")
+    deployment = DeploymentConfig(
+        strategy=cast(Strategy, d["strategy"]),
+        platform=cast(PlatformName, d["platform"]),
+        do_app_id=d.get("do_app_id"),
+        do_region=d.get("do_region"),
+        do_component=d.get("do_component"),
+        k8s_namespace=d.get("k8s_namespace"),
+        k8s_deployment=d.get("k8s_deployment"),
+        local=(
+            LocalConfig(
+                command=tuple(local["command"]),
+                listen=local.get("listen", "127.0.0.1:8080"),
+                state_dir=Path(local.get("state_dir", ".deploy-orchestrator/local")),
+                cwd=Path(local["cwd"]) if "cwd" in local else None,
+                env=tuple(sorted(local.get("env", {}).items())),
+                replicas=local.get("replicas", 1),
+                drain_seconds=float(local.get("drain_seconds", 10)),
+                startup_timeout_seconds=float(local.get("startup_timeout_seconds", 30)),
+            )
+            if local
+            else None
+        ),
+        canary_steps=tuple(
+            CanaryStep(s["weight"], float(s.get("pause_seconds", 0)), s.get("analysis", True))
+            for s in (d.get("canary") or {}).get("steps", [{"weight": 100}])
+        ),
+        rolling=RollingConfig(**(d.get("rolling") or {})),
+    )
+    a = doc["artifacts"]
+    h = doc["health_check"]
+    r = doc["rollback_config"]
+    ab = doc["agentbench_config"]
+    c = doc["credentials"]
+    m = doc.get("migrations") or {}
+    lint = m.get("lint") or {}
+    n = doc.get("notifications") or {}
+    mx = doc.get("metrics") or {}
+    return DeployConfig(
+        deployment=deployment,
+        artifacts=Artifacts(
+            odoo_modules=tuple(Path(p) for p in a.get("odoo_modules", [])),
+            migrations=tuple(Path(p) for p in a.get("migrations", [])),
+            docker_image=a.get("docker_image"),
+        ),
+        health_check=HealthCheckConfig(
+            endpoint=h["endpoint"],
+            expected_status=h["expected_status"],
+            timeout_seconds=float(h["timeout_seconds"]),
+            retries=h["retries"],
+            interval_seconds=float(h["interval_seconds"]),
+        ),
+        rollback=RollbackConfig(
+            auto_rollback_on_failure=r["auto_rollback_on_failure"],
+            keep_previous_versions=r["keep_previous_versions"],
+            max_rollback_duration_seconds=float(r["max_rollback_duration_seconds"]),
+        ),
+        agentbench=AgentbenchConfig(
+            url=ab["url"],
+            token_env_var=ab["token_env_var"],
+            emit_dpo_on_failure=ab["emit_dpo_on_failure"],
+            timeout_seconds=float(ab.get("timeout_seconds", 10)),
+        ),
+        credentials=Credentials(
+            do_api_token_env_var=c["do_api_token_env_var"],
+            db_connection_env_var=c["db_connection_env_var"],
+            k8s_kubeconfig_env_var=c.get("k8s_kubeconfig_env_var"),
+        ),
+        validation_run_id=doc.get("validation_run_id"),
+        environment=doc.get("environment", "production"),
+        gates=GatesConfig(**_floats(doc.get("gates") or {}, "max_age_hours", "timeout_seconds")),
+        migrations=MigrationsConfig(
+            history_schema=m.get("history_schema", "deploy_orchestrator"),
+            lock_wait_seconds=float(m.get("lock_wait_seconds", 60)),
+            lock_timeout_seconds=float(m.get("lock_timeout_seconds", 5)),
+            out_of_order=m.get("out_of_order", False),
+            irreversible=frozenset(m.get("irreversible", [])),
+            lint_enabled=lint.get("enabled", True),
+            lint_acknowledge=tuple(sorted((k, frozenset(v)) for k, v in lint.get("acknowledge", {}).items())),
+        ),
+        verification=_verification(doc.get("verification") or {}),
+        odoo=_odoo(doc.get("odoo") or {}),
+        ledger=LedgerConfig(**(doc.get("ledger") or {})),
+        metrics=MetricsConfig(
+            pushgateway_url=mx.get("pushgateway_url"),
+            job=mx.get("job", "deploy-orchestrator"),
+            textfile=Path(mx.get("textfile", ".deploy-orchestrator/metrics.prom")),
+        ),
+        notifications=NotificationsConfig(
+            webhook_url_env_var=n.get("webhook_url_env_var"),
+            on=frozenset(n.get("on", ["success", "failed", "rolled_back"])),
+            paging_url=n.get("paging_url"),
+            paging_routing_key_env_var=n.get("paging_routing_key_env_var"),
+            timeout_seconds=float(n.get("timeout_seconds", 10)),
+        ),
+    )
+
+
+def _floats(section: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: (float(v) if k in keys else v) for k, v in section.items()}
+
+
+def _verification(v: Mapping[str, Any]) -> VerificationConfig:
+    db = v.get("database")
+    return VerificationConfig(
+        deadline_seconds=float(v.get("deadline_seconds", 60)),
+        retries=v.get("retries", 1),
+        interval_seconds=float(v.get("interval_seconds", 1)),
+        consecutive_failures=v.get("consecutive_failures", 1),
+        before_switch=v.get("before_switch", False),
+        database=DatabaseCheck(**_floats(db, "max_latency_ms", "timeout_seconds")) if db is not None else None,
+        critical_endpoints=tuple(
+            HttpCheck(name=e.get("name") or e.get("path") or e["url"], **_floats(_without(e, "name"), "timeout_seconds"))
+            for e in v.get("critical_endpoints", [])
+        ),
+        background_jobs=tuple(JobCheck(**_floats(j, "max_age_seconds", "timeout_seconds")) for j in v.get("background_jobs", [])),
+        metrics=tuple(MetricCheck(**_floats(mc, "timeout_seconds")) for mc in v.get("metrics", [])),
+    )
+
+
+def _odoo(o: Mapping[str, Any]) -> OdooConfig:
+    fields = _floats(o, "timeout_seconds")
+    if "upgrade_command" in fields:
+        fields["upgrade_command"] = tuple(fields["upgrade_command"])
+    return OdooConfig(**fields)
+
+
+def _without(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k not in keys}
+
+
+def env_var_names(config: DeployConfig) -> Sequence[str]:
+    """Every environment variable the config names as holding a secret."""
+    names = [
+        config.agentbench.token_env_var,
+        config.credentials.do_api_token_env_var,
+        config.credentials.db_connection_env_var,
+        config.credentials.k8s_kubeconfig_env_var,
+        config.gates.token_env_var,
+        config.gates.dsn_env_var,
+        config.ledger.dsn_env_var,
+        config.odoo.password_env_var,
+        config.notifications.webhook_url_env_var,
+        config.notifications.paging_routing_key_env_var,
+    ]
+    return [n for n in names if n]

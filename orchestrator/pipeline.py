@@ -1,0 +1,329 @@
+"""The ordered steps of one run. The only module that knows the sequence:
+
+    deliver earlier pairs → ledger start → digests → gates → plan → migrations → Odoo upgrade →
+    rollout (start, pre-switch health, switch, verification) → success | rollback →
+    hardening → record
+
+Each step is one call returning a typed outcome. A gate refusal stops before anything is
+touched. A failure after a side effect triggers the rollback, which undoes traffic and this
+run's migrations and re-checks the old release; if that fails, on-call is paged.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator import artifacts as artifact_digests
+from orchestrator import gates, ledger, metrics, notify, odoo
+from orchestrator.contract import (
+    DeploymentDetails,
+    HardeningOutcome,
+    HealthProbe,
+    MigrationResult,
+    Request,
+    Result,
+    RollbackOutcome,
+    Status,
+)
+from orchestrator.errors import GateError, MigrationError, OrchestratorError, RollbackError
+from orchestrator.hardening import pairs as hardening_pairs
+from orchestrator.hardening.loop import Hardening
+from orchestrator.migrations import runner as migration_runner
+from orchestrator.migrations import scripts as migration_scripts
+from orchestrator.platforms.base import Platform, Release
+from orchestrator.redaction import Secret
+from orchestrator.release_checks import ReleaseChecks
+from orchestrator.rollback import RollbackReport, roll_back
+from orchestrator.runlog import RunLog, utc_now
+from orchestrator.strategies import RolloutFailure, execute, plan_rollout
+
+__all__ = ["Pipeline", "RunState"]
+
+NO_VERSION = "none"
+
+
+@dataclass
+class RunState:
+    """What the run has done so far: everything the result, the ledger and the pair are built from."""
+
+    deployment_id: str
+    started_at: str
+    started: float
+    previous: Release | None = None
+    probes: list[HealthProbe] = field(default_factory=list)
+    migrations: list[MigrationResult] = field(default_factory=list)
+    rollback: RollbackOutcome = field(default_factory=lambda: RollbackOutcome(triggered=False))
+    hardening: HardeningOutcome = field(default_factory=HardeningOutcome)
+    status: Status = "failed"
+    exit_code: int = 1
+    error: OrchestratorError | None = None
+    traffic_moved: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, request: Request, platform: Platform, env: Mapping[str, str], log: RunLog) -> None:
+        self.request = request
+        self.config = request.config
+        self.inputs = request.inputs
+        self.platform = platform
+        self.env = env
+        self.log = log
+        self.dsn = self._secret(self.config.credentials.db_connection_env_var)
+        self.state = RunState(deployment_id=str(uuid.uuid4()), started_at=utc_now(), started=time.monotonic())
+        self.checks = ReleaseChecks(self.config, dsn=self.dsn)
+        ledger_dsn = self._secret(self.config.ledger.dsn_env_var) or self.dsn
+        self.ledger = ledger.open_ledger(ledger_dsn, self.config.ledger, log) if self.config.ledger.enabled else None
+        self.hardening = Hardening(self.config, ledger_dsn, self.inputs.workspace, env, log)
+
+    def _secret(self, name: str | None) -> Secret | None:
+        value = self.env.get(name) if name else None
+        return Secret(value, name or "secret") if value else None
+
+    # --- the sequence ------------------------------------------------------------------------
+
+    def run(self) -> Result:
+        mode = self.inputs.mode
+        self.log.info(f"deployment {self.state.deployment_id}: {mode} {self.inputs.version} "
+                      f"({self.config.deployment.strategy} on {self.config.deployment.platform})")
+        self.hardening.deliver_pending()
+        if self.ledger and mode != "plan":
+            self.ledger.start(self.state.deployment_id, self.request)
+        try:
+            if mode == "rollback":
+                self._manual_rollback()
+            else:
+                self._deploy(plan_only=mode == "plan")
+        except OrchestratorError as exc:
+            self._fail(exc)
+        result = self._result()
+        self._record(result)
+        return result
+
+    def _deploy(self, *, plan_only: bool) -> None:
+        digests = artifact_digests.digest_artifacts(
+            self.config.artifacts, self.inputs.workspace, image=self._image(), log=self.log
+        )
+        self.state.extras["artifacts"] = digests.to_dict()
+        modules = odoo.read_modules(self.config.artifacts.odoo_modules, self.inputs.workspace)
+        if modules:
+            self.state.extras["odoo_modules"] = [m.to_dict() for m in modules]
+        report = gates.check_gates(
+            self.request.validation_run_id, digests, gates.open_source(self.config, self.env), self.config.gates
+        )
+        for line in report.describe():
+            self.log.info(f"gate: {line}")
+        self.state.extras["gates"] = report.to_dict()
+
+        self.state.previous = self.platform.live()
+        previous = self.state.previous.version if self.state.previous else None
+        rollout = plan_rollout(
+            self.config, platform=self.platform, old=previous, new=self.inputs.version, image=self._image()
+        )
+        scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
+        changed_modules = odoo.plan_upgrade(modules, digests, self._previous_module_digests())
+
+        with self._migration_session(scripts) as runner:
+            migration_plan = runner.plan(scripts, report.approved_migrations) if runner else None
+            plan_lines = migration_plan.describe() if migration_plan else ["no migrations"]
+            self.state.extras["plan"] = {
+                "rollout": rollout.describe(),
+                "migrations": plan_lines,
+                "odoo_upgrade": list(changed_modules),
+            }
+            for line in [*plan_lines, *rollout.describe()]:
+                self.log.info(f"plan: {line}")
+            if plan_only:
+                self.state.status, self.state.exit_code = "success", 0
+                return
+            applied: list[MigrationResult] = []
+            try:
+                if runner and migration_plan:
+                    try:
+                        applied = runner.apply(migration_plan)
+                    finally:
+                        self.state.migrations.extend(getattr(runner, "last_results", applied))
+                if changed_modules:
+                    odoo.upgrade(changed_modules, self.config.odoo, self.env, self.inputs.workspace, log=self.log)
+                outcome = execute(rollout, self.platform, self.checks, self.log)
+                self.state.probes.extend(outcome.probes)
+                self.state.traffic_moved = outcome.traffic_moved
+            except OrchestratorError as exc:
+                traffic_moved = False
+                if isinstance(exc, RolloutFailure):
+                    self.state.probes.extend(exc.outcome.probes)
+                    traffic_moved = exc.outcome.traffic_moved
+                self.state.traffic_moved = traffic_moved
+                self._roll_back_after(exc, runner, applied, traffic_moved)
+                return
+        retired = self.platform.retire(self.config.rollback.keep_previous_versions)
+        if retired:
+            self.log.info(f"retired releases beyond keep_previous_versions: {', '.join(retired)}")
+        self.state.status, self.state.exit_code = "success", 0
+        self.log.info(f"{self.inputs.version} is live at {self.platform.live_url()}")
+
+    @contextmanager
+    def _migration_session(self, scripts: Sequence[Any]) -> Iterator[Any]:
+        if not scripts:
+            yield None
+            return
+        if self.dsn is None:
+            raise MigrationError(
+                f"migrations are listed but ${self.config.credentials.db_connection_env_var} is not set; "
+                "export the database DSN under that name (credentials.db_connection_env_var)"
+            )
+        session = migration_runner.MigrationRunner(
+            self.dsn,
+            self.config.migrations,
+            deployment_id=self.state.deployment_id,
+            installed_by=self.env.get("GITHUB_ACTOR") or "deploy-orchestrator",
+        )
+        with session:
+            yield session
+
+    def _roll_back_after(
+        self, exc: OrchestratorError, runner: Any, applied: Sequence[MigrationResult], traffic_moved: bool
+    ) -> None:
+        cause = exc.cause if isinstance(exc, RolloutFailure) else exc
+        self.state.error = cause
+        reason = f"{cause.step}: {cause}"
+        if not self.config.rollback.auto_rollback_on_failure:
+            self.log.error(f"{reason} (auto_rollback_on_failure is false: nothing undone)")
+            self.state.status, self.state.exit_code = "failed", 1
+            return
+
+        def undo() -> Sequence[MigrationResult]:
+            return runner.undo(applied) if runner and applied else []
+
+        report = roll_back(
+            platform=self.platform,
+            previous=self.state.previous,
+            failed_version=self.inputs.version,
+            traffic_moved=traffic_moved,
+            reason=reason,
+            checks=self.checks,
+            undo_migrations=undo,
+            budget_seconds=self.config.rollback.max_rollback_duration_seconds,
+            log=self.log,
+        )
+        self._absorb(report)
+
+    def _absorb(self, report: RollbackReport) -> None:
+        self.state.rollback = report.outcome
+        self.state.probes.extend(report.probes)
+        self.state.migrations.extend(report.undone)
+        if report.error is None:
+            self.state.status = "rolled_back"
+        else:
+            self.state.status = "failed"
+            self.state.error = report.error
+        self.state.exit_code = 1
+
+    def _manual_rollback(self) -> None:
+        releases = self.platform.releases()
+        live = self.platform.live()
+        self.state.previous = live
+        wanted = self.inputs.rollback_to
+        candidates = [r for r in releases if live is None or r.version != live.version]
+        target = next((r for r in candidates if r.version == wanted), None) if wanted else next(iter(candidates), None)
+        if target is None:
+            kept = ", ".join(r.version for r in releases) or "none"
+            raise RollbackError(f"no kept release {wanted or '(previous)'} to roll back to; kept: {kept}")
+        self.log.info(f"manual rollback from {live.version if live else NO_VERSION} to {target.version}")
+        self.log.warn("manual rollback moves traffic only; migrations applied since stay in place")
+        began = time.monotonic()
+        self.platform.rollback(target)
+        verdict = self.checks.release(self.platform.live_url(), analysis=False)
+        self.platform.confirm_rollback(verdict.passed)
+        self.state.probes.extend(verdict.probes)
+        self.state.rollback = RollbackOutcome(
+            triggered=True,
+            reason=f"manual rollback to {target.version}",
+            previous_version=target.version,
+            duration_seconds=round(time.monotonic() - began, 3),
+            succeeded=verdict.passed,
+        )
+        if not verdict.passed:
+            raise RollbackError(f"{target.version} is unhealthy after the rollback: {verdict.reason}")
+        self.state.status, self.state.exit_code = "rolled_back", 0
+
+    def _fail(self, exc: OrchestratorError) -> None:
+        self.state.error = exc
+        self.state.exit_code = exc.exit_code
+        if not self.state.rollback.triggered or isinstance(exc, RollbackError):
+            self.state.status = "failed"
+        if isinstance(exc, GateError):
+            self.log.error(f"refused by the {exc.gate} gate: {exc}")
+        else:
+            self.log.error(f"{exc.step} failed: {exc}")
+
+    # --- after the run -----------------------------------------------------------------------
+
+    def _result(self) -> Result:
+        s = self.state
+        error = s.error
+        extras = dict(s.extras)
+        if error is not None and isinstance(error, GateError):
+            extras["refused"] = {"gate": error.gate, "reason": str(error), **error.facts}
+        if s.status != "success" and self.config.agentbench.emit_dpo_on_failure and s.exit_code in (1,):
+            context = hardening_pairs.FailureContext.from_run(self.request, s)
+            s.hardening = self.hardening.emit(context)
+        elif s.exit_code == 1:
+            s.hardening = self.hardening.queued_outcome()
+        return Result(
+            deployment_id=s.deployment_id,
+            validation_run_id=self.request.validation_run_id or "",
+            deployed_at=s.started_at,
+            status=s.status,
+            deployment_details=DeploymentDetails(
+                strategy=self.config.deployment.strategy,
+                platform=self.config.deployment.platform,
+                previous_version=s.previous.version if s.previous else NO_VERSION,
+                new_version=self.inputs.version,
+                duration_seconds=round(time.monotonic() - s.started, 3),
+            ),
+            health_checks=tuple(s.probes),
+            migrations_applied=tuple(s.migrations),
+            rollback=s.rollback,
+            hardening=s.hardening,
+            logs=self.log.entries,
+            mode=self.inputs.mode,
+            url=self._url(),
+            exit_code=s.exit_code,
+            error=str(error) if error else None,
+            failed_step=error.step if error else None,
+            extras=tuple(sorted(extras.items())),
+        )
+
+    def _record(self, result: Result) -> None:
+        """Ledger, lineage, metrics, notification, paging: each logged on failure, none fatal."""
+        if self.inputs.mode == "plan":
+            return
+        if self.ledger:
+            self.ledger.finish(result)
+        metrics.record_run(result, self.config.metrics, self.inputs.workspace, log=self.log)
+        notifier = notify.Notifier(self.config.notifications, self.env, log=self.log)
+        notifier.announce(result)
+        if isinstance(self.state.error, RollbackError):
+            notifier.page(result, str(self.state.error))
+
+    def _image(self) -> str | None:
+        return self.inputs.image or self.config.artifacts.docker_image
+
+    def _url(self) -> str | None:
+        try:
+            return self.platform.live_url()
+        except OrchestratorError:
+            return None
+
+    def _previous_module_digests(self) -> Mapping[str, str]:
+        return self.ledger.last_module_digests() if self.ledger else {}
+
+
+def _nothing() -> nullcontext[None]:
+    return nullcontext()

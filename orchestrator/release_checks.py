@@ -1,0 +1,38 @@
+"""The health side of a rollout, as the strategies see it (`strategies.base.Checks`).
+
+Pre-switch: the seed's health flow against the release's own address, optionally followed by
+the verification checks (analysis). Post-switch: the seed's `verify_deployment` through the
+public route, every check in parallel under one deadline.
+"""
+
+from __future__ import annotations
+
+import time
+
+from orchestrator.contract import DeployConfig
+from orchestrator.health import wait_until_healthy
+from orchestrator.redaction import Secret
+from orchestrator.strategies.base import CheckVerdict
+from orchestrator.verification import verify
+
+__all__ = ["ReleaseChecks"]
+
+
+class ReleaseChecks:
+    def __init__(self, config: DeployConfig, *, dsn: Secret | None) -> None:
+        self._config = config
+        self._dsn = dsn
+
+    def release(self, base_url: str, *, analysis: bool) -> CheckVerdict:
+        health = self._config.health_check
+        budget = health.retries * (health.timeout_seconds + health.interval_seconds)
+        verdict = wait_until_healthy(base_url, health, deadline=time.monotonic() + budget)
+        if not verdict.passed or not analysis:
+            return CheckVerdict(verdict.passed, verdict.probes, verdict.reason)
+        checked = verify(base_url, health, self._config.verification, dsn=self._dsn)
+        reason = "; ".join(checked.failures) or None
+        return CheckVerdict(checked.passed, verdict.probes + checked.probes, reason)
+
+    def live(self, base_url: str) -> CheckVerdict:
+        checked = verify(base_url, self._config.health_check, self._config.verification, dsn=self._dsn)
+        return CheckVerdict(checked.passed, checked.probes, "; ".join(checked.failures) or None)

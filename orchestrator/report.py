@@ -1,0 +1,182 @@
+"""The result, written where people and workflows read it.
+
+- validated against `schema/deploy-result.schema.json` before anything is written;
+- `$GITHUB_OUTPUT`: every output of action.yml, multi-line safe with a random delimiter;
+- `$GITHUB_STEP_SUMMARY`: a readable Markdown report (capped below GitHub's 1 MiB);
+- `result-file`: the same JSON under the workspace.
+Outside Actions the JSON goes to stdout and the Markdown to a file beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from orchestrator.config import schema
+from orchestrator.contract import Result
+from orchestrator.redaction import redact
+
+__all__ = ["OUTPUTS", "outputs", "summary_markdown", "validate_result", "write_outputs"]
+
+OUTPUTS: dict[str, str] = {
+    "result": "The whole output contract (DeploymentOrchestratorOutput) as compact JSON.",
+    "status": "success | failed | rolled_back.",
+    "deployment-id": "UUID of this run.",
+    "new-version": "The release this run deployed.",
+    "previous-version": "The release that was live before ('none' on a first deploy).",
+    "url": "The public URL of the live release.",
+    "rolled-back": "true when a rollback ran.",
+    "result-file": "Path of the result JSON under the workspace.",
+}
+"""The Action's outputs. A test keeps action.yml in step with this table."""
+
+SUMMARY_LIMIT = 1_000_000
+RESULT_FILE = ".deploy-orchestrator/result.json"
+SUMMARY_FILE = ".deploy-orchestrator/summary.md"
+
+
+def validate_result(data: Mapping[str, Any]) -> None:
+    """Raise jsonschema.ValidationError when the result breaks the output contract."""
+    jsonschema.Draft202012Validator(schema("deploy-result")).validate(data)
+
+
+def outputs(result: Result, result_file: str) -> dict[str, str]:
+    data = result.to_dict()
+    return {
+        "result": redact(json.dumps(data, separators=(",", ":"), sort_keys=True)),
+        "status": result.status,
+        "deployment-id": result.deployment_id,
+        "new-version": result.deployment_details.new_version,
+        "previous-version": result.deployment_details.previous_version,
+        "url": result.url or "",
+        "rolled-back": "true" if result.rollback.triggered else "false",
+        "result-file": result_file,
+    }
+
+
+def write_outputs(result: Result, workspace: Path, env: Mapping[str, str]) -> dict[str, Path]:
+    """Write the result JSON, the summary, and the GitHub outputs. Returns where each went."""
+    data = result.to_dict()
+    validate_result(data)
+    written: dict[str, Path] = {}
+    result_path = workspace / RESULT_FILE
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    result_path.write_text(redact(json.dumps(data, indent=2, sort_keys=True)) + "\n", encoding="utf-8")
+    written["result"] = result_path
+    markdown = summary_markdown(result)
+    summary_target = env.get("GITHUB_STEP_SUMMARY")
+    summary_path = Path(summary_target) if summary_target else workspace / SUMMARY_FILE
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    with summary_path.open("a" if summary_target else "w", encoding="utf-8") as fh:
+        fh.write(markdown)
+    written["summary"] = summary_path
+    output_target = env.get("GITHUB_OUTPUT")
+    if output_target:
+        with Path(output_target).open("a", encoding="utf-8") as fh:
+            for name, value in outputs(result, RESULT_FILE).items():
+                fh.write(_output_line(name, value))
+        written["outputs"] = Path(output_target)
+    return written
+
+
+def _output_line(name: str, value: str) -> str:
+    if "\n" not in value and "\r" not in value:
+        return f"{name}={value}\n"
+    delimiter = f"ghadelimiter_{uuid.uuid4()}"
+    while delimiter in value:
+        delimiter = f"ghadelimiter_{uuid.uuid4()}"
+    return f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
+
+
+_ICON = {"success": "✅", "failed": "❌", "rolled_back": "↩️"}
+
+
+def summary_markdown(result: Result) -> str:
+    """A readable report: what changed, checks with timings, migrations, rollback, hardening."""
+    d = result.deployment_details
+    data = result.to_dict()
+    lines = [
+        f"## {_ICON.get(result.status, '')} deploy-orchestrator: {result.status.replace('_', ' ')}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| mode | `{result.mode}` |",
+        f"| release | `{d.previous_version}` → `{d.new_version}` |",
+        f"| strategy / platform | {d.strategy} on {d.platform} |",
+        f"| duration | {d.duration_seconds:.1f} s |",
+        f"| deployment id | `{result.deployment_id}` |",
+        f"| validation run | `{result.validation_run_id or '—'}` |",
+    ]
+    if result.url:
+        lines.append(f"| url | {result.url} |")
+    if result.error:
+        lines += ["", f"**{result.failed_step or 'error'}:** {_cell(result.error)}"]
+    refused = data.get("refused")
+    if refused:
+        lines += ["", f"Refused by the **{refused.get('gate')}** gate; nothing was touched."]
+    plan = data.get("plan")
+    if plan:
+        lines += ["", "### Plan", ""]
+        lines += [f"- {_cell(step)}" for step in plan.get("rollout", [])]
+        lines += [f"- migrations: {_cell(m)}" for m in plan.get("migrations", [])]
+    gate_lines = (data.get("gates") or {}).get("lines") or []
+    if gate_lines:
+        lines += ["", "### Gates", ""] + [f"- {_cell(g)}" for g in gate_lines]
+    if result.health_checks:
+        lines += ["", "### Checks", "", "| check | status | time (ms) | result | at |", "|---|---|---|---|---|"]
+        for probe in result.health_checks:
+            outcome = "pass" if probe.passed else f"**fail** {_cell(probe.detail or '')}"
+            lines.append(
+                f"| `{_cell(probe.endpoint)}` | {probe.status_code} | {probe.response_time_ms:.1f} | {outcome} | "
+                f"{probe.timestamp} |"
+            )
+    if result.migrations_applied:
+        lines += ["", "### Migrations", "", "| version | file | direction | time (ms) | result |", "|---|---|---|---|---|"]
+        for m in result.migrations_applied:
+            outcome = "ok" if m.success else f"**failed** {_cell(m.error or '')}"
+            lines.append(f"| {m.version} | `{m.filename}` | {m.direction} | {m.duration_ms:.1f} | {outcome} |")
+    rb = result.rollback
+    if rb.triggered:
+        lines += [
+            "",
+            "### Rollback",
+            "",
+            f"- reason: {_cell(rb.reason or '')}",
+            f"- back to: `{rb.previous_version or '—'}`",
+            f"- took: {rb.duration_seconds or 0:.2f} s",
+            f"- result: {'succeeded' if rb.succeeded else '**FAILED: on-call paged**'}",
+        ]
+    h = result.hardening
+    if h.dpo_pairs_generated or h.queued or h.delivered:
+        lines += [
+            "",
+            "### Hardening",
+            "",
+            f"- preference pairs generated: {h.dpo_pairs_generated}",
+            f"- delivered to agentbench: {h.delivered}"
+            + (f" (submission `{h.agentbench_submission_id}`)" if h.agentbench_submission_id else ""),
+            f"- queued for the next run: {h.queued}",
+        ]
+        if h.fallback_file:
+            lines.append(f"- kept in `{h.fallback_file}` (database unreachable)")
+    artifacts = data.get("artifacts")
+    if artifacts:
+        lines += ["", "<details><summary>Artifact digests</summary>", "", "```json",
+                  json.dumps(artifacts, indent=2, sort_keys=True), "```", "</details>"]
+    if result.logs:
+        lines += ["", "<details><summary>Log</summary>", "", "```"]
+        lines += [f"{e.timestamp} {e.level.upper():5} {e.message}" for e in result.logs]
+        lines += ["```", "</details>"]
+    text = redact("\n".join(lines) + "\n\n")
+    if len(text.encode()) > SUMMARY_LIMIT:
+        text = text.encode()[: SUMMARY_LIMIT - 200].decode(errors="ignore") + "\n\n…(cut: the full result is in result-file)\n"
+    return text
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,81 @@
+"""Undo a failed rollout: traffic back, this run's migrations undone, the old release re-checked.
+
+Order matters: traffic goes back first (users first), then the schema, because the old release
+already ran against the new schema during the switch; the old release is checked last, through
+the public route, and the platform is told to keep (or revert) its rollback. Any failure here is
+a `RollbackError`, and the caller pages on-call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from orchestrator.contract import HealthProbe, MigrationResult, RollbackOutcome
+from orchestrator.errors import OrchestratorError, RollbackError
+from orchestrator.platforms.base import Platform, Release
+from orchestrator.runlog import RunLog
+from orchestrator.strategies.base import Checks
+
+__all__ = ["RollbackReport", "roll_back"]
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackReport:
+    outcome: RollbackOutcome
+    probes: tuple[HealthProbe, ...]
+    undone: tuple[MigrationResult, ...]
+    error: RollbackError | None = None
+
+
+def roll_back(
+    *,
+    platform: Platform,
+    previous: Release | None,
+    failed_version: str,
+    traffic_moved: bool,
+    reason: str,
+    checks: Checks,
+    undo_migrations: Callable[[], Sequence[MigrationResult]],
+    budget_seconds: float,
+    log: RunLog,
+) -> RollbackReport:
+    """Never raises: a failed rollback comes back as `error` so the caller can page and record it."""
+    began = time.monotonic()
+    log.warn(f"rolling back {failed_version}: {reason}")
+    probes: tuple[HealthProbe, ...] = ()
+    undone: tuple[MigrationResult, ...] = ()
+    error: RollbackError | None = None
+    try:
+        if previous is not None and traffic_moved:
+            platform.rollback(previous)
+            log.info(f"traffic back on {previous.version}")
+        undone = tuple(undo_migrations())
+        if any(not m.success for m in undone):
+            raise RollbackError("a migration could not be undone: " + "; ".join(m.error or m.filename for m in undone if not m.success))
+        if previous is not None:
+            verdict = checks.release(platform.live_url(), analysis=False)
+            probes = verdict.probes
+            platform.confirm_rollback(verdict.passed)
+            if not verdict.passed:
+                raise RollbackError(f"previous release {previous.version} is unhealthy too: {verdict.reason}")
+            log.info(f"previous release {previous.version} is healthy")
+        platform.stop(failed_version)
+    except RollbackError as exc:
+        error = exc
+    except OrchestratorError as exc:
+        error = RollbackError(f"rollback failed at {exc.step}: {exc}")
+    duration = time.monotonic() - began
+    if error is None and duration > budget_seconds:
+        log.warn(f"rollback took {duration:.1f}s, over max_rollback_duration_seconds ({budget_seconds:g}s)")
+    if error is not None:
+        log.error(f"ROLLBACK FAILED: {error}")
+    outcome = RollbackOutcome(
+        triggered=True,
+        reason=reason,
+        previous_version=previous.version if previous else None,
+        duration_seconds=round(duration, 3),
+        succeeded=error is None,
+    )
+    return RollbackReport(outcome=outcome, probes=probes, undone=undone, error=error)

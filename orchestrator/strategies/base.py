@@ -1,0 +1,150 @@
+"""One place picks the strategy and turns the request into a plan; one executor carries it out.
+
+Strategies differ only in the plan they build (see `steps.py`); the executor drives any
+`Platform` through it and stops at the first failed check, reporting how far traffic had
+moved so the rollback knows what to undo.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from orchestrator.contract import DeployConfig, HealthProbe
+from orchestrator.errors import DeployError, HealthError, OrchestratorError
+from orchestrator.platforms.base import Platform, Release
+from orchestrator.runlog import RunLog
+from orchestrator.strategies import blue_green, canary, rolling
+from orchestrator.strategies.steps import Analysis, Pause, PreSwitchCheck, Route, Start, Step, Verify, describe
+
+__all__ = ["CheckVerdict", "Checks", "RolloutFailure", "RolloutOutcome", "RolloutPlan", "execute", "plan_rollout"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckVerdict:
+    passed: bool
+    probes: tuple[HealthProbe, ...] = ()
+    reason: str | None = None
+
+
+class Checks(Protocol):
+    """The health side of a rollout, given by the pipeline so strategies stay platform-only."""
+
+    def release(self, base_url: str, *, analysis: bool) -> CheckVerdict:
+        """The seed's health flow (and optionally the verification checks) against one release."""
+
+    def live(self, base_url: str) -> CheckVerdict:
+        """Post-switch verification through the public route."""
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutPlan:
+    strategy: str
+    platform: str
+    old_version: str | None
+    new_version: str
+    steps: tuple[Step, ...]
+
+    def describe(self) -> list[str]:
+        return [f"{i}. {describe(step)}" for i, step in enumerate(self.steps, start=1)]
+
+
+@dataclass
+class RolloutOutcome:
+    probes: list[HealthProbe] = field(default_factory=list)
+    started: Release | None = None
+    traffic_moved: bool = False
+    switch_ms: float | None = None
+
+
+class RolloutFailure(OrchestratorError):
+    """A rollout stopped part-way; carries what happened so far for the rollback and the report."""
+
+    def __init__(self, cause: OrchestratorError, outcome: RolloutOutcome) -> None:
+        super().__init__(str(cause), step=cause.step)
+        self.cause = cause
+        self.outcome = outcome
+
+
+def plan_rollout(config: DeployConfig, *, platform: Platform, old: str | None, new: str, image: str | None) -> RolloutPlan:
+    """Decide the rollout as data. Pure: reads only its arguments."""
+    d = config.deployment
+    analysis = config.verification.before_switch
+    steps: list[Step]
+    if d.strategy == "blue_green":
+        steps = blue_green.plan(old=old, new=new, image=image, analysis=analysis, cuts_over_itself=platform.cuts_over_itself)
+    elif d.strategy == "canary":
+        steps = canary.plan(old=old, new=new, image=image, analysis=analysis, steps=d.canary_steps)
+    else:
+        replicas = d.local.replicas if d.local else 1
+        steps = rolling.plan(
+            old=old,
+            new=new,
+            image=image,
+            replicas=replicas,
+            pause_seconds=d.rolling.pause_seconds,
+            cuts_over_itself=platform.cuts_over_itself,
+        )
+    return RolloutPlan(d.strategy, d.platform, old, new, tuple(steps))
+
+
+def execute(
+    plan: RolloutPlan,
+    platform: Platform,
+    checks: Checks,
+    log: RunLog,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RolloutOutcome:
+    """Carry out the plan. Raises RolloutFailure (wrapping DeployError/HealthError) at the first failure."""
+    outcome = RolloutOutcome()
+    for step in plan.steps:
+        log.info(describe(step))
+        try:
+            _run_step(step, plan, platform, checks, outcome, log, sleep)
+        except OrchestratorError as exc:
+            raise RolloutFailure(exc, outcome) from exc
+    return outcome
+
+
+def _run_step(
+    step: Step,
+    plan: RolloutPlan,
+    platform: Platform,
+    checks: Checks,
+    outcome: RolloutOutcome,
+    log: RunLog,
+    sleep: Callable[[float], None],
+) -> None:
+    match step:
+        case Start(version, image):
+            outcome.started = platform.start(version, image)
+            if platform.cuts_over_itself:
+                outcome.traffic_moved = True
+        case PreSwitchCheck(analysis):
+            release = outcome.started
+            if release is None or release.url is None:
+                raise DeployError("the new release has no direct address for pre-switch checks", operation="start")
+            _require(checks.release(release.url, analysis=analysis), outcome, "pre-switch health check")
+        case Route(weights):
+            began = time.perf_counter()
+            platform.route(dict(weights))
+            elapsed = (time.perf_counter() - began) * 1000
+            outcome.traffic_moved = True
+            if step.new_weight == 100:
+                outcome.switch_ms = elapsed
+            log.info(f"traffic switched in {elapsed:.1f} ms")
+        case Pause(seconds):
+            sleep(seconds)
+        case Analysis(weight):
+            _require(checks.live(platform.live_url()), outcome, f"analysis at {weight}%")
+        case Verify():
+            _require(checks.live(platform.live_url()), outcome, "post-switch verification")
+
+
+def _require(verdict: CheckVerdict, outcome: RolloutOutcome, what: str) -> None:
+    outcome.probes.extend(verdict.probes)
+    if not verdict.passed:
+        raise HealthError(f"{what} failed: {verdict.reason or 'no reason given'}", check=what)
