@@ -17,17 +17,18 @@ import os
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator import config as config_module
 from orchestrator import report
-from orchestrator.contract import Request
-from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.contract import Request, Result
+from orchestrator.errors import ConfigError
 from orchestrator.platforms.base import REGISTRY, Platform, PlatformContext
 from orchestrator.redaction import install_filter, redact, register
 from orchestrator.runlog import RunLog
 
-__all__ = ["build_platform", "main", "raw_inputs", "run"]
+__all__ = ["Execution", "build_platform", "execute", "main", "raw_inputs", "run"]
 
 log = logging.getLogger("orchestrator")
 
@@ -68,10 +69,25 @@ def raw_inputs(args: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
     return raw
 
 
+@dataclass(frozen=True, slots=True)
+class Execution:
+    exit_code: int
+    result: Result | None
+    written: Mapping[str, Path]
+
+
 def run(args: Sequence[str], env: Mapping[str, str]) -> int:
-    in_actions = env.get("GITHUB_ACTIONS") == "true"
     _setup_logging()
-    raw = raw_inputs(args, env)
+    execution = execute(raw_inputs(args, env), env)
+    if execution.result is not None and env.get("GITHUB_ACTIONS") != "true":
+        print(redact(json.dumps(execution.result.to_dict(), indent=2, sort_keys=True)))
+        print(f"summary: {execution.written['summary']}\nresult:  {execution.written['result']}", file=sys.stderr)
+    return execution.exit_code
+
+
+def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
+    """Validate, run the pipeline, write the outputs. Returns the exit code and what was written."""
+    in_actions = env.get("GITHUB_ACTIONS") == "true"
     if raw.get("github-token"):
         register(raw["github-token"])
     try:
@@ -84,28 +100,24 @@ def run(args: Sequence[str], env: Mapping[str, str]) -> int:
         _annotate("error", "invalid configuration", str(exc), in_actions)
         print(redact(str(exc)), file=sys.stderr)
         _write_bare_outputs(env, "failed")
-        return exc.exit_code
-    runlog = RunLog()
+        return Execution(exc.exit_code, None, {})
     if in_actions:
         print(f"::group::deploy-orchestrator {request.inputs.mode} {request.inputs.version}", flush=True)
     try:
         from orchestrator.pipeline import Pipeline
 
-        result = Pipeline(request, platform, env, runlog).run()
+        result = Pipeline(request, platform, env, RunLog()).run()
     except Exception:  # the one broad catch: any surprise is a failed deploy with its traceback logged
         log.error("unexpected error:\n%s", redact(traceback.format_exc()))
         _write_bare_outputs(env, "failed")
-        return 1
+        return Execution(1, None, {})
     finally:
         if in_actions:
             print("::endgroup::", flush=True)
     written = report.write_outputs(result, request.inputs.workspace, env)
     if result.error:
         _annotate("error", f"deploy {result.status}", result.error, in_actions)
-    if not in_actions:
-        print(redact(json.dumps(result.to_dict(), indent=2, sort_keys=True)))
-        print(f"summary: {written['summary']}\nresult:  {written['result']}", file=sys.stderr)
-    return result.exit_code
+    return Execution(result.exit_code, result, written)
 
 
 def build_platform(request: Request, env: Mapping[str, str]) -> Platform:

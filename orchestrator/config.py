@@ -238,8 +238,14 @@ def _path(parts: Iterable[Any]) -> str:
     return out or "(top level)"
 
 
-_TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "a whole number",
-               "number": "a number", "boolean": "true or false"}
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+}
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -335,10 +341,7 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
 
     endpoint = doc["health_check"]["endpoint"]
     if not endpoint.startswith("/") and not re.match(r"^https?://[^\s/]+", endpoint):
-        yield (
-            f"health_check.endpoint: {endpoint!r} should be a path such as /health "
-            "or an absolute http(s) URL"
-        )
+        yield (f"health_check.endpoint: {endpoint!r} should be a path such as /health or an absolute http(s) URL")
 
     artifacts = doc["artifacts"]
     for key in ("migrations", "odoo_modules"):
@@ -509,10 +512,14 @@ def _verification(v: Mapping[str, Any]) -> VerificationConfig:
         before_switch=v.get("before_switch", False),
         database=DatabaseCheck(**_floats(db, "max_latency_ms", "timeout_seconds")) if db is not None else None,
         critical_endpoints=tuple(
-            HttpCheck(name=e.get("name") or e.get("path") or e["url"], **_floats(_without(e, "name"), "timeout_seconds"))
+            HttpCheck(
+                name=e.get("name") or e.get("path") or e["url"], **_floats(_without(e, "name"), "timeout_seconds")
+            )
             for e in v.get("critical_endpoints", [])
         ),
-        background_jobs=tuple(JobCheck(**_floats(j, "max_age_seconds", "timeout_seconds")) for j in v.get("background_jobs", [])),
+        background_jobs=tuple(
+            JobCheck(**_floats(j, "max_age_seconds", "timeout_seconds")) for j in v.get("background_jobs", [])
+        ),
         metrics=tuple(MetricCheck(**_floats(mc, "timeout_seconds")) for mc in v.get("metrics", [])),
     )
 

@@ -89,8 +89,10 @@ class Pipeline:
 
     def run(self) -> Result:
         mode = self.inputs.mode
-        self.log.info(f"deployment {self.state.deployment_id}: {mode} {self.inputs.version} "
-                      f"({self.config.deployment.strategy} on {self.config.deployment.platform})")
+        self.log.info(
+            f"deployment {self.state.deployment_id}: {mode} {self.inputs.version} "
+            f"({self.config.deployment.strategy} on {self.config.deployment.platform})"
+        )
         self.hardening.deliver_pending()
         if self.ledger and mode != "plan":
             self.ledger.start(self.state.deployment_id, self.request)

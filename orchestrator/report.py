@@ -136,7 +136,13 @@ def summary_markdown(result: Result) -> str:
                 f"{probe.timestamp} |"
             )
     if result.migrations_applied:
-        lines += ["", "### Migrations", "", "| version | file | direction | time (ms) | result |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "### Migrations",
+            "",
+            "| version | file | direction | time (ms) | result |",
+            "|---|---|---|---|---|",
+        ]
         for m in result.migrations_applied:
             outcome = "ok" if m.success else f"**failed** {_cell(m.error or '')}"
             lines.append(f"| {m.version} | `{m.filename}` | {m.direction} | {m.duration_ms:.1f} | {outcome} |")
@@ -166,15 +172,25 @@ def summary_markdown(result: Result) -> str:
             lines.append(f"- kept in `{h.fallback_file}` (database unreachable)")
     artifacts = data.get("artifacts")
     if artifacts:
-        lines += ["", "<details><summary>Artifact digests</summary>", "", "```json",
-                  json.dumps(artifacts, indent=2, sort_keys=True), "```", "</details>"]
+        lines += [
+            "",
+            "<details><summary>Artifact digests</summary>",
+            "",
+            "```json",
+            json.dumps(artifacts, indent=2, sort_keys=True),
+            "```",
+            "</details>",
+        ]
     if result.logs:
         lines += ["", "<details><summary>Log</summary>", "", "```"]
         lines += [f"{e.timestamp} {e.level.upper():5} {e.message}" for e in result.logs]
         lines += ["```", "</details>"]
     text = redact("\n".join(lines) + "\n\n")
     if len(text.encode()) > SUMMARY_LIMIT:
-        text = text.encode()[: SUMMARY_LIMIT - 200].decode(errors="ignore") + "\n\n…(cut: the full result is in result-file)\n"
+        text = (
+            text.encode()[: SUMMARY_LIMIT - 200].decode(errors="ignore")
+            + "\n\n…(cut: the full result is in result-file)\n"
+        )
     return text
 
 

@@ -53,7 +53,9 @@ def roll_back(
             log.info(f"traffic back on {previous.version}")
         undone = tuple(undo_migrations())
         if any(not m.success for m in undone):
-            raise RollbackError("a migration could not be undone: " + "; ".join(m.error or m.filename for m in undone if not m.success))
+            raise RollbackError(
+                "a migration could not be undone: " + "; ".join(m.error or m.filename for m in undone if not m.success)
+            )
         if previous is not None:
             verdict = checks.release(platform.live_url(), analysis=False)
             probes = verdict.probes

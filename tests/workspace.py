@@ -16,7 +16,15 @@ def base_config(listen_port: int = 18080) -> dict[str, Any]:
             "strategy": "blue_green",
             "platform": "local",
             "local": {
-                "command": [sys.executable, "-m", "orchestrator.demo.app", "--port", "{port}", "--version", "{version}"],
+                "command": [
+                    sys.executable,
+                    "-m",
+                    "orchestrator.demo.app",
+                    "--port",
+                    "{port}",
+                    "--version",
+                    "{version}",
+                ],
                 "listen": f"127.0.0.1:{listen_port}",
                 "state_dir": ".deploy-orchestrator/local",
                 "drain_seconds": 1,

@@ -68,13 +68,17 @@ class RolloutFailure(OrchestratorError):
         self.outcome = outcome
 
 
-def plan_rollout(config: DeployConfig, *, platform: Platform, old: str | None, new: str, image: str | None) -> RolloutPlan:
+def plan_rollout(
+    config: DeployConfig, *, platform: Platform, old: str | None, new: str, image: str | None
+) -> RolloutPlan:
     """Decide the rollout as data. Pure: reads only its arguments."""
     d = config.deployment
     analysis = config.verification.before_switch
     steps: list[Step]
     if d.strategy == "blue_green":
-        steps = blue_green.plan(old=old, new=new, image=image, analysis=analysis, cuts_over_itself=platform.cuts_over_itself)
+        steps = blue_green.plan(
+            old=old, new=new, image=image, analysis=analysis, cuts_over_itself=platform.cuts_over_itself
+        )
     elif d.strategy == "canary":
         steps = canary.plan(old=old, new=new, image=image, analysis=analysis, steps=d.canary_steps)
     else:
