@@ -154,7 +154,9 @@ def _database(workspace: Path) -> Iterator[str]:
     try:
         import pgserver
     except ImportError:
-        raise SystemExit("the demo needs PostgreSQL: pip install 'deploy-orchestrator[demo]' or set DATABASE_URL")
+        raise SystemExit(
+            "the demo needs PostgreSQL: pip install 'deploy-orchestrator[demo]' or set DATABASE_URL"
+        ) from None
     server = pgserver.get_server(str(workspace / "postgres"), cleanup_mode="stop")
     try:
         yield str(server.get_uri())
@@ -196,16 +198,19 @@ def _serving(port: int) -> str:
         return "nothing"
 
 
+_RECORD_TABLES = ("validation_runs", "compliance_verdicts", "deployment_log", "pipeline_lineage", "hardening_outbox")
+
+
 def _schema(dsn: str) -> str:
+    """The application's tables and columns, leaving out the orchestrator's own record tables."""
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT table_name, string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns "
-                "WHERE table_schema = 'public' AND table_name NOT IN "
-                "(SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_name LIKE ANY "
-                "(ARRAY['validation_runs','compliance_verdicts','deployment_log','pipeline_lineage','%outbox%'])) "
-                "GROUP BY table_name ORDER BY table_name"
+                "SELECT table_name, string_agg(column_name, ',' ORDER BY ordinal_position) "
+                "FROM information_schema.columns WHERE table_schema = 'public' AND NOT table_name = ANY(%s) "
+                "GROUP BY table_name ORDER BY table_name",
+                (list(_RECORD_TABLES),),
             )
             found = [f"{name}({columns})" for name, columns in cur.fetchall()]
     finally:
