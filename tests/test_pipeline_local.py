@@ -1,0 +1,237 @@
+"""The whole Action, end to end, on the local platform: real processes, real proxy, real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import requests
+
+from orchestrator.artifacts import digest_artifacts
+from orchestrator.cli import Execution, execute
+from orchestrator.config import parse_config
+from orchestrator.platforms.local import supervisor_stop
+from tests.peers.http import HttpPeer, Reply
+from tests.peers.verdicts import seed_passed
+from tests.workspace import base_config, write_config
+
+TOKEN_CANARY = "agentbench-token-canary-8d1f0c"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Workspace:
+    def __init__(self, root: Path, dsn: str, agentbench: HttpPeer) -> None:
+        self.root = root
+        self.dsn = dsn
+        self.port = free_port()
+        self.config: dict[str, Any] = base_config(self.port)
+        self.config["agentbench_config"]["url"] = agentbench.url
+        self.env = {
+            "GITHUB_WORKSPACE": str(root),
+            "DATABASE_URL": dsn,
+            "AGENTBENCH_TOKEN": TOKEN_CANARY,
+            "GITHUB_OUTPUT": str(root / "github_output"),
+            "GITHUB_STEP_SUMMARY": str(root / "summary.md"),
+        }
+
+    def migration(self, name: str, sql: str) -> None:
+        folder = self.root / "db"
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_text(sql)
+        if "db" not in self.config["artifacts"]["migrations"]:
+            self.config["artifacts"]["migrations"] = ["db"]
+
+    def deploy(self, version: str, *, unhealthy: bool = False, seed: bool = True, mode: str = "deploy") -> Execution:
+        config = json.loads(json.dumps(self.config))
+        if unhealthy:
+            config["deployment_config"]["local"]["command"].append("--unhealthy")
+        write_config(self.root, config)
+        run_id = f"run-{version}"
+        if seed:
+            digests = digest_artifacts(parse_config(config, self.root).artifacts, self.root)
+            seed_passed(self.dsn, run_id, digests)
+        raw = {"config": "deploy.json", "version": version, "validation-run-id": run_id, "mode": mode}
+        return execute(raw, self.env)
+
+    def serving(self) -> str:
+        return str(requests.get(f"http://127.0.0.1:{self.port}/version", timeout=5).json()["version"])
+
+    def outputs(self) -> dict[str, str]:
+        text = (self.root / "github_output").read_text()
+        values: dict[str, str] = {}
+        lines = iter(text.splitlines())
+        for line in lines:
+            if "<<" in line:
+                name, delimiter = line.split("<<", 1)
+                body = []
+                for inner in lines:
+                    if inner == delimiter:
+                        break
+                    body.append(inner)
+                values[name] = "\n".join(body)
+            elif "=" in line:
+                name, value = line.split("=", 1)
+                values[name] = value
+        return values
+
+
+@pytest.fixture
+def agentbench(http_peer: HttpPeer) -> HttpPeer:
+    http_peer.route("POST", "/api/dpo-pairs", Reply(201, {"submission_id": "sub-1"}))
+    return http_peer
+
+
+@pytest.fixture
+def ws(tmp_path: Path, pg_dsn: str, agentbench: HttpPeer) -> Iterator[Workspace]:
+    workspace = Workspace(tmp_path, pg_dsn, agentbench)
+    yield workspace
+    cfg = parse_config(workspace.config, tmp_path)
+    assert cfg.deployment.local is not None
+    supervisor_stop(cfg.deployment.local, tmp_path)
+
+
+def public_tables(dsn: str) -> set[str]:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        return {row[0] for row in cur.fetchall()}
+
+
+def test_first_deploy_then_a_blue_green_switch(ws: Workspace) -> None:
+    first = ws.deploy("v1")
+    assert first.exit_code == 0, first.result and first.result.error
+    assert ws.serving() == "v1"
+    second = ws.deploy("v2")
+    assert second.exit_code == 0
+    assert second.result is not None
+    assert second.result.status == "success"
+    assert second.result.deployment_details.previous_version == "v1"
+    assert second.result.deployment_details.new_version == "v2"
+    assert ws.serving() == "v2"
+    assert any(p.passed for p in second.result.health_checks)
+    outputs = ws.outputs()
+    assert outputs["status"] == "success"
+    assert outputs["new-version"] == "v2"
+    assert json.loads(outputs["result"])["deployment_id"] == second.result.deployment_id
+    assert "v1` → `v2`" in (ws.root / "summary.md").read_text()
+
+
+def test_an_unhealthy_release_is_rolled_back_and_the_old_one_serves_every_request(ws: Workspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    failures: list[str] = []
+    served: set[str] = set()
+    stop = threading.Event()
+
+    def load() -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                response = session.get(f"http://127.0.0.1:{ws.port}/version", timeout=5)
+                if response.status_code != 200:
+                    failures.append(str(response.status_code))
+                else:
+                    served.add(response.json()["version"])
+            except requests.RequestException as exc:
+                failures.append(type(exc).__name__)
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        broken = ws.deploy("v2", unhealthy=True)
+    finally:
+        stop.set()
+        thread.join()
+    assert broken.exit_code == 1
+    assert broken.result is not None
+    assert broken.result.status == "rolled_back"
+    assert broken.result.rollback.triggered
+    assert broken.result.rollback.previous_version == "v1"
+    assert any(not p.passed and p.status_code == 503 for p in broken.result.health_checks)
+    assert failures == []
+    assert served == {"v1"}
+    assert ws.serving() == "v1"
+    assert ws.outputs()["rolled-back"] == "true"
+
+
+def test_a_failed_release_takes_its_migrations_with_it(ws: Workspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    ws.migration("V1__create_greetings.sql", "CREATE TABLE greetings (id bigserial PRIMARY KEY, text text);\n")
+    ws.migration("U1__create_greetings.sql", "DROP TABLE greetings;\n")
+    broken = ws.deploy("v2", unhealthy=True)
+    assert broken.exit_code == 1
+    assert broken.result is not None
+    directions = [(m.filename, m.direction, m.success) for m in broken.result.migrations_applied]
+    assert directions == [
+        ("V1__create_greetings.sql", "up", True),
+        ("U1__create_greetings.sql", "down", True),
+    ] or [d[1:] for d in directions] == [("up", True), ("down", True)]
+    assert "greetings" not in public_tables(ws.dsn)
+    healthy = ws.deploy("v3")
+    assert healthy.exit_code == 0, healthy.result and healthy.result.error
+    assert "greetings" in public_tables(ws.dsn)
+
+
+def test_a_gate_refusal_touches_nothing(ws: Workspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    ws.migration("V1__create_greetings.sql", "CREATE TABLE greetings (id bigserial PRIMARY KEY);\n")
+    ws.migration("U1__create_greetings.sql", "DROP TABLE greetings;\n")
+    refused = ws.deploy("v2", seed=False)
+    assert refused.exit_code == 3
+    assert refused.result is not None
+    assert refused.result.status == "failed"
+    assert refused.result.migrations_applied == ()
+    assert "greetings" not in public_tables(ws.dsn)
+    assert ws.serving() == "v1"
+
+
+def test_plan_mode_prints_the_plan_and_touches_nothing(ws: Workspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    ws.migration("V1__create_greetings.sql", "CREATE TABLE greetings (id bigserial PRIMARY KEY);\n")
+    ws.migration("U1__create_greetings.sql", "DROP TABLE greetings;\n")
+    planned = ws.deploy("v2", mode="plan")
+    assert planned.exit_code == 0, planned.result and planned.result.error
+    assert planned.result is not None
+    plan = planned.result.to_dict()["plan"]
+    assert any("route 100% to v2" in step for step in plan["rollout"])
+    assert any("V1__create_greetings.sql" in line for line in plan["migrations"])
+    assert "greetings" not in public_tables(ws.dsn)
+    assert ws.serving() == "v1"
+
+
+def test_secrets_never_reach_outputs_summaries_or_logs(ws: Workspace, capfd: pytest.CaptureFixture[str]) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    assert ws.deploy("v2", unhealthy=True).exit_code == 1
+    password = ws.dsn.split(":")[2].split("@")[0]
+    captured = capfd.readouterr()
+    texts = [
+        (ws.root / "github_output").read_text(),
+        (ws.root / "summary.md").read_text(),
+        (ws.root / ".deploy-orchestrator" / "result.json").read_text(),
+        captured.out,
+        captured.err,
+    ]
+    for text in texts:
+        assert TOKEN_CANARY not in text
+        assert password not in text
+
+
+def test_a_manual_rollback_returns_to_the_previous_release(ws: Workspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    assert ws.deploy("v2").exit_code == 0
+    back = ws.deploy("v2", mode="rollback", seed=False)
+    assert back.exit_code == 0, back.result and back.result.error
+    assert back.result is not None
+    assert back.result.status == "rolled_back"
+    assert ws.serving() == "v1"
