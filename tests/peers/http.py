@@ -38,6 +38,11 @@ class Reply:
 Handler = Callable[[Seen], Reply]
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 turns a burst of concurrent checks into SYN retransmits (~1 s each).
+    request_queue_size = 128
+
+
 class HttpPeer:
     """`peer.route("GET", "/health", lambda req: Reply(200, {"ok": True}))`; `peer.url`."""
 
@@ -88,11 +93,12 @@ class HttpPeer:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval keeps close() from costing half a second in every test.
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def route(self, method: str, path: str, handler: Handler | Reply) -> None:

@@ -1,0 +1,69 @@
+"""Peers for the health and verification tests: a Prometheus query API, a port nobody answers on."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.health.slow_app import SlowApp
+from tests.peers.http import HttpPeer
+from tests.peers.prometheus import PrometheusPeer
+
+
+@pytest.fixture
+def prometheus() -> Iterator[PrometheusPeer]:
+    peer = PrometheusPeer()
+    yield peer
+    peer.close()
+
+
+def _close_in_background(peer: HttpPeer) -> None:
+    # HttpPeer's serve_forever polls every 0.5 s, so close() blocks that long; every peer has its own
+    # port, so letting it wind down off the test's clock changes nothing the next test sees.
+    threading.Thread(target=peer.close, daemon=True).start()
+
+
+@pytest.fixture
+def http_peer() -> Iterator[HttpPeer]:
+    """The shared `http_peer`, closed without waiting for its poll loop."""
+    peer = HttpPeer()
+    yield peer
+    _close_in_background(peer)
+
+
+@pytest.fixture
+def other_peer() -> Iterator[HttpPeer]:
+    """A second, separate HTTP server (for checks given as absolute URLs)."""
+    peer = HttpPeer()
+    yield peer
+    _close_in_background(peer)
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL whose port was just released: connecting is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word (a hung peer)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    yield int(listener.getsockname()[1])
+    listener.close()
+
+
+@pytest.fixture
+def slow_app() -> Iterator[SlowApp]:
+    """An app answering every request after 200 ms (tests/health/slow_app.py)."""
+    app = SlowApp(delay=0.2)
+    yield app
+    app.close()

@@ -1,0 +1,233 @@
+"""The verification runner: concurrency, one deadline, retries and consecutive_failures."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import pytest
+
+from orchestrator.checks.base import Attempt, Check
+from orchestrator.contract import DatabaseCheck, HttpCheck, JobCheck, MetricCheck
+from orchestrator.errors import HealthError
+from orchestrator.redaction import Secret
+from orchestrator.verification import decide, run_checks, verify
+from tests.health.helpers import HEALTH, healthy, vconfig
+from tests.health.slow_app import SlowApp
+from tests.peers.http import HttpPeer, Reply, Seen
+
+
+def sequence(*statuses: int) -> Callable[[Seen], Reply]:
+    """A handler answering the given statuses in order, then repeating the last one."""
+    remaining = list(statuses)
+    lock = threading.Lock()
+
+    def handler(_seen: Seen) -> Reply:
+        with lock:
+            status = remaining.pop(0) if len(remaining) > 1 else remaining[0]
+        return Reply(status, f"answer {status}")
+
+    return handler
+
+
+def stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# --- the decision, as data ----------------------------------------------------------------------
+
+P, F = True, False
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "retries", "consecutive", "expected"),
+    [
+        ([P], 1, 1, "passed"),
+        ([F], 1, 1, "failed"),
+        ([F], 1, 3, None),
+        ([F, F, P], 1, 3, "passed"),
+        ([F, F, F], 1, 3, "failed"),
+        ([P], 3, 1, None),
+        ([P, P, P], 3, 1, "passed"),
+        ([P, F], 3, 1, "failed"),
+        ([P, F], 4, 2, None),
+        ([P, F, P, P], 4, 2, "passed"),
+        ([P, F, F], 4, 2, "failed"),
+        ([P, P, P, F], 4, 2, None),
+        ([P, P, P, F, P], 4, 2, "passed"),
+        ([], 1, 1, None),
+    ],
+)
+def test_decide(outcomes: list[bool], retries: int, consecutive: int, expected: str | None) -> None:
+    assert decide(outcomes, retries, consecutive) == expected
+
+
+# --- retries and consecutive_failures against a real peer ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statuses", "retries", "consecutive", "passed", "attempts"),
+    [
+        ((500, 500, 200), 1, 3, True, 3),  # a flaky check retried until it passes
+        ((500, 500, 500, 200), 1, 3, False, 3),  # three failures in a row: failed, no fourth attempt
+        ((200, 500, 200), 3, 1, False, 2),  # every observation must pass
+        ((200, 500, 200, 200), 4, 2, True, 4),  # one blip forgiven
+        ((200, 500, 500, 200), 4, 2, False, 3),  # two in a row are not
+    ],
+)
+def test_retries_and_consecutive_failures(
+    http_peer: HttpPeer, statuses: tuple[int, ...], retries: int, consecutive: int, passed: bool, attempts: int
+) -> None:
+    healthy(http_peer).route("GET", "/api", sequence(*statuses))
+    config = vconfig(
+        critical_endpoints=(HttpCheck(name="api", path="/api"),),
+        retries=retries,
+        consecutive_failures=consecutive,
+        interval_seconds=0.02,
+    )
+
+    verdict = verify(http_peer.url, HEALTH, config, dsn=None)
+
+    assert verdict.passed is passed
+    probes = [p for p in verdict.probes if p.endpoint == "endpoint:api"]
+    assert [p.status_code for p in probes] == list(statuses[:attempts])
+    assert len(http_peer.requests_to("/api")) == attempts
+    if not passed:
+        assert f"endpoint 'api': failed {consecutive} attempts in a row (of {attempts}): " in verdict.failures[-1]
+        assert verdict.failures[-1].endswith("expected 200, got 500 Internal Server Error: answer 500")
+
+
+def test_interval_separates_attempts(http_peer: HttpPeer) -> None:
+    healthy(http_peer).route("GET", "/api", Reply(200))
+    config = vconfig(critical_endpoints=(HttpCheck(name="api", path="/api"),), retries=3, interval_seconds=0.1)
+
+    verdict = verify(http_peer.url, HEALTH, config, dsn=None)
+
+    probes = [p for p in verdict.probes if p.endpoint == "endpoint:api"]
+    gaps = [stamp(b.timestamp) - stamp(a.timestamp) for a, b in itertools.pairwise(probes)]
+    assert len(probes) == 3 and all(gap >= 0.1 for gap in gaps), gaps
+    assert 0.2 <= verdict.wall_seconds < 0.5
+
+
+# --- one deadline --------------------------------------------------------------------------------
+
+
+def test_a_hanging_check_is_cut_by_the_deadline_and_the_call_returns(http_peer: HttpPeer, silent_port: int) -> None:
+    healthy(http_peer).route("GET", "/hang", Reply(200, delay=10))
+    http_peer.route("GET", "/fine", Reply(200))
+    config = vconfig(
+        deadline_seconds=0.5,
+        critical_endpoints=(
+            HttpCheck(name="hang", path="/hang", timeout_seconds=30),
+            HttpCheck(name="fine", path="/fine"),
+        ),
+        database=DatabaseCheck(timeout_seconds=30),
+    )
+    dsn = Secret(f"postgresql://app:pw-silent-9a7e@127.0.0.1:{silent_port}/app")
+
+    started = time.monotonic()
+    verdict = verify(http_peer.url, HEALTH, config, dsn=dsn)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 0.7, "returns at the deadline, not when the hung attempts give up"
+    assert not verdict.passed
+    assert verdict.failures == (
+        "database: no answer within the deadline (0.5 s)",
+        "endpoint 'hang': no answer within the deadline (0.5 s)",
+    )
+    cut = next(p for p in verdict.probes if p.endpoint == "endpoint:hang")
+    assert (cut.status_code, cut.passed) == (0, False)
+    assert 400 < cut.response_time_ms < 700
+    assert next(p for p in verdict.probes if p.endpoint == "endpoint:fine").passed
+
+
+def test_each_check_keeps_its_own_timeout_within_the_deadline(http_peer: HttpPeer) -> None:
+    healthy(http_peer).route("GET", "/slow", Reply(200, delay=2))
+    config = vconfig(
+        deadline_seconds=5, critical_endpoints=(HttpCheck(name="slow", path="/slow", timeout_seconds=0.2),)
+    )
+
+    verdict = verify(http_peer.url, HEALTH, config, dsn=None)
+
+    assert verdict.wall_seconds < 0.6
+    assert verdict.failures[0].startswith(f"endpoint 'slow': failed: no answer from {http_peer.url}/slow: ReadTimeout")
+
+
+def test_twenty_checks_take_about_the_time_of_the_slowest(slow_app: SlowApp) -> None:
+    config = vconfig(
+        critical_endpoints=tuple(HttpCheck(name=f"e{i}", path=f"/endpoint/{i}") for i in range(9)),
+        background_jobs=tuple(JobCheck(name=f"j{i}", path=f"/job/{i}", max_age_seconds=60) for i in range(5)),
+        metrics=(
+            *(MetricCheck(name=f"q{i}", prometheus_url=slow_app.url, query="up") for i in range(3)),
+            *(MetricCheck(name=f"s{i}", scrape_path="/metrics", series="app_up") for i in range(2)),
+        ),
+    )
+
+    verdict = verify(slow_app.url, HEALTH, config, dsn=None)
+
+    assert verdict.passed, verdict.failures
+    assert len(verdict.probes) == 20 and slow_app.requests == 20
+    assert verdict.wall_seconds < 0.6, "one at a time this is 20 x 0.2 s = 4 s"
+    assert [p.endpoint for p in verdict.probes][:3] == ["/health", "endpoint:e0", "endpoint:e1"]
+
+
+def test_deadline_between_attempts_passes_a_check_whose_last_attempt_passed(http_peer: HttpPeer) -> None:
+    healthy(http_peer).route("GET", "/api", Reply(200))
+    config = vconfig(
+        deadline_seconds=0.5,
+        retries=100,
+        interval_seconds=0.1,
+        critical_endpoints=(HttpCheck(name="api", path="/api"),),
+    )
+
+    verdict = verify(http_peer.url, HEALTH, config, dsn=None)
+
+    assert verdict.passed
+    assert verdict.wall_seconds < 0.6
+    assert 3 <= len([p for p in verdict.probes if p.endpoint == "endpoint:api"]) <= 6
+
+
+def test_deadline_between_attempts_fails_a_check_still_failing(http_peer: HttpPeer) -> None:
+    healthy(http_peer).route("GET", "/api", Reply(503, "starting"))
+    config = vconfig(
+        deadline_seconds=0.5,
+        consecutive_failures=100,
+        interval_seconds=0.1,
+        critical_endpoints=(HttpCheck(name="api", path="/api"),),
+    )
+
+    verdict = verify(http_peer.url, HEALTH, config, dsn=None)
+
+    assert verdict.failures[0].startswith("endpoint 'api': still failing at the deadline (")
+    assert verdict.failures[0].endswith("GET /api: expected 200, got 503 Service Unavailable: starting")
+
+
+def test_a_check_that_raises_is_a_failed_attempt_not_a_crash() -> None:
+    def broken(_timeout: float) -> Attempt:
+        raise KeyError("no such field")
+
+    def fine(_timeout: float) -> Attempt:
+        return Attempt(True, 200, "ok")
+
+    checks = (Check("broken", "custom:broken", 1.0, broken), Check("fine", "custom:fine", 1.0, fine))
+
+    verdict = run_checks(checks, vconfig())
+
+    assert verdict.failures == ("broken: failed: KeyError: 'no such field'",)
+    assert [p.passed for p in verdict.probes] == [False, True]
+
+
+def test_raise_if_failed(http_peer: HttpPeer) -> None:
+    http_peer.route("GET", "/health", Reply(500))
+
+    verdict = verify(http_peer.url, HEALTH, vconfig(), dsn=None)
+
+    with pytest.raises(HealthError) as raised:
+        verdict.raise_if_failed()
+    assert str(raised.value) == (
+        "verification failed: health: failed: expected 200, got 500 Internal Server Error (empty body)"
+    )
+    assert raised.value.check is not None and raised.value.check.startswith("health: ")
