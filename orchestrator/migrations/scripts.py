@@ -1,0 +1,179 @@
+"""Migration files: find them, check their names, order them, checksum them. No database here.
+
+Naming follows Flyway: `V<version>__<description>.sql` applies a change, `U<version>__<description>.sql`
+undoes it. Version parts are separated by `.` or `_` and compared as numbers, so `V1_10` (1.10)
+comes after `V1_9` (1.9), and trailing zero parts do not make a new version (`1.0` == `1`).
+
+A file whose leading comment lines contain `-- deploy-orchestrator: no-transaction` runs outside a
+transaction (needed for `CREATE INDEX CONCURRENTLY`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from orchestrator.errors import ConfigError
+
+__all__ = [
+    "NO_TRANSACTION_MARKER",
+    "MigrationScript",
+    "discover",
+    "parse_version",
+    "version_key",
+]
+
+NO_TRANSACTION_MARKER = "deploy-orchestrator: no-transaction"
+
+_NAME = re.compile(r"^(?P<kind>[VU])(?P<version>\d+(?:[._]\d+)*)__(?P<description>[^/\\]+)\.sql$")
+_HEADER = re.compile(r"^\s*--\s*deploy-orchestrator\s*:\s*no-transaction\s*$", re.IGNORECASE)
+_NAME_RULE = "V<version>__<description>.sql or U<version>__<description>.sql (e.g. V1_2__add_orders.sql)"
+
+Kind = Literal["versioned", "undo"]
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationScript:
+    """One migration file as read from disk; `sql` holds exactly the bytes the checksum covers."""
+
+    kind: Kind
+    version: str
+    description: str
+    filename: str
+    path: Path
+    checksum: str
+    sql: str
+    transactional: bool
+
+    @property
+    def key(self) -> tuple[int, ...]:
+        return version_key(self.version)
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """`"1_10"` or `"1.10"` -> `(1, 10)`. Raises ValueError on anything else."""
+    parts = re.split(r"[._]", text)
+    if not parts or not all(p.isdigit() for p in parts):
+        raise ValueError(f"not a version: {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def version_key(text: str) -> tuple[int, ...]:
+    """The comparison key of a version: numeric parts with trailing zeros dropped (1.0 == 1)."""
+    parts = list(parse_version(text))
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def discover(paths: Sequence[Path], workspace: Path) -> tuple[MigrationScript, ...]:
+    """Every migration file under `paths` (files or directories, relative to `workspace`), in order.
+
+    Directories are searched recursively for `*.sql`; every `.sql` file found must follow the naming
+    rule. Versioned scripts come out by version, each undo script right after its versioned one.
+    Raises ConfigError listing every problem: paths outside the workspace (symlinks resolved),
+    missing paths, bad names, duplicate versions, undo scripts without a versioned script.
+    """
+    root = workspace.resolve()
+    problems: list[str] = []
+    files: list[tuple[str, Path]] = []
+    for entry in paths:
+        label = str(entry)
+        candidate = entry if entry.is_absolute() else root / entry
+        resolved = candidate.resolve()
+        if not _is_inside(resolved, root):
+            problems.append(f"artifacts.migrations: {label} resolves to {resolved}, outside the workspace {root}")
+            continue
+        if resolved.is_dir():
+            for found in sorted(resolved.rglob("*.sql")):
+                files.append((f"{label}/{found.relative_to(resolved)}", found))
+        elif resolved.is_file():
+            files.append((label, resolved))
+        else:
+            problems.append(f"artifacts.migrations: {label} does not exist under the workspace {root}")
+
+    scripts = _read_all(files, root, problems)
+    scripts = _check_versions(scripts, problems)
+    if problems:
+        raise ConfigError(problems)
+    return tuple(sorted(scripts, key=lambda s: (s.key, s.kind != "versioned")))
+
+
+def _is_inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _read_all(files: Iterable[tuple[str, Path]], root: Path, problems: list[str]) -> list[MigrationScript]:
+    seen: set[Path] = set()
+    scripts: list[MigrationScript] = []
+    for label, raw in files:
+        path = raw.resolve()
+        if path in seen:
+            continue  # listed both as a file and inside a listed directory: one file, not a duplicate
+        seen.add(path)
+        if not _is_inside(path, root):
+            problems.append(f"artifacts.migrations: {label} resolves to {path}, outside the workspace {root}")
+            continue
+        match = _NAME.match(raw.name)
+        if match is None:
+            hint = " (repeatable R__ migrations are not supported)" if raw.name.startswith("R__") else ""
+            problems.append(f"artifacts.migrations: {label}: the name must be {_NAME_RULE}{hint}")
+            continue
+        data = path.read_bytes()
+        try:
+            sql = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            problems.append(f"artifacts.migrations: {label} is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+            continue
+        scripts.append(
+            MigrationScript(
+                kind="versioned" if match["kind"] == "V" else "undo",
+                version=".".join(str(p) for p in parse_version(match["version"])),
+                description=match["description"].replace("_", " ").strip(),
+                filename=raw.name,
+                path=path,
+                checksum=hashlib.sha256(data).hexdigest(),
+                sql=sql,
+                transactional=not _has_no_transaction_header(sql),
+            )
+        )
+    return scripts
+
+
+def _check_versions(scripts: list[MigrationScript], problems: list[str]) -> list[MigrationScript]:
+    by_slot: dict[tuple[Kind, tuple[int, ...]], MigrationScript] = {}
+    for script in scripts:
+        slot = (script.kind, script.key)
+        if slot in by_slot:
+            kind = "versioned" if script.kind == "versioned" else "undo"
+            first, second = sorted((by_slot[slot].filename, script.filename))
+            problems.append(
+                f"artifacts.migrations: {first} and {second} are both {kind} scripts for "
+                f"version {script.version}; give one of them a new version"
+            )
+            continue
+        by_slot[slot] = script
+    for (kind, key), script in by_slot.items():
+        if kind == "undo" and ("versioned", key) not in by_slot:
+            problems.append(
+                f"artifacts.migrations: {script.filename} undoes version {script.version}, but no "
+                f"V{script.version.replace('.', '_')}__*.sql is listed; add it or remove the undo script"
+            )
+    return list(by_slot.values())
+
+
+def _has_no_transaction_header(sql: str) -> bool:
+    """True if a leading comment line (before the first statement) carries the marker."""
+    for line in sql.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("--"):
+            return False
+        if _HEADER.match(stripped):
+            return True
+    return False
