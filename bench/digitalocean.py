@@ -1,0 +1,101 @@
+"""API calls and wall time of one deploy and one rollback on App Platform, against the simulator.
+
+Phase timings are realistic ones scaled down by SCALE (a 170 s deploy runs in 3.4 s); our polling
+backoff is scaled by the same factor, so the call counts are those a real deploy would make. As a
+peer, the figures digitalocean/app_action would need are computed for the same phases (it polls a
+deployment every 2 s with no backoff): computed, not measured.
+
+Run: python bench/digitalocean.py   (loopback only, well under a minute)
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import requests
+
+from orchestrator.contract import DeploymentConfig, HealthCheckConfig
+from orchestrator.platforms.digitalocean import Backoff, DigitalOceanPlatform, RetryPolicy
+from orchestrator.redaction import Secret
+from tests.peers.do_simulator import DoSimulator
+
+SCALE = 0.02
+REAL_PHASES = {"PENDING_BUILD": 10.0, "BUILDING": 90.0, "PENDING_DEPLOY": 10.0, "DEPLOYING": 60.0}
+REAL_BACKOFF = Backoff(initial=1.0, factor=1.6, maximum=10.0)
+APP_ACTION_POLL = 2.0
+
+
+def main() -> None:
+    sim = DoSimulator(phases={k: v * SCALE for k, v in REAL_PHASES.items()}, validate=False)
+    try:
+        app_id = sim.seed_app("shop", version="v1")
+        platform = DigitalOceanPlatform(
+            DeploymentConfig(strategy="blue_green", platform="digitalocean", do_app_id=app_id),
+            HealthCheckConfig(
+                endpoint="/health", expected_status=200, timeout_seconds=5, retries=3, interval_seconds=2
+            ),
+            Secret(sim.token, name="DIGITALOCEAN_TOKEN"),
+            endpoint=sim.url,
+            verify=sim.ca_bundle,
+            backoff=Backoff(REAL_BACKOFF.initial * SCALE, REAL_BACKOFF.factor, REAL_BACKOFF.maximum * SCALE),
+            retry=RetryPolicy(),
+        )
+        platform.live()  # warm the connection: both runs below start on an open one
+
+        before = len(sim.calls)
+        started = time.perf_counter()
+        platform.start("v2", "registry.digitalocean.com/acme/shop@sha256:" + "ab" * 32)
+        deploy_s = time.perf_counter() - started
+        deploy_calls = len(sim.calls) - before
+        assert requests.get(platform.live_url() + "/version", timeout=5).text == "v2"
+
+        previous = platform.releases()[1]
+        before = len(sim.calls)
+        started = time.perf_counter()
+        platform.rollback(previous)
+        platform.confirm_rollback(healthy=True)
+        rollback_s = time.perf_counter() - started
+        rollback_calls = len(sim.calls) - before
+        assert requests.get(platform.live_url() + "/version", timeout=5).text == "v1"
+    finally:
+        sim.close()
+
+    deploy_real = sum(REAL_PHASES.values())
+    rollback_real = REAL_PHASES["PENDING_DEPLOY"] + REAL_PHASES["DEPLOYING"]
+    # app_action: list apps, PUT, list deployments, a poll every 2 s, then GET the app for live_url.
+    peer_deploy_calls = 3 + math.ceil(deploy_real / APP_ACTION_POLL) + 1
+    peer_deploy_s = math.ceil(deploy_real / APP_ACTION_POLL) * APP_ACTION_POLL
+    peer_rollback_calls = 2 + math.ceil(rollback_real / APP_ACTION_POLL) + 1
+
+    rows = [
+        ("deploy", "ours (measured)", deploy_calls, deploy_s, deploy_s / SCALE),
+        ("deploy", "app_action 2 s poll (computed)", peer_deploy_calls, peer_deploy_s * SCALE, peer_deploy_s),
+        ("rollback+commit", "ours (measured)", rollback_calls, rollback_s, rollback_s / SCALE),
+        (
+            "rollback+commit",
+            "2 s poll, same phases (computed)",
+            peer_rollback_calls,
+            math.ceil(rollback_real / APP_ACTION_POLL) * APP_ACTION_POLL * SCALE,
+            math.ceil(rollback_real / APP_ACTION_POLL) * APP_ACTION_POLL,
+        ),
+    ]
+    print(f"App Platform simulator, phases {REAL_PHASES} s real, scaled x{SCALE} ({deploy_real:.0f} s deploy)")
+    print(f"our polling: backoff {REAL_BACKOFF.initial:g} s x{REAL_BACKOFF.factor:g} up to {REAL_BACKOFF.maximum:g} s")
+    print()
+    print(f"{'operation':<16} {'who':<34} {'API calls':>9} {'wall s':>8} {'real-equiv s':>13}")
+    for operation, who, calls, wall, real in rows:
+        print(f"{operation:<16} {who:<34} {calls:>9} {wall:>8.2f} {real:>13.0f}")
+    print()
+    print(
+        f"digitalocean: deploy_calls={deploy_calls} rollback_calls={rollback_calls} "
+        f"deploy_s={deploy_s:.2f} rollback_s={rollback_s:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,501 @@
+"""DigitalOcean App Platform as a `Platform`: App Platform cuts over by itself.
+
+`start` writes the new image, version label and health check into the app spec; App Platform
+builds a deployment, keeps the old release serving until the new one passes that health check,
+then switches. We wait for the outcome with backoff under a deadline. Rollback uses App Platform's
+own rollback API, which pins the app until we commit (verification passed) or revert.
+
+Nothing is ever stopped here: App Platform replaces instances itself, so `retire` and `stop` have
+nothing to do, and a deployment that failed never received traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.contract import DeploymentConfig, HealthCheckConfig
+from orchestrator.errors import ConfigError, DeployError
+from orchestrator.platforms.base import Release
+from orchestrator.redaction import Secret
+
+from .api import PLATFORM, AppsApi, NotFoundError, RetryPolicy
+from .image import ImageSource, parse_image
+from .logs import fetch_log_tail
+from .preview import preview_name, preview_spec
+from .spec import image_of, select_component, version_of, with_release
+from .watch import Backoff, Outcome, wait_for_deployment
+
+__all__ = ["DEFAULT_DEADLINE_SECONDS", "DEFAULT_ENDPOINT", "DigitalOceanPlatform"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "https://api.digitalocean.com"
+DEFAULT_DEADLINE_SECONDS = 15 * 60.0
+_KEPT_PHASES = ("ACTIVE", "SUPERSEDED")
+_RECENT = 50
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+_BACKOFF = Backoff()
+_RETRY = RetryPolicy()
+
+
+class DigitalOceanPlatform:
+    """One App Platform app (`deployment_config.do_app_id`), driven through pydo."""
+
+    name = "digitalocean"
+    strategies = frozenset({"blue_green", "rolling"})
+    cuts_over_itself = True
+
+    def __init__(
+        self,
+        deployment: DeploymentConfig,
+        health: HealthCheckConfig,
+        token: Secret,
+        *,
+        endpoint: str = DEFAULT_ENDPOINT,
+        verify: str | bool = True,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        backoff: Backoff = _BACKOFF,
+        retry: RetryPolicy = _RETRY,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not deployment.do_app_id:
+            raise ConfigError(
+                "deployment_config.do_app_id: required with platform digitalocean "
+                "(the app's id, from `doctl apps list` or the control panel URL)"
+            )
+        self.app_id = deployment.do_app_id
+        self._component = deployment.do_component
+        self._health = health
+        self._verify = verify
+        self._deadline = deadline_seconds
+        self._backoff = backoff
+        self._sleep = sleep
+        self.api = AppsApi(token, endpoint=endpoint, verify=verify, policy=retry, sleep=sleep)
+        self.last_logs: tuple[str, ...] = ()
+        """Tail of the deploy logs of the last deployment that failed (for the step summary)."""
+
+    # --- read-only ------------------------------------------------------------------------------
+
+    def live(self) -> Release | None:
+        """The release of the app's active deployment, or None before its first deploy."""
+        active = self._app(self.app_id).get("active_deployment")
+        return self._release(active) if active and active.get("id") else None
+
+    def live_url(self) -> str:
+        url = self._app(self.app_id).get("live_url")
+        if not url:
+            raise DeployError(
+                f"app {self.app_id} has no live_url yet (it has never been deployed successfully)",
+                platform=PLATFORM,
+                operation="get app",
+            )
+        return str(url)
+
+    def releases(self) -> list[Release]:
+        """Recent ACTIVE and SUPERSEDED deployments, newest first, one per version."""
+        body = self.api.read("list deployments", self.api.apps.list_deployments, self.app_id, per_page=_RECENT)
+        deployments = sorted(
+            (d for d in (body or {}).get("deployments") or [] if d.get("phase") in _KEPT_PHASES),
+            key=lambda d: _when(d.get("created_at")),
+            reverse=True,
+        )
+        kept: list[Release] = []
+        for deployment in deployments:
+            release = self._release(deployment)
+            if all(r.version != release.version for r in kept):
+                kept.append(release)
+        return kept
+
+    # --- deploy -----------------------------------------------------------------------------------
+
+    def start(self, version: str, image: str | None) -> Release:
+        """Deploy `version` and return once App Platform made it live. Idempotent per version.
+
+        Raises DeployError (the previous release still serving) with the deploy logs' tail when the
+        deployment fails, is cancelled or superseded, or misses the deadline (then it is cancelled).
+        Raises ConfigError for an image App Platform cannot pull or an ambiguous component.
+        """
+        source = parse_image(image) if image else None
+        app = self._app(self.app_id)
+        self._refuse_if_pinned(app, f"deploy {version}")
+        component = select_component(app.get("spec") or {}, self._component)
+        active = app.get("active_deployment") or {}
+        if version_of(active.get("spec"), component) == version and (
+            source is None or _same_image(image_of(active.get("spec"), component), source)
+        ):
+            log.info("version %s is already live (deployment %s)", version, active.get("id"))
+            return self._release(active)
+        deployment = self._unfinished(app, version, component)
+        if deployment is None:
+            spec = with_release(app.get("spec") or {}, component, version, source, self._health)
+            deployment = self._update_spec(app, spec, version, component)
+        release = self._await(self.app_id, deployment, f"deploy of {version}")
+        # The reference as given: App Platform's DOCR block drops the registry name.
+        return Release(release.version, image=image or release.image, ref=release.ref)
+
+    def route(self, weights: Mapping[str, int]) -> None:
+        """Only `{version: 100}` for a kept release: App Platform has no traffic weights."""
+        targets = [v for v, w in weights.items() if w]
+        if len(targets) != 1 or weights[targets[0]] != 100:
+            raise DeployError(
+                f"App Platform cannot split traffic ({dict(weights)}); it only sends all traffic to one "
+                "release. Use strategy blue_green or rolling, or the local or kubernetes platform for canary.",
+                platform=PLATFORM,
+                operation="route",
+            )
+        version = targets[0]
+        live = self.live()
+        if live is not None and live.version == version:
+            return
+        for release in self.releases():
+            if release.version == version:
+                self.rollback(release)
+                return
+        raise DeployError(
+            f"route to {version}: App Platform keeps no deployment of that version to return to",
+            platform=PLATFORM,
+            operation="route",
+        )
+
+    # --- rollback ---------------------------------------------------------------------------------
+
+    def rollback(self, to: Release) -> None:
+        """Validate, then roll back to `to`'s deployment (pinning the app) and wait until it is live.
+
+        Raises DeployError with App Platform's reason when it refuses the rollback.
+        """
+        ref = to.ref or self._deployment_of(to.version)
+        app = self._app(self.app_id)
+        operation = f"rollback to {to.version}"
+        verdict = self.api.read(
+            "validate rollback",
+            self.api.apps.validate_rollback,
+            self.app_id,
+            {"deployment_id": ref, "skip_pin": False},
+        )
+        warnings = [_condition(w) for w in (verdict or {}).get("warnings") or []]
+        if not (verdict or {}).get("valid"):
+            reasons = [_condition((verdict or {}).get("error") or {})] + [f"warning {w}" for w in warnings]
+            raise DeployError(
+                f"{operation}: App Platform refuses the rollback to deployment {ref}: {'; '.join(reasons)}",
+                platform=PLATFORM,
+                operation="validate rollback",
+            )
+        for warning in warnings:
+            log.warning("%s: %s", operation, warning)
+        before = _when(app.get("last_deployment_created_at"))
+
+        def send() -> dict[str, Any]:
+            body = self.api.once(
+                "rollback", self.api.apps.create_rollback, self.app_id, {"deployment_id": ref, "skip_pin": False}
+            )
+            return dict((body or {}).get("deployment") or {})
+
+        def look() -> dict[str, Any] | None:
+            now = self._app(self.app_id)
+            if not now.get("pinned_deployment"):
+                return None
+            return _newest_after(now, before, lambda d: d.get("cloned_from") == ref or self._is(d, to.version))
+
+        deployment = self.api.create("rollback", send, look)
+        self._await(self.app_id, deployment, operation)
+
+    def confirm_rollback(self, healthy: bool) -> None:
+        """Commit the pinned rollback (healthy) or revert it (App Platform redeploys the spec from
+        before the rollback, and we wait for that). Nothing to do when the app is not pinned."""
+        app = self._app(self.app_id)
+        if not app.get("pinned_deployment"):
+            log.info("app %s is not pinned: no rollback to %s", self.app_id, "commit" if healthy else "revert")
+            return
+
+        def unpinned() -> bool | None:
+            return True if not self._app(self.app_id).get("pinned_deployment") else None
+
+        def commit() -> bool:
+            self.api.once("commit rollback", self.api.apps.commit_rollback, self.app_id)
+            return True
+
+        if healthy:
+            self.api.create("commit rollback", commit, unpinned)
+            return
+        before = _when(app.get("last_deployment_created_at"))
+
+        def send() -> dict[str, Any]:
+            body = self.api.once("revert rollback", self.api.apps.revert_rollback, self.app_id)
+            return dict((body or {}).get("deployment") or {})
+
+        def look() -> dict[str, Any] | None:
+            now = self._app(self.app_id)
+            return None if now.get("pinned_deployment") else _newest_after(now, before, lambda _d: True)
+
+        deployment = self.api.create("revert rollback", send, look)
+        self._await(self.app_id, deployment, "revert of the rollback")
+
+    def retire(self, keep: int) -> list[str]:
+        """App Platform replaces instances itself; old deployments hold no resources to stop."""
+        return []
+
+    def stop(self, version: str) -> None:
+        """Nothing to stop: a release that failed or was cancelled on App Platform never ran live."""
+
+    # --- previews ---------------------------------------------------------------------------------
+
+    def create_preview(self, pr_number: int, repo: str, image: str, version: str) -> Release:
+        """Create or update the PR's preview app (production's spec, renamed, without domains and
+        alerts), deploy `image` as `version`, and return it with its live URL in `Release.url`."""
+        source = parse_image(image)
+        name = preview_name(repo, pr_number)
+        production = self._app(self.app_id).get("spec") or {}
+        base = preview_spec(production, name)
+        component = select_component(base, self._component)
+        spec = with_release(base, component, version, source, self._health)
+        app = self._find_app(name)
+        operation = f"preview {name} ({version})"
+        if app is not None:
+            active = app.get("active_deployment") or {}
+            if version_of(active.get("spec"), component) == version and app.get("live_url"):
+                return self._release(active, url=str(app["live_url"]))
+            deployment = self._unfinished(app, version, component) or self._update_spec(app, spec, version, component)
+        else:
+
+            def send() -> dict[str, Any]:
+                body = self.api.once("create preview app", self.api.apps.create, {"spec": spec})
+                return dict((body or {}).get("app") or {})
+
+            app = self.api.create("create preview app", send, lambda: self._find_app(name))
+            deployment = app.get("pending_deployment") or app.get("in_progress_deployment") or {}
+            if not deployment.get("id"):
+                deployment = self._find_new_deployment(str(app["id"]), version, component, _EPOCH) or {}
+            if not deployment.get("id"):
+                raise DeployError(
+                    f"{operation}: App Platform created app {app.get('id')} but no deployment for it",
+                    platform=PLATFORM,
+                    operation="create preview app",
+                )
+        app_id = str(app["id"])
+        release = self._await(app_id, deployment, operation)
+        url = self._app(app_id).get("live_url")
+        if not url:
+            raise DeployError(
+                f"{operation}: deployed, but App Platform gave the app no live_url",
+                platform=PLATFORM,
+                operation="get app",
+            )
+        return Release(release.version, url=str(url), image=release.image, ref=release.ref)
+
+    def delete_preview(self, pr_number: int, repo: str) -> bool:
+        """Delete the PR's preview app. Idempotent: True if it deleted one, False if none existed."""
+        name = preview_name(repo, pr_number)
+        app = self._find_app(name)
+        if app is None:
+            return False
+        try:
+            self.api.read("delete preview app", self.api.apps.delete, str(app["id"]))
+        except NotFoundError:
+            return False
+        return True
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _app(self, app_id: str) -> dict[str, Any]:
+        body = self.api.read("get app", self.api.apps.get, app_id)
+        return dict((body or {}).get("app") or {})
+
+    def _release(self, deployment: dict[str, Any], url: str | None = None) -> Release:
+        spec = deployment.get("spec")
+        image = image_of(spec, self._component)
+        version = version_of(spec, self._component)
+        if version is None:
+            # Deployed without us: fall back to what identifies it best.
+            version = (image.digest or image.tag if image else None) or f"deployment-{str(deployment.get('id'))[:8]}"
+        return Release(
+            version=version, url=url, image=image.reference if image else None, ref=str(deployment.get("id"))
+        )
+
+    def _is(self, deployment: dict[str, Any], version: str) -> bool:
+        return version_of(deployment.get("spec"), self._component) == version
+
+    def _refuse_if_pinned(self, app: dict[str, Any], operation: str) -> None:
+        pinned = app.get("pinned_deployment")
+        if pinned:
+            raise DeployError(
+                f"{operation}: app {self.app_id} is pinned to deployment {pinned.get('id')} by a rollback that "
+                "was neither committed nor reverted; run mode rollback to finish it, or commit/revert it in the "
+                "control panel",
+                platform=PLATFORM,
+                operation="update app spec",
+            )
+
+    def _unfinished(self, app: dict[str, Any], version: str, component: str) -> dict[str, Any] | None:
+        """An in-progress deployment of `version` (a previous run that died while waiting): join it."""
+        for key in ("in_progress_deployment", "pending_deployment"):
+            deployment = app.get(key)
+            if deployment and deployment.get("id") and version_of(deployment.get("spec"), component) == version:
+                log.info("joining deployment %s of %s already under way", deployment["id"], version)
+                return dict(deployment)
+        return None
+
+    def _update_spec(self, app: dict[str, Any], spec: dict[str, Any], version: str, component: str) -> dict[str, Any]:
+        """PUT the spec (App Platform creates a deployment for it) and return that deployment.
+
+        A PUT that fails ambiguously may still have created the deployment: we look for a deployment
+        of `version` created after the app's last one before sending again.
+        """
+        app_id = str(app["id"])
+        before = _when(app.get("last_deployment_created_at"))
+
+        def send() -> dict[str, Any]:
+            body = self.api.once("update app spec", self.api.apps.update, app_id, {"spec": spec})
+            updated = (body or {}).get("app") or {}
+            deployment = updated.get("pending_deployment") or updated.get("in_progress_deployment")
+            if deployment and deployment.get("id"):
+                return dict(deployment)
+            found = self._find_new_deployment(app_id, version, component, before)
+            if found is None:
+                raise DeployError(
+                    f"update app spec: App Platform accepted the spec for {version} but started no deployment",
+                    platform=PLATFORM,
+                    operation="update app spec",
+                )
+            return found
+
+        return self.api.create(
+            "update app spec", send, lambda: self._find_new_deployment(app_id, version, component, before)
+        )
+
+    def _find_new_deployment(
+        self, app_id: str, version: str, component: str, before: datetime
+    ) -> dict[str, Any] | None:
+        body = self.api.read("list deployments", self.api.apps.list_deployments, app_id, per_page=_RECENT)
+        for deployment in sorted(
+            (body or {}).get("deployments") or [], key=lambda d: _when(d.get("created_at")), reverse=True
+        ):
+            if (
+                _when(deployment.get("created_at")) > before
+                and version_of(deployment.get("spec"), component) == version
+            ):
+                return dict(deployment)
+        return None
+
+    def _deployment_of(self, version: str) -> str:
+        for release in self.releases():
+            if release.version == version and release.ref:
+                return release.ref
+        raise DeployError(
+            f"rollback to {version}: App Platform keeps no deployment of that version",
+            platform=PLATFORM,
+            operation="rollback",
+        )
+
+    def _find_app(self, name: str) -> dict[str, Any] | None:
+        page = 1
+        while page <= 100:
+            body = self.api.read("list apps", self.api.apps.list, page=page, per_page=200)
+            apps = (body or {}).get("apps") or []
+            for app in apps:
+                if (app.get("spec") or {}).get("name") == name:
+                    return dict(app)
+            if len(apps) < 200 or not (((body or {}).get("links") or {}).get("pages") or {}).get("next"):
+                return None
+            page += 1
+        return None
+
+    def _await(self, app_id: str, deployment: dict[str, Any], operation: str) -> Release:
+        deployment_id = str(deployment.get("id"))
+        outcome = wait_for_deployment(
+            self.api,
+            app_id,
+            deployment_id,
+            deadline_seconds=self._deadline,
+            backoff=self._backoff,
+            sleep=self._sleep,
+        )
+        if outcome.phase == "ACTIVE":
+            return self._release(outcome.deployment)
+        if outcome.timed_out:
+            self._cancel(app_id, deployment_id)
+        self.last_logs = fetch_log_tail(self.api, app_id, deployment_id, verify=self._verify)
+        tail = "\n".join(f"    {line}" for line in self.last_logs) or "    (no deploy logs available)"
+        raise DeployError(
+            f"{operation}: {_failure(outcome, self._deadline)}\n  last deploy log lines:\n{tail}",
+            platform=PLATFORM,
+            operation="wait for deployment",
+        )
+
+    def _cancel(self, app_id: str, deployment_id: str) -> None:
+        # Past the deadline we stop waiting; cancelling keeps App Platform from making the release
+        # live later, behind the back of a run that already reported failure.
+        try:
+            self.api.read("cancel deployment", self.api.apps.cancel_deployment, app_id, deployment_id)
+        except DeployError as exc:
+            log.warning("could not cancel deployment %s after the deadline: %s", deployment_id, exc)
+
+
+def _same_image(current: ImageSource | None, wanted: ImageSource) -> bool:
+    return current is not None and current.to_spec() == wanted.to_spec()
+
+
+def _failure(outcome: Outcome, deadline: float) -> str:
+    deployment_id = outcome.deployment.get("id")
+    if outcome.timed_out:
+        return (
+            f"deployment {deployment_id} still in phase {outcome.phase} after {outcome.elapsed:.1f} s "
+            f"({outcome.phase_elapsed:.1f} s in {outcome.phase}; deadline {deadline:g} s). It was cancelled and "
+            "the previous release keeps serving; if builds are legitimately this slow, raise the deadline"
+        )
+    cause = _cause(outcome.deployment)
+    if outcome.phase == "ERROR":
+        return (
+            f"deployment {deployment_id} failed (ERROR{': ' + cause if cause else ''}) after "
+            f"{outcome.elapsed:.1f} s; App Platform kept the previous release serving"
+        )
+    if outcome.phase == "SUPERSEDED":
+        return f"deployment {deployment_id} was superseded by a newer deployment of the app before it went live"
+    return f"deployment {deployment_id} was cancelled (phase {outcome.phase}) before it went live"
+
+
+def _cause(deployment: dict[str, Any]) -> str:
+    steps = ((deployment.get("progress") or {}).get("steps")) or []
+    reasons = [
+        f"{s.get('name')}: {(s.get('reason') or {}).get('message')}"
+        for s in steps
+        if (s.get("reason") or {}).get("message")
+    ]
+    return "; ".join(reasons)
+
+
+def _condition(condition: dict[str, Any]) -> str:
+    components = condition.get("components") or []
+    where = f" (components: {', '.join(components)})" if components else ""
+    return f"{condition.get('code', 'unknown')}: {condition.get('message', 'no message')}{where}"
+
+
+def _newest_after(
+    app: dict[str, Any], before: datetime, matches: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any] | None:
+    candidates: list[dict[str, Any] | None] = [
+        app.get(key)
+        for key in ("pending_deployment", "in_progress_deployment", "pinned_deployment", "active_deployment")
+    ]
+    fresh: list[dict[str, Any]] = [
+        d for d in candidates if d and d.get("id") and _when(d.get("created_at")) > before and matches(d)
+    ]
+    if not fresh:
+        return None
+    newest = max(fresh, key=lambda d: _when(d.get("created_at")))
+    return dict(newest)
+
+
+def _when(stamp: Any) -> datetime:
+    """An API timestamp as a comparable aware datetime; missing or unreadable sorts first."""
+    if not stamp:
+        return _EPOCH
+    try:
+        parsed = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return _EPOCH
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

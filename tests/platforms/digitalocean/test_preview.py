@@ -1,0 +1,92 @@
+"""Per-PR preview apps: deterministic names, production's spec minus domains and alerts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from orchestrator.platforms.digitalocean import preview_name
+from orchestrator.platforms.digitalocean.preview import preview_spec
+from tests.peers.do_simulator import DoSimulator
+
+from .conftest import MakePlatform
+
+APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+
+
+def test_preview_names_are_deterministic_valid_and_short() -> None:
+    name = preview_name("Acme/Shop", 42)
+    assert name == preview_name("acme/shop", 42)
+    assert re.fullmatch(r"acme-shop-42-[0-9a-f]{8}", name)
+    assert preview_name("acme/shop", 43) != name
+
+    long_a = preview_name("a-very-long-organisation-name/an-even-longer-repository-name-a", 12345)
+    long_b = preview_name("a-very-long-organisation-name/an-even-longer-repository-name-b", 12345)
+    for candidate in (name, long_a, long_b, preview_name("3scale/API_gateway.v2", 7), preview_name("x/y", 99999999)):
+        assert len(candidate) <= 32 and APP_NAME.match(candidate), candidate
+    assert long_a != long_b and long_a.endswith(long_a[-8:]) and "-12345-" in long_a
+    assert preview_name("3scale/api", 7).startswith("pr-3scale-api-7-")
+    with pytest.raises(ValueError):
+        preview_name("acme/shop", 0)
+
+
+def test_preview_spec_drops_domains_alerts_and_deploy_on_push() -> None:
+    production = {
+        "name": "shop",
+        "domains": [{"domain": "shop.example.com", "type": "PRIMARY"}],
+        "alerts": [{"rule": "DEPLOYMENT_FAILED"}],
+        "services": [
+            {
+                "name": "web",
+                "alerts": [{"rule": "CPU_UTILIZATION"}],
+                "image": {"repository": "shop", "deploy_on_push": {"enabled": True}},
+            }
+        ],
+    }
+    spec = preview_spec(production, "acme-shop-42-1a2b3c4d")
+    assert spec == {
+        "name": "acme-shop-42-1a2b3c4d",
+        "services": [{"name": "web", "image": {"repository": "shop"}}],
+    }
+    assert production["domains"], "production's spec is not modified"
+
+
+def test_create_then_delete_a_preview(do_sim: DoSimulator, do_app: str, make_platform: MakePlatform) -> None:
+    production_id = do_sim.seed_app(
+        "shop-prod",
+        extra={
+            "domains": [{"domain": "shop.example.com", "type": "PRIMARY"}],
+            "alerts": [{"rule": "DEPLOYMENT_FAILED"}],
+        },
+    )
+    platform = make_platform(app_id=production_id)
+
+    release = platform.create_preview(42, "acme/shop", "ghcr.io/acme/shop:pr-42", "pr42-abc1234")
+
+    name = preview_name("acme/shop", 42)
+    preview_id = do_sim.find_app(name)
+    assert preview_id is not None and release.url
+    assert requests.get(f"{release.url}/version", timeout=5).text == "pr42-abc1234"
+    spec = do_sim.app_json(preview_id)["spec"]
+    assert "domains" not in spec and "alerts" not in spec
+    assert spec["services"][0]["image"] == {
+        "registry_type": "GHCR",
+        "registry": "acme",
+        "repository": "shop",
+        "tag": "pr-42",
+    }
+    assert do_sim.app_json(production_id)["spec"]["services"][0]["image"]["tag"] == "v1", "production untouched"
+
+    again = platform.create_preview(42, "acme/shop", "ghcr.io/acme/shop:pr-42", "pr42-abc1234")
+    assert again.url == release.url and do_sim.count("POST", "/v2/apps") == 1 and do_sim.count("PUT") == 0
+
+    updated = platform.create_preview(42, "acme/shop", "ghcr.io/acme/shop:pr-42b", "pr42-def5678")
+    assert requests.get(f"{updated.url}/version", timeout=5).text == "pr42-def5678"
+    assert do_sim.count("PUT") == 1
+
+    assert platform.delete_preview(42, "acme/shop") is True
+    assert do_sim.find_app(name) is None
+    assert platform.delete_preview(42, "acme/shop") is False, "already gone is fine"
+    assert do_sim.find_app("shop-prod") == production_id
