@@ -1,0 +1,45 @@
+-- The pipeline store: what the upstream agents write and the deploy gates read.
+--
+-- validation_runs      written by the ValidationAgent (agent_005), one row per test run
+-- compliance_verdicts  written by the ComplianceValidator (agent_002), one or more per run;
+--                      the newest (decided_at, then id) is the one in force, so a verdict is
+--                      revoked by writing a newer `non_compliant` one, never by an update
+--
+-- `artifact_digests` holds what was validated/approved, in the shape of
+-- orchestrator.artifacts.ArtifactDigests.to_dict():
+--   {"migrations": {"<workspace-relative path>": "<sha256 hex>", ...},
+--    "modules":    {"<workspace-relative path>": "<tree digest hex>", ...},
+--    "image": "<name>@sha256:<hex>" | "<name>:<tag>" | null,
+--    "image_pinned": true | false}
+-- In a verdict, `migrations` is the set of approved migrations: the only files the
+-- migration runner may run.
+--
+-- Idempotent: safe to load on every start. The deploy orchestrator only ever reads these
+-- tables (in a READ ONLY transaction).
+
+CREATE TABLE IF NOT EXISTS validation_runs (
+    id               text        PRIMARY KEY,
+    status           text        NOT NULL
+                     CHECK (status IN ('pending', 'running', 'passed', 'failed', 'error', 'cancelled')),
+    agent_id         text        NOT NULL DEFAULT 'agent_005',
+    artifact_digests jsonb       NOT NULL
+                     CHECK (jsonb_typeof(artifact_digests) = 'object'),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    finished_at      timestamptz,
+    CHECK (finished_at IS NOT NULL OR status IN ('pending', 'running'))
+);
+
+CREATE TABLE IF NOT EXISTS compliance_verdicts (
+    id                text        PRIMARY KEY DEFAULT gen_random_uuid()::text,
+    validation_run_id text        NOT NULL REFERENCES validation_runs (id),
+    validator_id      text        NOT NULL DEFAULT 'agent_002',
+    verdict           text        NOT NULL
+                      CHECK (verdict IN ('compliant', 'non_compliant', 'needs_review')),
+    artifact_digests  jsonb       NOT NULL
+                      CHECK (jsonb_typeof(artifact_digests) = 'object'),
+    reason            text,
+    decided_at        timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX IF NOT EXISTS compliance_verdicts_run_decided
+    ON compliance_verdicts (validation_run_id, decided_at DESC, id DESC);
