@@ -193,23 +193,26 @@ def read_config_file(path: Path, *, shown_as: str | None = None) -> Any:
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                mark = event.start_mark
                 raise ConfigError(
-                    f"config: {name} line {mark.line + 1}: YAML anchors and aliases are not allowed; "
+                    f"config: {name}{_line(event)}: YAML anchors and aliases are not allowed; "
                     "write the values out"
                 )
             tag = getattr(event, "tag", None)
             implicit = getattr(event, "implicit", True)
             explicit = tag is not None and (implicit is False or implicit == (False, False))
             if explicit and not isinstance(event, (yaml.DocumentStartEvent, yaml.StreamStartEvent)):
-                mark = event.start_mark
-                raise ConfigError(f"config: {name} line {mark.line + 1}: YAML tags ({tag}) are not allowed")
+                raise ConfigError(f"config: {name}{_line(event)}: YAML tags ({tag}) are not allowed")
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"config: {name}{line} is not valid YAML: {problem}") from None
+
+
+def _line(event: yaml.Event) -> str:
+    mark = event.start_mark
+    return f" line {mark.line + 1}" if mark is not None else ""
 
 
 def parse_config(document: Any, workspace: Path) -> DeployConfig:
@@ -251,7 +254,7 @@ _TYPE_NAMES = {
 def _describe(error: jsonschema.ValidationError) -> str:
     where = _path(error.absolute_path)
     kind = error.validator
-    value = error.validator_value
+    value: Any = error.validator_value
     schema_node = error.schema if isinstance(error.schema, dict) else {}
     if kind == "required":
         missing = re.findall(r"'([^']+)' is a required property", error.message)
@@ -367,6 +370,10 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
     odoo = doc.get("odoo") or {}
     if artifacts.get("odoo_modules") and not (odoo.get("upgrade_command") or odoo.get("xmlrpc_url")):
         yield "odoo: artifacts.odoo_modules is set; add odoo.upgrade_command or odoo.xmlrpc_url to upgrade them"
+    if odoo.get("upgrade_command") and odoo.get("xmlrpc_url"):
+        yield "odoo: set either upgrade_command or xmlrpc_url, not both"
+    if any("{database}" in a for a in odoo.get("upgrade_command", [])) and not odoo.get("database"):
+        yield "odoo.database: required, odoo.upgrade_command uses {database}"
     if odoo.get("xmlrpc_url"):
         for field in ("database", "username", "password_env_var"):
             if field not in odoo:
@@ -407,6 +414,7 @@ def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
         do_app_id=d.get("do_app_id"),
         do_region=d.get("do_region"),
         do_component=d.get("do_component"),
+        do_deploy_timeout_seconds=float(d["do_deploy_timeout_seconds"]) if "do_deploy_timeout_seconds" in d else None,
         k8s_namespace=d.get("k8s_namespace"),
         k8s_deployment=d.get("k8s_deployment"),
         local=(

@@ -60,6 +60,7 @@ class DeploymentConfig:
     do_app_id: str | None = None
     do_region: str | None = None
     do_component: str | None = None
+    do_deploy_timeout_seconds: float | None = None
     k8s_namespace: str | None = None
     k8s_deployment: str | None = None
     local: LocalConfig | None = None

@@ -16,6 +16,7 @@ hardening pair can use them without parsing messages.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "ConfigError",
@@ -69,13 +70,30 @@ class GateError(OrchestratorError):
 class MigrationError(OrchestratorError):
     step = "migrations"
 
-    def __init__(self, message: str, *, migration: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        migration: str | None = None,
+        results: Sequence[Any] = (),
+        plan: Any = None,
+        problems: Sequence[str] = (),
+    ) -> None:
         super().__init__(message)
         self.migration = migration
+        self.results = tuple(results)
+        """MigrationResult so far, the failed one last."""
+        self.plan = plan
+        """The MigrationPlan when the plan refused the run."""
+        self.problems = tuple(problems)
+        """Every refusal reason."""
 
 
 class LockError(MigrationError):
     """Another run holds the migration lock."""
+
+    holder: Any = None
+    """migrations.lock.LockHolder: pid, application_name, client_addr, backend_start, state."""
 
 
 class DeployError(OrchestratorError):

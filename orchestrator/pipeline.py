@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +130,7 @@ class Pipeline:
         scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
         changed_modules = odoo.plan_upgrade(modules, digests, self._previous_module_digests())
 
-        with self._migration_session(scripts) as runner:
+        with self._migration_session(scripts, read_only=plan_only) as runner:
             migration_plan = runner.plan(scripts, report.approved_migrations) if runner else None
             plan_lines = migration_plan.describe() if migration_plan else ["no migrations"]
             self.state.extras["plan"] = {
@@ -146,16 +146,15 @@ class Pipeline:
             applied: list[MigrationResult] = []
             try:
                 if runner and migration_plan:
-                    try:
-                        applied = runner.apply(migration_plan)
-                    finally:
-                        self.state.migrations.extend(getattr(runner, "last_results", applied))
+                    applied = self._apply_migrations(runner, migration_plan)
                 if changed_modules:
                     odoo.upgrade(changed_modules, self.config.odoo, self.env, self.inputs.workspace, log=self.log)
                 outcome = execute(rollout, self.platform, self.checks, self.log)
                 self.state.probes.extend(outcome.probes)
                 self.state.traffic_moved = outcome.traffic_moved
             except OrchestratorError as exc:
+                if isinstance(exc, MigrationError):
+                    applied = [r for r in exc.results if r.success]
                 traffic_moved = False
                 if isinstance(exc, RolloutFailure):
                     self.state.probes.extend(exc.outcome.probes)
@@ -169,8 +168,17 @@ class Pipeline:
         self.state.status, self.state.exit_code = "success", 0
         self.log.info(f"{self.inputs.version} is live at {self.platform.live_url()}")
 
+    def _apply_migrations(self, runner: Any, plan: Any) -> list[MigrationResult]:
+        try:
+            applied: list[MigrationResult] = runner.apply(plan)
+        except MigrationError as exc:
+            self.state.migrations.extend(exc.results)
+            raise
+        self.state.migrations.extend(applied)
+        return applied
+
     @contextmanager
-    def _migration_session(self, scripts: Sequence[Any]) -> Iterator[Any]:
+    def _migration_session(self, scripts: Sequence[Any], *, read_only: bool) -> Iterator[Any]:
         if not scripts:
             yield None
             return
@@ -184,6 +192,7 @@ class Pipeline:
             self.config.migrations,
             deployment_id=self.state.deployment_id,
             installed_by=self.env.get("GITHUB_ACTOR") or "deploy-orchestrator",
+            read_only=read_only,
         )
         with session:
             yield session
@@ -326,6 +335,3 @@ class Pipeline:
     def _previous_module_digests(self) -> Mapping[str, str]:
         return self.ledger.last_module_digests() if self.ledger else {}
 
-
-def _nothing() -> nullcontext[None]:
-    return nullcontext()

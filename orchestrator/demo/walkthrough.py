@@ -157,7 +157,9 @@ def _database(workspace: Path) -> Iterator[str]:
         raise SystemExit(
             "the demo needs PostgreSQL: pip install 'deploy-orchestrator[demo]' or set DATABASE_URL"
         ) from None
-    server = pgserver.get_server(str(workspace / "postgres"), cleanup_mode="stop")
+    server = pgserver.get_server(  # type: ignore[attr-defined]  # re-exported without __all__
+        str(workspace / "postgres"), cleanup_mode="stop"
+    )
     try:
         yield str(server.get_uri())
     finally:
