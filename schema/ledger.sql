@@ -1,0 +1,85 @@
+-- The ledger: what every run did (deployment_log), what it was built from (pipeline_lineage),
+-- and the hardening outbox (preference pairs waiting for, or done with, delivery to agentbench).
+--
+-- Idempotent: safe to run at the start of every run. orchestrator/ledger.py runs it inside one
+-- transaction that holds a transaction-level advisory lock (two runs creating the tables at the
+-- same moment would otherwise race on the catalog) with `search_path` set to the ledger schema
+-- (`public` by default), so the names below are deliberately unqualified. Transaction-level
+-- locks and `SET LOCAL` both work through transaction-mode poolers (Supavisor, PgBouncer).
+
+CREATE TABLE IF NOT EXISTS deployment_log (
+    deployment_id      text PRIMARY KEY,
+    validation_run_id  text,
+    mode               text NOT NULL DEFAULT 'deploy',
+    -- in_progress until the run finishes: a run that crashed stays visible as in_progress.
+    status             text NOT NULL
+                       CHECK (status IN ('in_progress', 'success', 'failed', 'rolled_back')),
+    environment        text,
+    strategy           text,
+    platform           text,
+    previous_version   text,
+    new_version        text,
+    current_step       text,
+    failed_step        text,
+    refused_reason     text,
+    error              text,
+    exit_code          integer,
+    url                text,
+    run_url            text,
+    deployed_at        timestamptz,
+    started_at         timestamptz NOT NULL DEFAULT now(),
+    finished_at        timestamptz,
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    duration_seconds   double precision,
+    rolled_back        boolean NOT NULL DEFAULT false,
+    deployment_details jsonb,
+    health_checks      jsonb NOT NULL DEFAULT '[]'::jsonb,
+    migrations_applied jsonb NOT NULL DEFAULT '[]'::jsonb,
+    rollback           jsonb,
+    hardening          jsonb,
+    logs               jsonb NOT NULL DEFAULT '[]'::jsonb,
+    artifact_digests   jsonb NOT NULL DEFAULT '{}'::jsonb,
+    -- The whole output contract as written to the Action's `result` output.
+    result             jsonb
+);
+
+CREATE INDEX IF NOT EXISTS deployment_log_env_started_idx
+    ON deployment_log (environment, started_at DESC);
+
+CREATE TABLE IF NOT EXISTS pipeline_lineage (
+    deployment_id         text PRIMARY KEY,
+    validation_run_id     text NOT NULL,
+    compliance_verdict_id text,
+    migration_digests     jsonb NOT NULL DEFAULT '{}'::jsonb,
+    module_digests        jsonb NOT NULL DEFAULT '{}'::jsonb,
+    image_digest          text,
+    outcome               text NOT NULL,
+    recorded_at           timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX IF NOT EXISTS pipeline_lineage_validation_run_idx
+    ON pipeline_lineage (validation_run_id);
+
+-- One row per preference pair. `id` is also the Idempotency-Key sent to agentbench, so a row is
+-- the unit of exactly-once delivery: flushers claim rows with FOR UPDATE SKIP LOCKED and mark
+-- them delivered before releasing them. Rows are never deleted by the orchestrator.
+CREATE TABLE IF NOT EXISTS hardening_outbox (
+    id              uuid PRIMARY KEY,
+    seq             bigserial NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    deployment_id   text NOT NULL,
+    priority        text NOT NULL,
+    pair            jsonb NOT NULL,
+    -- pending: waiting for delivery; delivered: agentbench accepted it (submission_id kept);
+    -- rejected: agentbench refused its content (4xx); kept for a person to look at, not retried.
+    status          text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'delivered', 'rejected')),
+    attempts        integer NOT NULL DEFAULT 0,
+    last_error      text,
+    last_attempt_at timestamptz,
+    submission_id   text,
+    delivered_at    timestamptz
+);
+
+CREATE INDEX IF NOT EXISTS hardening_outbox_pending_idx
+    ON hardening_outbox (created_at, seq) WHERE status = 'pending';
