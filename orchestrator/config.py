@@ -10,6 +10,7 @@ so one run shows every mistake.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -194,8 +195,7 @@ def read_config_file(path: Path, *, shown_as: str | None = None) -> Any:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise ConfigError(
-                    f"config: {name}{_line(event)}: YAML anchors and aliases are not allowed; "
-                    "write the values out"
+                    f"config: {name}{_line(event)}: YAML anchors and aliases are not allowed; write the values out"
                 )
             tag = getattr(event, "tag", None)
             implicit = getattr(event, "implicit", True)
@@ -338,7 +338,7 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
             yield f"deployment_config.{field}: required when platform is {platform}; {fix}"
     if strategy == "canary" and "canary" in deployment:
         weights = [step["weight"] for step in deployment["canary"]["steps"]]
-        for i, (a, b) in enumerate(zip(weights, weights[1:], strict=False), start=1):
+        for i, (a, b) in enumerate(itertools.pairwise(weights), start=1):
             if b <= a:
                 yield f"deployment_config.canary.steps[{i}].weight: {b} should be greater than the step before ({a})"
 

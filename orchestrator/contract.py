@@ -198,6 +198,7 @@ class OdooConfig:
 class LedgerConfig:
     dsn_env_var: str | None = None
     enabled: bool = True
+    schema: str = "public"
 
 
 @dataclass(frozen=True, slots=True)

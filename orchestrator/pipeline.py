@@ -78,8 +78,11 @@ class Pipeline:
         self.state = RunState(deployment_id=str(uuid.uuid4()), started_at=utc_now(), started=time.monotonic())
         self.checks = ReleaseChecks(self.config, dsn=self.dsn)
         ledger_dsn = self._secret(self.config.ledger.dsn_env_var) or self.dsn
-        self.ledger = ledger.open_ledger(ledger_dsn, self.config.ledger, log) if self.config.ledger.enabled else None
-        self.hardening = Hardening(self.config, ledger_dsn, self.inputs.workspace, env, log)
+        schema = self.config.ledger.schema
+        enabled = self.config.ledger.enabled
+        self.ledger = ledger.open_ledger(ledger_dsn, self.config.ledger, log, schema=schema) if enabled else None
+        self.hardening = Hardening(self.config, ledger_dsn, self.inputs.workspace, env, log, schema=schema)
+        self.run_url = notify.run_url(env)
 
     def _secret(self, name: str | None) -> Secret | None:
         value = self.env.get(name) if name else None
@@ -95,7 +98,7 @@ class Pipeline:
         )
         self.hardening.deliver_pending()
         if self.ledger and mode != "plan":
-            self.ledger.start(self.state.deployment_id, self.request)
+            self.ledger.start(self.state.deployment_id, self.request, run_url=self.run_url)
         try:
             if mode == "rollback":
                 self._manual_rollback()
@@ -105,9 +108,16 @@ class Pipeline:
             self._fail(exc)
         result = self._result()
         self._record(result)
+        self.hardening.close()
         return result
 
+    def _at(self, step: str) -> None:
+        """Record the pipeline position, so a crashed run shows where it stopped."""
+        if self.ledger and self.inputs.mode != "plan":
+            self.ledger.step(self.state.deployment_id, step)
+
     def _deploy(self, *, plan_only: bool) -> None:
+        self._at("gates")
         digests = artifact_digests.digest_artifacts(
             self.config.artifacts, self.inputs.workspace, image=self._image(), log=self.log
         )
@@ -146,9 +156,12 @@ class Pipeline:
             applied: list[MigrationResult] = []
             try:
                 if runner and migration_plan:
+                    self._at("migrations")
                     applied = self._apply_migrations(runner, migration_plan)
                 if changed_modules:
+                    self._at("odoo-upgrade")
                     odoo.upgrade(changed_modules, self.config.odoo, self.env, self.inputs.workspace, log=self.log)
+                self._at("rollout")
                 outcome = execute(rollout, self.platform, self.checks, self.log)
                 self.state.probes.extend(outcome.probes)
                 self.state.traffic_moved = outcome.traffic_moved
@@ -211,6 +224,7 @@ class Pipeline:
         def undo() -> Sequence[MigrationResult]:
             return runner.undo(applied) if runner and applied else []
 
+        self._at("rollback")
         report = roll_back(
             platform=self.platform,
             previous=self.state.previous,
@@ -316,10 +330,11 @@ class Pipeline:
         if self.inputs.mode == "plan":
             return
         if self.ledger:
-            self.ledger.finish(result)
-        metrics.record_run(result, self.config.metrics, self.inputs.workspace, log=self.log)
+            self.ledger.finish(result, run_url=self.run_url)
+        environment = self.config.environment
+        metrics.record_run(result, self.config.metrics, self.inputs.workspace, environment=environment, log=self.log)
         notifier = notify.Notifier(self.config.notifications, self.env, log=self.log)
-        notifier.announce(result)
+        notifier.announce(result, environment=environment)
         if isinstance(self.state.error, RollbackError):
             notifier.page(result, str(self.state.error))
 
@@ -334,4 +349,3 @@ class Pipeline:
 
     def _previous_module_digests(self) -> Mapping[str, str]:
         return self.ledger.last_module_digests() if self.ledger else {}
-
