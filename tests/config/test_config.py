@@ -91,7 +91,8 @@ def test_a_platform_block_is_required_for_its_platform(tmp_path: Path) -> None:
     config = base_config()
     del config["deployment_config"]["local"]
     assert problems_of(config, tmp_path) == (
-        "deployment_config.local: required when platform is local; add local: {command: [...], listen: '127.0.0.1:8080'}",
+        "deployment_config.local: required when platform is local; "
+        "add local: {command: [...], listen: '127.0.0.1:8080'}",
     )
 
 
