@@ -1,0 +1,39 @@
+"""The `local` platform: release processes behind a per-request HTTP proxy, kept by a supervisor.
+
+Modules: `state` (what is kept on disk), `routing` (the weighted table), `wire` and `proxy`
+(the HTTP/1.1 proxy), `process` (release processes), `supervisor` (the daemon), `control`
+(talking to it, starting and stopping it), `platform` (the `Platform` adapter).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.contract import DeployConfig
+from orchestrator.errors import ConfigError
+from orchestrator.platforms.base import Platform, PlatformContext, register
+from orchestrator.platforms.local.control import ReleaseStatus, SupervisorStatus, read_status, stop_supervisor
+from orchestrator.platforms.local.platform import LocalPlatform, state_dir_of, supervisor_status, supervisor_stop
+
+__all__ = [
+    "LocalPlatform",
+    "ReleaseStatus",
+    "SupervisorStatus",
+    "create",
+    "read_status",
+    "state_dir_of",
+    "stop_supervisor",
+    "supervisor_status",
+    "supervisor_stop",
+]
+
+
+def create(config: DeployConfig, context: PlatformContext) -> Platform:
+    """The registry's factory: a `LocalPlatform` for `deployment_config.local`."""
+    local = config.deployment.local
+    if local is None:
+        raise ConfigError("deployment_config.local: required when deployment_config.platform is local")
+    return LocalPlatform(local, Path(context.workspace))
+
+
+register("local", create)

@@ -1,0 +1,245 @@
+"""The orchestrator's side of the supervisor: talk to it, start it when needed, show it, stop it.
+
+Every failure surfaces as `DeployError(platform="local", operation=...)` whose message names the
+state directory and what to do next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orchestrator
+from orchestrator.errors import DeployError
+from orchestrator.platforms.local.process import log_tail
+from orchestrator.platforms.local.state import StatePaths
+
+__all__ = [
+    "ControlClient",
+    "ReleaseStatus",
+    "SupervisorNotRunningError",
+    "SupervisorStatus",
+    "ensure_supervisor",
+    "read_status",
+    "stop_supervisor",
+]
+
+_START_SECONDS = 15.0
+_SOCKET_PATH_MAX = 100
+
+
+class SupervisorNotRunningError(DeployError):
+    """Nothing answers on the control socket."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseStatus:
+    version: str
+    port: int
+    pid: int
+    alive: bool
+    weight: int
+    inflight: int
+    image: str | None
+    started_at: float
+    log: str
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorStatus:
+    pid: int
+    listen: str
+    live: str | None
+    weights: dict[str, int]
+    releases: tuple[ReleaseStatus, ...]
+    """Newest first."""
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> SupervisorStatus:
+        releases = tuple(
+            ReleaseStatus(**{k: item[k] for k in ReleaseStatus.__dataclass_fields__}) for item in doc["releases"]
+        )
+        return cls(
+            pid=int(doc["pid"]),
+            listen=str(doc["listen"]),
+            live=doc.get("live"),
+            weights={str(k): int(v) for k, v in doc["weights"].items()},
+            releases=releases,
+        )
+
+
+class ControlClient:
+    """Sends one request per connection to the supervisor of `paths.root`."""
+
+    def __init__(self, paths: StatePaths) -> None:
+        self.paths = paths
+
+    def call(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
+        """The operation's result. Raises SupervisorNotRunningError, or DeployError with its refusal."""
+        request = json.dumps({"op": op, **args}).encode() + b"\n"
+        data = b""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            try:
+                self._connect(sock)
+                sock.sendall(request)
+                while not data.endswith(b"\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError) as exc:
+                if data:
+                    raise self._no_answer(op, exc) from exc
+                # Nobody listens, or it died before answering: every operation is idempotent, so the
+                # caller may start a supervisor and send it again.
+                raise SupervisorNotRunningError(
+                    f"no local supervisor answers in {self.paths.root}", platform="local", operation=op
+                ) from exc
+            except OSError as exc:
+                raise self._no_answer(op, exc) from exc
+        if not data:
+            raise SupervisorNotRunningError(
+                f"local supervisor in {self.paths.root} closed the connection during {op!r}",
+                platform="local",
+                operation=op,
+            )
+        reply = json.loads(data)
+        if not reply["ok"]:
+            raise DeployError(str(reply["error"]), platform="local", operation=op)
+        return reply["result"]
+
+    def _no_answer(self, op: str, exc: OSError) -> DeployError:
+        return DeployError(
+            f"local supervisor in {self.paths.root} did not answer {op!r} ({exc!r}); see {self.paths.supervisor_log}",
+            platform="local",
+            operation=op,
+        )
+
+    def _connect(self, sock: socket.socket) -> None:
+        path = str(self.paths.socket)
+        if len(path) <= _SOCKET_PATH_MAX:
+            sock.connect(path)
+            return
+        # Too long for sockaddr_un: reach it through a short /proc path to the directory.
+        dir_fd = os.open(self.paths.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            sock.connect(f"/proc/self/fd/{dir_fd}/{self.paths.socket.name}")
+        finally:
+            os.close(dir_fd)
+
+
+def ensure_supervisor(paths: StatePaths, listen: str, timeout: float = _START_SECONDS) -> ControlClient:
+    """A client for a supervisor serving `listen`, starting one (detached) if none runs.
+
+    Raises DeployError if it does not come up within `timeout` (with its log tail) or if the running
+    one serves another address.
+    """
+    client = ControlClient(paths)
+    try:
+        status = client.call("status")
+    except SupervisorNotRunningError:
+        _launch(paths, listen)
+        status = _wait_until_up(client, timeout)
+    if status["listen"] != listen:
+        raise DeployError(
+            f"the local supervisor in {paths.root} serves {status['listen']}, but local.listen is {listen}: "
+            "set local.listen back, or stop the supervisor (stop verb) so it restarts on the new address",
+            platform="local",
+            operation="supervisor",
+        )
+    return client
+
+
+def _launch(paths: StatePaths, listen: str) -> None:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    # Run the same orchestrator code as this process, installed or not.
+    package_root = str(Path(orchestrator.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-m", "orchestrator.platforms.local.supervisor"]
+    argv += ["--state-dir", str(paths.root), "--listen", listen, "--daemon"]
+    # The launched process forks the daemon and exits at once; it inherits none of our stdio.
+    with open(paths.supervisor_log, "ab") as log:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=paths.root,
+            env=env,
+            start_new_session=True,
+            timeout=_START_SECONDS,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise DeployError(
+            f"could not start the local supervisor (exit {done.returncode}); last lines of "
+            f"{paths.supervisor_log}:\n{log_tail(paths.supervisor_log)}",
+            platform="local",
+            operation="supervisor",
+        )
+
+
+def _wait_until_up(client: ControlClient, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result: dict[str, Any] = client.call("status")
+            return result
+        except SupervisorNotRunningError:
+            if time.monotonic() >= deadline:
+                log = client.paths.supervisor_log
+                raise DeployError(
+                    f"the local supervisor did not answer within {timeout:g} s; last lines of {log}:\n{log_tail(log)}",
+                    platform="local",
+                    operation="supervisor",
+                ) from None
+            time.sleep(0.02)
+
+
+def read_status(state_dir: Path) -> SupervisorStatus | None:
+    """What the supervisor of `state_dir` runs and routes, or None if none is running."""
+    try:
+        return SupervisorStatus.from_dict(ControlClient(StatePaths(state_dir)).call("status"))
+    except SupervisorNotRunningError:
+        return None
+
+
+def stop_supervisor(state_dir: Path, timeout: float = 30.0) -> list[str]:
+    """Stop every release process and the proxy, then the supervisor; return the stopped versions.
+
+    Idempotent: returns [] when no supervisor runs. Raises DeployError if it does not exit in time.
+    """
+    client = ControlClient(StatePaths(state_dir))
+    try:
+        status = client.call("status")
+        stopped: list[str] = client.call("shutdown", timeout=timeout)["stopped"]
+    except SupervisorNotRunningError:
+        return []
+    deadline = time.monotonic() + timeout
+    while _pid_exists(int(status["pid"])):
+        if time.monotonic() >= deadline:
+            raise DeployError(
+                f"the local supervisor (pid {status['pid']}) did not exit within {timeout:g} s; "
+                f"kill it by pid and see {client.paths.supervisor_log}",
+                platform="local",
+                operation="stop",
+            )
+        time.sleep(0.02)
+    return stopped
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"

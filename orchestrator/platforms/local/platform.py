@@ -1,0 +1,205 @@
+"""`LocalPlatform`: the `Platform` adapter that drives the local supervisor.
+
+Read-only calls (`live`, `releases`) never start anything: without a running supervisor they
+read the state file, so `plan` mode touches nothing. Calls that change something start the
+supervisor first (detached; it outlives the orchestrator).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from orchestrator.contract import LocalConfig
+from orchestrator.errors import DeployError
+from orchestrator.platforms.base import Release
+from orchestrator.platforms.local.control import (
+    ControlClient,
+    SupervisorNotRunningError,
+    ensure_supervisor,
+    read_status,
+    stop_supervisor,
+)
+from orchestrator.platforms.local.process import log_tail
+from orchestrator.platforms.local.state import StatePaths, check_version, load_state
+
+__all__ = ["LocalPlatform", "state_dir_of", "supervisor_status", "supervisor_stop"]
+
+_CONTROL_MARGIN_SECONDS = 10.0
+
+
+class LocalPlatform:
+    """Releases as local processes behind the supervisor's per-request proxy on `config.listen`."""
+
+    name = "local"
+    strategies = frozenset({"blue_green", "canary", "rolling"})
+    cuts_over_itself = False
+
+    def __init__(self, config: LocalConfig, workspace: Path) -> None:
+        self._config = config
+        self._workspace = Path(workspace)
+        self.paths = StatePaths(state_dir_of(config, self._workspace))
+        self._cwd = self._resolve(config.cwd) if config.cwd is not None else self._workspace
+        self._client: ControlClient | None = None
+
+    def _resolve(self, path: Path) -> Path:
+        return _resolve(self._workspace, path)
+
+    def _control(self) -> ControlClient:
+        if self._client is None:
+            self._client = ensure_supervisor(self.paths, self._config.listen)
+        return self._client
+
+    def _call(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
+        try:
+            return self._control().call(op, timeout=timeout, **args)
+        except SupervisorNotRunningError:
+            # It went away since we last spoke (stopped, crashed): start it again once.
+            self._client = None
+            return self._control().call(op, timeout=timeout, **args)
+
+    def _status(self) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = ControlClient(self.paths).call("status")
+            return result
+        except SupervisorNotRunningError:
+            return None
+
+    # --- Platform ---------------------------------------------------------------------------------
+
+    def live(self) -> Release | None:
+        """The release that last took all traffic (during a canary, the stable one), or None. Read-only."""
+        live_version, releases = self._snapshot()
+        return next((r for r in releases if r.version == live_version), None)
+
+    def live_url(self) -> str:
+        return "http://" + self._config.listen
+
+    def releases(self) -> list[Release]:
+        """Releases kept by the supervisor, newest first, the live one included. Read-only."""
+        return self._snapshot()[1]
+
+    def _snapshot(self) -> tuple[str | None, list[Release]]:
+        status = self._status()
+        if status is not None:
+            items = [(r["version"], r["port"], r["pid"], r["image"]) for r in status["releases"]]
+            return status["live"], [_release(*item) for item in items]
+        try:
+            saved = load_state(self.paths)
+        except ValueError as exc:
+            raise DeployError(str(exc), platform="local", operation="status") from exc
+        if saved is None:
+            return None, []
+        records = sorted(saved.releases.values(), key=lambda r: r.seq, reverse=True)
+        return saved.live, [_release(r.version, r.port, r.pid, r.image) for r in records]
+
+    def start(self, version: str, image: str | None) -> Release:
+        """Start `version` without traffic and wait until it accepts TCP. Idempotent per version.
+
+        Raises DeployError (with the last lines of the release's log) if it exits or does not listen
+        within `startup_timeout_seconds`.
+        """
+        self._check(version, "start")
+        result = self._call(
+            "start",
+            timeout=self._config.startup_timeout_seconds + _CONTROL_MARGIN_SECONDS,
+            version=version,
+            argv=list(self._config.command),
+            cwd=str(self._cwd),
+            env=[list(pair) for pair in self._config.env],
+            startup_timeout=self._config.startup_timeout_seconds,
+            image=image,
+        )
+        return _release(result["version"], result["port"], result["pid"], result["image"])
+
+    def route(self, weights: Mapping[str, int]) -> None:
+        """Route new requests by weight; returns once the switch is in effect. Raises DeployError."""
+        self._call("route", weights=dict(weights))
+
+    def rollback(self, to: Release) -> None:
+        """All traffic to `to`, restarting it first if it was retired. Raises DeployError."""
+        if to.version not in {r.version for r in self.releases()}:
+            self.start(to.version, to.image)
+        self.route({to.version: 100})
+
+    def confirm_rollback(self, healthy: bool) -> None:
+        """Nothing to do: a local rollback is plain routing."""
+
+    def retire(self, keep: int) -> list[str]:
+        """Stop releases without traffic beyond the newest `keep`, after their in-flight requests end."""
+        stopped: list[str] = self._call(
+            "retire",
+            timeout=self._config.drain_seconds + _CONTROL_MARGIN_SECONDS,
+            keep=keep,
+            drain_seconds=self._config.drain_seconds,
+        )
+        return stopped
+
+    def stop(self, version: str) -> None:
+        """Stop one release without traffic. Idempotent. Raises DeployError if it still has traffic."""
+        self._check(version, "stop")
+        if self._status() is None and not self.releases():
+            return
+        self._call(
+            "stop",
+            timeout=self._config.drain_seconds + _CONTROL_MARGIN_SECONDS,
+            version=version,
+            drain_seconds=self._config.drain_seconds,
+        )
+
+    # --- beyond the protocol --------------------------------------------------------------------
+
+    def release_log_tail(self, version: str, lines: int = 20) -> str:
+        """The last `lines` lines of the release's stdout/stderr log ('' if it has none)."""
+        return log_tail(self.paths.release_log(self._check(version, "logs")), lines)
+
+    @staticmethod
+    def _check(version: str, operation: str) -> str:
+        try:
+            return check_version(version)
+        except ValueError as exc:
+            raise DeployError(str(exc), platform="local", operation=operation) from exc
+
+
+def _release(version: str, port: int, pid: int, image: str | None) -> Release:
+    return Release(version=version, url=f"http://127.0.0.1:{port}", image=image, ref=f"pid:{pid}")
+
+
+def _resolve(workspace: Path, path: Path) -> Path:
+    return (Path(workspace) / path).resolve()
+
+
+def state_dir_of(config: LocalConfig, workspace: Path) -> Path:
+    """The absolute state directory: `local.state_dir`, relative to the workspace unless absolute."""
+    return _resolve(workspace, config.state_dir)
+
+
+def supervisor_status(config: LocalConfig, workspace: Path) -> dict[str, Any]:
+    """For the `local status` verb: what the supervisor runs and routes, JSON-ready. Never starts it.
+
+    `running` is False when no supervisor answers; `releases` then lists what the state file remembers
+    (the next deploy restarts them). Raises DeployError if the state file is unreadable.
+    """
+    state_dir = state_dir_of(config, workspace)
+    status = read_status(state_dir)
+    if status is not None:
+        return {"running": True, "state_dir": str(state_dir), **dataclasses.asdict(status)}
+    platform = LocalPlatform(config, workspace)
+    live, releases = platform._snapshot()
+    return {
+        "running": False,
+        "state_dir": str(state_dir),
+        "listen": config.listen,
+        "live": live,
+        "releases": [dataclasses.asdict(r) for r in releases],
+    }
+
+
+def supervisor_stop(config: LocalConfig, workspace: Path) -> list[str]:
+    """For the `local stop` verb: stop every release and the proxy; return the stopped versions.
+
+    Idempotent ([] when nothing runs). Raises DeployError if the supervisor does not exit in time.
+    """
+    return stop_supervisor(state_dir_of(config, workspace))

@@ -1,0 +1,162 @@
+"""Release processes: launch one, tell whether it still runs, wait until it listens, stop it.
+
+Each release runs in its own session (process group) so that stopping it also stops whatever
+its command spawned (a shell wrapper, workers), and so that it outlives the supervisor: a
+restarted supervisor re-adopts it by pid, checked against the process's start time so that a
+recycled pid is never mistaken for the release.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from orchestrator.platforms.local.state import ReleaseRecord
+
+__all__ = [
+    "ReleaseStartError",
+    "free_port",
+    "is_alive",
+    "log_tail",
+    "process_start_ticks",
+    "spawn",
+    "substitute",
+    "terminate",
+    "wait_ready",
+]
+
+_POLL_SECONDS = 0.02
+_TERM_GRACE_SECONDS = 5.0
+
+
+class ReleaseStartError(Exception):
+    """A release did not come up; the message says why and carries the tail of its log."""
+
+
+def substitute(argv: Iterable[str], *, port: int, version: str) -> tuple[str, ...]:
+    # str.replace, not str.format: commands legitimately contain other braces (JSON, shell).
+    return tuple(arg.replace("{port}", str(port)).replace("{version}", version) for arg in argv)
+
+
+def free_port(exclude: Iterable[int] = ()) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (and not in `exclude`)."""
+    taken = set(exclude)
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in taken:
+            return port
+    raise OSError("no free TCP port found on 127.0.0.1")
+
+
+def spawn(record: ReleaseRecord, log_path: Path) -> subprocess.Popen[bytes]:
+    """Launch the release's command, detached, its output appended to `log_path`. Raises OSError."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(record.env)
+    with open(log_path, "ab") as log:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        log.write(f"--- {stamp} starting {record.version} on port {record.port}\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            record.argv,
+            cwd=record.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """The start time of a running process in clock ticks, or None if it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after its last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def is_alive(pid: int, pid_start: int) -> bool:
+    return pid > 0 and process_start_ticks(pid) == pid_start
+
+
+async def wait_ready(
+    record: ReleaseRecord, popen: subprocess.Popen[bytes] | None, timeout: float, log_path: Path
+) -> None:
+    """Return once the release accepts TCP on its port. Raises ReleaseStartError with its log tail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if popen is not None and popen.poll() is not None:
+            raise ReleaseStartError(
+                f"release {record.version} exited with code {popen.returncode} during startup; "
+                f"last lines of {log_path}:\n{log_tail(log_path)}"
+            )
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", record.port)
+        except OSError:
+            pass
+        else:
+            writer.close()
+            return
+        if time.monotonic() >= deadline:
+            raise ReleaseStartError(
+                f"release {record.version} did not accept connections on 127.0.0.1:{record.port} within "
+                f"{timeout:g} s (raise local.startup_timeout_seconds if it is just slow, and check that the "
+                f"command listens on {{port}}); last lines of {log_path}:\n{log_tail(log_path)}"
+            )
+        await asyncio.sleep(_POLL_SECONDS)
+
+
+async def terminate(record: ReleaseRecord, popen: subprocess.Popen[bytes] | None) -> None:
+    """Stop the release's whole process group: SIGTERM, then SIGKILL after a grace period."""
+    if not is_alive(record.pid, record.pid_start):
+        if popen is not None:
+            popen.poll()
+        return
+    _signal_group(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + _TERM_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        if popen is not None:
+            popen.poll()
+        if not is_alive(record.pid, record.pid_start):
+            return
+        await asyncio.sleep(_POLL_SECONDS)
+    _signal_group(record.pid, signal.SIGKILL)
+    if popen is not None:
+        popen.wait()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a log file ('' if it does not exist)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            data = handle.read()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])

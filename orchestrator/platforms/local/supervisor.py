@@ -1,0 +1,393 @@
+"""The supervisor daemon: owns the proxy and the release processes, and answers the control socket.
+
+Run as `python -m orchestrator.platforms.local.supervisor --state-dir D --listen HOST:PORT --daemon`
+(the `control` module does this). With `--daemon` it forks, starts a new session and points
+stdin/stdout at /dev/null and stderr at `supervisor.log`, so whoever launched it (a runner step
+capturing output) never waits on it (DESIGN.md §5, trap 2).
+
+It keeps the live release serving after the orchestrator exits, keeps releases without traffic
+running for instant rollback until they are retired, restarts a release process that dies, and
+records everything in `state.json`. SIGTERM ends the supervisor alone: the releases keep running
+and the next supervisor re-adopts them. The `shutdown` operation stops everything.
+
+Control protocol: one JSON object per line on the unix socket `control.sock`, one request per
+connection, answered by `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from orchestrator.platforms.local.process import (
+    ReleaseStartError,
+    free_port,
+    is_alive,
+    process_start_ticks,
+    spawn,
+    substitute,
+    terminate,
+    wait_ready,
+)
+from orchestrator.platforms.local.proxy import Proxy
+from orchestrator.platforms.local.routing import check_weights
+from orchestrator.platforms.local.state import (
+    ReleaseRecord,
+    State,
+    StatePaths,
+    check_version,
+    load_state,
+    save_state,
+)
+from orchestrator.redaction import install_filter
+
+__all__ = ["Supervisor", "main", "parse_listen"]
+
+log = logging.getLogger(__name__)
+
+_MONITOR_SECONDS = 0.25
+_RESTART_BACKOFF = (0.5, 30.0)
+_Result = dict[str, Any]
+
+
+class OperationError(Exception):
+    """A control request was refused; the message goes back to the caller as is."""
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if host == "localhost":
+        host = "127.0.0.1"
+    return host, int(port)
+
+
+class Supervisor:
+    def __init__(self, paths: StatePaths, listen: str) -> None:
+        self._paths = paths
+        self._listen = listen
+        self._proxy = Proxy()
+        self._releases: dict[str, ReleaseRecord] = {}
+        self._popens: dict[str, subprocess.Popen[bytes]] = {}
+        self._weights: dict[str, int] = {}
+        self._live: str | None = None
+        self._next_seq = 1
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._stopping: set[str] = set()
+        self._restart: dict[str, tuple[float, float]] = {}
+        """version -> (when to try again, current backoff) for release processes that died."""
+        self._done = asyncio.Event()
+        self._ops: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
+            "status": self._op_status,
+            "start": self._op_start,
+            "route": self._op_route,
+            "retire": self._op_retire,
+            "stop": self._op_stop,
+            "shutdown": self._op_shutdown,
+        }
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        saved = load_state(self._paths)
+        if saved is not None:
+            self._restore(saved)
+        host, port = parse_listen(self._listen)
+        try:
+            await self._proxy.serve(host, port)
+        except OSError as exc:
+            log.error("cannot listen on %s: %s (another process uses it? change local.listen)", self._listen, exc)
+            return 1
+        for record in self._releases.values():
+            self._proxy.add_backend(record.version, record.port)
+        self._proxy.route(self._weights)
+        self._paths.socket.unlink(missing_ok=True)
+        # Bound by its relative name (cwd is the state dir): unix socket paths are limited to 107 bytes.
+        control = await asyncio.start_unix_server(self._serve_control, path=self._paths.socket.name)
+        os.chmod(self._paths.socket.name, 0o600)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._done.set)
+        monitor = asyncio.create_task(self._monitor())
+        log.info("supervisor %d serving %s, state in %s", os.getpid(), self._listen, self._paths.root)
+        await self._done.wait()
+        monitor.cancel()
+        control.close()
+        await self._proxy.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._paths.socket.unlink()
+        log.info("supervisor %d exits", os.getpid())
+        return 0
+
+    def _restore(self, saved: State) -> None:
+        if saved.listen != self._listen:
+            log.warning("state says listen %s; serving %s as configured now", saved.listen, self._listen)
+        self._releases = dict(saved.releases)
+        self._weights = {v: w for v, w in saved.weights.items() if v in self._releases}
+        self._live = saved.live
+        self._next_seq = saved.next_seq
+        for record in self._releases.values():
+            if is_alive(record.pid, record.pid_start):
+                log.info("re-adopted release %s (pid %d, port %d)", record.version, record.pid, record.port)
+            else:
+                self._restart[record.version] = (0.0, _RESTART_BACKOFF[0])
+
+    def _save(self) -> None:
+        state = State(
+            listen=self._listen,
+            releases=self._releases,
+            weights=self._weights,
+            live=self._live,
+            next_seq=self._next_seq,
+        )
+        save_state(self._paths, state)
+
+    def _lock(self, version: str) -> asyncio.Lock:
+        return self._locks.setdefault(version, asyncio.Lock())
+
+    async def _monitor(self) -> None:
+        """Reap exited children and restart release processes that died, with backoff."""
+        while True:
+            await asyncio.sleep(_MONITOR_SECONDS)
+            for popen in self._popens.values():
+                popen.poll()
+            now = time.monotonic()
+            for version, record in list(self._releases.items()):
+                if version in self._stopping or self._lock(version).locked():
+                    continue
+                if is_alive(record.pid, record.pid_start):
+                    self._restart.pop(version, None)
+                    continue
+                when, backoff = self._restart.setdefault(version, (now, _RESTART_BACKOFF[0]))
+                if now >= when:
+                    self._restart[version] = (now + backoff, min(backoff * 2, _RESTART_BACKOFF[1]))
+                    self._respawn(record)
+
+    def _respawn(self, record: ReleaseRecord) -> None:
+        log.warning("release %s (pid %d) died: restarting it on port %d", record.version, record.pid, record.port)
+        try:
+            popen = spawn(record, self._paths.release_log(record.version))
+        except OSError as exc:
+            log.error("cannot restart release %s: %s", record.version, exc)
+            return
+        self._popens[record.version] = popen
+        self._releases[record.version] = dataclasses.replace(
+            record, pid=popen.pid, pid_start=process_start_ticks(popen.pid) or 0
+        )
+        self._save()
+
+    # --- control socket -------------------------------------------------------------------------
+
+    async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reply: dict[str, Any]
+        try:
+            request = json.loads(await reader.readline())
+            handler = self._ops.get(str(request.get("op")))
+            if handler is None:
+                raise OperationError(f"unknown operation {request.get('op')!r}; known: {sorted(self._ops)}")
+            reply = {"ok": True, "result": await handler(request)}
+        except (OperationError, ValueError) as exc:
+            reply = {"ok": False, "error": str(exc)}
+        except Exception as exc:
+            log.exception("control request failed")
+            reply = {"ok": False, "error": f"supervisor error: {exc!r} (see {self._paths.supervisor_log})"}
+        try:
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except OSError:
+            log.warning("control client left before its answer")
+        finally:
+            writer.close()
+
+    def _describe(self, record: ReleaseRecord) -> _Result:
+        backend = self._proxy.backend(record.version)
+        return {
+            "version": record.version,
+            "port": record.port,
+            "pid": record.pid,
+            "alive": is_alive(record.pid, record.pid_start),
+            "weight": self._weights.get(record.version, 0),
+            "inflight": backend.inflight if backend else 0,
+            "image": record.image,
+            "started_at": record.started_at,
+            "seq": record.seq,
+            "log": str(self._paths.release_log(record.version)),
+        }
+
+    async def _op_status(self, request: dict[str, Any]) -> _Result:
+        newest_first = sorted(self._releases.values(), key=lambda r: r.seq, reverse=True)
+        return {
+            "pid": os.getpid(),
+            "listen": self._listen,
+            "live": self._live,
+            "weights": self._weights,
+            "releases": [self._describe(r) for r in newest_first],
+        }
+
+    async def _op_start(self, request: dict[str, Any]) -> _Result:
+        version = check_version(str(request["version"]))
+        async with self._lock(version):
+            current = self._releases.get(version)
+            if current is not None and is_alive(current.pid, current.pid_start):
+                return self._describe(current)
+            in_use = {r.port for r in self._releases.values()} | {parse_listen(self._listen)[1]}
+            port = free_port(in_use)
+            record = ReleaseRecord(
+                version=version,
+                port=port,
+                argv=substitute(request["argv"], port=port, version=version),
+                cwd=str(request["cwd"]),
+                env=tuple((str(k), str(v)) for k, v in request.get("env", ())),
+                seq=current.seq if current is not None else self._next_seq,
+                started_at=time.time(),
+                startup_timeout=float(request["startup_timeout"]),
+                image=request.get("image"),
+            )
+            log_path = self._paths.release_log(version)
+            try:
+                popen = spawn(record, log_path)
+            except OSError as exc:
+                raise OperationError(
+                    f"cannot run local.command {list(request['argv'])!r} in {record.cwd}: {exc}; "
+                    "check the program name and local.cwd"
+                ) from exc
+            record = dataclasses.replace(record, pid=popen.pid, pid_start=process_start_ticks(popen.pid) or 0)
+            self._popens[version] = popen
+            self._releases[version] = record
+            self._restart.pop(version, None)
+            if current is None:
+                self._next_seq += 1
+            self._save()
+            try:
+                await wait_ready(record, popen, record.startup_timeout, log_path)
+            except ReleaseStartError as exc:
+                await terminate(record, popen)
+                self._forget(version)
+                raise OperationError(str(exc)) from exc
+            self._proxy.add_backend(version, port)
+            log.info("release %s up (pid %d, port %d)", version, record.pid, port)
+            return self._describe(record)
+
+    async def _op_route(self, request: dict[str, Any]) -> _Result:
+        # A release still starting has no backend yet: it cannot take traffic before it listens.
+        running = {v for v in self._releases if v not in self._stopping and self._proxy.backend(v) is not None}
+        weights = check_weights(dict(request["weights"]), running)
+        self._weights = weights
+        if len(weights) == 1:
+            self._live = next(iter(weights))
+        # State first, then the switch: a supervisor restarted right after never routes differently.
+        self._save()
+        self._proxy.route(weights)
+        log.info("routing %s", weights)
+        return {"weights": weights, "live": self._live}
+
+    async def _op_retire(self, request: dict[str, Any]) -> list[str]:
+        keep, drain = int(request["keep"]), float(request["drain_seconds"])
+        idle = [r for r in self._releases.values() if self._weights.get(r.version, 0) == 0]
+        idle.sort(key=lambda r: r.seq, reverse=True)
+        victims = [r.version for r in idle[max(keep, 0) :]]
+        stopped = await asyncio.gather(*(self._stop_release(v, drain) for v in victims))
+        return [v for v, done in zip(victims, stopped, strict=True) if done]
+
+    async def _op_stop(self, request: dict[str, Any]) -> _Result:
+        version = check_version(str(request["version"]))
+        if self._weights.get(version, 0):
+            raise OperationError(
+                f"release {version} still receives {self._weights[version]}% of traffic: route it away first"
+            )
+        return {"stopped": await self._stop_release(version, float(request["drain_seconds"]))}
+
+    async def _stop_release(self, version: str, drain: float) -> bool:
+        """Let in-flight requests finish (at most `drain` s), then stop the process. False if not stopped."""
+        async with self._lock(version):
+            record = self._releases.get(version)
+            if record is None or self._weights.get(version, 0):
+                return False
+            self._stopping.add(version)
+            try:
+                backend = self._proxy.backend(version)
+                if backend is not None and not await backend.drain(drain):
+                    log.warning("release %s: %d requests still open after %g s", version, backend.inflight, drain)
+                self._proxy.remove_backend(version)
+                await terminate(record, self._popens.get(version))
+                self._forget(version)
+            finally:
+                self._stopping.discard(version)
+            log.info("release %s stopped", version)
+            return True
+
+    def _forget(self, version: str) -> None:
+        self._releases.pop(version, None)
+        self._popens.pop(version, None)
+        self._restart.pop(version, None)
+        self._save()
+
+    async def _op_shutdown(self, request: dict[str, Any]) -> _Result:
+        """Stop every release and the proxy, forget the state, and exit."""
+        self._weights = {}
+        self._proxy.route({})
+        records = list(self._releases.values())
+        self._stopping.update(r.version for r in records)
+        await asyncio.gather(*(terminate(r, self._popens.get(r.version)) for r in records))
+        self._releases.clear()
+        self._paths.state.unlink(missing_ok=True)
+        self._done.set()
+        return {"stopped": [r.version for r in records]}
+
+
+def _daemonize(paths: StatePaths) -> None:
+    """Fork into a new session with no inherited stdio; the launching process returns at once."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    logfd = os.open(paths.supervisor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.dup2(logfd, 2)
+    os.close(devnull)
+    os.close(logfd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="deploy-orchestrator local platform supervisor")
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--listen", required=True)
+    parser.add_argument("--daemon", action="store_true", help="detach: fork, new session, no stdio")
+    args = parser.parse_args(argv)
+    paths = StatePaths(args.state_dir.resolve())
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if args.daemon:
+        _daemonize(paths)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    install_filter(handler)
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    lock_fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        # Two deploys raced to start one: the other one serves; both talk to it.
+        log.info("another supervisor already owns %s", paths.root)
+        return 0
+    os.chdir(paths.root)
+    try:
+        return asyncio.run(Supervisor(paths, args.listen).run())
+    finally:
+        os.close(lock_fd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
