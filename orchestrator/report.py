@@ -122,8 +122,8 @@ def summary_markdown(result: Result) -> str:
     plan = data.get("plan")
     if plan:
         lines += ["", "### Plan", ""]
-        lines += [f"- {_cell(step)}" for step in plan.get("rollout", [])]
-        lines += [f"- migrations: {_cell(m)}" for m in plan.get("migrations", [])]
+        lines += [_cell(step) for step in plan.get("rollout", [])]
+        lines += ["", "```text", *plan.get("migrations", []), "```"]
     gate_lines = (data.get("gates") or {}).get("lines") or []
     if gate_lines:
         lines += ["", "### Gates", ""] + [f"- {_cell(g)}" for g in gate_lines]
