@@ -1,0 +1,595 @@
+"""A small GitHub REST client: Deployments with their statuses, and one sticky PR comment.
+
+GitHub only mirrors what a run did; it never decides it. So every call here raises
+`GitHubError` and callers run them through `GitHubUpdates`, which logs the failure and goes
+on (and stops calling a GitHub that is unreachable, rate-limited past the budget, or refusing
+the token, so one outage costs one retry budget, not one per call).
+
+Retries (tenacity, bounded by `RetryPolicy`): 5xx and no-answer with exponential backoff;
+403/429 rate limits after `Retry-After` or `x-ratelimit-reset`, giving up at once when GitHub
+asks for longer than the budget. A POST that creates something is never sent twice blindly:
+after an ambiguous failure (5xx or no answer) we look for what it would have created first.
+
+The token is a `Secret`, revealed only into the Authorization header; messages carry GitHub's
+own `message` field, redacted, never headers or request bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.redaction import Secret, mask_url, redact
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "DeploymentState",
+    "GitHubClient",
+    "GitHubError",
+    "GitHubUpdates",
+    "RetryPolicy",
+    "TrackedDeployment",
+    "marker_tag",
+    "track_deployment",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+DeploymentState = Literal["error", "failure", "inactive", "in_progress", "queued", "pending", "success"]
+FinishStatus = Literal["success", "failed", "rolled_back"]
+
+_DESCRIPTION_MAX = 140
+_COMMENT_MAX = 65_000  # GitHub refuses bodies over 65,536 characters.
+_MAX_PAGES = 50
+_NONCE_KEY = "deploy_orchestrator_request"
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_MARKER = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_PERMISSION = {"deployment": "deployments: write", "comment": "pull-requests: write"}
+
+T = TypeVar("T")
+
+
+class GitHubError(OrchestratorError):
+    """A GitHub API call failed. Non-fatal by contract: run side effects through `GitHubUpdates`."""
+
+    step = "github"
+
+    def __init__(self, message: str, *, call: str, status: int | None = None, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.call = call
+        self.status = status
+        self.unavailable = unavailable
+        """GitHub cannot serve this run (unreachable, rate-limited past the budget, token refused)."""
+
+
+class _Retry(GitHubError):
+    """One attempt failed in a way worth another; `ambiguous`: a POST may have taken effect."""
+
+    def __init__(
+        self, message: str, *, call: str, status: int | None, ambiguous: bool, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, call=call, status=status, unavailable=True)
+        self.ambiguous = ambiguous
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 4
+    budget_seconds: float = 30.0
+    """No retry starts, and no wait runs, past this many seconds after the first attempt."""
+    backoff_initial: float = 0.5
+    backoff_max: float = 8.0
+    rate_limit_default: float = 60.0
+    """Wait for a rate limit that names no time: GitHub's docs say at least a minute."""
+
+
+class GitHubClient:
+    """One repository on one GitHub API (github.com or GHES), authenticated by a token."""
+
+    def __init__(
+        self,
+        api_url: str,
+        repository: str,
+        token: Secret,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy = RetryPolicy(),
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.repository = repository
+        self._repo_path = f"/repos/{repository}"
+        self._token = token
+        self._timeout = timeout
+        self._policy = retry
+        self._session = session or requests.Session()
+        self._sleep = sleep
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], token: Secret | None, *, log_to: LogSink | None = None, **options: Any
+    ) -> GitHubClient | None:
+        """The client for this run, or None (after one info line) when there is no token or repository."""
+        repository = (env.get("GITHUB_REPOSITORY") or "").strip()
+        reason = None
+        if token is None or not token:
+            reason = "no github-token input"
+        elif not _REPOSITORY.match(repository):
+            reason = "GITHUB_REPOSITORY is not set to owner/name"
+        api_url = (env.get("GITHUB_API_URL") or DEFAULT_API_URL).strip()
+        if reason is None and urlsplit(api_url).scheme not in ("http", "https"):
+            reason = f"GITHUB_API_URL {api_url!r} is not an http(s) URL"
+        if reason is not None or token is None:
+            _note(log_to, "info", f"GitHub: {reason}; Deployments and PR comments are skipped")
+            return None
+        return cls(api_url, repository, token, **options)
+
+    def close(self) -> None:
+        self._session.close()
+
+    # --- Deployments ------------------------------------------------------------------------------
+
+    def create_deployment(
+        self,
+        ref: str,
+        environment: str,
+        *,
+        transient: bool,
+        production: bool,
+        description: str,
+        payload: dict[str, Any],
+    ) -> int:
+        """Create a Deployment of `ref` (an exact sha: no auto-merge, no required status checks).
+
+        Returns its id. After an ambiguous failure it looks up the deployment this call tagged
+        (a nonce in `payload`) before sending again, so at most one is created. Raises GitHubError.
+        """
+        nonce = uuid.uuid4().hex
+        body = {
+            "ref": ref,
+            "environment": environment,
+            "transient_environment": transient,
+            "production_environment": production,
+            "auto_merge": False,
+            "required_contexts": [],
+            "description": _cut(redact(description), _DESCRIPTION_MAX),
+            "payload": {**_clean(payload), _NONCE_KEY: nonce},
+        }
+        url = f"{self.api_url}{self._repo_path}/deployments"
+
+        def look() -> int | None:
+            query = {"ref": ref, "environment": environment, "per_page": "100"}
+            for deployment in self._pages("create deployment", url, query, retry=False):
+                if _payload(deployment).get(_NONCE_KEY) == nonce:
+                    return int(deployment["id"])
+            return None
+
+        return self._create("create deployment", url, body, look, lambda r: _int_field(r, "id", "create deployment"))
+
+    def set_status(
+        self,
+        deployment_id: int,
+        state: DeploymentState,
+        *,
+        environment_url: str | None,
+        log_url: str | None,
+        description: str,
+        auto_inactive: bool = True,
+    ) -> None:
+        """Add a status to a Deployment (`description` cut to GitHub's 140 characters). Raises GitHubError."""
+        text = _cut(redact(description), _DESCRIPTION_MAX)
+        body: dict[str, Any] = {"state": state, "description": text, "auto_inactive": auto_inactive}
+        if environment_url:
+            body["environment_url"] = mask_url(environment_url)
+        if log_url:
+            body["log_url"] = mask_url(log_url)
+        url = f"{self.api_url}{self._repo_path}/deployments/{deployment_id}/statuses"
+
+        def look() -> bool | None:
+            newest = self._newest_status(deployment_id, retry=False)
+            matches = newest is not None and newest.get("state") == state and newest.get("description") == text
+            return True if matches else None
+
+        self._create("set deployment status", url, body, look, lambda _r: True)
+
+    def find_deployments(self, environment: str) -> list[int]:
+        """Ids of every Deployment to `environment`, newest first. Raises GitHubError."""
+        url = f"{self.api_url}{self._repo_path}/deployments"
+        query = {"environment": environment, "per_page": "100"}
+        return [int(d["id"]) for d in self._pages("list deployments", url, query, retry=True)]
+
+    def deployment_state(self, deployment_id: int) -> str | None:
+        """The newest status's state of a Deployment, None when it has none. Raises GitHubError."""
+        newest = self._newest_status(deployment_id, retry=True)
+        return str(newest["state"]) if newest else None
+
+    # --- the sticky PR comment --------------------------------------------------------------------
+
+    def upsert_comment(self, pr_number: int, marker: str, body: str) -> int:
+        """Edit this tool's comment tagged `marker` on the PR, or create it. Returns the comment id.
+
+        The tag is a hidden HTML comment on the first line; the comment is found across every page
+        of the PR's comments. Raises GitHubError (ValueError for a marker that could break the tag).
+        """
+        tag = marker_tag(marker)
+        text = _cut(tag + "\n" + redact(body), _COMMENT_MAX)
+        existing = self._find_comment(pr_number, tag, retry=True)
+        if existing is not None:
+            url = f"{self.api_url}{self._repo_path}/issues/comments/{existing}"
+            self._retrying("edit PR comment", lambda: self._send("edit PR comment", "PATCH", url, body={"body": text}))
+            return existing
+        url = f"{self.api_url}{self._repo_path}/issues/{pr_number}/comments"
+        return self._create(
+            "create PR comment",
+            url,
+            {"body": text},
+            lambda: self._find_comment(pr_number, tag, retry=False),
+            lambda r: _int_field(r, "id", "create PR comment"),
+        )
+
+    def _find_comment(self, pr_number: int, tag: str, *, retry: bool) -> int | None:
+        url = f"{self.api_url}{self._repo_path}/issues/{pr_number}/comments"
+        for comment in self._pages("list PR comments", url, {"per_page": "100"}, retry=retry):
+            if tag in str(comment.get("body") or ""):
+                return int(comment["id"])
+        return None
+
+    def _newest_status(self, deployment_id: int, *, retry: bool) -> dict[str, Any] | None:
+        url = f"{self.api_url}{self._repo_path}/deployments/{deployment_id}/statuses"
+        call = "list deployment statuses"
+        response = self._get(call, url, {"per_page": "1"}, retry=retry)
+        statuses = _json(response, call)
+        return dict(statuses[0]) if isinstance(statuses, list) and statuses else None
+
+    # --- transport --------------------------------------------------------------------------------
+
+    def _pages(self, call: str, url: str, query: Mapping[str, str], *, retry: bool) -> list[dict[str, Any]]:
+        """Every item of a paginated list, following `Link: rel="next"` on this API's origin only."""
+        items: list[dict[str, Any]] = []
+        next_url: str | None = url
+        params: Mapping[str, str] | None = query
+        for _ in range(_MAX_PAGES):
+            if next_url is None:
+                break
+            response = self._get(call, next_url, params, retry=retry)
+            page = _json(response, call)
+            if not isinstance(page, list):
+                raise GitHubError(f"GitHub {call}: expected a list, got {type(page).__name__}", call=call)
+            items.extend(p for p in page if isinstance(p, dict))
+            link = response.links.get("next", {}).get("url")
+            # The token goes wherever we follow: never off the API's own origin.
+            next_url = link if link and _same_origin(link, self.api_url) else None
+            params = None
+        return items
+
+    def _get(self, call: str, url: str, params: Mapping[str, str] | None, *, retry: bool) -> requests.Response:
+        if retry:
+            return self._retrying(call, lambda: self._send(call, "GET", url, params=params))
+        return self._send(call, "GET", url, params=params)
+
+    def _create(
+        self,
+        call: str,
+        url: str,
+        body: dict[str, Any],
+        look: Callable[[], T | None],
+        parse: Callable[[requests.Response], T],
+    ) -> T:
+        """POST once per attempt; after an ambiguous failure, `look` for the effect before re-sending."""
+        ambiguous = False
+
+        def attempt() -> T:
+            nonlocal ambiguous
+            if ambiguous:
+                found = look()
+                if found is not None:
+                    log.info("GitHub %s: the earlier attempt had taken effect; not sending it again", call)
+                    return found
+            try:
+                return parse(self._send(call, "POST", url, body=body))
+            except _Retry as exc:
+                ambiguous = ambiguous or exc.ambiguous
+                raise
+
+        return self._retrying(call, attempt)
+
+    def _retrying(self, call: str, attempt: Callable[[], T]) -> T:
+        policy = self._policy
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Retry),
+            wait=self._wait,
+            stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.budget_seconds),
+            sleep=self._sleep,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Retry as exc:
+            tries = retrying.statistics.get("attempt_number", 1)
+            detail = f"{exc}; gave up after {tries} attempt(s)"
+            if exc.retry_after is not None and exc.retry_after > policy.budget_seconds:
+                detail += (
+                    f" (GitHub asked to wait {exc.retry_after:.0f} s, beyond the {policy.budget_seconds:.0f} s budget)"
+                )
+            raise GitHubError(detail, call=call, status=exc.status, unavailable=True) from exc
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retry) and exc.retry_after is not None:
+            return exc.retry_after
+        policy = self._policy
+        return float(min(policy.backoff_max, policy.backoff_initial * 2 ** (state.attempt_number - 1)))
+
+    def _send(
+        self,
+        call: str,
+        method: str,
+        url: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """One exchange. Returns a 2xx response; raises `_Retry` or a final GitHubError."""
+        headers = {
+            "Authorization": f"Bearer {self._token.reveal()}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "deploy-orchestrator",
+        }
+        try:
+            response = self._session.request(
+                method, url, json=body, params=params, headers=headers, timeout=self._timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            # Only the type: the exception text can quote the request.
+            host = urlsplit(self.api_url).netloc
+            raise _Retry(
+                f"GitHub {call}: no answer from {host} ({type(exc).__name__})", call=call, status=None, ambiguous=True
+            ) from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        said = _message(response)
+        where = f"GitHub {call} ({method} {urlsplit(url).path}): {status}"
+        if status >= 500:
+            raise _Retry(f"{where} {said}".rstrip(), call=call, status=status, ambiguous=True)
+        wait = _rate_limit_wait(response, said, self._policy.rate_limit_default)
+        if wait is not None:
+            raise _Retry(f"{where} rate limited", call=call, status=status, ambiguous=False, retry_after=wait)
+        if status == 401:
+            raise GitHubError(
+                f"{where} {said}: the github-token was refused; pass a valid token (usually secrets.GITHUB_TOKEN)",
+                call=call,
+                status=status,
+                unavailable=True,
+            )
+        if status in (403, 404):
+            permission = _PERMISSION["comment" if "comment" in call else "deployment"]
+            raise GitHubError(
+                f"{where} {said}: the token cannot do this in {self.repository}; grant the workflow "
+                f"`permissions: {permission}` (fork PRs get a read-only token)",
+                call=call,
+                status=status,
+            )
+        raise GitHubError(f"{where} {said}".rstrip(), call=call, status=status)
+
+
+# --- best effort: how the pipeline calls GitHub ----------------------------------------------------
+
+
+class LogSink(Protocol):
+    """What `RunLog` offers; the module logger stands in when none is given."""
+
+    def info(self, message: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
+class GitHubUpdates:
+    """Runs GitHub side effects best-effort: a GitHubError is logged as a warning and swallowed.
+
+    After an error marked `unavailable` the remaining calls of the run are skipped without trying,
+    so a GitHub outage delays a deploy by one retry budget at most. `skipped` lists what was lost.
+    """
+
+    def __init__(self, client: GitHubClient | None, log_to: LogSink | None = None) -> None:
+        self.client = client
+        self._log = log_to
+        self._gave_up = False
+        self.skipped: list[str] = []
+
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None
+
+    def run(self, what: str, action: Callable[[GitHubClient], T]) -> T | None:
+        """`action(client)`, or None when GitHub is off, gave up earlier, or this call failed."""
+        if self.client is None:
+            return None
+        if self._gave_up:
+            self.skipped.append(what)
+            return None
+        try:
+            return action(self.client)
+        except GitHubError as exc:
+            self.skipped.append(what)
+            _note(self._log, "warn", f"GitHub: {what} skipped: {exc}. The run goes on; GitHub only mirrors it.")
+            if exc.unavailable:
+                self._gave_up = True
+                _note(self._log, "warn", "GitHub: unavailable; the remaining GitHub updates of this run are skipped")
+            return None
+
+
+@dataclass
+class TrackedDeployment:
+    """A GitHub Deployment this run reports to; `deployment_id` is None when GitHub was skipped."""
+
+    updates: GitHubUpdates
+    deployment_id: int | None
+    environment: str
+
+    def finish(self, status: FinishStatus, url: str | None, log_url: str | None, description: str) -> None:
+        """Report the run's outcome: success → success (with `url`), failed → failure,
+        rolled_back → failure whose description says it was rolled back. Never raises."""
+        if self.deployment_id is None:
+            return
+        deployment_id = self.deployment_id
+        state: DeploymentState = "success" if status == "success" else "failure"
+        text = f"rolled back: {description}" if status == "rolled_back" else description
+        environment_url = url if status == "success" else None
+        self.updates.run(
+            f"Deployment status {state}",
+            lambda gh: gh.set_status(
+                deployment_id, state, environment_url=environment_url, log_url=log_url, description=text
+            ),
+        )
+
+
+def track_deployment(
+    github: GitHubClient | GitHubUpdates | None,
+    *,
+    ref: str,
+    environment: str,
+    production: bool = True,
+    transient: bool = False,
+    description: str = "",
+    payload: Mapping[str, Any] | None = None,
+    log_url: str | None = None,
+    log_to: LogSink | None = None,
+) -> TrackedDeployment:
+    """Create a GitHub Deployment for this run and mark it `in_progress`. Never raises on GitHub errors."""
+    updates = github if isinstance(github, GitHubUpdates) else GitHubUpdates(github, log_to)
+    deployment_id = updates.run(
+        "Deployment",
+        lambda gh: gh.create_deployment(
+            ref,
+            environment,
+            transient=transient,
+            production=production,
+            description=description,
+            payload=dict(payload or {}),
+        ),
+    )
+    if deployment_id is not None:
+        updates.run(
+            "Deployment status in_progress",
+            lambda gh: gh.set_status(
+                deployment_id, "in_progress", environment_url=None, log_url=log_url, description=description
+            ),
+        )
+    return TrackedDeployment(updates, deployment_id, environment)
+
+
+def marker_tag(marker: str) -> str:
+    """The hidden first line that identifies this tool's sticky comment."""
+    if not _MARKER.match(marker):
+        raise ValueError(f"comment marker {marker!r}: use 1-64 letters, digits, '.', '_', ':' or '-'")
+    return f"<!-- deploy-orchestrator:{marker} -->"
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _note(sink: LogSink | None, level: Literal["info", "warn"], message: str) -> None:
+    if sink is None:
+        log.log(logging.INFO if level == "info" else logging.WARNING, redact(message))
+    elif level == "info":
+        sink.info(message)
+    else:
+        sink.warn(message)
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    wait = state.upcoming_sleep
+    log.warning("%s; retrying in %.1f s", redact(str(exc)), wait)
+
+
+def _clean(value: Any) -> Any:
+    """`value` with every registered secret masked in its strings: GitHub shows payloads to readers."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        said = response.json().get("message")
+    except (ValueError, AttributeError):
+        said = None
+    return redact(str(said)[:200]) if said else ""
+
+
+def _rate_limit_wait(response: requests.Response, said: str, default: float) -> float | None:
+    """Seconds to wait when a 403/429 is a rate limit, None when it is a plain refusal."""
+    if response.status_code not in (403, 429):
+        return None
+    retry_after = response.headers.get("Retry-After", "").strip()
+    if retry_after.isdigit():
+        return float(retry_after)
+    reset = response.headers.get("x-ratelimit-reset", "").strip()
+    if response.headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
+        return max(0.0, float(reset) - time.time()) + 1.0
+    if response.status_code == 429 or "rate limit" in said.lower():
+        return default
+    return None
+
+
+def _json(response: requests.Response, call: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise GitHubError(f"GitHub {call}: the answer is not JSON", call=call, status=response.status_code) from None
+
+
+def _int_field(response: requests.Response, name: str, call: str) -> int:
+    body = _json(response, call)
+    value = body.get(name) if isinstance(body, dict) else None
+    if not isinstance(value, int):
+        said = body.get("message") if isinstance(body, dict) else None
+        raise GitHubError(
+            f"GitHub {call}: {response.status_code} without an {name}" + (f" ({redact(str(said))})" if said else ""),
+            call=call,
+            status=response.status_code,
+        )
+    return value
+
+
+def _payload(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    payload = deployment.get("payload")
+    if isinstance(payload, str):
+        # GitHub hands back a payload given as a string as that string.
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def _same_origin(url: str, base: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)

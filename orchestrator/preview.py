@@ -1,0 +1,318 @@
+"""The preview modes, platform-neutral: a per-PR release, its URL on the PR, and its removal.
+
+    preview:           Deployment `pr-<N>` (transient) in_progress → platform.create_preview →
+                       health flow on its URL → status success (with the URL) or failure →
+                       sticky PR comment (URL, version, checks, run link)
+    preview-teardown:  platform.delete_preview (idempotent) → every `pr-<N>` Deployment inactive
+                       (GitHub shows a transient environment as destroyed) → comment "removed"
+
+GitHub only mirrors the outcome: with no token, or GitHub down, the preview is still created
+(or removed) and the outcome lists what was skipped. A preview that fails its health checks is
+left running for inspection; closing the PR removes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from orchestrator.contract import HealthProbe, RunInputs
+from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.github import GitHubClient, GitHubUpdates, LogSink, track_deployment
+from orchestrator.platforms.base import Release
+from orchestrator.redaction import mask_url
+from orchestrator.runlog import utc_now
+from orchestrator.strategies.base import CheckVerdict
+
+__all__ = [
+    "COMMENT_MARKER",
+    "PreviewOutcome",
+    "PreviewPlatform",
+    "PreviewTarget",
+    "TeardownOutcome",
+    "environment_name",
+    "head_sha",
+    "preview_target",
+    "run_preview",
+    "run_teardown",
+]
+
+COMMENT_MARKER = "preview"
+_SHOWN_PROBES = 10
+PreviewStatus = Literal["success", "failed"]
+
+
+@runtime_checkable
+class PreviewPlatform(Protocol):
+    """A platform that can run one release per pull request beside production."""
+
+    def create_preview(self, pr_number: int, repo: str, image: str | None, version: str) -> Release:
+        """Create or update the PR's preview (idempotent per version); its direct URL in `Release.url`.
+
+        Raises DeployError (ConfigError when the platform needs an image and got none).
+        """
+
+    def delete_preview(self, pr_number: int, repo: str) -> bool:
+        """Remove the PR's preview and its resources. Idempotent: False when it was already gone."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewTarget:
+    """What one preview run is about, resolved from the inputs and the runner's environment."""
+
+    pr_number: int
+    repository: str
+    version: str
+    image: str | None
+    ref: str
+    """The commit the Deployment names: the PR head, not the merge commit in GITHUB_SHA."""
+    run_url: str | None = None
+
+    @property
+    def environment(self) -> str:
+        return environment_name(self.pr_number)
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewOutcome:
+    status: PreviewStatus
+    version: str
+    url: str | None
+    probes: tuple[HealthProbe, ...]
+    github_deployment_id: int | None
+    error: str | None = None
+    failed_step: str | None = None
+    """`deploy` (the platform could not create it) or `health` (it did not pass its checks)."""
+    github_skipped: tuple[str, ...] = ()
+    """GitHub updates lost (no token, GitHub down, missing permission); empty when all went through."""
+
+
+@dataclass(frozen=True, slots=True)
+class TeardownOutcome:
+    status: PreviewStatus
+    deleted: bool
+    """False when the preview was already gone (teardown is idempotent)."""
+    deactivated: tuple[int, ...]
+    """GitHub Deployments this run marked inactive."""
+    error: str | None = None
+    github_skipped: tuple[str, ...] = ()
+
+
+def environment_name(pr_number: int) -> str:
+    return f"pr-{pr_number}"
+
+
+def head_sha(env: Mapping[str, str]) -> str | None:
+    """The PR head sha from the event payload (`pull_request.head.sha`), else GITHUB_SHA."""
+    event_path = env.get("GITHUB_EVENT_PATH")
+    if event_path:
+        try:
+            event = json.loads(Path(event_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            event = None
+        head = ((event or {}).get("pull_request") or {}).get("head") or {} if isinstance(event, dict) else {}
+        sha = head.get("sha") if isinstance(head, dict) else None
+        if isinstance(sha, str) and sha:
+            return sha
+    return env.get("GITHUB_SHA") or None
+
+
+def preview_target(inputs: RunInputs, env: Mapping[str, str], *, run_url: str | None = None) -> PreviewTarget:
+    """Resolve the preview's target. Raises ConfigError naming the missing input."""
+    problems = []
+    if inputs.pr_number is None:
+        problems.append("pr-number: required in preview modes (run on pull_request events or pass --pr-number)")
+    repository = inputs.repository or env.get("GITHUB_REPOSITORY")
+    if not repository:
+        problems.append("GITHUB_REPOSITORY: previews are named after the repository; set it to owner/name")
+    if problems:
+        raise ConfigError(problems)
+    assert inputs.pr_number is not None and repository
+    return PreviewTarget(
+        pr_number=inputs.pr_number,
+        repository=repository,
+        version=inputs.version,
+        image=inputs.image,
+        ref=head_sha(env) or inputs.version,
+        run_url=run_url,
+    )
+
+
+def run_preview(
+    platform: PreviewPlatform,
+    target: PreviewTarget,
+    check: Callable[[str], CheckVerdict],
+    github: GitHubClient | GitHubUpdates | None,
+    log: LogSink,
+) -> PreviewOutcome:
+    """Create or update the PR's preview, check it, and report it on the PR and as a Deployment.
+
+    `check(url)` is the health flow against the preview's own URL. Platform and health failures
+    come back as a `failed` outcome (exit 1 for the caller); GitHub failures are only logged.
+    """
+    updates = github if isinstance(github, GitHubUpdates) else GitHubUpdates(github, log)
+    tracked = track_deployment(
+        updates,
+        ref=target.ref,
+        environment=target.environment,
+        production=False,
+        transient=True,
+        description=f"preview of {target.version} for PR #{target.pr_number}",
+        payload={"pr_number": target.pr_number, "version": target.version, "image": target.image},
+        log_url=target.run_url,
+    )
+    log.info(f"preview: creating {target.environment} ({target.version})")
+    url: str | None = None
+    probes: tuple[HealthProbe, ...] = ()
+    error: str | None = None
+    failed_step: str | None = None
+    try:
+        release = platform.create_preview(target.pr_number, target.repository, target.image, target.version)
+        url = release.url
+        if url is None:
+            error, failed_step = "the platform returned no URL for the preview", "deploy"
+        else:
+            log.info(f"preview: {target.environment} is up at {mask_url(url)}; checking its health")
+            verdict = check(url)
+            probes = verdict.probes
+            if not verdict.passed:
+                error, failed_step = f"health check failed: {verdict.reason or 'no reason given'}", "health"
+    except OrchestratorError as exc:
+        error, failed_step = str(exc), exc.step
+    except Exception:
+        tracked.finish("failed", None, target.run_url, "preview failed: unexpected error (see the run log)")
+        raise
+    status: PreviewStatus = "failed" if error else "success"
+    if error:
+        log.warn(f"preview: {target.environment} failed: {error}")
+        tracked.finish("failed", None, target.run_url, f"preview failed: {error}")
+    else:
+        log.info(f"preview: {target.environment} is healthy at {mask_url(url or '')}")
+        tracked.finish("success", url, target.run_url, f"preview of {target.version} is live")
+    body = _preview_comment(target, status, url, probes, error)
+    updates.run("PR comment", lambda gh: gh.upsert_comment(target.pr_number, COMMENT_MARKER, body))
+    _note_skipped(updates, log)
+    return PreviewOutcome(
+        status=status,
+        version=target.version,
+        url=url,
+        probes=probes,
+        github_deployment_id=tracked.deployment_id,
+        error=error,
+        failed_step=failed_step,
+        github_skipped=tuple(updates.skipped),
+    )
+
+
+def run_teardown(
+    platform: PreviewPlatform,
+    pr_number: int,
+    repo: str,
+    github: GitHubClient | GitHubUpdates | None,
+    log: LogSink,
+) -> TeardownOutcome:
+    """Remove the PR's preview, mark its Deployments inactive and say so on the PR. Idempotent.
+
+    A platform failure comes back as a `failed` outcome and leaves the Deployments as they were
+    (the preview still exists); GitHub failures are only logged.
+    """
+    updates = github if isinstance(github, GitHubUpdates) else GitHubUpdates(github, log)
+    environment = environment_name(pr_number)
+    try:
+        deleted = platform.delete_preview(pr_number, repo)
+    except OrchestratorError as exc:
+        log.warn(f"preview-teardown: removing {environment} failed: {exc}")
+        body = _teardown_comment(environment, f"Removing the preview failed: {exc}")
+        updates.run("PR comment", lambda gh: gh.upsert_comment(pr_number, COMMENT_MARKER, body))
+        _note_skipped(updates, log)
+        return TeardownOutcome("failed", False, (), str(exc), tuple(updates.skipped))
+    log.info(f"preview-teardown: {environment} {'removed' if deleted else 'was already gone'}")
+    deactivated: list[int] = []
+    for deployment_id in updates.run("Deployments list", lambda gh: gh.find_deployments(environment)) or []:
+        # A second teardown finds them inactive already and adds nothing.
+        if updates.run("Deployment state", partial(_state, deployment_id=deployment_id)) == "inactive":
+            continue
+        if updates.run("Deployment status inactive", partial(_deactivate, deployment_id=deployment_id)):
+            deactivated.append(deployment_id)
+    body = _teardown_comment(environment, "The preview was removed." if deleted else "No preview was running.")
+    updates.run("PR comment", lambda gh: gh.upsert_comment(pr_number, COMMENT_MARKER, body))
+    _note_skipped(updates, log)
+    return TeardownOutcome("success", deleted, tuple(deactivated), None, tuple(updates.skipped))
+
+
+# --- the comment ------------------------------------------------------------------------------
+
+
+def _preview_comment(
+    target: PreviewTarget, status: PreviewStatus, url: str | None, probes: tuple[HealthProbe, ...], error: str | None
+) -> str:
+    if status == "success":
+        lines = ["### ✅ Preview ready", ""]
+    else:
+        lines = ["### ❌ Preview failed", "", f"> {_cell(error or 'unknown error')}", ""]
+    lines += ["| | |", "|---|---|"]
+    if url:
+        lines.append(f"| URL | {_cell(mask_url(url))} |")
+    lines += [f"| Version | `{_cell(target.version)}` |", f"| Commit | `{_cell(target.ref[:12])}` |"]
+    if target.image:
+        lines.append(f"| Image | `{_cell(target.image)}` |")
+    if target.run_url:
+        lines.append(f"| Run | [logs]({target.run_url}) |")
+    lines += ["", *_checks_table(probes)]
+    if status == "failed" and url:
+        lines += ["", "The failing preview is left running for inspection; closing the PR removes it."]
+    lines += ["", f"<sub>Updated {utc_now()} by deploy-orchestrator.</sub>"]
+    return "\n".join(lines)
+
+
+def _checks_table(probes: tuple[HealthProbe, ...]) -> list[str]:
+    if not probes:
+        return ["No health checks ran."]
+    lines = ["**Checks**", "", "| check | status | time | result |", "|---|---|---|---|"]
+    shown = probes[-_SHOWN_PROBES:]
+    for probe in shown:
+        result = "✅ passed" if probe.passed else f"❌ {_cell(probe.detail or 'failed')}"
+        code = str(probe.status_code) if probe.status_code else "-"
+        lines.append(f"| {_cell(mask_url(probe.endpoint))} | {code} | {probe.response_time_ms:.0f} ms | {result} |")
+    if len(probes) > len(shown):
+        lines.append(f"| … {len(probes) - len(shown)} earlier attempts | | | |")
+    return lines
+
+
+def _teardown_comment(environment: str, what: str) -> str:
+    return "\n".join(
+        [
+            f"### 🧹 Preview removed ({environment})",
+            "",
+            what,
+            "",
+            f"<sub>Updated {utc_now()} by deploy-orchestrator.</sub>",
+        ]
+    )
+
+
+def _cell(text: str) -> str:
+    """Text that cannot break a Markdown table row."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _state(github: GitHubClient, *, deployment_id: int) -> str | None:
+    return github.deployment_state(deployment_id)
+
+
+def _deactivate(github: GitHubClient, *, deployment_id: int) -> bool:
+    github.set_status(
+        deployment_id, "inactive", environment_url=None, log_url=None, description="preview removed: the PR was closed"
+    )
+    return True
+
+
+def _note_skipped(updates: GitHubUpdates, log: LogSink) -> None:
+    if not updates.enabled:
+        return
+    if updates.skipped:
+        log.warn(f"GitHub: skipped {', '.join(updates.skipped)}; the preview itself is unaffected")

@@ -1,0 +1,68 @@
+"""Peers for the GitHub tests: the local GitHub API, a client on it, and a demo preview platform."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from orchestrator.contract import HealthCheckConfig
+from orchestrator.github import GitHubClient, RetryPolicy
+from orchestrator.health import wait_until_healthy
+from orchestrator.redaction import Secret
+from orchestrator.strategies.base import CheckVerdict
+from tests.github.demo_platform import DemoPreviewPlatform
+from tests.peers.github_api import GitHubApiPeer
+
+REPOSITORY = "acme/shop"
+FAST = RetryPolicy(attempts=4, budget_seconds=10.0, backoff_initial=0.02, backoff_max=0.1)
+
+
+@pytest.fixture
+def token() -> str:
+    """A canary: a token value that must never appear in a log, a comment or a status."""
+    return "ghs_CANARY" + secrets.token_hex(12)
+
+
+@pytest.fixture
+def github_peer(token: str) -> Iterator[GitHubApiPeer]:
+    peer = GitHubApiPeer(token=token, repository=REPOSITORY)
+    yield peer
+    threading.Thread(target=peer.close, daemon=True).start()
+
+
+@pytest.fixture
+def client(github_peer: GitHubApiPeer, token: str) -> Iterator[GitHubClient]:
+    gh = GitHubClient(github_peer.url, REPOSITORY, Secret(token, "github-token"), timeout=2.0, retry=FAST)
+    yield gh
+    gh.close()
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL whose port was just released: GitHub is down."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def demo_platform() -> Iterator[DemoPreviewPlatform]:
+    platform = DemoPreviewPlatform()
+    yield platform
+    platform.close()
+
+
+HEALTH = HealthCheckConfig(
+    endpoint="/health", expected_status=200, timeout_seconds=1.0, retries=2, interval_seconds=0.05
+)
+
+
+def health_flow(url: str) -> CheckVerdict:
+    """The real health flow against the preview, as the pipeline passes it in."""
+    verdict = wait_until_healthy(url, HEALTH)
+    return CheckVerdict(verdict.passed, verdict.probes, verdict.reason)
