@@ -30,12 +30,14 @@ from orchestrator.contract import (
     RollbackOutcome,
     Status,
 )
-from orchestrator.errors import GateError, MigrationError, OrchestratorError, RollbackError
+from orchestrator.errors import ConfigError, DeployError, GateError, MigrationError, OrchestratorError, RollbackError
+from orchestrator.github import GitHubClient, GitHubUpdates, TrackedDeployment, track_deployment
 from orchestrator.hardening import pairs as hardening_pairs
 from orchestrator.hardening.loop import Hardening
 from orchestrator.migrations import runner as migration_runner
 from orchestrator.migrations import scripts as migration_scripts
 from orchestrator.platforms.base import Platform, Release
+from orchestrator.preview import PreviewPlatform, preview_target, run_preview, run_teardown
 from orchestrator.redaction import Secret
 from orchestrator.release_checks import ReleaseChecks
 from orchestrator.rollback import RollbackReport, roll_back
@@ -63,6 +65,7 @@ class RunState:
     exit_code: int = 1
     error: OrchestratorError | None = None
     traffic_moved: bool = False
+    url: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,6 +86,9 @@ class Pipeline:
         self.ledger = ledger.open_ledger(ledger_dsn, self.config.ledger, log, schema=schema) if enabled else None
         self.hardening = Hardening(self.config, ledger_dsn, self.inputs.workspace, env, log, schema=schema)
         self.run_url = notify.run_url(env)
+        self.github = GitHubUpdates(GitHubClient.from_env(env, self.inputs.github_token, log_to=log), log)
+        self.tracked: TrackedDeployment | None = None
+        self.modules: tuple[odoo.OdooModule, ...] = ()
 
     def _secret(self, name: str | None) -> Secret | None:
         value = self.env.get(name) if name else None
@@ -102,6 +108,10 @@ class Pipeline:
         try:
             if mode == "rollback":
                 self._manual_rollback()
+            elif mode == "preview":
+                self._preview()
+            elif mode == "preview-teardown":
+                self._teardown()
             else:
                 self._deploy(plan_only=mode == "plan")
         except OrchestratorError as exc:
@@ -116,29 +126,35 @@ class Pipeline:
         if self.ledger and self.inputs.mode != "plan":
             self.ledger.step(self.state.deployment_id, step)
 
-    def _deploy(self, *, plan_only: bool) -> None:
+    def _pass_gates(self) -> gates.GateReport:
+        """Digest the artifacts and hold them against the verdicts. Raises GateError (or ConfigError)."""
         self._at("gates")
         digests = artifact_digests.digest_artifacts(
             self.config.artifacts, self.inputs.workspace, image=self._image(), log=self.log
         )
         self.state.extras["artifacts"] = digests.to_dict()
-        modules = odoo.read_modules(self.config.artifacts.odoo_modules, self.inputs.workspace)
-        if modules:
-            self.state.extras["odoo_modules"] = [m.to_dict() for m in modules]
+        self.modules = odoo.read_modules(self.config.artifacts.odoo_modules, self.inputs.workspace)
+        if self.modules:
+            self.state.extras["odoo_modules"] = [m.to_dict() for m in self.modules]
         report = gates.check_gates(
             self.request.validation_run_id, digests, gates.open_source(self.config, self.env), self.config.gates
         )
         for line in report.describe():
             self.log.info(f"gate: {line}")
         self.state.extras["gates"] = report.to_dict()
+        return report
 
+    def _deploy(self, *, plan_only: bool) -> None:
+        report = self._pass_gates()
+        if not plan_only:
+            self._track(production=True, environment=self.config.environment)
         self.state.previous = self.platform.live()
         previous = self.state.previous.version if self.state.previous else None
         rollout = plan_rollout(
             self.config, platform=self.platform, old=previous, new=self.inputs.version, image=self._image()
         )
         scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
-        changed_modules = odoo.plan_upgrade(modules, digests, self._previous_module_digests())
+        changed_modules = odoo.plan_upgrade(self.modules, report.digests, self._previous_module_digests())
 
         with self._migration_session(scripts, read_only=plan_only) as runner:
             migration_plan = runner.plan(scripts, report.approved_migrations) if runner else None
@@ -277,6 +293,59 @@ class Pipeline:
             raise RollbackError(f"{target.version} is unhealthy after the rollback: {verdict.reason}")
         self.state.status, self.state.exit_code = "rolled_back", 0
 
+    def _preview(self) -> None:
+        platform = self._preview_platform()
+        target = preview_target(self.inputs, self.env, run_url=self.run_url)
+        self._pass_gates()
+        analysis = self.config.verification.before_switch
+        outcome = run_preview(
+            platform, target, lambda url: self.checks.release(url, analysis=analysis), self.github, self.log
+        )
+        self.state.probes.extend(outcome.probes)
+        self.state.url = outcome.url
+        self.state.extras["preview"] = {
+            "pr_number": target.pr_number,
+            "url": outcome.url,
+            "github_deployment_id": outcome.github_deployment_id,
+            "github_skipped": outcome.github_skipped,
+        }
+        if outcome.status != "success":
+            raise DeployError(outcome.error or "the preview failed", operation=outcome.failed_step or "preview")
+        self.state.status, self.state.exit_code = "success", 0
+
+    def _teardown(self) -> None:
+        platform = self._preview_platform()
+        pr_number = self.inputs.pr_number
+        repository = self.inputs.repository
+        if pr_number is None or repository is None:
+            raise ConfigError("pr-number and GITHUB_REPOSITORY are needed to find the preview to remove")
+        outcome = run_teardown(platform, pr_number, repository, self.github, self.log)
+        self.state.extras["preview"] = {"pr_number": pr_number, "deleted": outcome.deleted}
+        if outcome.status != "success":
+            raise DeployError(outcome.error or "the preview teardown failed", operation="preview-teardown")
+        self.state.status, self.state.exit_code = "success", 0
+
+    def _preview_platform(self) -> PreviewPlatform:
+        if not isinstance(self.platform, PreviewPlatform):
+            raise ConfigError(
+                f"deployment_config.platform: {self.platform.name} has no pull-request previews; "
+                "use local or digitalocean"
+            )
+        return self.platform
+
+    def _track(self, *, production: bool, environment: str) -> None:
+        """A GitHub Deployment for this run (never fatal; skipped without a token)."""
+        self.tracked = track_deployment(
+            self.github,
+            ref=self.env.get("GITHUB_SHA") or self.inputs.version,
+            environment=environment,
+            production=production,
+            description=f"deploy {self.inputs.version}",
+            payload={"version": self.inputs.version, "deployment_id": self.state.deployment_id},
+            log_url=self.run_url,
+            log_to=self.log,
+        )
+
     def _fail(self, exc: OrchestratorError) -> None:
         self.state.error = exc
         self.state.exit_code = exc.exit_code
@@ -335,6 +404,8 @@ class Pipeline:
         metrics.record_run(result, self.config.metrics, self.inputs.workspace, environment=environment, log=self.log)
         notifier = notify.Notifier(self.config.notifications, self.env, log=self.log)
         notifier.announce(result, environment=environment)
+        if self.tracked is not None:
+            self.tracked.finish(result.status, result.url, self.run_url, result.error or f"{result.mode} succeeded")
         if isinstance(self.state.error, RollbackError):
             notifier.page(result, str(self.state.error))
 
@@ -342,6 +413,8 @@ class Pipeline:
         return self.inputs.image or self.config.artifacts.docker_image
 
     def _url(self) -> str | None:
+        if self.state.url is not None:
+            return self.state.url
         try:
             return self.platform.live_url()
         except OrchestratorError:

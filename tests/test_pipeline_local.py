@@ -18,6 +18,7 @@ from orchestrator.artifacts import digest_artifacts
 from orchestrator.cli import Execution, execute
 from orchestrator.config import parse_config
 from orchestrator.platforms.local import supervisor_stop
+from tests.peers.github_api import GitHubApiPeer
 from tests.peers.http import HttpPeer, Reply
 from tests.peers.verdicts import seed_passed
 from tests.workspace import base_config, write_config
@@ -38,6 +39,7 @@ class Workspace:
         self.port = free_port()
         self.config: dict[str, Any] = base_config(self.port)
         self.config["agentbench_config"]["url"] = agentbench.url
+        self.github_token = ""
         self.env = {
             "GITHUB_WORKSPACE": str(root),
             "DATABASE_URL": dsn,
@@ -53,7 +55,16 @@ class Workspace:
         if "db" not in self.config["artifacts"]["migrations"]:
             self.config["artifacts"]["migrations"] = ["db"]
 
-    def deploy(self, version: str, *, unhealthy: bool = False, seed: bool = True, mode: str = "deploy") -> Execution:
+    def deploy(
+        self,
+        version: str,
+        *,
+        unhealthy: bool = False,
+        seed: bool = True,
+        mode: str = "deploy",
+        pr_number: str = "",
+        github_token: str = "",
+    ) -> Execution:
         config = json.loads(json.dumps(self.config))
         if unhealthy:
             config["deployment_config"]["local"]["command"].append("--unhealthy")
@@ -63,6 +74,7 @@ class Workspace:
             digests = digest_artifacts(parse_config(config, self.root).artifacts, self.root)
             seed_passed(self.dsn, run_id, digests)
         raw = {"config": "deploy.json", "version": version, "validation-run-id": run_id, "mode": mode}
+        raw.update({k: v for k, v in (("pr-number", pr_number), ("github-token", github_token)) if v})
         return execute(raw, self.env)
 
     def serving(self) -> str:
@@ -235,3 +247,49 @@ def test_a_manual_rollback_returns_to_the_previous_release(ws: Workspace) -> Non
     assert back.result is not None
     assert back.result.status == "rolled_back"
     assert ws.serving() == "v1"
+
+
+@pytest.fixture
+def github(ws: Workspace) -> Iterator[GitHubApiPeer]:
+    token = "ghs_pipeline_canary_4c1d9e"
+    peer = GitHubApiPeer(token=token, repository="acme/shop")
+    ws.env.update({"GITHUB_API_URL": peer.url, "GITHUB_REPOSITORY": "acme/shop", "GITHUB_SHA": "a" * 40})
+    ws.github_token = token
+    yield peer
+    threading.Thread(target=peer.close, daemon=True).start()
+
+
+def test_a_deploy_is_tracked_as_a_github_deployment(ws: Workspace, github: GitHubApiPeer) -> None:
+    done = ws.deploy("v1", github_token=ws.github_token)
+    assert done.exit_code == 0
+    (deployment,) = github.deployments.values()
+    assert deployment["environment"] == "production"
+    states = [s["state"] for s in next(iter(github.statuses.values()))]
+    assert states == ["in_progress", "success"]
+
+
+def test_a_refused_deploy_creates_no_github_deployment(ws: Workspace, github: GitHubApiPeer) -> None:
+    assert ws.deploy("v1", seed=False, github_token=ws.github_token).exit_code == 3
+    assert github.deployments == {}
+
+
+def test_a_pull_request_preview_gets_its_own_address_and_goes_away(ws: Workspace, github: GitHubApiPeer) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    preview = ws.deploy("pr7-1", mode="preview", pr_number="7", github_token=ws.github_token)
+    assert preview.exit_code == 0, preview.result and preview.result.error
+    assert preview.result is not None and preview.result.url is not None
+    assert requests.get(preview.result.url + "/version", timeout=5).json()["version"] == "pr7-1"
+    assert ws.serving() == "v1"
+    (comment,) = github.comments[7]
+    assert preview.result.url in comment["body"]
+    update = ws.deploy("pr7-2", mode="preview", pr_number="7", github_token=ws.github_token)
+    assert update.result is not None and update.result.url == preview.result.url
+    assert requests.get(preview.result.url + "/version", timeout=5).json()["version"] == "pr7-2"
+    assert len(github.comments[7]) == 1
+    gone = ws.deploy("pr7-2", mode="preview-teardown", seed=False, pr_number="7", github_token=ws.github_token)
+    assert gone.exit_code == 0, gone.result and gone.result.error
+    with pytest.raises(requests.ConnectionError):
+        requests.get(preview.result.url + "/version", timeout=2)
+    assert ws.serving() == "v1"
+    again = ws.deploy("pr7-2", mode="preview-teardown", seed=False, pr_number="7", github_token=ws.github_token)
+    assert again.exit_code == 0

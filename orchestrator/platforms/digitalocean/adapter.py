@@ -244,9 +244,13 @@ class DigitalOceanPlatform:
 
     # --- previews ---------------------------------------------------------------------------------
 
-    def create_preview(self, pr_number: int, repo: str, image: str, version: str) -> Release:
+    def create_preview(self, pr_number: int, repo: str, image: str | None, version: str) -> Release:
         """Create or update the PR's preview app (production's spec, renamed, without domains and
         alerts), deploy `image` as `version`, and return it with its live URL in `Release.url`."""
+        if image is None:
+            raise ConfigError(
+                "image: App Platform previews need an image; pass the image input or set artifacts.docker_image"
+            )
         source = parse_image(image)
         name = preview_name(repo, pr_number)
         production = self._app(self.app_id).get("spec") or {}

@@ -151,6 +151,18 @@ class LocalPlatform:
 
     # --- beyond the protocol --------------------------------------------------------------------
 
+    def create_preview(self, pr_number: int, repo: str, image: str | None, version: str) -> Release:
+        """PR `pr_number`'s preview on an address of its own (see `preview.py`). Raises DeployError."""
+        from orchestrator.platforms.local.preview import LocalPreviews
+
+        return LocalPreviews(self._config, self._workspace).create(pr_number, image, version)
+
+    def delete_preview(self, pr_number: int, repo: str) -> bool:
+        """Stop PR `pr_number`'s preview; False when there was none. Idempotent."""
+        from orchestrator.platforms.local.preview import LocalPreviews
+
+        return LocalPreviews(self._config, self._workspace).delete(pr_number)
+
     def release_log_tail(self, version: str, lines: int = 20) -> str:
         """The last `lines` lines of the release's stdout/stderr log ('' if it has none)."""
         return log_tail(self.paths.release_log(self._check(version, "logs")), lines)
