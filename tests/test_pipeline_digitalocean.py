@@ -1,0 +1,90 @@
+"""The whole Action on DigitalOcean: the real pydo client against the App Platform simulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from orchestrator.artifacts import digest_artifacts
+from orchestrator.cli import Execution, execute
+from orchestrator.config import parse_config
+from tests.peers.do_simulator import DoSimulator
+from tests.peers.verdicts import seed_passed
+from tests.workspace import base_config, write_config
+
+IMAGE = "registry.digitalocean.com/acme/shop@sha256:" + "ab" * 32
+
+
+@pytest.fixture
+def sim() -> Iterator[DoSimulator]:
+    simulator = DoSimulator(phases={"PENDING_BUILD": 0.05, "BUILDING": 0.1, "PENDING_DEPLOY": 0.05, "DEPLOYING": 0.1})
+    yield simulator
+    simulator.close()
+    assert simulator.violations == [], "\n".join(simulator.violations)
+
+
+def deploy(tmp_path: Path, sim: DoSimulator, app_id: str, dsn: str, version: str, **extra: Any) -> Execution:
+    config = base_config()
+    config["deployment_config"] = {"strategy": "blue_green", "platform": "digitalocean", "do_app_id": app_id}
+    config["artifacts"]["docker_image"] = IMAGE
+    config["health_check"].update(retries=2, interval_seconds=0.1)
+    config.update(extra)
+    write_config(tmp_path, config)
+    digests = digest_artifacts(parse_config(config, tmp_path).artifacts, tmp_path)
+    seed_passed(dsn, f"run-{version}", digests)
+    env = {
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "DATABASE_URL": dsn,
+        "DIGITALOCEAN_TOKEN": sim.token,
+        "DIGITALOCEAN_API_URL": sim.url,
+        "DIGITALOCEAN_CA_BUNDLE": sim.ca_bundle,
+        "AGENTBENCH_TOKEN": "t0ken-canary-do",
+    }
+    raw = {"config": "deploy.json", "version": version, "validation-run-id": f"run-{version}"}
+    return execute(raw, env)
+
+
+def live_version(sim: DoSimulator, app_id: str) -> str:
+    url = sim.app_json(app_id)["live_url"]
+    return requests.get(url + "/version", timeout=5).text
+
+
+def test_a_release_goes_live_through_app_platform(tmp_path: Path, sim: DoSimulator, pg_dsn: str) -> None:
+    app_id = sim.seed_app("shop", version="v1")
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2")
+    assert done.exit_code == 0, done.result and done.result.error
+    assert done.result is not None
+    assert done.result.deployment_details.previous_version == "v1"
+    assert live_version(sim, app_id) == "v2"
+    assert len(sim.deployments(app_id)) == 2
+
+
+def test_a_failed_verification_rolls_back_through_the_rollback_api(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str
+) -> None:
+    app_id = sim.seed_app("shop", version="v1")
+    verification = {"critical_endpoints": [{"path": "/version", "body_contains": "v1"}], "deadline_seconds": 10}
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2", verification=verification)
+    assert done.exit_code == 1
+    assert done.result is not None
+    assert done.result.status == "rolled_back", done.result.error
+    assert live_version(sim, app_id) == "v1"
+    assert sim.count("POST", r".*/rollback/validate$") == 1
+    assert sim.count("POST", r".*/rollback/commit$") == 1
+    result = json.loads((tmp_path / ".deploy-orchestrator" / "result.json").read_text())
+    assert sim.token not in json.dumps(result)
+
+
+def test_an_unhealthy_release_never_takes_traffic(tmp_path: Path, sim: DoSimulator, pg_dsn: str) -> None:
+    app_id = sim.seed_app("shop", version="v1")
+    sim.set_health("v2", False)
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2")
+    assert done.exit_code == 1
+    assert done.result is not None
+    assert done.result.status == "rolled_back", done.result.error
+    assert live_version(sim, app_id) == "v1"
