@@ -101,8 +101,6 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
         print(redact(str(exc)), file=sys.stderr)
         _write_bare_outputs(env, "failed")
         return Execution(exc.exit_code, None, {})
-    if in_actions:
-        print(f"::group::deploy-orchestrator {request.inputs.mode} {request.inputs.version}", flush=True)
     try:
         from orchestrator.pipeline import Pipeline
 
@@ -111,9 +109,6 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
         log.error("unexpected error:\n%s", redact(traceback.format_exc()))
         _write_bare_outputs(env, "failed")
         return Execution(1, None, {})
-    finally:
-        if in_actions:
-            print("::endgroup::", flush=True)
     written = report.write_outputs(result, request.inputs.workspace, env)
     if result.error:
         _annotate("error", f"deploy {result.status}", result.error, in_actions)

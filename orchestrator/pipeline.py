@@ -117,7 +117,8 @@ class Pipeline:
         except OrchestratorError as exc:
             self._fail(exc)
         result = self._result()
-        self._record(result)
+        with self.log.phase("Record"):
+            self._record(result)
         self.hardening.close()
         return result
 
@@ -145,7 +146,8 @@ class Pipeline:
         return report
 
     def _deploy(self, *, plan_only: bool) -> None:
-        report = self._pass_gates()
+        with self.log.phase("Gates"):
+            report = self._pass_gates()
         if not plan_only:
             self._track(production=True, environment=self.config.environment)
         self.state.previous = self.platform.live()
@@ -173,12 +175,14 @@ class Pipeline:
             try:
                 if runner and migration_plan:
                     self._at("migrations")
-                    applied = self._apply_migrations(runner, migration_plan)
+                    with self.log.phase("Migrations"):
+                        applied = self._apply_migrations(runner, migration_plan)
                 if changed_modules:
                     self._at("odoo-upgrade")
                     odoo.upgrade(changed_modules, self.config.odoo, self.env, self.inputs.workspace, log=self.log)
                 self._at("rollout")
-                outcome = execute(rollout, self.platform, self.checks, self.log)
+                with self.log.phase(f"Rollout: {self.config.deployment.strategy} to {self.inputs.version}"):
+                    outcome = execute(rollout, self.platform, self.checks, self.log)
                 self.state.probes.extend(outcome.probes)
                 self.state.traffic_moved = outcome.traffic_moved
             except OrchestratorError as exc:
@@ -236,12 +240,18 @@ class Pipeline:
             self.log.error(f"{reason} (auto_rollback_on_failure is false: nothing undone)")
             self.state.status, self.state.exit_code = "failed", 1
             return
+        self._at("rollback")
+        with self.log.phase("Rollback"):
+            report = self._roll_back(reason, runner, applied, traffic_moved)
+        self._absorb(report)
 
+    def _roll_back(
+        self, reason: str, runner: Any, applied: Sequence[MigrationResult], traffic_moved: bool
+    ) -> RollbackReport:
         def undo() -> Sequence[MigrationResult]:
             return runner.undo(applied) if runner and applied else []
 
-        self._at("rollback")
-        report = roll_back(
+        return roll_back(
             platform=self.platform,
             previous=self.state.previous,
             failed_version=self.inputs.version,
@@ -252,7 +262,6 @@ class Pipeline:
             budget_seconds=self.config.rollback.max_rollback_duration_seconds,
             log=self.log,
         )
-        self._absorb(report)
 
     def _absorb(self, report: RollbackReport) -> None:
         self.state.rollback = report.outcome

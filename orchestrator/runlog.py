@@ -7,7 +7,11 @@ One `RunLog` per run is passed to the steps that report progress, so the output 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from orchestrator.contract import LogEntry, LogLevel
@@ -28,6 +32,7 @@ class RunLog:
         self._logger = logger or logging.getLogger("orchestrator")
         self._entries: list[LogEntry] = []
         self._lock = threading.Lock()
+        self._in_phase = False
 
     def info(self, message: str) -> None:
         self._add("info", message)
@@ -43,6 +48,29 @@ class RunLog:
         with self._lock:
             self._entries.append(LogEntry(level=level, message=clean, timestamp=utc_now()))
         self._logger.log(_LEVELS[level], clean)
+
+    @contextmanager
+    def phase(self, title: str) -> Iterator[None]:
+        """Fold the lines of one phase in the Actions job log (`::group::`); plain outside Actions.
+
+        Groups do not nest in the job log, so a phase opened inside another is not folded again.
+        """
+        fold = os.environ.get("GITHUB_ACTIONS") == "true" and not self._in_phase
+        if fold:
+            for handler in self._logger.handlers:
+                handler.flush()
+            sys.stdout.write(f"::group::{title}\n")
+            sys.stdout.flush()
+            self._in_phase = True
+        try:
+            yield
+        finally:
+            if fold:
+                for handler in self._logger.handlers:
+                    handler.flush()
+                sys.stdout.write("::endgroup::\n")
+                sys.stdout.flush()
+                self._in_phase = False
 
     @property
     def entries(self) -> tuple[LogEntry, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,35 @@ def test_secret_values_are_masked_for_the_runner_before_anything_prints(tmp_path
     assert "::add-mask::ghp_canary123456" in done.stdout
     assert done.stdout.count("ghp_canary123456") == 1
     assert json.dumps("ghp_canary123456") not in done.stderr
+
+
+def test_phases_fold_in_the_job_log_and_never_nest(tmp_path: Path, pg_dsn: str) -> None:
+    from orchestrator.artifacts import digest_artifacts
+    from orchestrator.config import parse_config
+    from tests.peers.verdicts import seed_passed
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        config = base_config(int(s.getsockname()[1]))
+    write_config(tmp_path, config)
+    seed_passed(pg_dsn, "run-1", digest_artifacts(parse_config(config, tmp_path).artifacts, tmp_path))
+    done = run_entrypoint(
+        tmp_path, {"config": "deploy.json", "version": "v1", "validation-run-id": "run-1"}, DATABASE_URL=pg_dsn
+    )
+    try:
+        groups = [line for line in done.stdout.splitlines() if line.startswith(("::group::", "::endgroup::"))]
+        assert done.returncode == 0, done.stderr
+        assert groups[0] == "::group::Gates"
+        assert "::group::Rollout: blue_green to v1" in groups
+        assert groups[-2:] == ["::group::Record", "::endgroup::"]
+        depth = 0
+        for line in groups:
+            depth += 1 if line.startswith("::group::") else -1
+            assert depth in (0, 1)
+    finally:
+        from orchestrator.config import parse_config as parse
+        from orchestrator.platforms.local import supervisor_stop
+
+        local = parse(config, tmp_path).deployment.local
+        assert local is not None
+        supervisor_stop(local, tmp_path)
