@@ -1,0 +1,90 @@
+"""rolling on Kubernetes: the Deployment's native rolling update, which cuts over by itself."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.errors import DeployError
+from orchestrator.platforms.base import Release
+from orchestrator.release_checks import ReleaseChecks
+from orchestrator.runlog import RunLog
+from orchestrator.strategies import execute, plan_rollout
+from tests.peers.k8s_emulator import K8sEmulator
+
+from .conftest import APP, NAMESPACE, MakePlatform, deploy_config, versions_seen
+
+
+def _template_image(emu: K8sEmulator) -> str:
+    return str(emu.get("deployments", NAMESPACE, APP)["spec"]["template"]["spec"]["containers"][0]["image"])  # type: ignore[index]
+
+
+def test_rolling_update_replaces_the_template_with_max_unavailable_zero(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    platform = make_platform("rolling")
+    assert platform.cuts_over_itself is True
+    config = deploy_config("rolling")
+    plan = plan_rollout(config, platform=platform, old="v1", new="v2", image="registry.example/shop:v2")
+    assert plan.describe() == [
+        "1. start release v2 (registry.example/shop:v2)",
+        "2. verify the live release (health, database, endpoints, jobs, metrics)",
+    ]
+
+    outcome = execute(plan, platform, ReleaseChecks(config, dsn=None), RunLog())
+
+    assert outcome.traffic_moved and all(p.passed for p in outcome.probes)
+    deployment = emu.get("deployments", NAMESPACE, APP)
+    assert deployment is not None
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert deployment["spec"]["progressDeadlineSeconds"] == 5
+    assert _template_image(emu) == "registry.example/shop:v2"
+    kept = json.loads(deployment["metadata"]["annotations"]["deploy-orchestrator/previous-template"])
+    assert kept["spec"]["containers"][0]["image"] == "registry.example/shop:v1"
+    assert versions_seen(platform.live_url()) == {"v2": 12}
+    assert [r.version for r in platform.releases()] == ["v2", "v1"]
+    assert emu.names("deployments", NAMESPACE) == [APP], "no second Deployment for a rolling update"
+
+
+def test_progress_deadline_exceeded_names_the_deployment_and_restores_the_old_template(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    emu.never_ready.add("v2")
+    platform = make_platform("rolling", deadline=1)
+
+    with pytest.raises(DeployError) as error:
+        platform.start("v2", "registry.example/shop:v2")
+
+    message = str(error.value)
+    assert "deployment shop in namespace prod did not roll out" in message
+    assert "condition Progressing=False, reason ProgressDeadlineExceeded" in message
+    assert "the previous template (v1) was restored" in message
+    assert error.value.platform == "kubernetes"
+    assert _template_image(emu) == "registry.example/shop:v1"
+    assert versions_seen(platform.live_url()) == {"v1": 12}, "the old pods kept serving"
+    platform.stop("v2")
+    assert _template_image(emu) == "registry.example/shop:v1", "stop after the undo changes nothing"
+
+
+def test_rollback_restores_the_previous_template_and_can_go_forward_again(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    platform = make_platform("rolling")
+    platform.start("v2", "registry.example/shop:v2")
+
+    platform.rollback(Release("v1"))
+
+    assert _template_image(emu) == "registry.example/shop:v1"
+    assert versions_seen(platform.live_url()) == {"v1": 12}
+    assert [r.version for r in platform.releases()] == ["v1", "v2"]
+    platform.route({"v2": 100})
+    assert versions_seen(platform.live_url()) == {"v2": 12}
+
+
+def test_rolling_refuses_a_traffic_split_and_unknown_releases(make_platform: MakePlatform) -> None:
+    platform = make_platform("rolling")
+    with pytest.raises(DeployError, match="cannot hold a split; use strategy canary"):
+        platform.route({"v1": 50, "v2": 50})
+    with pytest.raises(DeployError, match="keeps only the template of release"):
+        platform.rollback(Release("v0"))
