@@ -133,7 +133,8 @@ def _load_adapters() -> None:
     """Import the adapters so they register themselves; a broken optional one must not hide the others."""
     import importlib
 
-    for module in ("orchestrator.platforms.local", "orchestrator.platforms.digitalocean"):
+    adapters = ("local", "digitalocean", "kubernetes")
+    for module in (f"orchestrator.platforms.{name}" for name in adapters):
         try:
             importlib.import_module(module)
         except ImportError as exc:  # pragma: no cover - only when an optional SDK is missing

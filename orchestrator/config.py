@@ -330,6 +330,10 @@ def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
         do_deploy_timeout_seconds=float(d["do_deploy_timeout_seconds"]) if "do_deploy_timeout_seconds" in d else None,
         k8s_namespace=d.get("k8s_namespace"),
         k8s_deployment=d.get("k8s_deployment"),
+        k8s_progress_deadline_seconds=d.get("k8s_progress_deadline_seconds"),
+        k8s_public_url=d.get("k8s_public_url"),
+        k8s_container=d.get("k8s_container"),
+        k8s_context=d.get("k8s_context"),
         local=(
             LocalConfig(
                 command=tuple(local["command"]),

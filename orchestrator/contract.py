@@ -63,6 +63,10 @@ class DeploymentConfig:
     do_deploy_timeout_seconds: float | None = None
     k8s_namespace: str | None = None
     k8s_deployment: str | None = None
+    k8s_progress_deadline_seconds: int | None = None
+    k8s_public_url: str | None = None
+    k8s_container: str | None = None
+    k8s_context: str | None = None
     local: LocalConfig | None = None
     canary_steps: tuple[CanaryStep, ...] = (CanaryStep(weight=100),)
     rolling: RollingConfig = RollingConfig()

@@ -359,6 +359,32 @@ class Ledger:
             return {}
         return _str_map(rows[0][0]) if rows else {}
 
+    def deployments_after(self, version: str, environment: str | None = None) -> list[str] | None:
+        """Successful deploys since `version` last went live, newest first (for a manual rollback to it).
+
+        None when the ledger never saw `version` go live (or cannot be read): the caller cannot
+        tell which migrations came after it and must leave the schema alone.
+        """
+        query = sql.SQL(
+            "WITH target AS (SELECT max(started_at) AS at FROM {log} WHERE new_version = %s AND status = 'success'"
+            " AND mode = 'deploy' AND (%s::text IS NULL OR environment = %s))"
+            " SELECT (SELECT at FROM target) IS NOT NULL, array_remove(array_agg(d.deployment_id"
+            " ORDER BY d.started_at DESC), NULL) FROM {log} d, target"
+            " WHERE d.started_at > target.at AND d.status = 'success' AND d.mode = 'deploy'"
+            " AND (%s::text IS NULL OR d.environment = %s)"
+        ).format(log=self._table("deployment_log"))
+        try:
+            rows = self._read(query, (version, environment, environment, environment, environment))
+        except (psycopg2.Error, LedgerError) as exc:
+            self._warn(f"ledger read of the deploys since {version} failed: {redact(str(exc)).strip()}")
+            return None
+        if not rows:
+            return None
+        found, ids = rows[0]
+        if not found:
+            return None
+        return [str(i) for i in ids or []]
+
 
 _JSONB = frozenset(
     {

@@ -47,7 +47,7 @@ def test_hyphenated_inputs_are_read_as_the_runner_sets_them(tmp_path: Path) -> N
     assert "validation-run-id: should be 1-128 characters" in done.stderr
 
 
-def test_an_unavailable_platform_is_a_config_error_naming_the_others(tmp_path: Path) -> None:
+def test_a_platform_without_its_credentials_is_a_config_error_naming_the_variable(tmp_path: Path) -> None:
     config = base_config()
     config["deployment_config"] = {
         "strategy": "blue_green",
@@ -55,10 +55,12 @@ def test_an_unavailable_platform_is_a_config_error_naming_the_others(tmp_path: P
         "k8s_namespace": "shop",
         "k8s_deployment": "web",
     }
+    config["credentials"]["k8s_kubeconfig_env_var"] = "KUBECONFIG_CONTENT"
     write_config(tmp_path, config)
     done = run_entrypoint(tmp_path, {"config": "deploy.json", "version": "v1"})
     assert done.returncode == 2
-    assert "deployment_config.platform: kubernetes is not available" in done.stderr
+    assert "KUBECONFIG_CONTENT" in done.stderr
+    assert not (tmp_path / ".deploy-orchestrator").exists()
 
 
 def test_secret_values_are_masked_for_the_runner_before_anything_prints(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def factory(cfg: DeployConfig, ctx: PlatformContext) -> DigitalOceanPlatform:
             "pass a DigitalOcean API token to it (e.g. `env: {" + var + ": ${{ secrets.DIGITALOCEAN_TOKEN }}}`)"
         )
     # Not in the config schema yet: a deploy deadline of its own, when the config grows one.
-    deadline = getattr(cfg.deployment, "do_deploy_timeout_seconds", None) or DEFAULT_DEADLINE_SECONDS
+    deadline = cfg.deployment.do_deploy_timeout_seconds or DEFAULT_DEADLINE_SECONDS
     return DigitalOceanPlatform(
         cfg.deployment,
         cfg.health_check,
