@@ -43,6 +43,7 @@ from orchestrator.release_checks import ReleaseChecks
 from orchestrator.rollback import RollbackReport, roll_back
 from orchestrator.runlog import RunLog, utc_now
 from orchestrator.strategies import RolloutFailure, execute, plan_rollout
+from orchestrator.strategies.base import CheckVerdict
 
 __all__ = ["Pipeline", "RunState"]
 
@@ -282,14 +283,41 @@ class Pipeline:
         candidates = [r for r in releases if live is None or r.version != live.version]
         target = next((r for r in candidates if r.version == wanted), None) if wanted else next(iter(candidates), None)
         if target is None:
-            kept = ", ".join(r.version for r in releases) or "none"
-            raise RollbackError(f"no kept release {wanted or '(previous)'} to roll back to; kept: {kept}")
+            kept = ", ".join(r.version for r in releases if live is None or r.version != live.version) or "none"
+            raise ConfigError(f"rollback-to: no kept release {wanted or '(previous)'} to roll back to; kept: {kept}")
         self.log.info(f"manual rollback from {live.version if live else NO_VERSION} to {target.version}")
-        self.log.warn("manual rollback moves traffic only; migrations applied since stay in place")
         began = time.monotonic()
-        self.platform.rollback(target)
-        verdict = self.checks.release(self.platform.live_url(), analysis=False)
-        self.platform.confirm_rollback(verdict.passed)
+        with self.log.phase(f"Rollback to {target.version}"):
+            self.platform.rollback(target)
+            self._undo_migrations_since(target.version)
+            verdict = self.checks.release(self.platform.live_url(), analysis=False)
+            self.platform.confirm_rollback(verdict.passed)
+        self._manual_rollback_done(target, verdict, began)
+
+    def _undo_migrations_since(self, version: str) -> None:
+        """Undo what the deploys after `version` applied, newest first, with their U scripts."""
+        scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
+        if not scripts:
+            return
+        since = self.ledger.deployments_after(version, self.config.environment) if self.ledger else None
+        if since is None:
+            self.log.warn(
+                f"the ledger has no record of {version} going live, so migrations applied since stay in place"
+            )
+            return
+        with self._migration_session(scripts, read_only=False) as runner:
+            applied = [m for deployment_id in since for m in runner.applied_by(deployment_id)]
+            if not applied:
+                self.log.info(f"no migrations were applied since {version}")
+                return
+            try:
+                undone = runner.undo(applied, scripts=scripts)
+            except MigrationError as exc:
+                self.state.migrations.extend(exc.results)
+                raise RollbackError(f"undoing the migrations applied since {version} failed: {exc}") from exc
+            self.state.migrations.extend(undone)
+
+    def _manual_rollback_done(self, target: Release, verdict: CheckVerdict, began: float) -> None:
         self.state.probes.extend(verdict.probes)
         self.state.rollback = RollbackOutcome(
             triggered=True,

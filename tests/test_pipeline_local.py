@@ -239,13 +239,29 @@ def test_secrets_never_reach_outputs_summaries_or_logs(ws: Workspace, capfd: pyt
         assert password not in text
 
 
-def test_a_manual_rollback_returns_to_the_previous_release(ws: Workspace) -> None:
+def test_a_manual_rollback_returns_to_the_previous_release_and_its_schema(ws: Workspace) -> None:
     assert ws.deploy("v1").exit_code == 0
+    ws.migration("V1__create_greetings.sql", "CREATE TABLE greetings (id bigserial PRIMARY KEY);\n")
+    ws.migration("U1__create_greetings.sql", "DROP TABLE greetings;\n")
     assert ws.deploy("v2").exit_code == 0
+    assert "greetings" in public_tables(ws.dsn)
     back = ws.deploy("v2", mode="rollback", seed=False)
     assert back.exit_code == 0, back.result and back.result.error
     assert back.result is not None
     assert back.result.status == "rolled_back"
+    assert [(m.filename, m.direction) for m in back.result.migrations_applied] == [
+        ("U1__create_greetings.sql", "down")
+    ] or [m.direction for m in back.result.migrations_applied] == ["down"]
+    assert ws.serving() == "v1"
+    assert "greetings" not in public_tables(ws.dsn)
+
+
+def test_a_manual_rollback_to_an_unknown_release_is_refused(ws: Workspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    back = execute({"config": "deploy.json", "version": "v1", "mode": "rollback", "rollback-to": "v0"}, ws.env)
+    assert back.exit_code == 2
+    assert back.result is not None and back.result.error is not None
+    assert "rollback-to: no kept release v0" in back.result.error
     assert ws.serving() == "v1"
 
 
