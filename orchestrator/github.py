@@ -1,9 +1,9 @@
 """A small GitHub REST client: Deployments with their statuses, and one sticky PR comment.
 
 GitHub only mirrors what a run did; it never decides it. So every call here raises
-`GitHubError` and callers run them through `GitHubUpdates`, which logs the failure and goes
-on (and stops calling a GitHub that is unreachable, rate-limited past the budget, or refusing
-the token, so one outage costs one retry budget, not one per call).
+`GitHubError` and callers run them through `github_updates.GitHubUpdates`, which logs the failure
+and goes on (and stops calling a GitHub that is unreachable, rate-limited past the budget, or
+refusing the token, so one outage costs one retry budget, not one per call).
 
 Retries (tenacity, bounded by `RetryPolicy`): 5xx and no-answer with exponential backoff;
 403/429 rate limits after `Retry-After` or `x-ratelimit-reset`, giving up at once when GitHub
@@ -37,11 +37,9 @@ __all__ = [
     "DeploymentState",
     "GitHubClient",
     "GitHubError",
-    "GitHubUpdates",
+    "LogSink",
     "RetryPolicy",
-    "TrackedDeployment",
     "marker_tag",
-    "track_deployment",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,7 +47,6 @@ log = logging.getLogger(__name__)
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 DeploymentState = Literal["error", "failure", "inactive", "in_progress", "queued", "pending", "success"]
-FinishStatus = Literal["success", "failed", "rolled_back"]
 
 _DESCRIPTION_MAX = 140
 _COMMENT_MAX = 65_000  # GitHub refuses bodies over 65,536 characters.
@@ -97,6 +94,14 @@ class RetryPolicy:
     """Wait for a rate limit that names no time: GitHub's docs say at least a minute."""
 
 
+class LogSink(Protocol):
+    """What `RunLog` offers; the module logger stands in when none is given."""
+
+    def info(self, message: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
 class GitHubClient:
     """One repository on one GitHub API (github.com or GHES), authenticated by a token."""
 
@@ -135,7 +140,7 @@ class GitHubClient:
         if reason is None and urlsplit(api_url).scheme not in ("http", "https"):
             reason = f"GITHUB_API_URL {api_url!r} is not an http(s) URL"
         if reason is not None or token is None:
-            _note(log_to, "info", f"GitHub: {reason}; Deployments and PR comments are skipped")
+            _info(log_to, f"GitHub: {reason}; Deployments and PR comments are skipped")
             return None
         return cls(api_url, repository, token, **options)
 
@@ -390,112 +395,6 @@ class GitHubClient:
         raise GitHubError(f"{where} {said}".rstrip(), call=call, status=status)
 
 
-# --- best effort: how the pipeline calls GitHub ----------------------------------------------------
-
-
-class LogSink(Protocol):
-    """What `RunLog` offers; the module logger stands in when none is given."""
-
-    def info(self, message: str) -> None: ...
-
-    def warn(self, message: str) -> None: ...
-
-
-class GitHubUpdates:
-    """Runs GitHub side effects best-effort: a GitHubError is logged as a warning and swallowed.
-
-    After an error marked `unavailable` the remaining calls of the run are skipped without trying,
-    so a GitHub outage delays a deploy by one retry budget at most. `skipped` lists what was lost.
-    """
-
-    def __init__(self, client: GitHubClient | None, log_to: LogSink | None = None) -> None:
-        self.client = client
-        self._log = log_to
-        self._gave_up = False
-        self.skipped: list[str] = []
-
-    @property
-    def enabled(self) -> bool:
-        return self.client is not None
-
-    def run(self, what: str, action: Callable[[GitHubClient], T]) -> T | None:
-        """`action(client)`, or None when GitHub is off, gave up earlier, or this call failed."""
-        if self.client is None:
-            return None
-        if self._gave_up:
-            self.skipped.append(what)
-            return None
-        try:
-            return action(self.client)
-        except GitHubError as exc:
-            self.skipped.append(what)
-            _note(self._log, "warn", f"GitHub: {what} skipped: {exc}. The run goes on; GitHub only mirrors it.")
-            if exc.unavailable:
-                self._gave_up = True
-                _note(self._log, "warn", "GitHub: unavailable; the remaining GitHub updates of this run are skipped")
-            return None
-
-
-@dataclass
-class TrackedDeployment:
-    """A GitHub Deployment this run reports to; `deployment_id` is None when GitHub was skipped."""
-
-    updates: GitHubUpdates
-    deployment_id: int | None
-    environment: str
-
-    def finish(self, status: FinishStatus, url: str | None, log_url: str | None, description: str) -> None:
-        """Report the run's outcome: success → success (with `url`), failed → failure,
-        rolled_back → failure whose description says it was rolled back. Never raises."""
-        if self.deployment_id is None:
-            return
-        deployment_id = self.deployment_id
-        state: DeploymentState = "success" if status == "success" else "failure"
-        text = f"rolled back: {description}" if status == "rolled_back" else description
-        environment_url = url if status == "success" else None
-        self.updates.run(
-            f"Deployment status {state}",
-            lambda gh: gh.set_status(
-                deployment_id, state, environment_url=environment_url, log_url=log_url, description=text
-            ),
-        )
-
-
-def track_deployment(
-    github: GitHubClient | GitHubUpdates | None,
-    *,
-    ref: str,
-    environment: str,
-    production: bool = True,
-    transient: bool = False,
-    description: str = "",
-    payload: Mapping[str, Any] | None = None,
-    log_url: str | None = None,
-    log_to: LogSink | None = None,
-) -> TrackedDeployment:
-    """Create a GitHub Deployment for this run and mark it `in_progress`. Never raises on GitHub errors."""
-    updates = github if isinstance(github, GitHubUpdates) else GitHubUpdates(github, log_to)
-    deployment_id = updates.run(
-        "Deployment",
-        lambda gh: gh.create_deployment(
-            ref,
-            environment,
-            transient=transient,
-            production=production,
-            description=description,
-            payload=dict(payload or {}),
-        ),
-    )
-    if deployment_id is not None:
-        updates.run(
-            "Deployment status in_progress",
-            lambda gh: gh.set_status(
-                deployment_id, "in_progress", environment_url=None, log_url=log_url, description=description
-            ),
-        )
-    return TrackedDeployment(updates, deployment_id, environment)
-
-
 def marker_tag(marker: str) -> str:
     """The hidden first line that identifies this tool's sticky comment."""
     if not _MARKER.match(marker):
@@ -506,13 +405,11 @@ def marker_tag(marker: str) -> str:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _note(sink: LogSink | None, level: Literal["info", "warn"], message: str) -> None:
+def _info(sink: LogSink | None, message: str) -> None:
     if sink is None:
-        log.log(logging.INFO if level == "info" else logging.WARNING, redact(message))
-    elif level == "info":
-        sink.info(message)
+        log.info(redact(message))
     else:
-        sink.warn(message)
+        sink.info(message)
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:

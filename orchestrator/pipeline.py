@@ -31,7 +31,8 @@ from orchestrator.contract import (
     Status,
 )
 from orchestrator.errors import ConfigError, DeployError, GateError, MigrationError, OrchestratorError, RollbackError
-from orchestrator.github import GitHubClient, GitHubUpdates, TrackedDeployment, track_deployment
+from orchestrator.github import GitHubClient
+from orchestrator.github_updates import GitHubUpdates, TrackedDeployment, track_deployment
 from orchestrator.hardening import pairs as hardening_pairs
 from orchestrator.hardening.loop import Hardening
 from orchestrator.migrations import runner as migration_runner

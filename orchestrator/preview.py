@@ -22,7 +22,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 from orchestrator.contract import HealthProbe, RunInputs
 from orchestrator.errors import ConfigError, OrchestratorError
-from orchestrator.github import GitHubClient, GitHubUpdates, LogSink, track_deployment
+from orchestrator.github import GitHubClient, LogSink
+from orchestrator.github_updates import GitHubUpdates, track_deployment
 from orchestrator.platforms.base import Release
 from orchestrator.redaction import mask_url
 from orchestrator.runlog import utc_now

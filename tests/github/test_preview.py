@@ -10,7 +10,8 @@ import pytest
 
 from orchestrator.contract import RunInputs
 from orchestrator.errors import ConfigError
-from orchestrator.github import GitHubClient, RetryPolicy, track_deployment
+from orchestrator.github import GitHubClient, RetryPolicy
+from orchestrator.github_updates import track_deployment
 from orchestrator.preview import PreviewTarget, head_sha, preview_target, run_preview, run_teardown
 from orchestrator.redaction import Secret
 from orchestrator.runlog import RunLog

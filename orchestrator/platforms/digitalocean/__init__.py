@@ -15,7 +15,7 @@ from orchestrator.redaction import Secret
 from .adapter import DEFAULT_DEADLINE_SECONDS, DEFAULT_ENDPOINT, DigitalOceanPlatform
 from .api import RetryPolicy
 from .image import ImageSource, parse_image
-from .preview import preview_name
+from .preview_spec import preview_name
 from .spec import VERSION_ENV
 from .watch import Backoff
 

@@ -22,10 +22,10 @@ from orchestrator.errors import ConfigError, DeployError
 from orchestrator.platforms.base import Release
 from orchestrator.redaction import Secret
 
-from .api import PLATFORM, AppsApi, NotFoundError, RetryPolicy
+from . import previews
+from .api import PLATFORM, AppsApi, RetryPolicy
 from .image import ImageSource, parse_image
 from .logs import fetch_log_tail
-from .preview import preview_name, preview_spec
 from .spec import image_of, select_component, version_of, with_release
 from .watch import Backoff, Outcome, wait_for_deployment
 
@@ -247,61 +247,11 @@ class DigitalOceanPlatform:
     def create_preview(self, pr_number: int, repo: str, image: str | None, version: str) -> Release:
         """Create or update the PR's preview app (production's spec, renamed, without domains and
         alerts), deploy `image` as `version`, and return it with its live URL in `Release.url`."""
-        if image is None:
-            raise ConfigError(
-                "image: App Platform previews need an image; pass the image input or set artifacts.docker_image"
-            )
-        source = parse_image(image)
-        name = preview_name(repo, pr_number)
-        production = self._app(self.app_id).get("spec") or {}
-        base = preview_spec(production, name)
-        component = select_component(base, self._component)
-        spec = with_release(base, component, version, source, self._health)
-        app = self._find_app(name)
-        operation = f"preview {name} ({version})"
-        if app is not None:
-            active = app.get("active_deployment") or {}
-            if version_of(active.get("spec"), component) == version and app.get("live_url"):
-                return self._release(active, url=str(app["live_url"]))
-            deployment = self._unfinished(app, version, component) or self._update_spec(app, spec, version, component)
-        else:
-
-            def send() -> dict[str, Any]:
-                body = self.api.once("create preview app", self.api.apps.create, {"spec": spec})
-                return dict((body or {}).get("app") or {})
-
-            app = self.api.create("create preview app", send, lambda: self._find_app(name))
-            deployment = app.get("pending_deployment") or app.get("in_progress_deployment") or {}
-            if not deployment.get("id"):
-                deployment = self._find_new_deployment(str(app["id"]), version, component, _EPOCH) or {}
-            if not deployment.get("id"):
-                raise DeployError(
-                    f"{operation}: App Platform created app {app.get('id')} but no deployment for it",
-                    platform=PLATFORM,
-                    operation="create preview app",
-                )
-        app_id = str(app["id"])
-        release = self._await(app_id, deployment, operation)
-        url = self._app(app_id).get("live_url")
-        if not url:
-            raise DeployError(
-                f"{operation}: deployed, but App Platform gave the app no live_url",
-                platform=PLATFORM,
-                operation="get app",
-            )
-        return Release(release.version, url=str(url), image=release.image, ref=release.ref)
+        return previews.create_preview(self, pr_number, repo, image, version)
 
     def delete_preview(self, pr_number: int, repo: str) -> bool:
         """Delete the PR's preview app. Idempotent: True if it deleted one, False if none existed."""
-        name = preview_name(repo, pr_number)
-        app = self._find_app(name)
-        if app is None:
-            return False
-        try:
-            self.api.read("delete preview app", self.api.apps.delete, str(app["id"]))
-        except NotFoundError:
-            return False
-        return True
+        return previews.delete_preview(self.api, pr_number, repo)
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -394,19 +344,6 @@ class DigitalOceanPlatform:
             platform=PLATFORM,
             operation="rollback",
         )
-
-    def _find_app(self, name: str) -> dict[str, Any] | None:
-        page = 1
-        while page <= 100:
-            body = self.api.read("list apps", self.api.apps.list, page=page, per_page=200)
-            apps = (body or {}).get("apps") or []
-            for app in apps:
-                if (app.get("spec") or {}).get("name") == name:
-                    return dict(app)
-            if len(apps) < 200 or not (((body or {}).get("links") or {}).get("pages") or {}).get("next"):
-                return None
-            page += 1
-        return None
 
     def _await(self, app_id: str, deployment: dict[str, Any], operation: str) -> Release:
         deployment_id = str(deployment.get("id"))

@@ -3,7 +3,7 @@
 pydo's built-in azure-core retry is switched off (`retry_total=0`) because it re-sends POSTs on
 500/503/504, which for App Platform means a second deployment. Instead:
 - reads (GET) and plain updates are retried on transient failures (429 honouring Retry-After,
-  5xx, timeouts, resets), a bounded number of times with bounded waits (tenacity);
+  5xx, timeouts, resets), a bounded number of times with bounded waits (`platforms.retry`);
 - calls that create something (a deployment, a rollback, an app) go through `create()`: after an
   ambiguous failure (the request may have been processed: 5xx, timeout, reset) we *look* first and
   re-send only when the look proves nothing was created;
@@ -29,9 +29,10 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.pipeline.policies import SansIOHTTPPolicy
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from orchestrator.errors import DeployError
+from orchestrator.platforms import retry
+from orchestrator.platforms.retry import TransientError, call_with_retries, judge_rate_limit
 from orchestrator.redaction import Secret, redact
 
 __all__ = ["AppsApi", "NotFoundError", "RetryPolicy"]
@@ -41,32 +42,18 @@ T = TypeVar("T")
 PLATFORM = "digitalocean"
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy(retry.RetryPolicy):
     """How hard one API call tries. Defaults follow the seed: 3 retries with backoff."""
 
-    retries: int = 3
     initial_wait: float = 1.0
     max_wait: float = 10.0
     max_retry_after: float = 60.0
-    """A 429 asking for a longer wait than this fails at once instead of stalling the run."""
-    connect_timeout: float = 10.0
     read_timeout: float = 60.0
 
 
 class NotFoundError(DeployError):
     """The app or deployment does not exist (HTTP 404)."""
-
-
-class _TransientError(Exception):
-    """One attempt failed in a way a later attempt may not (raised inside the retry loop only)."""
-
-    def __init__(self, detail: str, *, ambiguous: bool, retry_after: float | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.ambiguous = ambiguous
-        """The server may have acted on the request before failing."""
-        self.retry_after = retry_after
 
 
 def _capture(pipeline_response: Any, body: Any, _headers: Any) -> tuple[int, Any, Any]:
@@ -127,7 +114,7 @@ class AppsApi:
         def attempt() -> T:
             try:
                 return call()
-            except _TransientError as exc:
+            except TransientError as exc:
                 if not exc.ambiguous:
                     raise
                 try:
@@ -155,32 +142,15 @@ class AppsApi:
     # --- internals ------------------------------------------------------------------------------
 
     def _retrying(self, operation: str, attempt: Callable[[], T]) -> T:
-        retrying = Retrying(
-            stop=stop_after_attempt(self.policy.retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception_type(_TransientError),
-            sleep=self._sleep,
-            reraise=True,
-            before_sleep=lambda state: log.info(
-                "%s: %s; retry %d of %d", operation, _outcome(state), state.attempt_number, self.policy.retries
-            ),
-        )
-        try:
-            return retrying(attempt)
-        except _TransientError as exc:
-            raise DeployError(
+        def exhausted(exc: TransientError) -> DeployError:
+            return DeployError(
                 f"{operation}: {exc.detail}, still failing after {self.policy.retries + 1} attempts; "
                 "DigitalOcean may be degraded (https://status.digitalocean.com), run again later",
                 platform=PLATFORM,
                 operation=operation,
-            ) from exc
+            )
 
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _TransientError) and error.retry_after is not None:
-            return error.retry_after
-        backoff: float = self.policy.initial_wait * 2 ** (state.attempt_number - 1)
-        return min(self.policy.max_wait, backoff)
+        return call_with_retries(operation, attempt, self.policy, sleep=self._sleep, on_exhausted=exhausted)
 
     def _once(self, operation: str, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
@@ -194,10 +164,10 @@ class AppsApi:
             body = _json_body(response)
         except ServiceRequestError as exc:
             # The request never reached the server (connection refused, DNS, connect timeout).
-            raise _TransientError(f"could not connect ({_short(exc)})", ambiguous=False) from exc
+            raise TransientError(f"could not connect ({_short(exc)})", ambiguous=False) from exc
         except ServiceResponseError as exc:
             # Sent, but the answer was lost (read timeout, reset): the server may have acted on it.
-            raise _TransientError(f"no answer ({_short(exc)})", ambiguous=True) from exc
+            raise TransientError(f"no answer ({_short(exc)})", ambiguous=True) from exc
         return self._judge(operation, status, body, headers)
 
     def _judge(self, operation: str, status: int, body: Any, headers: Any) -> Any:
@@ -209,17 +179,18 @@ class AppsApi:
         if status == 404:
             raise NotFoundError(f"{operation}: not found (HTTP 404: {message})", platform=PLATFORM, operation=operation)
         if status == 429:
-            retry_after = _retry_after(headers)
-            if retry_after is not None and retry_after > self.policy.max_retry_after:
-                raise DeployError(
-                    f"{operation}: rate limited by DigitalOcean (HTTP 429: {message}); it asks to wait "
-                    f"{retry_after:.0f} s, more than the {self.policy.max_retry_after:.0f} s we wait; run again later",
+            raise judge_rate_limit(
+                headers,
+                self.policy,
+                f"rate limited (HTTP 429: {message})",
+                too_long=lambda why: DeployError(
+                    f"{operation}: rate limited by DigitalOcean (HTTP 429: {message}); {why}",
                     platform=PLATFORM,
                     operation=operation,
-                )
-            raise _TransientError(f"rate limited (HTTP 429: {message})", ambiguous=False, retry_after=retry_after)
+                ),
+            )
         if status == 408 or status >= 500:
-            raise _TransientError(f"HTTP {status}: {message}", ambiguous=True)
+            raise TransientError(f"HTTP {status}: {message}", ambiguous=True)
         raise DeployError(f"{operation}: HTTP {status}: {message}", platform=PLATFORM, operation=operation)
 
     def _token_rejected(self, operation: str, status: int, message: str) -> DeployError:
@@ -250,20 +221,5 @@ def _message(exc: HttpResponseError) -> str:
     return _do_message(_json_body(exc.response))
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 def _short(exc: Exception) -> str:
     return redact(str(exc).splitlines()[0][:200]) if str(exc) else type(exc).__name__
-
-
-def _outcome(state: RetryCallState) -> str:
-    error = state.outcome.exception() if state.outcome else None
-    return str(error) if error else "failed"

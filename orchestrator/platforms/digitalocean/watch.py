@@ -1,17 +1,20 @@
 """Waiting for an App Platform deployment to finish: backoff polling under one deadline.
 
-No busy polling: the first look comes after `initial` seconds and the gap grows to `maximum`
-(a deploy's early phases are short, its build and rollout long). app_action polls every 2 s with
-no deadline at all, a known complaint; here the deadline is always finite.
+The polling itself is `platforms.polling`'s: the gap between looks grows (a deploy's early
+phases are short, its build and rollout long). app_action polls every 2 s with no deadline at
+all, a known complaint; here the deadline is always finite.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from orchestrator.platforms import polling
+from orchestrator.platforms.polling import BoundedWait
 
 from .api import AppsApi
 
@@ -24,16 +27,10 @@ _DONE = FAILED_PHASES | {"ACTIVE"}
 
 
 @dataclass(frozen=True, slots=True)
-class Backoff:
+class Backoff(polling.Backoff):
     initial: float = 1.0
     factor: float = 1.6
     maximum: float = 10.0
-
-    def delays(self) -> Iterator[float]:
-        delay = self.initial
-        while True:
-            yield delay
-            delay = min(self.maximum, delay * self.factor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,23 +56,19 @@ def wait_for_deployment(
 ) -> Outcome:
     """Poll until ACTIVE, ERROR, CANCELED or SUPERSEDED, or until the deadline. Raises DeployError
     only when the API itself fails past its retries; a failed or late deployment is an Outcome."""
-    start = clock()
-    delays = backoff.delays()
+    wait = BoundedWait(deadline_seconds, backoff, clock=clock, sleep=sleep)
     polls = 0
-    phase, phase_since = "", start
+    phase, phase_since = "", 0.0
     while True:
         body = api.read("get deployment", api.apps.get_deployment, app_id, deployment_id)
         polls += 1
         deployment: dict[str, Any] = (body or {}).get("deployment") or {}
-        now = clock()
+        elapsed = wait.elapsed()
         current = str(deployment.get("phase") or "UNKNOWN")
         if current != phase:
             log.info("deployment %s: %s", deployment_id, current)
-            phase, phase_since = current, now
-        elapsed = now - start
+            phase, phase_since = current, elapsed
         if phase in _DONE:
-            return Outcome(deployment, phase, elapsed, now - phase_since, polls)
-        remaining = deadline_seconds - elapsed
-        if remaining <= 0:
-            return Outcome(deployment, phase, elapsed, now - phase_since, polls, timed_out=True)
-        sleep(min(next(delays), remaining))
+            return Outcome(deployment, phase, elapsed, elapsed - phase_since, polls)
+        if not wait.sleep_until_next_poll(elapsed):
+            return Outcome(deployment, phase, elapsed, elapsed - phase_since, polls, timed_out=True)

@@ -4,7 +4,7 @@ Responses are read as plain JSON documents (`_preload_content=False`), in the AP
 names, so `manifest.py` can copy a live pod template field for field without the client's model
 round trip dropping fields it does not know.
 
-Retries (tenacity, bounded): 429 (honouring Retry-After up to a cap), 5xx, and connection failures
+Retries (`platforms.retry`, bounded): 429 (honouring Retry-After up to a cap), 5xx, and connection failures
 (refused, reset, timeout). Creating is safe to re-send here, unlike DigitalOcean's POSTs: object
 names are unique, so a create that went through the first time answers 409 AlreadyExists the
 second time, and callers treat that as "it exists" and read it. 401/403 are never retried.
@@ -17,7 +17,6 @@ it lives in the client's configuration only, and `redact()` masks it as a second
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,29 +25,26 @@ from typing import Any
 import urllib3
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from orchestrator.errors import DeployError
+from orchestrator.platforms import retry
+from orchestrator.platforms.retry import TransientError, call_with_retries, judge_rate_limit
 from orchestrator.redaction import redact
 
 __all__ = ["PLATFORM", "ConflictError", "KubeApi", "NotFoundError", "RetryPolicy"]
 
-log = logging.getLogger(__name__)
 PLATFORM = "kubernetes"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy(retry.RetryPolicy):
     """How hard one API call tries: 3 retries with capped exponential backoff."""
 
-    retries: int = 3
     initial_wait: float = 0.5
     max_wait: float = 8.0
     max_retry_after: float = 30.0
-    """A 429 asking for a longer wait than this fails at once instead of stalling the run."""
-    connect_timeout: float = 10.0
     read_timeout: float = 30.0
 
 
@@ -62,15 +58,6 @@ class ConflictError(DeployError):
     def __init__(self, message: str, *, operation: str, reason: str) -> None:
         super().__init__(message, platform=PLATFORM, operation=operation)
         self.reason = reason
-
-
-class _TransientError(Exception):
-    """One attempt failed in a way a later attempt may not (raised inside the retry loop only)."""
-
-    def __init__(self, detail: str, retry_after: float | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.retry_after = retry_after
 
 
 class KubeApi:
@@ -178,26 +165,22 @@ class KubeApi:
         return True
 
     def _call(self, operation: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        retrying = Retrying(
-            stop=stop_after_attempt(self.policy.retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception_type(_TransientError),
-            sleep=self._sleep,
-            reraise=True,
-            before_sleep=lambda state: log.info(
-                "%s: %s; retry %d of %d", operation, _outcome(state), state.attempt_number, self.policy.retries
-            ),
-        )
-        try:
-            return retrying(self._once, operation, call, args, kwargs)
-        except _TransientError as exc:
-            raise DeployError(
+        def exhausted(exc: TransientError) -> DeployError:
+            return DeployError(
                 f"{operation} in namespace {self.namespace}: {exc.detail}, still failing after "
                 f"{self.policy.retries + 1} attempts; the API server at {self.host} may be overloaded or "
                 "unreachable, run again later",
                 platform=PLATFORM,
                 operation=operation,
-            ) from exc
+            )
+
+        return call_with_retries(
+            operation,
+            lambda: self._once(operation, call, args, kwargs),
+            self.policy,
+            sleep=self._sleep,
+            on_exhausted=exhausted,
+        )
 
     def _once(
         self, operation: str, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -210,7 +193,7 @@ class KubeApi:
             raise self._judge(operation, exc) from None
         except urllib3.exceptions.HTTPError as exc:
             # Refused, reset, timed out: the client never got an answer.
-            raise _TransientError(f"no answer from the API server ({_short(exc)})") from exc
+            raise TransientError(f"no answer from the API server ({_short(exc)})") from exc
         document = json.loads(data) if data else {}
         return document if isinstance(document, dict) else {}
 
@@ -222,7 +205,7 @@ class KubeApi:
         if status == 0 and not _is_certificate_problem(message):
             # The client reports every TLS-layer failure as status 0; an EOF or reset mid-handshake
             # (a restarting API server, a load balancer) is worth another attempt.
-            return _TransientError(f"TLS connection failed ({message})")
+            return TransientError(f"TLS connection failed ({message})")
         if status == 0:
             # A certificate that does not verify will not verify on the next attempt either.
             return DeployError(
@@ -252,25 +235,19 @@ class KubeApi:
             reason = str(status_doc.get("reason") or "Conflict")
             return ConflictError(f"{where}: {reason} (HTTP 409: {message})", operation=operation, reason=reason)
         if status == 429:
-            retry_after = _retry_after(exc.headers)
-            if retry_after is not None and retry_after > self.policy.max_retry_after:
-                return DeployError(
-                    f"{where}: throttled by the API server (HTTP 429: {message}); it asks to wait "
-                    f"{retry_after:.0f} s, more than the {self.policy.max_retry_after:.0f} s we wait; run again later",
+            return judge_rate_limit(
+                exc.headers,
+                self.policy,
+                f"throttled (HTTP 429: {message})",
+                too_long=lambda why: DeployError(
+                    f"{where}: throttled by the API server (HTTP 429: {message}); {why}",
                     platform=PLATFORM,
                     operation=operation,
-                )
-            return _TransientError(f"throttled (HTTP 429: {message})", retry_after=retry_after)
+                ),
+            )
         if status >= 500:
-            return _TransientError(f"HTTP {status}: {message}")
+            return TransientError(f"HTTP {status}: {message}")
         return DeployError(f"{where}: HTTP {status}: {message}", platform=PLATFORM, operation=operation)
-
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _TransientError) and error.retry_after is not None:
-            return error.retry_after
-        backoff: float = self.policy.initial_wait * 2 ** (state.attempt_number - 1)
-        return min(self.policy.max_wait, backoff)
 
 
 def _status_document(body: Any) -> dict[str, Any]:
@@ -294,21 +271,6 @@ def _is_certificate_problem(message: str) -> bool:
     return "certificate" in lowered or "hostname" in lowered or "verify" in lowered
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 def _short(exc: Exception) -> str:
     text = str(exc)
     return redact(text.splitlines()[0][:200]) if text else type(exc).__name__
-
-
-def _outcome(state: RetryCallState) -> str:
-    error = state.outcome.exception() if state.outcome else None
-    return str(error) if error else "failed"

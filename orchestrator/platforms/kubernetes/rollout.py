@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import DeployError
+from orchestrator.platforms import polling
+from orchestrator.platforms.polling import BoundedWait
 
 from .api import PLATFORM
 
@@ -27,16 +29,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Backoff:
+class Backoff(polling.Backoff):
     initial: float = 0.5
     factor: float = 1.5
     maximum: float = 5.0
-
-    def delays(self) -> Iterator[float]:
-        delay = self.initial
-        while True:
-            yield delay
-            delay = min(self.maximum, delay * self.factor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +86,7 @@ def wait_for_rollout(
 ) -> dict[str, Any]:
     """Poll until the rollout is done; return the Deployment. Raises DeployError naming the Deployment
     and the condition when it failed, disappeared, or is still going at the deadline."""
-    start = clock()
-    delays = backoff.delays()
+    wait = BoundedWait(deadline_seconds, backoff, clock=clock, sleep=sleep)
     last = ""
     while True:
         deployment = read()
@@ -107,7 +102,7 @@ def wait_for_rollout(
             last = state.detail
         if state.done:
             return deployment
-        elapsed = clock() - start
+        elapsed = wait.elapsed()
         if state.failure:
             raise DeployError(
                 f"deployment {name} in namespace {namespace} did not roll out: {state.failure} "
@@ -116,12 +111,10 @@ def wait_for_rollout(
                 platform=PLATFORM,
                 operation="wait for rollout",
             )
-        remaining = deadline_seconds - elapsed
-        if remaining <= 0:
+        if not wait.sleep_until_next_poll(elapsed):
             raise DeployError(
                 f"deployment {name} in namespace {namespace} did not roll out within {deadline_seconds:g} s: "
                 f"{state.detail}; raise the deadline if pods legitimately start this slowly",
                 platform=PLATFORM,
                 operation="wait for rollout",
             )
-        sleep(min(next(delays), remaining))

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from orchestrator.platforms.digitalocean import preview_name
-from orchestrator.platforms.digitalocean.preview import preview_spec
+from orchestrator.platforms.digitalocean.preview_spec import preview_spec
 from tests.peers.do_simulator import DoSimulator
 
 from .conftest import MakePlatform
