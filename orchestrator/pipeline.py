@@ -12,6 +12,7 @@ run's migrations and re-checks the old release; if that fails, on-call is paged.
 from __future__ import annotations
 
 import time
+import traceback
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -118,6 +119,7 @@ class Pipeline:
                 self._deploy(plan_only=mode == "plan")
         except OrchestratorError as exc:
             self._fail(exc)
+        self._harden()
         result = self._result()
         with self.log.phase("Record"):
             self._record(result)
@@ -187,10 +189,13 @@ class Pipeline:
                     outcome = execute(rollout, self.platform, self.checks, self.log)
                 self.state.probes.extend(outcome.probes)
                 self.state.traffic_moved = outcome.traffic_moved
-            except OrchestratorError as exc:
+            except Exception as raised:
+                exc = raised if isinstance(raised, OrchestratorError) else _unexpected(raised, self.log)
                 if isinstance(exc, MigrationError):
                     applied = [r for r in exc.results if r.success]
-                traffic_moved = False
+                # An error we did not foresee may have struck mid-switch: sending traffic back is
+                # idempotent, so assume it moved.
+                traffic_moved = exc is not raised
                 if isinstance(exc, RolloutFailure):
                     self.state.probes.extend(exc.outcome.probes)
                     traffic_moved = exc.outcome.traffic_moved
@@ -396,17 +401,23 @@ class Pipeline:
 
     # --- after the run -----------------------------------------------------------------------
 
+    def _harden(self) -> None:
+        """Every failed deploy, rollback and failed rollback becomes a preference pair (exit 2 and 3 touch
+        nothing, so there is nothing to learn from them here)."""
+        s = self.state
+        if s.exit_code != 1:
+            return
+        if self.config.agentbench.emit_dpo_on_failure:
+            s.hardening = self.hardening.emit(hardening_pairs.FailureContext.from_run(self.request, s))
+        else:
+            s.hardening = self.hardening.queued_outcome()
+
     def _result(self) -> Result:
         s = self.state
         error = s.error
         extras = dict(s.extras)
         if error is not None and isinstance(error, GateError):
             extras["refused"] = {"gate": error.gate, "reason": str(error), **error.facts}
-        if s.status != "success" and self.config.agentbench.emit_dpo_on_failure and s.exit_code in (1,):
-            context = hardening_pairs.FailureContext.from_run(self.request, s)
-            s.hardening = self.hardening.emit(context)
-        elif s.exit_code == 1:
-            s.hardening = self.hardening.queued_outcome()
         return Result(
             deployment_id=s.deployment_id,
             validation_run_id=self.request.validation_run_id or "",
@@ -460,3 +471,11 @@ class Pipeline:
 
     def _previous_module_digests(self) -> Mapping[str, str]:
         return self.ledger.last_module_digests() if self.ledger else {}
+
+
+def _unexpected(error: Exception, log: RunLog) -> OrchestratorError:
+    """A bug or an untranslated driver error after a side effect: still roll back, with the traceback logged."""
+    log.error("unexpected error:\n" + "".join(traceback.format_exception(error)))
+    wrapped = DeployError(f"unexpected {type(error).__name__}: {error}", operation="deploy")
+    wrapped.__cause__ = error
+    return wrapped

@@ -309,3 +309,37 @@ def test_a_pull_request_preview_gets_its_own_address_and_goes_away(ws: Workspace
     assert ws.serving() == "v1"
     again = ws.deploy("pr7-2", mode="preview-teardown", seed=False, pr_number="7", github_token=ws.github_token)
     assert again.exit_code == 0
+
+
+class _SwitchThenCrash:
+    """A real local platform whose switch succeeds and then raises something we never translate:
+    the shape of a bug after a side effect."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def route(self, weights: dict[str, int]) -> None:
+        self._inner.route(weights)
+        if weights.get("v2") == 100:
+            raise KeyError("a bug after the switch")
+
+
+def test_an_unexpected_error_after_the_switch_still_rolls_back(ws: Workspace) -> None:
+    from orchestrator.cli import build_platform
+    from orchestrator.config import load_request
+    from orchestrator.pipeline import Pipeline
+    from orchestrator.runlog import RunLog
+
+    assert ws.deploy("v1").exit_code == 0
+    write_config(ws.root, ws.config)
+    digests = digest_artifacts(parse_config(ws.config, ws.root).artifacts, ws.root)
+    seed_passed(ws.dsn, "run-v2", digests)
+    request = load_request({"config": "deploy.json", "version": "v2", "validation-run-id": "run-v2"}, ws.env)
+    platform = _SwitchThenCrash(build_platform(request, ws.env))
+    result = Pipeline(request, platform, ws.env, RunLog()).run()
+    assert result.status == "rolled_back"
+    assert result.error is not None and "unexpected KeyError" in result.error
+    assert ws.serving() == "v1"
