@@ -48,6 +48,11 @@ def roll_back(
     undone: tuple[MigrationResult, ...] = ()
     error: RollbackError | None = None
     try:
+        if previous is None and traffic_moved:
+            raise RollbackError(
+                f"there is no earlier release to return to, so {failed_version} stays live; "
+                "fix forward, or stop it with `deploy-orchestrator local stop` / the platform's console"
+            )
         if previous is not None and traffic_moved:
             platform.rollback(previous)
             log.info(f"traffic back on {previous.version}")

@@ -343,3 +343,14 @@ def test_an_unexpected_error_after_the_switch_still_rolls_back(ws: Workspace) ->
     assert result.status == "rolled_back"
     assert result.error is not None and "unexpected KeyError" in result.error
     assert ws.serving() == "v1"
+
+
+def test_a_first_release_failing_after_the_switch_pages_with_a_clear_reason(ws: Workspace, http_peer: HttpPeer) -> None:
+    ws.config["verification"] = {"critical_endpoints": [{"path": "/version", "body_contains": "v0"}]}
+    done = ws.deploy("v1")
+    assert done.exit_code == 1
+    assert done.result is not None
+    assert done.result.status == "failed"
+    assert done.result.rollback.triggered and done.result.rollback.succeeded is False
+    assert done.result.error is not None and "no earlier release to return to" in done.result.error
+    assert done.result.hardening.dpo_pairs_generated == 1
