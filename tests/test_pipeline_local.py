@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from tests.peers.verdicts import seed_passed
 from tests.workspace import base_config, write_config
 
 TOKEN_CANARY = "agentbench-token-canary-8d1f0c"
+ODOO_SCRIPT = str(Path(__file__).resolve().parent / "peers" / "odoo.py")
 
 
 def free_port() -> int:
@@ -354,3 +356,52 @@ def test_a_first_release_failing_after_the_switch_pages_with_a_clear_reason(ws: 
     assert done.result.rollback.triggered and done.result.rollback.succeeded is False
     assert done.result.error is not None and "no earlier release to return to" in done.result.error
     assert done.result.hardening.dpo_pairs_generated == 1
+
+
+def ledger_rows(dsn: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(query)
+        return list(cur.fetchall())
+
+
+def test_odoo_modules_are_upgraded_only_when_they_change(ws: Workspace) -> None:
+    module = ws.root / "addons" / "shop_sale"
+    module.mkdir(parents=True)
+    (module / "__manifest__.py").write_text("{'name': 'Shop Sale', 'version': '17.0.1.0', 'depends': ['sale']}\n")
+    (module / "models.py").write_text("VALUE = 1\n")
+    record = ws.root / "odoo-calls.jsonl"
+    ws.env.update({"FAKE_ODOO_RECORD": str(record), "FAKE_ODOO_EXIT": "0"})
+    ws.config["artifacts"]["odoo_modules"] = ["addons/shop_sale"]
+    ws.config["odoo"] = {
+        "upgrade_command": [
+            sys.executable,
+            "-P",
+            ODOO_SCRIPT,
+            "-d",
+            "{database}",
+            "-u",
+            "{modules}",
+            "--stop-after-init",
+        ],
+        "database": "prod",
+    }
+    assert ws.deploy("v1").exit_code == 0
+    assert ws.deploy("v2").exit_code == 0
+    (module / "models.py").write_text("VALUE = 2\n")
+    third = ws.deploy("v3")
+    assert third.exit_code == 0, third.result and third.result.error
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [call["argv"] for call in calls] == [["-d", "prod", "-u", "shop_sale", "--stop-after-init"]] * 2
+    assert third.result is not None
+    assert third.result.to_dict()["odoo_modules"][0]["name"] == "shop_sale"
+
+
+def test_every_run_leaves_a_ledger_entry_and_lineage(ws: Workspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    assert ws.deploy("v2", seed=False).exit_code == 3
+    rows = ledger_rows(
+        ws.dsn, "SELECT new_version, status, refused_reason IS NOT NULL FROM deployment_log ORDER BY started_at"
+    )
+    assert rows == [("v1", "success", False), ("v2", "failed", True)]
+    lineage = ledger_rows(ws.dsn, "SELECT validation_run_id, outcome FROM pipeline_lineage ORDER BY recorded_at")
+    assert lineage[0] == ("run-v1", "success")
