@@ -1,0 +1,1 @@
+CREATE TABLE greetings (id bigserial PRIMARY KEY, text text NOT NULL);
