@@ -92,7 +92,7 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
         register(raw["github-token"])
     try:
         request = config_module.load_request(raw, env)
-        for name in config_module.env_var_names(request.config):
+        for name in request.config.secret_env_vars():
             if env.get(name):
                 register(env[name])
         platform = build_platform(request, env)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
@@ -458,20 +458,3 @@ def _odoo(o: Mapping[str, Any]) -> OdooConfig:
 
 def _without(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if k not in keys}
-
-
-def env_var_names(config: DeployConfig) -> Sequence[str]:
-    """Every environment variable the config names as holding a secret."""
-    names = [
-        config.agentbench.token_env_var,
-        config.credentials.do_api_token_env_var,
-        config.credentials.db_connection_env_var,
-        config.credentials.k8s_kubeconfig_env_var,
-        config.gates.token_env_var,
-        config.gates.dsn_env_var,
-        config.ledger.dsn_env_var,
-        config.odoo.password_env_var,
-        config.notifications.webhook_url_env_var,
-        config.notifications.paging_routing_key_env_var,
-    ]
-    return [n for n in names if n]

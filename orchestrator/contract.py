@@ -241,6 +241,22 @@ class DeployConfig:
     metrics: MetricsConfig = MetricsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
 
+    def secret_env_vars(self) -> tuple[str, ...]:
+        """Every environment variable the config names as holding a secret."""
+        names = (
+            self.agentbench.token_env_var,
+            self.credentials.do_api_token_env_var,
+            self.credentials.db_connection_env_var,
+            self.credentials.k8s_kubeconfig_env_var,
+            self.gates.token_env_var,
+            self.gates.dsn_env_var,
+            self.ledger.dsn_env_var,
+            self.odoo.password_env_var,
+            self.notifications.webhook_url_env_var,
+            self.notifications.paging_routing_key_env_var,
+        )
+        return tuple(n for n in names if n)
+
 
 @dataclass(frozen=True, slots=True)
 class RunInputs:

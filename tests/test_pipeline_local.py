@@ -405,3 +405,18 @@ def test_every_run_leaves_a_ledger_entry_and_lineage(ws: Workspace) -> None:
     assert rows == [("v1", "success", False), ("v2", "failed", True)]
     lineage = ledger_rows(ws.dsn, "SELECT validation_run_id, outcome FROM pipeline_lineage ORDER BY recorded_at")
     assert lineage[0] == ("run-v1", "success")
+
+
+def test_releases_never_see_the_orchestrators_own_secrets(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTBENCH_TOKEN", TOKEN_CANARY)
+    monkeypatch.setenv("INPUT_GITHUB-TOKEN", "ghs_input_canary_77")
+    monkeypatch.setenv("DATABASE_URL", ws.dsn)
+    seen = ws.root / "release-env.json"
+    dump = f"import json, os; json.dump(dict(os.environ), open({str(seen)!r}, 'w'))"
+    local = ws.config["deployment_config"]["local"]
+    local["command"] = ["sh", "-c", f'{sys.executable} -c "{dump}" && exec "$@"', "release", *local["command"]]
+    assert ws.deploy("v1").exit_code == 0
+    env = json.loads(seen.read_text())
+    assert env["DATABASE_URL"] == ws.dsn
+    assert "AGENTBENCH_TOKEN" not in env
+    assert not any(name.startswith("INPUT_") for name in env)

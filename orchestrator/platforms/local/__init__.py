@@ -33,7 +33,10 @@ def create(config: DeployConfig, context: PlatformContext) -> Platform:
     local = config.deployment.local
     if local is None:
         raise ConfigError("deployment_config.local: required when deployment_config.platform is local")
-    return LocalPlatform(local, Path(context.workspace))
+    # Releases get the environment they run in, less the orchestrator's own secrets: the app may
+    # need its database DSN, but never the agentbench, platform or GitHub tokens.
+    withheld = frozenset(config.secret_env_vars()) - {config.credentials.db_connection_env_var}
+    return LocalPlatform(local, Path(context.workspace), withheld=withheld)
 
 
 register("local", create)

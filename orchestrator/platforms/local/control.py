@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,9 @@ class ControlClient:
             os.close(dir_fd)
 
 
-def ensure_supervisor(paths: StatePaths, listen: str, timeout: float = _START_SECONDS) -> ControlClient:
+def ensure_supervisor(
+    paths: StatePaths, listen: str, timeout: float = _START_SECONDS, *, withheld: frozenset[str] = frozenset()
+) -> ControlClient:
     """A client for a supervisor serving `listen`, starting one (detached) if none runs.
 
     Raises DeployError if it does not come up within `timeout` (with its log tail) or if the running
@@ -146,7 +149,7 @@ def ensure_supervisor(paths: StatePaths, listen: str, timeout: float = _START_SE
     try:
         status = client.call("status")
     except SupervisorNotRunningError:
-        _launch(paths, listen)
+        _launch(paths, listen, withheld)
         status = _wait_until_up(client, timeout)
     if status["listen"] != listen:
         raise DeployError(
@@ -158,9 +161,22 @@ def ensure_supervisor(paths: StatePaths, listen: str, timeout: float = _START_SE
     return client
 
 
-def _launch(paths: StatePaths, listen: str) -> None:
+_RUNNER_SECRETS = frozenset({"GITHUB_TOKEN", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"})
+
+
+def release_environment(environ: Mapping[str, str], withheld: frozenset[str]) -> dict[str, str]:
+    """The supervisor's (and so every release's) environment: ours, less the Action's inputs (the
+    github-token among them), the runner's tokens and the secrets the config names."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if not name.startswith("INPUT_") and name not in _RUNNER_SECRETS and name not in withheld
+    }
+
+
+def _launch(paths: StatePaths, listen: str, withheld: frozenset[str]) -> None:
     paths.root.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = release_environment(os.environ, withheld)
     # Run the same orchestrator code as this process, installed or not.
     package_root = str(Path(orchestrator.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)

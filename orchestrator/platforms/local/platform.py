@@ -37,8 +37,9 @@ class LocalPlatform:
     strategies = frozenset({"blue_green", "canary", "rolling"})
     cuts_over_itself = False
 
-    def __init__(self, config: LocalConfig, workspace: Path) -> None:
+    def __init__(self, config: LocalConfig, workspace: Path, *, withheld: frozenset[str] = frozenset()) -> None:
         self._config = config
+        self._withheld = withheld
         self._workspace = Path(workspace)
         self.paths = StatePaths(state_dir_of(config, self._workspace))
         self._cwd = self._resolve(config.cwd) if config.cwd is not None else self._workspace
@@ -49,7 +50,7 @@ class LocalPlatform:
 
     def _control(self) -> ControlClient:
         if self._client is None:
-            self._client = ensure_supervisor(self.paths, self._config.listen)
+            self._client = ensure_supervisor(self.paths, self._config.listen, withheld=self._withheld)
         return self._client
 
     def _call(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
