@@ -4,7 +4,7 @@
     ├── ConfigError                   exit 2: inputs or config rejected, nothing touched
     ├── GateError                     exit 3: a gate refused, nothing touched
     ├── MigrationError                a migration failed or was refused at run time
-    │   └── LockError                 the migration lock could not be taken
+    ├── LockError                     another run holds the deploy or migration lock
     ├── DeployError                   a platform operation failed
     ├── HealthError                   a health check or verification failed
     └── RollbackError                 the rollback itself failed (on-call is paged)
@@ -89,11 +89,13 @@ class MigrationError(OrchestratorError):
         """Every refusal reason."""
 
 
-class LockError(MigrationError):
-    """Another run holds the migration lock."""
+class LockError(OrchestratorError):
+    """Another run holds the deploy lock or the migration lock; nothing was touched by this run."""
+
+    step = "lock"
 
     holder: Any = None
-    """migrations.lock.LockHolder: pid, application_name, client_addr, backend_start, state."""
+    """advisory_lock.LockHolder: pid, application_name, client_addr, backend_start, state."""
 
 
 class DeployError(OrchestratorError):

@@ -25,13 +25,13 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
+from orchestrator.advisory_lock import migration_lock
 from orchestrator.contract import MigrationResult, MigrationsConfig
 from orchestrator.errors import MigrationError
 from orchestrator.migrations import history as hist
 from orchestrator.migrations.connection import check_session_pooling, connect, describe_dsn, server_version
 from orchestrator.migrations.history import HistoryRow
 from orchestrator.migrations.lint import lint
-from orchestrator.migrations.lock import MigrationLock
 from orchestrator.migrations.plan import MigrationPlan, build_plan, pending_scripts
 from orchestrator.migrations.scripts import MigrationScript, version_key
 from orchestrator.migrations.statements import split_statements
@@ -65,7 +65,7 @@ class MigrationRunner:
         self.read_only = read_only
         self._connect_timeout = connect_timeout_seconds
         self._where = describe_dsn(dsn)
-        self._lock = MigrationLock(config.history_schema)
+        self._lock = migration_lock(config.history_schema)
         self._conn: Any = None
         self._locked = False
         self._scripts: tuple[MigrationScript, ...] = ()

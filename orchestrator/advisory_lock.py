@@ -1,4 +1,4 @@
-"""The migration lock: one PostgreSQL session advisory lock per database and history schema.
+"""Session advisory locks in PostgreSQL: the migration lock and the deploy lock.
 
 Session-level on purpose. Flyway's transactional `pg_advisory_xact_lock` keeps a transaction
 open for the whole run, and `CREATE INDEX CONCURRENTLY` waits for every open transaction to end,
@@ -16,9 +16,12 @@ from typing import Any
 
 from orchestrator.errors import LockError
 
-__all__ = ["LockHolder", "MigrationLock"]
+__all__ = ["DEPLOYS", "MIGRATIONS", "AdvisoryLock", "LockHolder", "migration_lock"]
 
-_NAMESPACE = 0x444F_4D47  # "DOMG": keeps our keys apart from the application's own advisory locks
+# Namespaces (the first key of the two-key form) keep our locks apart from each other and from the
+# application's own advisory locks, which mostly use the one-key form.
+MIGRATIONS = 0x444F_4D47  # "DOMG"
+DEPLOYS = 0x444F_4450  # "DODP"
 _POLL_SECONDS = 0.2
 
 
@@ -38,12 +41,14 @@ class LockHolder:
         )
 
 
-class MigrationLock:
-    """The lock for one history schema, taken and released on one autocommit connection."""
+class AdvisoryLock:
+    """One named lock, taken and released on one autocommit connection."""
 
-    def __init__(self, schema: str) -> None:
-        self.schema = schema
-        self.key = (_signed(_NAMESPACE), _signed(zlib.crc32(schema.encode())))
+    def __init__(self, namespace: int, name: str, *, purpose: str, wait_setting: str) -> None:
+        self.name = name
+        self.purpose = purpose
+        self.wait_setting = wait_setting
+        self.key = (_signed(namespace), _signed(zlib.crc32(name.encode())))
 
     def acquire(self, cur: Any, *, wait_seconds: float, where: str) -> None:
         """Take the lock, polling until `wait_seconds` have passed. Raises LockError naming the holder."""
@@ -60,8 +65,8 @@ class MigrationLock:
         holder = self.holder(cur)
         who = holder.describe() if holder else "a session that has just released it"
         error = LockError(
-            f"another run holds the migration lock on {where} (history schema {self.schema}): {who}. Waited "
-            f"{wait_seconds:g} s (migrations.lock_wait_seconds). Let that run finish and deploy again; if it is "
+            f"another run holds the {self.purpose} on {where} ({self.name}): {who}. Waited "
+            f"{wait_seconds:g} s ({self.wait_setting}). Let that run finish and deploy again; if it is "
             f"stuck, end its session with SELECT pg_terminate_backend({holder.pid if holder else '<pid>'})."
         )
         error.holder = holder
@@ -83,6 +88,13 @@ class MigrationLock:
         )
         row = cur.fetchone()
         return LockHolder(*row) if row else None
+
+
+def migration_lock(schema: str) -> AdvisoryLock:
+    """The lock for one history schema: two runs never migrate one database at once."""
+    return AdvisoryLock(
+        MIGRATIONS, f"history schema {schema}", purpose="migration lock", wait_setting="migrations.lock_wait_seconds"
+    )
 
 
 def _signed(value: int) -> int:
