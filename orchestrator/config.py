@@ -28,6 +28,7 @@ from orchestrator.contract import (
     Credentials,
     DatabaseCheck,
     DeployConfig,
+    DeployLockConfig,
     DeploymentConfig,
     GatesConfig,
     HealthCheckConfig,
@@ -413,6 +414,7 @@ def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
             job=mx.get("job", "deploy-orchestrator"),
             textfile=Path(mx.get("textfile", ".deploy-orchestrator/metrics.prom")),
         ),
+        deploy_lock=DeployLockConfig(**_floats(doc.get("deploy_lock") or {}, "wait_seconds")),
         notifications=NotificationsConfig(
             webhook_url_env_var=n.get("webhook_url_env_var"),
             on=frozenset(n.get("on", ["success", "failed", "rolled_back"])),

@@ -222,6 +222,11 @@ class NotificationsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DeployLockConfig:
+    wait_seconds: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
 class DeployConfig:
     """The whole validated config: the seed's DeploymentOrchestratorInput plus extensions."""
 
@@ -240,6 +245,7 @@ class DeployConfig:
     ledger: LedgerConfig = LedgerConfig()
     metrics: MetricsConfig = MetricsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    deploy_lock: DeployLockConfig = DeployLockConfig()
 
     def secret_env_vars(self) -> tuple[str, ...]:
         """Every environment variable the config names as holding a secret."""

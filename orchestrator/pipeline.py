@@ -15,7 +15,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from orchestrator.contract import (
     RollbackOutcome,
     Status,
 )
+from orchestrator.deploy_lock import hold_deploy_lock
 from orchestrator.errors import ConfigError, DeployError, GateError, MigrationError, OrchestratorError, RollbackError
 from orchestrator.github import GitHubClient
 from orchestrator.github_updates import GitHubUpdates, TrackedDeployment, track_deployment
@@ -92,6 +93,8 @@ class Pipeline:
         self.github = GitHubUpdates(GitHubClient.from_env(env, self.inputs.github_token, log_to=log), log)
         self.tracked: TrackedDeployment | None = None
         self.modules: tuple[odoo.OdooModule, ...] = ()
+        self.ledger_dsn = ledger_dsn
+        self._held = ExitStack()
 
     def _secret(self, name: str | None) -> Secret | None:
         value = self.env.get(name) if name else None
@@ -108,23 +111,50 @@ class Pipeline:
         self.hardening.deliver_pending()
         if self.ledger and mode != "plan":
             self.ledger.start(self.state.deployment_id, self.request, run_url=self.run_url)
-        try:
-            if mode == "rollback":
-                self._manual_rollback()
-            elif mode == "preview":
-                self._preview()
-            elif mode == "preview-teardown":
-                self._teardown()
-            else:
-                self._deploy(plan_only=mode == "plan")
-        except OrchestratorError as exc:
-            self._fail(exc)
-        self._harden()
-        result = self._result()
-        with self.log.phase("Record"):
-            self._record(result)
+        with self._held:
+            try:
+                if mode == "rollback":
+                    self._manual_rollback()
+                elif mode == "preview":
+                    self._preview()
+                elif mode == "preview-teardown":
+                    self._teardown()
+                else:
+                    self._deploy(plan_only=mode == "plan")
+            except OrchestratorError as exc:
+                self._fail(exc)
+            self._harden()
+            result = self._result()
+            with self.log.phase("Record"):
+                self._record(result)
         self.hardening.close()
         return result
+
+    def _lock(self, target: str) -> None:
+        """Hold the deploy lock for `target` until the run is recorded (see deploy_lock.py)."""
+        if self.ledger_dsn is None:
+            self.log.warn(
+                "no ledger database, so this deploy is not locked against others on the same target; "
+                "use a workflow concurrency group"
+            )
+            return
+        self._held.enter_context(
+            hold_deploy_lock(
+                self.ledger_dsn,
+                f"{self.config.environment}/{target}",
+                wait_seconds=self.config.deploy_lock.wait_seconds,
+                deployment_id=self.state.deployment_id,
+            )
+        )
+
+    def _target(self) -> str:
+        d = self.config.deployment
+        if d.platform == "digitalocean":
+            return f"digitalocean/{d.do_app_id}"
+        if d.platform == "kubernetes":
+            return f"kubernetes/{d.k8s_namespace}/{d.k8s_deployment}"
+        listen = d.local.listen if d.local else ""
+        return f"local/{listen}"
 
     def _at(self, step: str) -> None:
         """Record the pipeline position, so a crashed run shows where it stopped."""
@@ -153,6 +183,7 @@ class Pipeline:
         with self.log.phase("Gates"):
             report = self._pass_gates()
         if not plan_only:
+            self._lock(self._target())
             self._track(production=True, environment=self.config.environment)
         self.state.previous = self.platform.live()
         previous = self.state.previous.version if self.state.previous else None
@@ -282,6 +313,7 @@ class Pipeline:
         self.state.exit_code = 1
 
     def _manual_rollback(self) -> None:
+        self._lock(self._target())
         releases = self.platform.releases()
         live = self.platform.live()
         self.state.previous = live
@@ -340,6 +372,7 @@ class Pipeline:
         platform = self._preview_platform()
         target = preview_target(self.inputs, self.env, run_url=self.run_url)
         self._pass_gates()
+        self._lock(f"{self._target()}/pr-{target.pr_number}")
         analysis = self.config.verification.before_switch
         outcome = run_preview(
             platform, target, lambda url: self.checks.release(url, analysis=analysis), self.github, self.log
@@ -362,6 +395,7 @@ class Pipeline:
         repository = self.inputs.repository
         if pr_number is None or repository is None:
             raise ConfigError("pr-number and GITHUB_REPOSITORY are needed to find the preview to remove")
+        self._lock(f"{self._target()}/pr-{pr_number}")
         outcome = run_teardown(platform, pr_number, repository, self.github, self.log)
         self.state.extras["preview"] = {"pr_number": pr_number, "deleted": outcome.deleted}
         if outcome.status != "success":

@@ -420,3 +420,22 @@ def test_releases_never_see_the_orchestrators_own_secrets(ws: Workspace, monkeyp
     assert env["DATABASE_URL"] == ws.dsn
     assert "AGENTBENCH_TOKEN" not in env
     assert not any(name.startswith("INPUT_") for name in env)
+
+
+def test_a_second_deploy_on_the_same_target_waits_then_fails_naming_the_holder(ws: Workspace) -> None:
+    from orchestrator.deploy_lock import hold_deploy_lock
+    from orchestrator.redaction import Secret
+
+    assert ws.deploy("v1").exit_code == 0
+    ws.config["deploy_lock"] = {"wait_seconds": 0.5}
+    target = f"production/local/127.0.0.1:{ws.port}"
+    with hold_deploy_lock(Secret(ws.dsn), target, wait_seconds=0, deployment_id="the-other-run"):
+        blocked = ws.deploy("v2")
+    assert blocked.exit_code == 1
+    assert blocked.result is not None and blocked.result.error is not None
+    assert "another run holds the deploy lock" in blocked.result.error
+    assert "deploy-orchestrator the-other-run" in blocked.result.error
+    assert blocked.result.failed_step == "lock"
+    assert ws.serving() == "v1"
+    assert ws.deploy("v2").exit_code == 0
+    assert ws.serving() == "v2"
