@@ -45,10 +45,25 @@ def validate_result(data: Mapping[str, Any]) -> None:
     jsonschema.Draft202012Validator(schema("deploy-result")).validate(data)
 
 
+OUTPUT_LIMIT = 900_000
+"""GitHub keeps 1 MB of outputs per job; past this the `result` output drops its logs (result-file keeps them)."""
+
+
 def outputs(result: Result, result_file: str) -> dict[str, str]:
     data = result.to_dict()
+    compact = redact(json.dumps(data, separators=(",", ":"), sort_keys=True))
+    if len(compact.encode()) > OUTPUT_LIMIT:
+        data["logs"] = [
+            {
+                "level": "warn",
+                "message": f"logs cut to fit GitHub's output limit; see {result_file}",
+                "timestamp": result.deployed_at,
+            }
+        ]
+        data["health_checks"] = data["health_checks"][-50:]
+        compact = redact(json.dumps(data, separators=(",", ":"), sort_keys=True))
     return {
-        "result": redact(json.dumps(data, separators=(",", ":"), sort_keys=True)),
+        "result": compact,
         "status": result.status,
         "deployment-id": result.deployment_id,
         "new-version": result.deployment_details.new_version,
