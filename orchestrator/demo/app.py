@@ -2,7 +2,8 @@
 
     python -m orchestrator.demo.app --port 8001 --version v2 [--unhealthy]
 
-Routes: `/` (text with the version), `/version` (`{"version": V}`), `/health` (200
+Routes: `/` (text with the version), `/version` (`{"version": V}`), `/whoami` (`{"version": V,
+"port": P, "pid": N}`: which process answered, to tell replicas apart), `/health` (200
 `{"status": "ok", "version": V}`, or 503 when started with `--unhealthy` or `DEMO_UNHEALTHY=1`),
 `/slow?ms=N` (answers after N ms: a request in flight during a switch), `/stream?chunks=N`
 (a chunked body), and `POST /echo` (the request body back). Every answer carries
@@ -67,6 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, f"Hello from deploy-orchestrator demo, version {version}\n".encode(), "text/plain", head)
         elif parts.path == "/version":
             self._send_json(200, {"version": version}, head)
+        elif parts.path == "/whoami":
+            self._send_json(200, {"version": version, "port": self.server.server_address[1], "pid": os.getpid()}, head)
         elif parts.path == "/health":
             if self.server.healthy:
                 self._send_json(200, {"status": "ok", "version": version}, head)

@@ -1,8 +1,9 @@
 """The `local` platform: release processes behind a per-request HTTP proxy, kept by a supervisor.
 
-Modules: `state` (what is kept on disk), `routing` (the weighted table), `wire` and `proxy`
-(the HTTP/1.1 proxy), `process` (release processes), `supervisor` (the daemon), `control`
-(talking to it, starting and stopping it), `platform` (the `Platform` adapter).
+Modules: `state` (what is kept on disk), `routing` (the weighted table), `wire`, `upstream` and
+`proxy` (the HTTP/1.1 proxy, its releases and their replicas), `process` (replica processes),
+`supervisor` (what the daemon does) and `daemon` (running it detached), `control` (talking to it,
+starting and stopping it), `platform` (the `Platform` adapter).
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ from pathlib import Path
 from orchestrator.contract import DeployConfig
 from orchestrator.errors import ConfigError
 from orchestrator.platforms.base import Platform, PlatformContext, register
-from orchestrator.platforms.local.control import ReleaseStatus, SupervisorStatus, read_status, stop_supervisor
+from orchestrator.platforms.local.control import (
+    ReleaseStatus,
+    ReplicaStatus,
+    SupervisorStatus,
+    read_status,
+    stop_supervisor,
+)
 from orchestrator.platforms.local.platform import LocalPlatform, state_dir_of, supervisor_status, supervisor_stop
 
 __all__ = [
     "LocalPlatform",
     "ReleaseStatus",
+    "ReplicaStatus",
     "SupervisorStatus",
     "create",
     "read_status",

@@ -25,6 +25,7 @@ from orchestrator.platforms.local.state import StatePaths
 __all__ = [
     "ControlClient",
     "ReleaseStatus",
+    "ReplicaStatus",
     "SupervisorNotRunningError",
     "SupervisorStatus",
     "ensure_supervisor",
@@ -41,16 +42,38 @@ class SupervisorNotRunningError(DeployError):
 
 
 @dataclass(frozen=True, slots=True)
-class ReleaseStatus:
-    version: str
+class ReplicaStatus:
+    index: int
     port: int
     pid: int
     alive: bool
+    log: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseStatus:
+    version: str
+    port: int
+    """Replica 0's port, as `pid` and `log` are its pid and log."""
+    pid: int
+    alive: bool
+    """Every replica runs."""
     weight: int
     inflight: int
     image: str | None
     started_at: float
     log: str
+    replicas: tuple[ReplicaStatus, ...] = ()
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ReleaseStatus:
+        fields = {k: doc[k] for k in cls.__dataclass_fields__ if k != "replicas"}
+        # A supervisor from before replicas ran one process per release and did not list it.
+        listed = doc.get("replicas") or [{"index": 0, **{k: doc[k] for k in ("port", "pid", "alive", "log")}}]
+        return cls(**fields, replicas=tuple(ReplicaStatus(**{k: r[k] for k in _REPLICA_FIELDS}) for r in listed))
+
+
+_REPLICA_FIELDS = tuple(ReplicaStatus.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +87,7 @@ class SupervisorStatus:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> SupervisorStatus:
-        releases = tuple(
-            ReleaseStatus(**{k: item[k] for k in ReleaseStatus.__dataclass_fields__}) for item in doc["releases"]
-        )
+        releases = tuple(ReleaseStatus.from_dict(item) for item in doc["releases"])
         return cls(
             pid=int(doc["pid"]),
             listen=str(doc["listen"]),
@@ -180,7 +201,7 @@ def _launch(paths: StatePaths, listen: str, withheld: frozenset[str]) -> None:
     # Run the same orchestrator code as this process, installed or not.
     package_root = str(Path(orchestrator.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    argv = [sys.executable, "-m", "orchestrator.platforms.local.supervisor"]
+    argv = [sys.executable, "-m", "orchestrator.platforms.local.daemon"]
     argv += ["--state-dir", str(paths.root), "--listen", listen, "--daemon"]
     # The launched process forks the daemon and exits at once; it inherits none of our stdio.
     with open(paths.supervisor_log, "ab") as log:

@@ -8,6 +8,7 @@ supervisor first (detached; it outlives the orchestrator).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from orchestrator.platforms.local.process import log_tail
 from orchestrator.platforms.local.state import StatePaths, check_version, load_state
 
 __all__ = ["LocalPlatform", "state_dir_of", "supervisor_status", "supervisor_stop"]
+
+log = logging.getLogger(__name__)
 
 _CONTROL_MARGIN_SECONDS = 10.0
 
@@ -97,10 +100,13 @@ class LocalPlatform:
         return saved.live, [_release(r.version, r.port, r.pid, r.image) for r in records]
 
     def start(self, version: str, image: str | None) -> Release:
-        """Start `version` without traffic and wait until it accepts TCP. Idempotent per version.
+        """Start `version` as `local.replicas` processes without traffic; return once every one accepts TCP.
 
-        Raises DeployError (with the last lines of the release's log) if it exits or does not listen
-        within `startup_timeout_seconds`.
+        Idempotent per version: a release that still runs (any replica) is returned as it is, with the
+        replica count it was started with. `Release.url` is replica 0's own address: a check through
+        it reaches that replica only (the others run the same command and were seen listening).
+        Raises DeployError (with the last lines of the failing replica's log) if a replica exits or
+        does not listen within `startup_timeout_seconds`; the other replicas are stopped then.
         """
         self._check(version, "start")
         result = self._call(
@@ -112,7 +118,15 @@ class LocalPlatform:
             env=[list(pair) for pair in self._config.env],
             startup_timeout=self._config.startup_timeout_seconds,
             image=image,
+            replicas=self._config.replicas,
         )
+        if "replicas" not in result and self._config.replicas > 1:
+            log.warning(
+                "the local supervisor in %s predates local.replicas and runs %s as one process; stop it "
+                "with SIGTERM (its releases keep running) so that the next deploy starts a current one",
+                self.paths.root,
+                version,
+            )
         return _release(result["version"], result["port"], result["pid"], result["image"])
 
     def route(self, weights: Mapping[str, int]) -> None:
@@ -165,8 +179,14 @@ class LocalPlatform:
         return LocalPreviews(self._config, self._workspace).delete(pr_number)
 
     def release_log_tail(self, version: str, lines: int = 20) -> str:
-        """The last `lines` lines of the release's stdout/stderr log ('' if it has none)."""
-        return log_tail(self.paths.release_log(self._check(version, "logs")), lines)
+        """The last `lines` lines of the release's stdout/stderr log ('' if it has none).
+
+        With several replica logs, the last `lines` lines of each, every one under a `==> name <==` line.
+        """
+        logs = self.paths.replica_logs(self._check(version, "logs"))
+        if len(logs) <= 1:
+            return log_tail(self.paths.release_log(version), lines)
+        return "\n".join(f"==> {path.name} <==\n{log_tail(path, lines)}" for path in logs)
 
     @staticmethod
     def _check(version: str, operation: str) -> str:

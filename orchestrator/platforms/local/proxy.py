@@ -3,13 +3,21 @@
 Every request is routed on its own (DESIGN.md §5, trap 1): the release is picked from the
 current routing table when the request's head has arrived, so after a switch the next request
 on an existing client keep-alive connection goes to the new release, while requests already
-in flight finish on the old one. Both sides keep connections alive; the upstream side keeps a
-small pool of idle connections per release.
+in flight finish on the old one. Then one of that release's replicas is picked, round-robin,
+skipping replicas recently found down. Both sides keep connections alive; the upstream side
+keeps a small pool of idle connections per replica.
 
-A reused upstream connection can turn out to be dead (the release closed it while idle): if
-it fails before any byte of an answer arrived and the request body is still in hand, the
-request is sent once more on a fresh connection, so a switch or an idle timeout never fails a
-request. Any other upstream failure before the answer starts is a 502.
+A replica that fails a request before the client got any byte of the answer is replaced by
+another replica of the same release, so one crashed replica costs no failed request:
+- a refused (or timed-out) connection sent nothing, so any request moves on, and the replica
+  is passed over for a while (see `upstream`; the supervisor also marks a replica that exited);
+- a request sent but not answered (connection closed or reset before a complete small answer)
+  is sent once more, if its body is still in hand and resending is safe: always after a reused
+  connection failed without a single byte back (the release closed it while idle), and for an
+  idempotent method (RFC 9110 §9.2.2) after any such failure (the replica died on it).
+The resend goes to another replica (a dying replica can accept a connection after it reset
+another); only a lone replica that failed on a reused connection gets a fresh one instead. Any
+other upstream failure before the answer starts is a 502.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import contextlib
 from collections.abc import Mapping
 
 from orchestrator.platforms.local.routing import RouteTable
+from orchestrator.platforms.local.upstream import Backend, Upstream
 from orchestrator.platforms.local.wire import (
     Head,
     PeerClosedError,
@@ -32,83 +41,29 @@ from orchestrator.platforms.local.wire import (
     relay_until_eof,
 )
 
-__all__ = ["Backend", "Proxy"]
+__all__ = ["Proxy"]
 
 _CLIENT_IDLE_SECONDS = 75.0
-_CONNECT_SECONDS = 5.0
 _UPSTREAM_SECONDS = 300.0
 _BUFFER_LIMIT = 1 << 20
 """Request bodies up to this size are read whole first, which makes the request retryable."""
-_MAX_IDLE_PER_BACKEND = 64
 _SMALL_BODY = 64 * 1024
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large", 501: b"Not Implemented"}
 _REASONS |= {502: b"Bad Gateway", 503: b"Service Unavailable", 505: b"HTTP Version Not Supported"}
 
-_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+class _LostError(Exception):
+    """The upstream failed after the request went out and before a complete answer head (and small body)
+    arrived; `answered` says whether any byte of an answer came back."""
+
+    def __init__(self, detail: str, *, answered: bool) -> None:
+        super().__init__(detail)
+        self.answered = answered
 
 
-class _NoAnswerError(Exception):
-    """The upstream closed the connection without sending a single byte of a response."""
-
-
-class Backend:
-    """One release as the proxy sees it: its port, idle upstream connections, requests in flight."""
-
-    __slots__ = ("_idle", "_quiet", "closed", "inflight", "port", "version")
-
-    def __init__(self, version: str, port: int) -> None:
-        self.version = version
-        self.port = port
-        self.inflight = 0
-        self.closed = False
-        self._idle: list[_Conn] = []
-        self._quiet = asyncio.Event()
-        self._quiet.set()
-
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
-        """An idle connection (reused=True) or a fresh one. Raises OSError or TimeoutError."""
-        while self._idle:
-            reader, writer = self._idle.pop()
-            if reader.at_eof() or writer.transport.is_closing():
-                writer.close()
-                continue
-            return reader, writer, True
-        if self.closed:
-            raise ConnectionRefusedError(f"release {self.version} is stopped")
-        async with asyncio.timeout(_CONNECT_SECONDS):
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        return reader, writer, False
-
-    def park(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Keep a connection whose last exchange completed cleanly for the next request."""
-        if self.closed or len(self._idle) >= _MAX_IDLE_PER_BACKEND:
-            writer.close()
-        else:
-            self._idle.append((reader, writer))
-
-    def begin(self) -> None:
-        self.inflight += 1
-        self._quiet.clear()
-
-    def end(self) -> None:
-        self.inflight -= 1
-        if self.inflight == 0:
-            self._quiet.set()
-
-    async def drain(self, timeout: float) -> bool:
-        """Wait until no request is in flight; False if `timeout` passed first."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._quiet.wait()
-        except TimeoutError:
-            return False
-        return True
-
-    def close(self) -> None:
-        self.closed = True
-        for _, writer in self._idle:
-            writer.close()
-        self._idle.clear()
+class _GatewayError(Exception):
+    """The request could not be forwarded; the message is the 502's detail."""
 
 
 class Proxy:
@@ -123,14 +78,21 @@ class Proxy:
 
     # --- control (called from the supervisor, on the proxy's event loop) ----------------------
 
-    def add_backend(self, version: str, port: int) -> None:
+    def add_backend(self, version: str, *ports: int) -> None:
+        """Serve `version` from its replicas on `ports` (replica i on ports[i]). Idempotent."""
         current = self._backends.get(version)
-        if current is not None and current.port == port and not current.closed:
+        if current is not None and current.ports == ports and not current.closed:
             return
-        self._backends[version] = Backend(version, port)
+        self._backends[version] = Backend(version, ports)
         if current is not None:
             current.close()
             self.route(self.weights())
+
+    def mark_down(self, version: str, index: int) -> None:
+        """The supervisor saw replica `index` of `version` exit: send nothing to it for a while."""
+        backend = self._backends.get(version)
+        if backend is not None and index < len(backend.upstreams):
+            backend.upstreams[index].mark_down()
 
     def remove_backend(self, version: str) -> None:
         backend = self._backends.pop(version, None)
@@ -213,45 +175,17 @@ class Proxy:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> bool:
-        """Forward one request to `backend` and its answer back; `body` None means stream it from the client."""
-        upstream_head = build_head(request.start, request.headers)
-        for attempt in (1, 2):
-            try:
-                up_reader, up_writer, reused = await backend.connect()
-            except OSError as exc:
-                return await _bad_gateway(writer, request, body, f"release {backend.version}: {exc}")
-            try:
-                if body is None:
-                    up_writer.write(upstream_head)
-                    await _relay_request_body(request, reader, up_writer)
-                else:
-                    up_writer.write(upstream_head + body)
-                await up_writer.drain()
-                async with asyncio.timeout(_UPSTREAM_SECONDS):
-                    raw = await read_head(up_reader)
-                if raw is None:
-                    raise _NoAnswerError
-                response = parse_response(raw, request.method)
-            except (OSError, _NoAnswerError, PeerClosedError, ProtocolError) as exc:
-                up_writer.close()
-                retryable = isinstance(exc, (_NoAnswerError, ConnectionError))
-                if reused and body is not None and attempt == 1 and retryable:
-                    continue
-                detail = "closed the connection without answering" if isinstance(exc, _NoAnswerError) else repr(exc)
-                return await _bad_gateway(writer, request, body, f"release {backend.version} {detail}")
-            break
+        """Forward one request to a replica of `backend` and its answer back; `body` None means stream it."""
+        try:
+            upstream, up_reader, up_writer, response, small_body = await _forward(request, body, backend, reader)
+        except _GatewayError as exc:
+            return await _bad_gateway(writer, request, body, str(exc))
         close_delimited = response.content_length is None and not response.chunked
         keep = request.keep_alive and not close_delimited
         extra = b"" if keep and request.version == b"HTTP/1.1" else _connection_header(keep)
-        head = build_head(response.start, response.headers, extra)
+        # A small body goes out with the head: the client gets one send() (not two).
+        head = build_head(response.start, response.headers, extra) + small_body
         length = response.content_length
-        if length and length <= _SMALL_BODY:
-            # Read a small body whole: the client then gets one send() (not two), or a clean 502.
-            try:
-                head += await up_reader.readexactly(length)
-            except (OSError, asyncio.IncompleteReadError) as exc:
-                up_writer.close()
-                return await _bad_gateway(writer, request, body, f"release {backend.version} cut its answer: {exc!r}")
         try:
             writer.write(head)
             if response.chunked:
@@ -266,10 +200,89 @@ class Proxy:
             up_writer.close()
             raise
         if response.keep_alive and not close_delimited:
-            backend.park(up_reader, up_writer)
+            upstream.park(up_reader, up_writer)
         else:
             up_writer.close()
         return keep
+
+
+_Forwarded = tuple[Upstream, asyncio.StreamReader, asyncio.StreamWriter, Head, bytes]
+
+
+async def _forward(request: Head, body: bytes | None, backend: Backend, reader: asyncio.StreamReader) -> _Forwarded:
+    """Send the request to a replica of `backend`; return the replica, the connection, the answer's head
+    and its body when small. Moves on to other replicas as the module docstring says. Raises _GatewayError."""
+    upstream_head = build_head(request.start, request.headers)
+    excluded: set[Upstream] = set()
+    resent = False
+    failure = f"release {backend.version} has no replica to send to"
+    while (upstream := backend.pick(excluded)) is not None:
+        try:
+            up_reader, up_writer, reused = await upstream.connect()
+        except OSError as exc:
+            upstream.mark_down()
+            excluded.add(upstream)
+            failure = f"{upstream.name}: {exc}"
+            continue
+        try:
+            response, small_body = await _ask(request, upstream_head, body, reader, up_reader, up_writer)
+        except _LostError as exc:
+            up_writer.close()
+            safe = request.method in _IDEMPOTENT or (reused and not exc.answered)
+            failure = f"{upstream.name} {exc}"
+            if resent or body is None or not safe:
+                raise _GatewayError(failure) from exc
+            resent = True
+            if reused:
+                upstream.flush()  # its other idle connections may well be dead too
+            # A dying replica can still accept connections for a moment: resend elsewhere when there is
+            # an elsewhere; a lone replica gets a fresh connection (its idle one had merely timed out).
+            if not reused or len(backend.upstreams) > 1:
+                excluded.add(upstream)
+            continue
+        except (OSError, ProtocolError) as exc:
+            up_writer.close()
+            raise _GatewayError(f"{upstream.name} {exc!r}") from exc
+        return upstream, up_reader, up_writer, response, small_body
+    raise _GatewayError(failure)
+
+
+async def _ask(
+    request: Head,
+    upstream_head: bytes,
+    body: bytes | None,
+    reader: asyncio.StreamReader,
+    up_reader: asyncio.StreamReader,
+    up_writer: asyncio.StreamWriter,
+) -> tuple[Head, bytes]:
+    """Send the request on one upstream connection; read the answer's head, and its body if small.
+
+    Raises _LostError when the connection failed before that much arrived, ProtocolError for a
+    malformed answer, TimeoutError or OSError otherwise.
+    """
+    try:
+        if body is None:
+            up_writer.write(upstream_head)
+            await _relay_request_body(request, reader, up_writer)
+        else:
+            up_writer.write(upstream_head + body)
+        await up_writer.drain()
+        async with asyncio.timeout(_UPSTREAM_SECONDS):
+            raw = await read_head(up_reader)
+    except ConnectionError as exc:
+        raise _LostError(repr(exc), answered=False) from exc
+    except PeerClosedError as exc:
+        raise _LostError(repr(exc), answered=True) from exc
+    if raw is None:
+        raise _LostError("closed the connection without answering", answered=False)
+    response = parse_response(raw, request.method)
+    length = response.content_length
+    if not length or length > _SMALL_BODY:
+        return response, b""
+    try:
+        return response, await up_reader.readexactly(length)
+    except (OSError, asyncio.IncompleteReadError) as exc:
+        raise _LostError(f"cut its answer: {exc!r}", answered=True) from exc
 
 
 async def _relay_request_body(request: Head, reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter) -> None:

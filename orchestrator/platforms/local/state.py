@@ -1,8 +1,11 @@
 """What the supervisor keeps on disk: its releases and the routing weights, in `state_dir`.
 
 The file is the supervisor's memory across its own restarts: a restarted supervisor reads it,
-re-adopts release processes that still run and restarts the others on the same port. It is
+re-adopts replica processes that still run and restarts the others on the same port. It is
 written atomically (temporary file + rename) so a crash never leaves half a file.
+
+Format 2 lists each release's replicas; format 1 (one process per release, written before
+`local.replicas` was honoured) is still read, as a release with one replica.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "ReleaseRecord",
+    "Replica",
     "State",
     "StatePaths",
     "check_version",
@@ -25,7 +29,7 @@ __all__ = [
 ]
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
-_FORMAT = 1
+_FORMAT = 2
 
 
 def check_version(version: str) -> str:
@@ -61,13 +65,45 @@ class StatePaths:
         return self.root / "supervisor.log"
 
     def release_log(self, version: str) -> Path:
+        """Replica 0's log (the only one of a single-process release)."""
         # ':' is legal in a label but awkward in file names on some tools; '+' and '.' are fine.
         return self.root / "logs" / f"{check_version(version).replace(':', '_')}.log"
+
+    def replica_log(self, version: str, index: int) -> Path:
+        # '@' never occurs in a label, so `v1@1.log` cannot be another release's log.
+        base = self.release_log(version)
+        return base if index == 0 else base.with_name(f"{base.stem}@{index}.log")
+
+    def replica_logs(self, version: str) -> list[Path]:
+        """Every replica log of `version` on disk, replica 0 first."""
+        base = self.release_log(version)
+        found = []
+        for path in base.parent.glob(f"{base.stem}@*.log"):
+            index = path.stem.rpartition("@")[2]
+            if index.isdigit():
+                found.append((int(index), path))
+        return ([base] if base.exists() else []) + [path for _, path in sorted(found)]
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One process of a release: its port, its command (`{port}` substituted) and its identity."""
+
+    port: int
+    argv: tuple[str, ...]
+    pid: int = 0
+    pid_start: int = 0
+    """The process's start time in clock ticks (/proc/<pid>/stat field 22): guards against pid reuse."""
 
 
 @dataclass(frozen=True, slots=True)
 class ReleaseRecord:
-    """One release process: how to (re)start it and how to recognise it after a restart."""
+    """One release: how to (re)start its replicas and how to recognise them after a restart.
+
+    Replica 0 is described inline (`port`, `argv`, `pid`, `pid_start`: the single-process shape),
+    the others in `more`; `replicas` gives all of them in order. The release's direct address is
+    replica 0's port.
+    """
 
     version: str
     port: int
@@ -80,8 +116,27 @@ class ReleaseRecord:
     startup_timeout: float
     pid: int = 0
     pid_start: int = 0
-    """The process's start time in clock ticks (/proc/<pid>/stat field 22): guards against pid reuse."""
     image: str | None = None
+    more: tuple[Replica, ...] = ()
+    """Replicas 1 to n-1."""
+
+    @classmethod
+    def of(cls, version: str, replicas: Sequence[Replica], **fields: Any) -> ReleaseRecord:
+        """A record for `replicas` (at least one); `fields` are the release-wide ones."""
+        first, *rest = replicas
+        return cls(version, first.port, first.argv, pid=first.pid, pid_start=first.pid_start, more=(*rest,), **fields)
+
+    @property
+    def replicas(self) -> tuple[Replica, ...]:
+        return (Replica(self.port, self.argv, self.pid, self.pid_start), *self.more)
+
+    def with_replica(self, index: int, replica: Replica) -> ReleaseRecord:
+        """This record with replica `index` replaced (a restart gives it a new pid)."""
+        if index == 0:
+            return replace(self, port=replica.port, argv=replica.argv, pid=replica.pid, pid_start=replica.pid_start)
+        more = list(self.more)
+        more[index - 1] = replica
+        return replace(self, more=tuple(more))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +157,7 @@ def save_state(paths: StatePaths, state: State) -> None:
         "live": state.live,
         "next_seq": state.next_seq,
         "weights": dict(state.weights),
-        "releases": [asdict(r) for r in sorted(state.releases.values(), key=lambda r: r.seq)],
+        "releases": [_dump_release(r) for r in sorted(state.releases.values(), key=lambda r: r.seq)],
     }
     tmp = paths.state.with_suffix(".json.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -119,11 +174,11 @@ def load_state(paths: StatePaths) -> State | None:
         return None
     try:
         doc = json.loads(raw)
+        if doc.get("format", 1) not in (1, _FORMAT):
+            raise ValueError(f"format {doc['format']!r} is newer than this supervisor understands")
         releases = {}
         for item in doc["releases"]:
-            item["argv"] = tuple(item["argv"])
-            item["env"] = tuple(tuple(pair) for pair in item["env"])
-            record = ReleaseRecord(**item)
+            record = _load_release(item)
             releases[record.version] = record
         return State(
             listen=str(doc["listen"]),
@@ -137,3 +192,23 @@ def load_state(paths: StatePaths) -> State | None:
             f"{paths.state}: unreadable supervisor state ({exc!r}); stop the supervisor and delete the file "
             "to start from scratch"
         ) from exc
+
+
+def _dump_release(record: ReleaseRecord) -> dict[str, Any]:
+    doc = asdict(record)
+    for name in ("port", "argv", "pid", "pid_start", "more"):
+        del doc[name]
+    doc["replicas"] = [asdict(replica) for replica in record.replicas]
+    return doc
+
+
+def _load_release(item: dict[str, Any]) -> ReleaseRecord:
+    # Format 1 kept the one process inline: it becomes the only replica.
+    listed = item.pop("replicas", None)
+    if listed is None:
+        listed = [{name: item.pop(name) for name in ("port", "argv", "pid", "pid_start") if name in item}]
+    replicas = [Replica(**{**replica, "argv": tuple(replica["argv"])}) for replica in listed]
+    if not replicas:
+        raise ValueError(f"release {item.get('version')!r} has no replicas")
+    item["env"] = tuple(tuple(pair) for pair in item["env"])
+    return ReleaseRecord.of(item.pop("version"), replicas, **item)

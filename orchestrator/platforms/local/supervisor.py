@@ -1,14 +1,10 @@
-"""The supervisor daemon: owns the proxy and the release processes, and answers the control socket.
+"""The supervisor: owns the proxy and the release processes, and answers the control socket.
 
-Run as `python -m orchestrator.platforms.local.supervisor --state-dir D --listen HOST:PORT --daemon`
-(the `control` module does this). With `--daemon` it forks, starts a new session and points
-stdin/stdout at /dev/null and stderr at `supervisor.log`, so whoever launched it (a runner step
-capturing output) never waits on it (DESIGN.md §5, trap 2).
-
-It keeps the live release serving after the orchestrator exits, keeps releases without traffic
-running for instant rollback until they are retired, restarts a release process that dies, and
-records everything in `state.json`. SIGTERM ends the supervisor alone: the releases keep running
-and the next supervisor re-adopts them. The `shutdown` operation stops everything.
+It runs as a daemon (see `daemon`). It keeps the live release serving after the orchestrator
+exits, keeps releases without traffic running for instant rollback until they are retired, runs
+each release as `replicas` processes (one port each) and restarts any that dies, and records
+everything in `state.json`. SIGTERM ends the supervisor alone: the releases keep running and the
+next supervisor re-adopts them. The `shutdown` operation stops everything.
 
 Control protocol: one JSON object per line on the unix socket `control.sock`, one request per
 connection, answered by `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`.
@@ -16,50 +12,50 @@ connection, answered by `{"ok": true, "result": ...}` or `{"ok": false, "error":
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import dataclasses
-import fcntl
+import functools
 import json
 import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from orchestrator.platforms.local.process import (
     ReleaseStartError,
-    free_port,
+    free_ports,
     is_alive,
     process_start_ticks,
+    replica_name,
     spawn,
+    spawn_all,
     substitute,
-    terminate,
-    wait_ready,
+    terminate_all,
+    wait_all_ready,
 )
 from orchestrator.platforms.local.proxy import Proxy
 from orchestrator.platforms.local.routing import check_weights
 from orchestrator.platforms.local.state import (
     ReleaseRecord,
+    Replica,
     State,
     StatePaths,
     check_version,
     load_state,
     save_state,
 )
-from orchestrator.redaction import install_filter
 
-__all__ = ["Supervisor", "main", "parse_listen"]
+__all__ = ["Supervisor", "parse_listen"]
 
 log = logging.getLogger(__name__)
 
 _MONITOR_SECONDS = 0.25
 _RESTART_BACKOFF = (0.5, 30.0)
+_MAX_REPLICAS = 16
 _Result = dict[str, Any]
 
 
@@ -80,14 +76,15 @@ class Supervisor:
         self._listen = listen
         self._proxy = Proxy()
         self._releases: dict[str, ReleaseRecord] = {}
-        self._popens: dict[str, subprocess.Popen[bytes]] = {}
+        self._popens: dict[str, dict[int, subprocess.Popen[bytes]]] = {}
+        """version -> replica index -> the process we launched (re-adopted ones have none)."""
         self._weights: dict[str, int] = {}
         self._live: str | None = None
         self._next_seq = 1
         self._locks: dict[str, asyncio.Lock] = {}
         self._stopping: set[str] = set()
-        self._restart: dict[str, tuple[float, float]] = {}
-        """version -> (when to try again, current backoff) for release processes that died."""
+        self._restart: dict[tuple[str, int], tuple[float, float]] = {}
+        """(version, replica index) -> (when to try again, current backoff) for replicas that died."""
         self._done = asyncio.Event()
         self._ops: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "status": self._op_status,
@@ -111,7 +108,7 @@ class Supervisor:
             log.error("cannot listen on %s: %s (another process uses it? change local.listen)", self._listen, exc)
             return 1
         for record in self._releases.values():
-            self._proxy.add_backend(record.version, record.port)
+            self._proxy.add_backend(record.version, *(replica.port for replica in record.replicas))
         self._proxy.route(self._weights)
         self._paths.socket.unlink(missing_ok=True)
         # Bound by its relative name (cwd is the state dir): unix socket paths are limited to 107 bytes.
@@ -139,10 +136,12 @@ class Supervisor:
         self._live = saved.live
         self._next_seq = saved.next_seq
         for record in self._releases.values():
-            if is_alive(record.pid, record.pid_start):
-                log.info("re-adopted release %s (pid %d, port %d)", record.version, record.pid, record.port)
-            else:
-                self._restart[record.version] = (0.0, _RESTART_BACKOFF[0])
+            for index, replica in enumerate(record.replicas):
+                if is_alive(replica.pid, replica.pid_start):
+                    name = replica_name(record, index)
+                    log.info("re-adopted %s (pid %d, port %d)", name, replica.pid, replica.port)
+                else:
+                    self._restart[(record.version, index)] = (0.0, _RESTART_BACKOFF[0])
 
     def _save(self) -> None:
         state = State(
@@ -158,34 +157,40 @@ class Supervisor:
         return self._locks.setdefault(version, asyncio.Lock())
 
     async def _monitor(self) -> None:
-        """Reap exited children and restart release processes that died, with backoff."""
+        """Reap exited children and restart replicas that died, with backoff."""
         while True:
             await asyncio.sleep(_MONITOR_SECONDS)
-            for popen in self._popens.values():
-                popen.poll()
+            for popens in self._popens.values():
+                for popen in popens.values():
+                    popen.poll()
             now = time.monotonic()
             for version, record in list(self._releases.items()):
                 if version in self._stopping or self._lock(version).locked():
                     continue
-                if is_alive(record.pid, record.pid_start):
-                    self._restart.pop(version, None)
-                    continue
-                when, backoff = self._restart.setdefault(version, (now, _RESTART_BACKOFF[0]))
-                if now >= when:
-                    self._restart[version] = (now + backoff, min(backoff * 2, _RESTART_BACKOFF[1]))
-                    self._respawn(record)
+                for index, replica in enumerate(record.replicas):
+                    key = (version, index)
+                    if is_alive(replica.pid, replica.pid_start):
+                        self._restart.pop(key, None)
+                        continue
+                    # The proxy would find out at its next connect; telling it spares that attempt.
+                    self._proxy.mark_down(version, index)
+                    when, backoff = self._restart.setdefault(key, (now, _RESTART_BACKOFF[0]))
+                    if now >= when:
+                        self._restart[key] = (now + backoff, min(backoff * 2, _RESTART_BACKOFF[1]))
+                        self._respawn(version, index)
 
-    def _respawn(self, record: ReleaseRecord) -> None:
-        log.warning("release %s (pid %d) died: restarting it on port %d", record.version, record.pid, record.port)
+    def _respawn(self, version: str, index: int) -> None:
+        record = self._releases[version]
+        replica, name = record.replicas[index], replica_name(record, index)
+        log.warning("%s (pid %d) died: restarting it on port %d", name, replica.pid, replica.port)
         try:
-            popen = spawn(record, self._paths.release_log(record.version))
+            popen = spawn(record, index, self._paths.replica_log(version, index))
         except OSError as exc:
-            log.error("cannot restart release %s: %s", record.version, exc)
+            log.error("cannot restart %s: %s", name, exc)
             return
-        self._popens[record.version] = popen
-        self._releases[record.version] = dataclasses.replace(
-            record, pid=popen.pid, pid_start=process_start_ticks(popen.pid) or 0
-        )
+        self._popens.setdefault(version, {})[index] = popen
+        restarted = dataclasses.replace(replica, pid=popen.pid, pid_start=process_start_ticks(popen.pid) or 0)
+        self._releases[version] = record.with_replica(index, restarted)
         self._save()
 
     # --- control socket -------------------------------------------------------------------------
@@ -212,18 +217,30 @@ class Supervisor:
             writer.close()
 
     def _describe(self, record: ReleaseRecord) -> _Result:
+        """The release for `status` and `start`; `port`, `pid` and `log` are replica 0's, `alive` means all run."""
         backend = self._proxy.backend(record.version)
+        replicas = [
+            {
+                "index": index,
+                "port": replica.port,
+                "pid": replica.pid,
+                "alive": is_alive(replica.pid, replica.pid_start),
+                "log": str(self._paths.replica_log(record.version, index)),
+            }
+            for index, replica in enumerate(record.replicas)
+        ]
         return {
             "version": record.version,
             "port": record.port,
             "pid": record.pid,
-            "alive": is_alive(record.pid, record.pid_start),
+            "alive": all(replica["alive"] for replica in replicas),
             "weight": self._weights.get(record.version, 0),
             "inflight": backend.inflight if backend else 0,
             "image": record.image,
             "started_at": record.started_at,
             "seq": record.seq,
             "log": str(self._paths.release_log(record.version)),
+            "replicas": replicas,
         }
 
     async def _op_status(self, request: dict[str, Any]) -> _Result:
@@ -238,16 +255,21 @@ class Supervisor:
 
     async def _op_start(self, request: dict[str, Any]) -> _Result:
         version = check_version(str(request["version"]))
+        # Absent from older clients: they always ran one process.
+        count = request.get("replicas", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= _MAX_REPLICAS:
+            raise OperationError(f"replicas is {count!r}: use an integer from 1 to {_MAX_REPLICAS}")
         async with self._lock(version):
             current = self._releases.get(version)
-            if current is not None and is_alive(current.pid, current.pid_start):
+            # A release with a replica still running is up: the monitor restarts the others.
+            if current is not None and any(is_alive(r.pid, r.pid_start) for r in current.replicas):
                 return self._describe(current)
-            in_use = {r.port for r in self._releases.values()} | {parse_listen(self._listen)[1]}
-            port = free_port(in_use)
-            record = ReleaseRecord(
-                version=version,
-                port=port,
-                argv=substitute(request["argv"], port=port, version=version),
+            in_use = {r.port for release in self._releases.values() for r in release.replicas}
+            template = [str(arg) for arg in request["argv"]]
+            ports = free_ports(count, in_use | {parse_listen(self._listen)[1]})
+            record = ReleaseRecord.of(
+                version,
+                [Replica(port, substitute(template, port=port, version=version)) for port in ports],
                 cwd=str(request["cwd"]),
                 env=tuple((str(k), str(v)) for k, v in request.get("env", ())),
                 seq=current.seq if current is not None else self._next_seq,
@@ -255,29 +277,28 @@ class Supervisor:
                 startup_timeout=float(request["startup_timeout"]),
                 image=request.get("image"),
             )
-            log_path = self._paths.release_log(version)
+            log_of = functools.partial(self._paths.replica_log, version)
             try:
-                popen = spawn(record, log_path)
+                record, popens = spawn_all(record, log_of)
             except OSError as exc:
                 raise OperationError(
-                    f"cannot run local.command {list(request['argv'])!r} in {record.cwd}: {exc}; "
+                    f"cannot run local.command {template!r} in {record.cwd}: {exc}; "
                     "check the program name and local.cwd"
                 ) from exc
-            record = dataclasses.replace(record, pid=popen.pid, pid_start=process_start_ticks(popen.pid) or 0)
-            self._popens[version] = popen
+            self._popens[version] = dict(popens)
             self._releases[version] = record
-            self._restart.pop(version, None)
+            self._drop_restarts(version)
             if current is None:
                 self._next_seq += 1
             self._save()
             try:
-                await wait_ready(record, popen, record.startup_timeout, log_path)
+                await wait_all_ready(record, popens, log_of)
             except ReleaseStartError as exc:
-                await terminate(record, popen)
+                await terminate_all(record, popens)
                 self._forget(version)
                 raise OperationError(str(exc)) from exc
-            self._proxy.add_backend(version, port)
-            log.info("release %s up (pid %d, port %d)", version, record.pid, port)
+            self._proxy.add_backend(version, *ports)
+            log.info("release %s up: %s", version, ", ".join(f"pid {r.pid} port {r.port}" for r in record.replicas))
             return self._describe(record)
 
     async def _op_route(self, request: dict[str, Any]) -> _Result:
@@ -321,7 +342,7 @@ class Supervisor:
                 if backend is not None and not await backend.drain(drain):
                     log.warning("release %s: %d requests still open after %g s", version, backend.inflight, drain)
                 self._proxy.remove_backend(version)
-                await terminate(record, self._popens.get(version))
+                await terminate_all(record, self._popens.get(version, {}))
                 self._forget(version)
             finally:
                 self._stopping.discard(version)
@@ -331,8 +352,12 @@ class Supervisor:
     def _forget(self, version: str) -> None:
         self._releases.pop(version, None)
         self._popens.pop(version, None)
-        self._restart.pop(version, None)
+        self._drop_restarts(version)
         self._save()
+
+    def _drop_restarts(self, version: str) -> None:
+        for key in [key for key in self._restart if key[0] == version]:
+            del self._restart[key]
 
     async def _op_shutdown(self, request: dict[str, Any]) -> _Result:
         """Stop every release and the proxy, forget the state, and exit."""
@@ -340,54 +365,8 @@ class Supervisor:
         self._proxy.route({})
         records = list(self._releases.values())
         self._stopping.update(r.version for r in records)
-        await asyncio.gather(*(terminate(r, self._popens.get(r.version)) for r in records))
+        await asyncio.gather(*(terminate_all(r, self._popens.get(r.version, {})) for r in records))
         self._releases.clear()
         self._paths.state.unlink(missing_ok=True)
         self._done.set()
         return {"stopped": [r.version for r in records]}
-
-
-def _daemonize(paths: StatePaths) -> None:
-    """Fork into a new session with no inherited stdio; the launching process returns at once."""
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
-    devnull = os.open(os.devnull, os.O_RDWR)
-    logfd = os.open(paths.supervisor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
-    os.dup2(logfd, 2)
-    os.close(devnull)
-    os.close(logfd)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="deploy-orchestrator local platform supervisor")
-    parser.add_argument("--state-dir", required=True, type=Path)
-    parser.add_argument("--listen", required=True)
-    parser.add_argument("--daemon", action="store_true", help="detach: fork, new session, no stdio")
-    args = parser.parse_args(argv)
-    paths = StatePaths(args.state_dir.resolve())
-    paths.root.mkdir(parents=True, exist_ok=True)
-    if args.daemon:
-        _daemonize(paths)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    install_filter(handler)
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
-    lock_fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        # Two deploys raced to start one: the other one serves; both talk to it.
-        log.info("another supervisor already owns %s", paths.root)
-        return 0
-    os.chdir(paths.root)
-    try:
-        return asyncio.run(Supervisor(paths, args.listen).run())
-    finally:
-        os.close(lock_fd)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -129,8 +129,10 @@ def kill_leftovers(state_dir: Path) -> None:
     if state.exists():
         with contextlib.suppress(Exception):
             for release in json.loads(state.read_text())["releases"]:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(int(release["pid"]), signal.SIGKILL)
+                # Format 2 lists replicas; format 1 had the one process inline.
+                for replica in release.get("replicas", [release]):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(int(replica["pid"]), signal.SIGKILL)
 
 
 @pytest.fixture

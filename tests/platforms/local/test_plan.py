@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -9,7 +10,15 @@ import pytest
 
 from orchestrator.platforms.local.process import substitute
 from orchestrator.platforms.local.routing import RouteTable, check_weights
-from orchestrator.platforms.local.state import ReleaseRecord, State, StatePaths, check_version, load_state, save_state
+from orchestrator.platforms.local.state import (
+    ReleaseRecord,
+    Replica,
+    State,
+    StatePaths,
+    check_version,
+    load_state,
+    save_state,
+)
 
 
 def test_a_table_with_one_target_always_picks_it_and_an_empty_one_none() -> None:
@@ -76,3 +85,88 @@ def test_state_round_trips_and_a_broken_file_names_itself(tmp_path: Path) -> Non
     paths.state.write_text('{"format": 1}')
     with pytest.raises(ValueError, match=r"state\.json: unreadable supervisor state .* delete the file"):
         load_state(paths)
+
+
+# Exactly what the supervisor wrote before releases had replicas (format 1, one process inline).
+FORMAT_1_STATE = """{
+ "format": 1,
+ "listen": "127.0.0.1:8080",
+ "live": "v1",
+ "next_seq": 2,
+ "weights": {"v1": 100},
+ "releases": [
+  {
+   "version": "v1",
+   "port": 8001,
+   "argv": ["app", "--port", "8001"],
+   "cwd": "/srv",
+   "env": [["MODE", "demo"]],
+   "seq": 1,
+   "started_at": 1.5,
+   "startup_timeout": 30.0,
+   "pid": 42,
+   "pid_start": 1234,
+   "image": "img@sha256:ab"
+  }
+ ]
+}"""
+
+
+def test_a_single_process_state_file_loads_as_releases_with_one_replica_and_is_saved_as_format_2(
+    tmp_path: Path,
+) -> None:
+    paths = StatePaths(tmp_path)
+    paths.state.write_text(FORMAT_1_STATE)
+
+    state = load_state(paths)
+
+    assert state is not None and state.live == "v1" and state.weights == {"v1": 100} and state.next_seq == 2
+    record = state.releases["v1"]
+    assert record.replicas == (Replica(port=8001, argv=("app", "--port", "8001"), pid=42, pid_start=1234),)
+    assert (record.port, record.pid, record.env, record.image) == (8001, 42, (("MODE", "demo"),), "img@sha256:ab")
+    save_state(paths, state)
+    saved = json.loads(paths.state.read_text())
+    assert saved["format"] == 2
+    assert saved["releases"][0]["replicas"] == [
+        {"port": 8001, "argv": ["app", "--port", "8001"], "pid": 42, "pid_start": 1234}
+    ]
+    assert "pid" not in saved["releases"][0]
+    assert load_state(paths) == state
+
+
+def test_a_release_with_replicas_round_trips_and_replaces_one_replica_at_a_time(tmp_path: Path) -> None:
+    replicas = [Replica(port, ("app", str(port)), pid=100 + port, pid_start=7) for port in (8001, 8002, 8003)]
+    record = ReleaseRecord.of(
+        "v2", replicas, cwd="/srv", env=(), seq=3, started_at=2.0, startup_timeout=5.0, image=None
+    )
+    assert record.replicas == tuple(replicas)
+    assert (record.port, record.pid) == (8001, 8101), "replica 0 is the release's direct address"
+
+    restarted = record.with_replica(2, Replica(8003, ("app", "8003"), pid=999, pid_start=8))
+    assert [r.pid for r in restarted.replicas] == [8101, 8102, 999]
+    assert restarted.with_replica(0, Replica(8001, ("app", "8001"), pid=5, pid_start=9)).replicas[0].pid == 5
+
+    paths = StatePaths(tmp_path)
+    state = State(listen="127.0.0.1:8080", releases={"v2": restarted}, weights={}, live=None, next_seq=4)
+    save_state(paths, state)
+    assert load_state(paths) == state
+
+
+def test_a_state_file_from_a_newer_supervisor_is_refused(tmp_path: Path) -> None:
+    paths = StatePaths(tmp_path)
+    paths.state.write_text(json.dumps(json.loads(FORMAT_1_STATE) | {"format": 3}))
+    with pytest.raises(ValueError, match="format 3 is newer than this supervisor understands"):
+        load_state(paths)
+
+
+def test_every_replica_has_its_own_log_and_replica_0_keeps_the_release_log(tmp_path: Path) -> None:
+    paths = StatePaths(tmp_path)
+    assert paths.replica_log("v1.2", 0) == paths.release_log("v1.2") == tmp_path / "logs" / "v1.2.log"
+    assert paths.replica_log("v1.2", 3) == tmp_path / "logs" / "v1.2@3.log"
+    assert paths.replica_logs("v1.2") == []
+    for index in (10, 0, 2):
+        paths.replica_log("v1.2", index).parent.mkdir(exist_ok=True)
+        paths.replica_log("v1.2", index).write_text("x")
+    (tmp_path / "logs" / "v1.2@x.log").write_text("not a replica")
+    (tmp_path / "logs" / "v1.log").write_text("another release")
+    assert [p.name for p in paths.replica_logs("v1.2")] == ["v1.2.log", "v1.2@2.log", "v1.2@10.log"]
