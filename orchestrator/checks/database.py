@@ -74,7 +74,7 @@ def query_one(dsn: Secret, statements: tuple[str, ...], timeout_seconds: float) 
         with conn.cursor() as cur:
             cur.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
             for sql in statements:
-                cur.execute(sql)
+                cur.execute(_single_select(sql))
                 row = cur.fetchone() if cur.description is not None else None
                 has_rows.append(row is not None)
                 values.append(row[0] if row else None)
@@ -122,3 +122,9 @@ def _scrub(text: str, dsn: Secret) -> str:
     if password:
         text = text.replace(password, "***")
     return redact(text)
+
+
+def _single_select(sql: str) -> str:
+    """Run the configured SQL as one subquery: PostgreSQL then refuses a second statement (a
+    `COMMIT; DELETE ...` would otherwise escape the read-only transaction) and data-changing WITH."""
+    return f"SELECT * FROM ({sql.strip().rstrip(';')}) AS verify_query LIMIT 1"

@@ -58,6 +58,11 @@ def resolve_url(base_url: str, endpoint: str) -> str:
     return base_url.rstrip("/") + "/" + endpoint.lstrip("/")
 
 
+_CHUNK = 8192
+_MAX_BODY = 1 << 20
+"""Checks look at status, latency and a substring: a megabyte of body is plenty."""
+
+
 def request(method: str, url: str, timeout_seconds: float) -> Answer:
     """One request on a fresh connection. Raises `requests.RequestException` when nothing usable answers."""
     with requests.Session() as session:
@@ -65,9 +70,22 @@ def request(method: str, url: str, timeout_seconds: float) -> Answer:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         started = time.monotonic()
-        response = session.request(method, url, timeout=max(timeout_seconds, 0.001), allow_redirects=False)
+        deadline = started + timeout_seconds
+        # requests' timeout bounds each socket read, not the whole answer: a server dribbling a byte
+        # at a time would hold the check (and the run) forever, so the body is read against a deadline.
+        with session.request(
+            method, url, timeout=max(timeout_seconds, 0.001), allow_redirects=False, stream=True
+        ) as response:
+            body = bytearray()
+            for chunk in response.iter_content(_CHUNK):
+                body.extend(chunk)
+                if len(body) >= _MAX_BODY:
+                    break
+                if time.monotonic() > deadline:
+                    raise requests.Timeout(f"the answer did not finish within {timeout_seconds:g} s")
+            text = bytes(body).decode(response.encoding or "utf-8", errors="replace")
         elapsed_ms = (time.monotonic() - started) * 1000.0
-        return Answer(response.status_code, response.reason or "", response.text, elapsed_ms)
+        return Answer(response.status_code, response.reason or "", text, elapsed_ms)
 
 
 def unreachable(url: str, exc: BaseException) -> Attempt:

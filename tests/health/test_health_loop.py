@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import socket
+import threading
 import time
 from datetime import datetime
 
@@ -167,3 +169,33 @@ def test_failure_detail_keeps_only_the_start_of_the_body_and_masks_secrets(http_
     detail = verdict.probes[0].detail or ""
     assert "tok-canary-8f3a1c" not in detail and "***" in detail
     assert len(detail) < 300
+
+
+def test_a_release_that_dribbles_its_answer_is_cut_at_the_timeout() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def dribble() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        while not stop.is_set():
+            try:
+                conn.sendall(b"1\r\nx\r\n")
+            except OSError:
+                break
+            time.sleep(0.1)
+        conn.close()
+
+    threading.Thread(target=dribble, daemon=True).start()
+    check = HealthCheckConfig(
+        endpoint="/health", expected_status=200, timeout_seconds=0.5, retries=1, interval_seconds=0
+    )
+    began = time.monotonic()
+    verdict = wait_until_healthy(f"http://127.0.0.1:{server.getsockname()[1]}", check)
+    stop.set()
+    server.close()
+    assert not verdict.passed
+    assert time.monotonic() - began < 3

@@ -86,7 +86,30 @@ def test_database_check_is_read_only(http_peer: HttpPeer, pg_dsn: str) -> None:
 
     verdict = verify(healthy(http_peer).url, HEALTH, vconfig(database=check), dsn=Secret(pg_dsn))
 
-    assert "cannot execute CREATE TABLE in a read-only transaction" in only_failure(verdict)
+    assert only_failure(verdict).startswith("database: failed: query failed:")
+    assert not _table_exists(pg_dsn, "verification_wrote_here")
+
+
+def test_a_verification_query_cannot_commit_its_way_out_of_read_only(http_peer: HttpPeer, pg_dsn: str) -> None:
+    with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE orders (id int); INSERT INTO orders VALUES (1), (2)")
+    for query in (
+        "COMMIT; DELETE FROM orders; SELECT true",
+        "WITH gone AS (DELETE FROM orders RETURNING 1) SELECT true",
+    ):
+        check = DatabaseCheck(query=query)
+        verdict = verify(healthy(http_peer).url, HEALTH, vconfig(database=check), dsn=Secret(pg_dsn))
+        assert not verdict.passed
+    with psycopg2.connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM orders")
+        assert cur.fetchone() == (2,)
+
+
+def _table_exists(dsn: str, name: str) -> bool:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
+        row = cur.fetchone()
+        return bool(row and row[0])
 
 
 def test_database_latency_over_max_fails(http_peer: HttpPeer, pg_dsn: str) -> None:
