@@ -7,9 +7,11 @@ public route, every check in parallel under one deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from urllib.parse import urlsplit
 
-from orchestrator.contract import DeployConfig
+from orchestrator.contract import DeployConfig, HealthCheckConfig
 from orchestrator.health import wait_until_healthy
 from orchestrator.redaction import Secret
 from orchestrator.strategies.base import CheckVerdict
@@ -23,10 +25,11 @@ class ReleaseChecks:
         self._config = config
         self._dsn = dsn
 
-    def release(self, base_url: str, *, analysis: bool) -> CheckVerdict:
-        health = self._config.health_check
+    def release(self, base_url: str, *, analysis: bool, deadline: float | None = None) -> CheckVerdict:
+        health = _on_release(self._config.health_check)
         budget = health.retries * (health.timeout_seconds + health.interval_seconds)
-        verdict = wait_until_healthy(base_url, health, deadline=time.monotonic() + budget)
+        own_deadline = time.monotonic() + budget
+        verdict = wait_until_healthy(base_url, health, deadline=min(own_deadline, deadline or own_deadline))
         if not verdict.passed or not analysis:
             return CheckVerdict(verdict.passed, verdict.probes, verdict.reason)
         checked = verify(base_url, health, self._config.verification, dsn=self._dsn)
@@ -36,3 +39,13 @@ class ReleaseChecks:
     def live(self, base_url: str) -> CheckVerdict:
         checked = verify(base_url, self._config.health_check, self._config.verification, dsn=self._dsn)
         return CheckVerdict(checked.passed, checked.probes, "; ".join(checked.failures) or None)
+
+
+def _on_release(health: HealthCheckConfig) -> HealthCheckConfig:
+    """The health check aimed at the release being checked: an absolute endpoint keeps only its path,
+    or a pre-switch check would probe the public address (the old release) instead of the new one."""
+    parts = urlsplit(health.endpoint)
+    if not parts.scheme:
+        return health
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return dataclasses.replace(health, endpoint=path)

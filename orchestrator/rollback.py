@@ -9,11 +9,12 @@ a `RollbackError`, and the caller pages on-call.
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from orchestrator.contract import HealthProbe, MigrationResult, RollbackOutcome
-from orchestrator.errors import OrchestratorError, RollbackError
+from orchestrator.errors import MigrationError, OrchestratorError, RollbackError
 from orchestrator.platforms.base import Platform, Release
 from orchestrator.runlog import RunLog
 from orchestrator.strategies.base import Checks
@@ -41,7 +42,8 @@ def roll_back(
     budget_seconds: float,
     log: RunLog,
 ) -> RollbackReport:
-    """Never raises: a failed rollback comes back as `error` so the caller can page and record it."""
+    """Never raises: a failed rollback (or one over `budget_seconds`) comes back as `error`, so the
+    caller can page and record it."""
     began = time.monotonic()
     log.warn(f"rolling back {failed_version}: {reason}")
     probes: tuple[HealthProbe, ...] = ()
@@ -56,13 +58,13 @@ def roll_back(
         if previous is not None and traffic_moved:
             platform.rollback(previous)
             log.info(f"traffic back on {previous.version}")
-        undone = tuple(undo_migrations())
-        if any(not m.success for m in undone):
-            raise RollbackError(
-                "a migration could not be undone: " + "; ".join(m.error or m.filename for m in undone if not m.success)
-            )
+        try:
+            undone = tuple(undo_migrations())
+        except MigrationError as exc:
+            undone = tuple(exc.results)
+            raise RollbackError(f"a migration could not be undone: {exc}") from exc
         if previous is not None:
-            verdict = checks.release(platform.live_url(), analysis=False)
+            verdict = checks.release(platform.live_url(), analysis=False, deadline=began + budget_seconds)
             probes = verdict.probes
             platform.confirm_rollback(verdict.passed)
             if not verdict.passed:
@@ -73,9 +75,14 @@ def roll_back(
         error = exc
     except OrchestratorError as exc:
         error = RollbackError(f"rollback failed at {exc.step}: {exc}")
+    except Exception as exc:  # a driver error or a bug must still end in a page, not a lost run
+        log.error("unexpected error during the rollback:\n" + "".join(traceback.format_exception(exc)))
+        error = RollbackError(f"rollback failed unexpectedly: {type(exc).__name__}: {exc}")
     duration = time.monotonic() - began
     if error is None and duration > budget_seconds:
-        log.warn(f"rollback took {duration:.1f}s, over max_rollback_duration_seconds ({budget_seconds:g}s)")
+        error = RollbackError(
+            f"the rollback took {duration:.1f} s, over max_rollback_duration_seconds ({budget_seconds:g} s)"
+        )
     if error is not None:
         log.error(f"ROLLBACK FAILED: {error}")
     outcome = RollbackOutcome(

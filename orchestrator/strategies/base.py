@@ -32,8 +32,9 @@ class CheckVerdict:
 class Checks(Protocol):
     """The health side of a rollout, given by the pipeline so strategies stay platform-only."""
 
-    def release(self, base_url: str, *, analysis: bool) -> CheckVerdict:
-        """The seed's health flow (and optionally the verification checks) against one release."""
+    def release(self, base_url: str, *, analysis: bool, deadline: float | None = None) -> CheckVerdict:
+        """The seed's health flow (and optionally the verification checks) against one release,
+        finishing by `deadline` (a time.monotonic() value) at the latest."""
 
     def live(self, base_url: str) -> CheckVerdict:
         """Post-switch verification through the public route."""

@@ -30,8 +30,8 @@ class SamplingChecks:
         self._fail_at = fail_at
         self.samples: list[tuple[Counter[str], int | None, int | None]] = []
 
-    def release(self, base_url: str, *, analysis: bool) -> CheckVerdict:
-        return self._real.release(base_url, analysis=analysis)
+    def release(self, base_url: str, *, analysis: bool, deadline: float | None = None) -> CheckVerdict:
+        return self._real.release(base_url, analysis=analysis, deadline=deadline)
 
     def live(self, base_url: str) -> CheckVerdict:
         self.samples.append((versions_seen(base_url, 40), replicas(self._emu, APP), replicas(self._emu, "shop-v2")))
