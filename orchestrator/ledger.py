@@ -360,7 +360,8 @@ class Ledger:
         return _str_map(rows[0][0]) if rows else {}
 
     def deployments_after(self, version: str, environment: str | None = None) -> list[str] | None:
-        """Successful deploys since `version` last went live, newest first (for a manual rollback to it).
+        """Deploys since `version` last went live, newest first, whatever their outcome (a failed or
+        crashed run may have left migrations behind), for a manual rollback to it.
 
         None when the ledger never saw `version` go live (or cannot be read): the caller cannot
         tell which migrations came after it and must leave the schema alone.
@@ -370,7 +371,7 @@ class Ledger:
             " AND mode = 'deploy' AND (%s::text IS NULL OR environment = %s))"
             " SELECT (SELECT at FROM target) IS NOT NULL, array_remove(array_agg(d.deployment_id"
             " ORDER BY d.started_at DESC), NULL) FROM {log} d, target"
-            " WHERE d.started_at > target.at AND d.status = 'success' AND d.mode = 'deploy'"
+            " WHERE d.started_at > target.at AND d.mode = 'deploy'"
             " AND (%s::text IS NULL OR d.environment = %s)"
         ).format(log=self._table("deployment_log"))
         try:
@@ -384,6 +385,21 @@ class Ledger:
         if not found:
             return None
         return [str(i) for i in ids or []]
+
+    def migration_digests(self, deployment_id: str) -> dict[str, str] | None:
+        """The migration files (by file name) and sha256 digests that `deployment_id` was validated
+        with, from its lineage; None when there is no lineage row (or it cannot be read)."""
+        query = sql.SQL("SELECT migration_digests FROM {} WHERE deployment_id = %s").format(
+            self._table("pipeline_lineage")
+        )
+        try:
+            rows = self._read(query, (deployment_id,))
+        except (psycopg2.Error, LedgerError) as exc:
+            self._warn(f"ledger read of the lineage of {deployment_id} failed: {redact(str(exc)).strip()}")
+            return None
+        if not rows:
+            return None
+        return {path.rsplit("/", 1)[-1]: digest for path, digest in _str_map(rows[0][0]).items()}
 
 
 _JSONB = frozenset(

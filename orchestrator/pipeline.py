@@ -15,7 +15,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from orchestrator.hardening import pairs as hardening_pairs
 from orchestrator.hardening.loop import Hardening
 from orchestrator.migrations import runner as migration_runner
 from orchestrator.migrations import scripts as migration_scripts
+from orchestrator.migrations.scripts import version_key
 from orchestrator.platforms.base import Platform, Release
 from orchestrator.preview import PreviewPlatform, preview_target, run_preview, run_teardown
 from orchestrator.redaction import Secret
@@ -70,6 +71,8 @@ class RunState:
     error: OrchestratorError | None = None
     traffic_moved: bool = False
     url: str | None = None
+    released: str | None = None
+    """The release this run made live, when not the version input (a manual rollback's target)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,7 +111,8 @@ class Pipeline:
             f"deployment {self.state.deployment_id}: {mode} {self.inputs.version} "
             f"({self.config.deployment.strategy} on {self.config.deployment.platform})"
         )
-        self.hardening.deliver_pending()
+        if mode != "plan":
+            self.hardening.deliver_pending()
         if self.ledger and mode != "plan":
             self.ledger.start(self.state.deployment_id, self.request, run_url=self.run_url)
         with self._held:
@@ -207,6 +211,7 @@ class Pipeline:
                 self.state.status, self.state.exit_code = "success", 0
                 return
             applied: list[MigrationResult] = []
+            rollout_began = False
             try:
                 if runner and migration_plan:
                     self._at("migrations")
@@ -215,6 +220,7 @@ class Pipeline:
                 if changed_modules:
                     self._at("odoo-upgrade")
                     odoo.upgrade(changed_modules, self.config.odoo, self.env, self.inputs.workspace, log=self.log)
+                rollout_began = True
                 self._at("rollout")
                 with self.log.phase(f"Rollout: {self.config.deployment.strategy} to {self.inputs.version}"):
                     outcome = execute(rollout, self.platform, self.checks, self.log)
@@ -226,14 +232,19 @@ class Pipeline:
                     applied = [r for r in exc.results if r.success]
                 # An error we did not foresee may have struck mid-switch: sending traffic back is
                 # idempotent, so assume it moved.
-                traffic_moved = exc is not raised
+                traffic_moved = rollout_began and exc is not raised
                 if isinstance(exc, RolloutFailure):
                     self.state.probes.extend(exc.outcome.probes)
                     traffic_moved = exc.outcome.traffic_moved
                 self.state.traffic_moved = traffic_moved
                 self._roll_back_after(exc, runner, applied, traffic_moved)
                 return
-        retired = self.platform.retire(self.config.rollback.keep_previous_versions)
+        try:
+            retired = self.platform.retire(self.config.rollback.keep_previous_versions)
+        except OrchestratorError as exc:
+            # The new release is live and verified; old ones left running cost resources, not users.
+            self.log.warn(f"retiring releases beyond keep_previous_versions failed: {exc}")
+            retired = []
         if retired:
             self.log.info(f"retired releases beyond keep_previous_versions: {', '.join(retired)}")
         self.state.status, self.state.exit_code = "success", 0
@@ -321,39 +332,74 @@ class Pipeline:
         candidates = [r for r in releases if live is None or r.version != live.version]
         target = next((r for r in candidates if r.version == wanted), None) if wanted else next(iter(candidates), None)
         if target is None:
-            kept = ", ".join(r.version for r in releases if live is None or r.version != live.version) or "none"
+            kept = ", ".join(r.version for r in candidates) or "none"
             raise ConfigError(f"rollback-to: no kept release {wanted or '(previous)'} to roll back to; kept: {kept}")
+        self.state.released = target.version
         self.log.info(f"manual rollback from {live.version if live else NO_VERSION} to {target.version}")
-        began = time.monotonic()
-        with self.log.phase(f"Rollback to {target.version}"):
-            self.platform.rollback(target)
-            self._undo_migrations_since(target.version)
-            verdict = self.checks.release(self.platform.live_url(), analysis=False)
-            self.platform.confirm_rollback(verdict.passed)
+        scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
+        with self._migration_session(scripts, read_only=False) as runner:
+            applied = self._applied_since(target.version, runner, scripts)
+            began = time.monotonic()
+            budget = self.config.rollback.max_rollback_duration_seconds
+            try:
+                with self.log.phase(f"Rollback to {target.version}"):
+                    self.platform.rollback(target)
+                    if applied:
+                        self._undo_for_rollback(runner, applied, scripts)
+                    verdict = self.checks.release(self.platform.live_url(), analysis=False, deadline=began + budget)
+                    self.platform.confirm_rollback(verdict.passed)
+            except Exception as exc:  # whatever broke, production is in doubt: record it and page
+                with suppress(Exception):
+                    self.platform.confirm_rollback(False)
+                self.state.rollback = RollbackOutcome(
+                    triggered=True,
+                    reason=f"manual rollback to {target.version}",
+                    previous_version=target.version,
+                    duration_seconds=round(time.monotonic() - began, 3),
+                    succeeded=False,
+                )
+                raise RollbackError(f"the manual rollback to {target.version} failed: {exc}") from exc
         self._manual_rollback_done(target, verdict, began)
 
-    def _undo_migrations_since(self, version: str) -> None:
-        """Undo what the deploys after `version` applied, newest first, with their U scripts."""
-        scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
-        if not scripts:
-            return
+    def _applied_since(self, version: str, runner: Any, scripts: Sequence[Any]) -> list[MigrationResult]:
+        """The migrations applied by every deploy since `version`, each undo script checked against the
+        digest it was validated with. Reads only; raises GateError before anything is touched."""
+        if runner is None:
+            return []
         since = self.ledger.deployments_after(version, self.config.environment) if self.ledger else None
         if since is None:
             self.log.warn(
                 f"the ledger has no record of {version} going live, so migrations applied since stay in place"
             )
-            return
-        with self._migration_session(scripts, read_only=False) as runner:
-            applied = [m for deployment_id in since for m in runner.applied_by(deployment_id)]
-            if not applied:
-                self.log.info(f"no migrations were applied since {version}")
-                return
-            try:
-                undone = runner.undo(applied, scripts=scripts)
-            except MigrationError as exc:
-                self.state.migrations.extend(exc.results)
-                raise RollbackError(f"undoing the migrations applied since {version} failed: {exc}") from exc
-            self.state.migrations.extend(undone)
+            return []
+        undo_scripts = {s.key: s for s in scripts if s.kind == "undo"}
+        applied: list[MigrationResult] = []
+        for deployment_id in since:
+            mine = runner.applied_by(deployment_id)
+            if not mine:
+                continue
+            validated = (self.ledger.migration_digests(deployment_id) if self.ledger else None) or {}
+            for migration in mine:
+                undo = undo_scripts.get(version_key(migration.version))
+                if undo is not None and validated.get(undo.filename) != undo.checksum:
+                    raise GateError(
+                        f"gate artifacts: undo script {undo.filename} is not the one validated with deployment "
+                        f"{deployment_id} (validated {validated.get(undo.filename) or 'nothing'}, "
+                        f"now {undo.checksum}); "
+                        "roll back from the commit that deployment came from",
+                        gate="artifacts",
+                        facts={"artifact": undo.filename, "deployment_id": deployment_id},
+                    )
+            applied.extend(mine)
+        return applied
+
+    def _undo_for_rollback(self, runner: Any, applied: Sequence[MigrationResult], scripts: Sequence[Any]) -> None:
+        try:
+            undone = runner.undo(applied, scripts=scripts)
+        except MigrationError as exc:
+            self.state.migrations.extend(exc.results)
+            raise
+        self.state.migrations.extend(undone)
 
     def _manual_rollback_done(self, target: Release, verdict: CheckVerdict, began: float) -> None:
         self.state.probes.extend(verdict.probes)
@@ -439,7 +485,7 @@ class Pipeline:
         """Every failed deploy, rollback and failed rollback becomes a preference pair (exit 2 and 3 touch
         nothing, so there is nothing to learn from them here)."""
         s = self.state
-        if s.exit_code != 1:
+        if s.exit_code != 1 or self.inputs.mode == "plan":
             return
         if self.config.agentbench.emit_dpo_on_failure:
             s.hardening = self.hardening.emit(hardening_pairs.FailureContext.from_run(self.request, s))
@@ -461,7 +507,7 @@ class Pipeline:
                 strategy=self.config.deployment.strategy,
                 platform=self.config.deployment.platform,
                 previous_version=s.previous.version if s.previous else NO_VERSION,
-                new_version=self.inputs.version,
+                new_version=s.released or self.inputs.version,
                 duration_seconds=round(time.monotonic() - s.started, 3),
             ),
             health_checks=tuple(s.probes),
@@ -504,7 +550,9 @@ class Pipeline:
             return None
 
     def _previous_module_digests(self) -> Mapping[str, str]:
-        return self.ledger.last_module_digests() if self.ledger else {}
+        if self.ledger is None or self.inputs.mode == "plan":
+            return {}
+        return self.ledger.last_module_digests(self.config.environment)
 
 
 def _unexpected(error: Exception, log: RunLog) -> OrchestratorError:

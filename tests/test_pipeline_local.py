@@ -439,3 +439,17 @@ def test_a_second_deploy_on_the_same_target_waits_then_fails_naming_the_holder(w
     assert ws.serving() == "v1"
     assert ws.deploy("v2").exit_code == 0
     assert ws.serving() == "v2"
+
+
+def test_a_manual_rollback_refuses_an_undo_script_edited_since_it_was_validated(ws: Workspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    ws.migration("V1__create_greetings.sql", "CREATE TABLE greetings (id bigserial PRIMARY KEY);\n")
+    ws.migration("U1__create_greetings.sql", "DROP TABLE greetings;\n")
+    assert ws.deploy("v2").exit_code == 0
+    ws.migration("U1__create_greetings.sql", "DROP TABLE greetings; DROP TABLE customers;\n")
+    back = ws.deploy("v2", mode="rollback", seed=False)
+    assert back.exit_code == 3
+    assert back.result is not None and back.result.error is not None
+    assert "undo script U1__create_greetings.sql is not the one validated" in back.result.error
+    assert ws.serving() == "v2"
+    assert "greetings" in public_tables(ws.dsn)
