@@ -95,6 +95,7 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
         for name in request.config.secret_env_vars():
             if env.get(name):
                 register(env[name])
+        _require_credentials(request, env)
         platform = build_platform(request, env)
     except ConfigError as exc:
         _annotate("error", "invalid configuration", str(exc), in_actions)
@@ -113,6 +114,16 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
     if result.error:
         _annotate("error", f"deploy {result.status}", result.error, in_actions)
     return Execution(result.exit_code, result, written)
+
+
+def _require_credentials(request: Request, env: Mapping[str, str]) -> None:
+    """Secrets the run cannot do without, checked before anything is touched (exit 2)."""
+    var = request.config.credentials.db_connection_env_var
+    if request.config.artifacts.migrations and request.inputs.mode != "preview-teardown" and not env.get(var):
+        raise ConfigError(
+            f"credentials.db_connection_env_var: migrations are listed but ${var} is not set; "
+            "pass the database DSN in that environment variable"
+        )
 
 
 def build_platform(request: Request, env: Mapping[str, str]) -> Platform:

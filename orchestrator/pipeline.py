@@ -127,6 +127,8 @@ class Pipeline:
                     self._deploy(plan_only=mode == "plan")
             except OrchestratorError as exc:
                 self._fail(exc)
+            except Exception as exc:  # still harden and record: a lost run is worse than a late traceback
+                self._fail(_unexpected(exc, self.log))
             self._harden()
             result = self._result()
             with self.log.phase("Record"):

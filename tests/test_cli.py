@@ -103,3 +103,15 @@ def test_phases_fold_in_the_job_log_and_never_nest(tmp_path: Path, pg_dsn: str) 
         local = parse(config, tmp_path).deployment.local
         assert local is not None
         supervisor_stop(local, tmp_path)
+
+
+def test_migrations_without_a_database_dsn_exit_2_before_anything(tmp_path: Path) -> None:
+    config = base_config()
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "V1__a.sql").write_text("CREATE TABLE a (id int);\n")
+    config["artifacts"]["migrations"] = ["db"]
+    write_config(tmp_path, config)
+    done = run_entrypoint(tmp_path, {"config": "deploy.json", "version": "v1", "validation-run-id": "r1"})
+    assert done.returncode == 2
+    assert "credentials.db_connection_env_var: migrations are listed but $DATABASE_URL is not set" in done.stderr
+    assert not (tmp_path / ".deploy-orchestrator").exists()
