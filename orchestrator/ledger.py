@@ -128,10 +128,22 @@ def connect(dsn: Secret, *, connect_timeout: float = 5.0) -> psycopg2.extensions
         ) from None
 
 
+_TABLES = ("deployment_log", "pipeline_lineage", "hardening_outbox")
+
+
 def ensure_tables(conn: psycopg2.extensions.connection, schema: str) -> None:
     """Create the schema and the ledger/outbox tables if missing. Idempotent; commits."""
     ddl = _ddl_path().read_text()
     with conn, conn.cursor() as cur:
+        # A provisioned ledger may grant only SELECT/INSERT/UPDATE; CREATE ... IF NOT EXISTS still
+        # needs CREATE rights, so look before creating.
+        cur.execute(
+            "SELECT bool_and(to_regclass(format('%%I.%%I', %s::text, t)) IS NOT NULL) FROM unnest(%s::text[]) AS t",
+            (schema, list(_TABLES)),
+        )
+        row = cur.fetchone()
+        if row and row[0]:
+            return
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))

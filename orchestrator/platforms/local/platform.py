@@ -122,8 +122,9 @@ class LocalPlatform:
         )
         if "replicas" not in result and self._config.replicas > 1:
             log.warning(
-                "the local supervisor in %s predates local.replicas and runs %s as one process; stop it "
-                "with SIGTERM (its releases keep running) so that the next deploy starts a current one",
+                "the local supervisor in %s predates local.replicas and runs %s as one process; run "
+                "`deploy-orchestrator local stop` (it stops the local releases too), then deploy again: "
+                "the deploy starts a current supervisor",
                 self.paths.root,
                 version,
             )
@@ -170,13 +171,13 @@ class LocalPlatform:
         """PR `pr_number`'s preview on an address of its own (see `preview.py`). Raises DeployError."""
         from orchestrator.platforms.local.preview import LocalPreviews
 
-        return LocalPreviews(self._config, self._workspace).create(pr_number, image, version)
+        return LocalPreviews(self._config, self._workspace, withheld=self._withheld).create(pr_number, image, version)
 
     def delete_preview(self, pr_number: int, repo: str) -> bool:
         """Stop PR `pr_number`'s preview; False when there was none. Idempotent."""
         from orchestrator.platforms.local.preview import LocalPreviews
 
-        return LocalPreviews(self._config, self._workspace).delete(pr_number)
+        return LocalPreviews(self._config, self._workspace, withheld=self._withheld).delete(pr_number)
 
     def release_log_tail(self, version: str, lines: int = 20) -> str:
         """The last `lines` lines of the release's stdout/stderr log ('' if it has none).

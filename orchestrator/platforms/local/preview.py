@@ -21,9 +21,11 @@ __all__ = ["LocalPreviews"]
 
 
 class LocalPreviews:
-    def __init__(self, config: LocalConfig, workspace: Path) -> None:
+    def __init__(self, config: LocalConfig, workspace: Path, *, withheld: frozenset[str] = frozenset()) -> None:
         self._config = config
         self._workspace = workspace
+        # The names kept out of the supervisor's (and so the PR code's) environment: the orchestrator's secrets.
+        self._withheld = withheld
 
     def _dir(self, pr_number: int) -> Path:
         return state_dir_of(self._config, self._workspace) / "previews" / f"pr-{pr_number}"
@@ -40,7 +42,7 @@ class LocalPreviews:
 
     def create(self, pr_number: int, image: str | None, version: str) -> Release:
         """Start `version` as PR `pr_number`'s preview and give it the preview address. Raises DeployError."""
-        platform = LocalPlatform(self._config_for(pr_number), self._workspace)
+        platform = LocalPlatform(self._config_for(pr_number), self._workspace, withheld=self._withheld)
         platform.start(version, image)
         platform.route({version: 100})
         platform.retire(keep=0)

@@ -3,8 +3,9 @@
 It runs as a daemon (see `daemon`). It keeps the live release serving after the orchestrator
 exits, keeps releases without traffic running for instant rollback until they are retired, runs
 each release as `replicas` processes (one port each) and restarts any that dies, and records
-everything in `state.json`. SIGTERM ends the supervisor alone: the releases keep running and the
-next supervisor re-adopts them. The `shutdown` operation stops everything.
+everything in `state.json`. SIGTERM ends the supervisor alone: it stops accepting clients, lets the
+requests in flight finish (at most `_EXIT_DRAIN_SECONDS`), then exits; the releases keep running and
+the next supervisor re-adopts them. The `shutdown` operation stops everything.
 
 Control protocol: one JSON object per line on the unix socket `control.sock`, one request per
 connection, answered by `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`.
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 _MONITOR_SECONDS = 0.25
 _RESTART_BACKOFF = (0.5, 30.0)
 _MAX_REPLICAS = 16
+_EXIT_DRAIN_SECONDS = 10.0
+"""On SIGTERM, how long the requests in flight through the proxy may take to finish before it closes."""
 _Result = dict[str, Any]
 
 
@@ -122,11 +125,31 @@ class Supervisor:
         await self._done.wait()
         monitor.cancel()
         control.close()
+        await self._drain_proxy(_EXIT_DRAIN_SECONDS)
         await self._proxy.close()
         with contextlib.suppress(FileNotFoundError):
             self._paths.socket.unlink()
         log.info("supervisor %d exits", os.getpid())
         return 0
+
+    async def _drain_proxy(self, timeout: float) -> None:
+        """Stop accepting clients, then let the requests in flight finish (at most `timeout` s).
+
+        Without this, closing the proxy cuts every answer still being relayed. After `shutdown` the
+        releases are gone already, so there is nothing to wait for.
+        """
+        # Proxy has no public "stop listening" call; closing its server leaves open connections alone.
+        server: asyncio.Server | None = getattr(self._proxy, "_server", None)
+        if server is not None:
+            server.close()
+        backends = [b for b in (self._proxy.backend(v) for v in list(self._releases)) if b is not None]
+        busy = [b for b in backends if b.inflight]
+        if not busy:
+            return
+        log.info("waiting up to %g s for %d requests in flight", timeout, sum(b.inflight for b in busy))
+        drained = await asyncio.gather(*(b.drain(timeout) for b in busy))
+        if not all(drained):
+            log.warning("%d requests still open after %g s: closing them", sum(b.inflight for b in busy), timeout)
 
     def _restore(self, saved: State) -> None:
         if saved.listen != self._listen:
@@ -160,24 +183,32 @@ class Supervisor:
         """Reap exited children and restart replicas that died, with backoff."""
         while True:
             await asyncio.sleep(_MONITOR_SECONDS)
-            for popens in self._popens.values():
-                for popen in popens.values():
-                    popen.poll()
-            now = time.monotonic()
-            for version, record in list(self._releases.items()):
-                if version in self._stopping or self._lock(version).locked():
+            try:
+                self._check_replicas()
+            except Exception:
+                # One bad round (a state file that cannot be written, say) must not end the restarts.
+                log.exception("monitor: checking replicas failed; trying again in %g s", _MONITOR_SECONDS)
+
+    def _check_replicas(self) -> None:
+        """One monitor round."""
+        for popens in self._popens.values():
+            for popen in popens.values():
+                popen.poll()
+        now = time.monotonic()
+        for version, record in list(self._releases.items()):
+            if version in self._stopping or self._lock(version).locked():
+                continue
+            for index, replica in enumerate(record.replicas):
+                key = (version, index)
+                if is_alive(replica.pid, replica.pid_start):
+                    self._restart.pop(key, None)
                     continue
-                for index, replica in enumerate(record.replicas):
-                    key = (version, index)
-                    if is_alive(replica.pid, replica.pid_start):
-                        self._restart.pop(key, None)
-                        continue
-                    # The proxy would find out at its next connect; telling it spares that attempt.
-                    self._proxy.mark_down(version, index)
-                    when, backoff = self._restart.setdefault(key, (now, _RESTART_BACKOFF[0]))
-                    if now >= when:
-                        self._restart[key] = (now + backoff, min(backoff * 2, _RESTART_BACKOFF[1]))
-                        self._respawn(version, index)
+                # The proxy would find out at its next connect; telling it spares that attempt.
+                self._proxy.mark_down(version, index)
+                when, backoff = self._restart.setdefault(key, (now, _RESTART_BACKOFF[0]))
+                if now >= when:
+                    self._restart[key] = (now + backoff, min(backoff * 2, _RESTART_BACKOFF[1]))
+                    self._respawn(version, index)
 
     def _respawn(self, version: str, index: int) -> None:
         record = self._releases[version]
@@ -285,6 +316,8 @@ class Supervisor:
                     f"cannot run local.command {template!r} in {record.cwd}: {exc}; "
                     "check the program name and local.cwd"
                 ) from exc
+            previous_popens = self._popens.get(version, {})
+            previous_restarts = {k: v for k, v in self._restart.items() if k[0] == version}
             self._popens[version] = dict(popens)
             self._releases[version] = record
             self._drop_restarts(version)
@@ -295,7 +328,15 @@ class Supervisor:
                 await wait_all_ready(record, popens, log_of)
             except ReleaseStartError as exc:
                 await terminate_all(record, popens)
-                self._forget(version)
+                if current is None and not self._weights.get(version, 0):
+                    self._forget(version)
+                else:
+                    # A release we had (perhaps with traffic, still pointing at its old ports): keep
+                    # its record, so that the monitor goes on restarting it where the proxy looks.
+                    self._releases[version] = current if current is not None else record
+                    self._popens[version] = dict(previous_popens)
+                    self._restart.update(previous_restarts)
+                    self._save()
                 raise OperationError(str(exc)) from exc
             self._proxy.add_backend(version, *ports)
             log.info("release %s up: %s", version, ", ".join(f"pid {r.pid} port {r.port}" for r in record.replicas))
