@@ -238,6 +238,13 @@ class K8sEmulator:
             obj["metadata"].setdefault("annotations", {})[key] = value
             obj["metadata"]["resourceVersion"] = self._next_rv()
 
+    def set_selector(self, namespace: str, service: str, selector: dict[str, str]) -> None:
+        """Another writer (kubectl, a GitOps sync) replaces a Service's selector (new resourceVersion)."""
+        with self._lock:
+            obj = self._objects[("services", namespace, service)]
+            obj["spec"]["selector"] = dict(selector)
+            obj["metadata"]["resourceVersion"] = self._next_rv()
+
     def endpoints(self, namespace: str, service: str) -> dict[str, int]:
         """Version -> number of ready pods the Service selects now."""
         with self._lock:

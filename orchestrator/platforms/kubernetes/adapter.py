@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -95,7 +96,9 @@ class KubernetesPlatform:
 
     def start(self, version: str, image: str | None) -> Release:
         """Run `version` as Deployment `<app>-<version>` without traffic and wait for its rollout.
-        Idempotent per version. Raises DeployError naming the Deployment and the failed condition."""
+        Idempotent per version. First pins a main Service that selects the app only to the live
+        version, so the new pods get no traffic before the switch; refuses a new image under a version
+        label that serves traffic. Raises DeployError naming the Deployment and the failed condition."""
         operation = f"start {version}"
         main = self.cluster.main_service(operation)
         deployments = self._deployments()
@@ -103,6 +106,8 @@ class KubernetesPlatform:
         total = _total(source)
         replicas = 1 if self._canary and _serving(main, deployments) else total
         name = release_name(self.app, version)
+        self._refuse_live_image_change(main, deployments, version, image, operation)
+        main = self._pin_live(main, deployments, source, version, operation)
         existing = self.api.get_deployment(name)
         if existing is None:
             body = release_deployment(
@@ -125,7 +130,12 @@ class KubernetesPlatform:
                     raise
                 existing = self.api.get_deployment(name)
         if existing is not None:
-            self._refresh(existing, version, image or image_of(source, self.cluster.container), replicas, operation)
+            if any(d["metadata"]["name"] == name for d in _serving(main, deployments)):
+                # Live pods are never rewritten (checked above): a re-run keeps the image they run.
+                wanted = image_of(existing, self.cluster.container)
+            else:
+                wanted = image or image_of(source, self.cluster.container)
+            self._refresh(existing, version, wanted, replicas, operation)
         log.info("waiting for deployment %s to roll out", name)
         deployment = self.cluster.wait(name)
         preview = self._point_preview(main, version)
@@ -222,6 +232,63 @@ class KubernetesPlatform:
                 operation=operation,
             )
         return source
+
+    def _refuse_live_image_change(
+        self, main: dict[str, Any], deployments: list[dict[str, Any]], version: str, image: str | None, operation: str
+    ) -> None:
+        """Refuse to run another image under a version label that already serves traffic: it would
+        replace (or join) the live pods without a pre-switch check, and a rollback to the previous
+        release, found by version label, would then have nothing to return to."""
+        if image is None:
+            return
+        for deployment in _serving(main, deployments):
+            running = image_of(deployment, self.cluster.container)
+            if version_of(deployment) == version and running != image:
+                raise DeployError(
+                    f"{operation}: release {version} is live with image {running} (Deployment "
+                    f"{deployment['metadata']['name']}); deploy the new image {image} under a new version label",
+                    platform=PLATFORM,
+                    operation=operation,
+                )
+
+    def _pin_live(
+        self,
+        main: dict[str, Any],
+        deployments: list[dict[str, Any]],
+        source: dict[str, Any],
+        version: str,
+        operation: str,
+    ) -> dict[str, Any]:
+        """Make sure the main Service selects one version before `version`'s pods exist: a selector of
+        the app only (as a rolling deploy leaves it) would send them live traffic as soon as they are
+        ready, before any pre-switch check. Pins it to the live version; returns the Service."""
+        selector = main["spec"].get("selector") or {}
+        if not selector or VERSION_LABEL in selector:
+            return main
+        serving = {version_of(d) for d in _serving(main, deployments)}
+        if version in serving:
+            return main  # a re-run of start during a canary split: `version` already has its share
+        live = version_of(source)
+        if len(serving) > 1 or live is None or (serving and serving != {live}):
+            shown = ", ".join(sorted(v or "(unlabelled)" for v in serving))
+            patch = json.dumps({"spec": {"selector": {VERSION_LABEL: "<live version>"}}})
+            raise DeployError(
+                f"{operation}: Service {self.app} selects pods of every release of the app (releases {shown} "
+                f"serve now), so the new pods would get live traffic as soon as they are ready; route 100% to one "
+                f"release first, or pin the Service to the live one: kubectl patch service {self.app} -n "
+                f"{self.cluster.namespace} -p '{patch}'",
+                platform=PLATFORM,
+                operation=operation,
+            )
+
+        def pin(current: dict[str, Any]) -> dict[str, Any]:
+            if VERSION_LABEL in ((current.get("spec") or {}).get("selector") or {}):
+                return current  # pinned meanwhile by someone else
+            return with_selector(current, live, self.cluster.run)
+
+        pinned = self.cluster.update_service(self.app, pin)
+        log.info("Service %s now selects only the live release %s, before %s starts", self.app, live, version)
+        return pinned
 
     def _refresh(
         self, existing: dict[str, Any], version: str, image: str | None, replicas: int, operation: str

@@ -80,12 +80,23 @@ class KubernetesRollingPlatform:
 
     def start(self, version: str, image: str | None) -> Release:
         """Roll Deployment `<app>` to `version` and return once every pod runs it. Idempotent per
-        version. Raises DeployError (the previous template restored) when the rollout fails."""
+        version; refuses a new image under the live version label. Raises DeployError (the previous
+        template restored) when the rollout fails."""
         operation = f"rolling update to {version}"
         deployment = self._deployment(operation)
         current = version_of(deployment)
-        wanted_image = image or image_of(deployment, self.cluster.container)
-        if current == version and image_of(deployment, self.cluster.container) == wanted_image:
+        running = image_of(deployment, self.cluster.container)
+        wanted_image = image or running
+        if current == version and running != wanted_image:
+            # Rolling it in place would make the live template the "previous" one, so a rollback to
+            # the release before would find nothing to return to (releases go by version label).
+            raise DeployError(
+                f"{operation}: release {version} is live with image {running} (Deployment {self.app}); "
+                f"deploy the new image {wanted_image} under a new version label",
+                platform=PLATFORM,
+                operation=operation,
+            )
+        if current == version:
             if rollout_state(deployment).done:
                 log.info("deployment %s already runs %s", self.app, version)
                 return self._release(deployment, url=self.cluster.live_url())

@@ -4,6 +4,7 @@ through the emulated API server (its state and its service proxy)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -198,3 +199,106 @@ def test_a_service_without_the_app_name_is_a_clear_error(emu: K8sEmulator, make_
 
     with pytest.raises(DeployError, match=r"Service shop not found in namespace prod; create a Service"):
         platform.start("v2", None)
+
+
+# --- regression: a Service selecting the app only must not expose a release before the switch ---
+
+
+@pytest.mark.parametrize("strategy", ["blue_green", "canary"])
+def test_start_pins_a_service_selecting_the_app_only_to_the_live_release(
+    emu: K8sEmulator, make_platform: MakePlatform, strategy: str
+) -> None:
+    emu.set_selector(NAMESPACE, APP, {"app.kubernetes.io/name": APP})
+    platform = make_platform(strategy)
+
+    release = platform.start("v2", "registry.example/shop:v2")
+
+    assert selector_version(emu) == "v1"
+    assert emu.endpoints(NAMESPACE, APP) == {"v1": 4}, "the new pods get no traffic before the switch"
+    assert versions_seen(platform.live_url()) == {"v1": 12}
+    assert release.url is not None and versions_seen(release.url) == {"v2": 12}
+    service = emu.get("services", NAMESPACE, APP)
+    assert service is not None and service["spec"]["selector"]["app.kubernetes.io/name"] == APP
+    platform.route({"v2": 100})
+    assert emu.endpoints(NAMESPACE, APP) == {"v2": 4}
+
+
+def test_blue_green_after_a_rolling_deploy_keeps_the_new_pods_out_of_the_live_service(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    # A rolling deploy leaves the Service selecting the app only (its pods change version label).
+    make_platform("rolling").start("v2", "registry.example/shop:v2")
+    assert selector_version(emu) is None
+    platform = make_platform("blue_green")
+
+    platform.start("v3", "registry.example/shop:v3")
+
+    assert emu.endpoints(NAMESPACE, APP) == {"v2": 4}
+    assert selector_version(emu) == "v2"
+    _deploy(platform, "v4")
+    assert emu.endpoints(NAMESPACE, APP) == {"v4": 4}
+
+
+def test_start_refuses_when_the_service_selects_several_live_releases_alike(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    # Two Deployments of different releases both serving under a selector of the app only.
+    platform = make_platform("blue_green")
+    platform.start("v2", "registry.example/shop:v2")
+    emu.set_selector(NAMESPACE, APP, {"app.kubernetes.io/name": APP})
+    before = emu.endpoints(NAMESPACE, APP)
+    assert before == {"v1": 4, "v2": 4}
+
+    with pytest.raises(DeployError) as error:
+        platform.start("v3", "registry.example/shop:v3")
+
+    message = str(error.value)
+    assert "Service shop selects pods of every release of the app (releases v1, v2 serve now)" in message
+    assert "route 100% to one release first" in message
+    assert "kubectl patch service shop -n prod" in message and "deploy-orchestrator/version" in message
+    assert emu.get("deployments", NAMESPACE, "shop-v3") is None
+    assert emu.endpoints(NAMESPACE, APP) == before
+
+
+# --- regression: a live release label is never rewritten with another image ---
+
+
+def test_start_refuses_a_new_image_under_the_live_version_label_and_rollback_still_works(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    platform = make_platform("blue_green")
+    _deploy(platform, "v2")
+    live_image = "registry.example/shop:v1"  # image=None: v2 runs the template's image
+    generation = emu.get("deployments", NAMESPACE, "shop-v2")["metadata"]["generation"]  # type: ignore[index]
+
+    with pytest.raises(DeployError) as error:
+        platform.start("v2", "registry.example/shop:v2-rebuilt")
+
+    assert str(error.value).startswith(
+        f"start v2: release v2 is live with image {live_image} (Deployment shop-v2); "
+        "deploy the new image registry.example/shop:v2-rebuilt under a new version label"
+    )
+    deployment = emu.get("deployments", NAMESPACE, "shop-v2")
+    assert deployment is not None and deployment["metadata"]["generation"] == generation
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == live_image
+    # A re-run with the image it runs (or none) stays idempotent.
+    assert platform.start("v2", live_image).image == live_image
+    assert platform.start("v2", None).image == live_image
+    assert emu.get("deployments", NAMESPACE, "shop-v2")["metadata"]["generation"] == generation  # type: ignore[index]
+
+    platform.rollback(Release("v1"))
+    assert emu.endpoints(NAMESPACE, APP) == {"v1": 4}
+
+
+def test_start_refuses_a_new_image_under_the_version_of_the_original_deployment(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    platform = make_platform("blue_green")
+
+    with pytest.raises(
+        DeployError, match=re.escape("release v1 is live with image registry.example/shop:v1 (Deployment shop)")
+    ):
+        platform.start("v1", "registry.example/shop:v1-rebuilt")
+
+    assert emu.get("deployments", NAMESPACE, "shop-v1") is None
+    assert emu.endpoints(NAMESPACE, APP) == {"v1": 4}

@@ -3,11 +3,13 @@ observed request by request through the API server's service proxy."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 
 from orchestrator.contract import CanaryStep
+from orchestrator.errors import DeployError
 from orchestrator.platforms.base import Release
 from orchestrator.release_checks import ReleaseChecks
 from orchestrator.rollback import roll_back
@@ -96,3 +98,27 @@ def test_a_failed_canary_analysis_scales_the_old_release_back_up(emu: K8sEmulato
     assert selector_version(emu) == "v1"
     assert versions_seen(platform.live_url(), 20) == {"v1": 20}
     assert emu.get("deployments", NAMESPACE, "shop-v2") is None
+
+
+def test_start_during_a_split_refuses_a_third_release_and_a_new_canary_image(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    platform = make_platform("canary")
+    platform.start("v2", "registry.example/shop:v2")
+    platform.route({"v1": 50, "v2": 50})
+    assert selector_version(emu) is None
+    split = emu.endpoints(NAMESPACE, APP)
+    assert split == {"v1": 2, "v2": 2}
+
+    with pytest.raises(DeployError, match=r"releases v1, v2 serve now.*route 100% to one release first"):
+        platform.start("v3", "registry.example/shop:v3")
+    with pytest.raises(
+        DeployError, match=re.escape("release v2 is live with image registry.example/shop:v2 (Deployment shop-v2)")
+    ):
+        platform.start("v2", "registry.example/shop:v2-rebuilt")
+    # Re-running the canary's own start leaves the split alone.
+    platform.start("v2", "registry.example/shop:v2")
+
+    assert emu.get("deployments", NAMESPACE, "shop-v3") is None
+    assert selector_version(emu) is None
+    assert emu.endpoints(NAMESPACE, APP) == split

@@ -88,3 +88,29 @@ def test_rolling_refuses_a_traffic_split_and_unknown_releases(make_platform: Mak
         platform.route({"v1": 50, "v2": 50})
     with pytest.raises(DeployError, match="keeps only the template of release"):
         platform.rollback(Release("v0"))
+
+
+def test_rolling_refuses_a_new_image_under_the_live_version_label_and_rollback_still_works(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    platform = make_platform("rolling")
+    platform.start("v2", "registry.example/shop:v2")
+    generation = emu.get("deployments", NAMESPACE, APP)["metadata"]["generation"]  # type: ignore[index]
+
+    with pytest.raises(DeployError) as error:
+        platform.start("v2", "registry.example/shop:v2-rebuilt")
+
+    assert str(error.value).startswith(
+        "rolling update to v2: release v2 is live with image registry.example/shop:v2 (Deployment shop); "
+        "deploy the new image registry.example/shop:v2-rebuilt under a new version label"
+    )
+    assert emu.get("deployments", NAMESPACE, APP)["metadata"]["generation"] == generation  # type: ignore[index]
+    assert _template_image(emu) == "registry.example/shop:v2"
+    assert [r.version for r in platform.releases()] == ["v2", "v1"]
+    # The same image (or none) is an idempotent re-run.
+    assert platform.start("v2", "registry.example/shop:v2").image == "registry.example/shop:v2"
+    assert platform.start("v2", None).image == "registry.example/shop:v2"
+
+    platform.rollback(Release("v1"))
+    assert _template_image(emu) == "registry.example/shop:v1"
+    assert versions_seen(platform.live_url()) == {"v1": 12}
