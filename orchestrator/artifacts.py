@@ -175,6 +175,14 @@ def digest_artifacts(
             key, directory = resolve_in_workspace(root, entry, field)
             if not directory.is_dir():
                 raise ConfigError(f"{field}: {key} is not a directory; list Odoo module directories here")
+            compiled = sorted(str(p.relative_to(directory)) for p in directory.rglob("*.pyc"))
+            if compiled:
+                # The digest leaves compiled files out, yet Python may run a .pyc instead of its source:
+                # deploying one would run code nobody validated.
+                raise ConfigError(
+                    f"{field}: {key} contains compiled Python ({', '.join(compiled[:3])}"
+                    f"{', ...' if len(compiled) > 3 else ''}); remove __pycache__ and *.pyc before deploying"
+                )
             modules[key] = digest_module_tree(directory, field=field)
         except ConfigError as exc:
             problems.extend(exc.problems)

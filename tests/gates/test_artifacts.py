@@ -202,3 +202,11 @@ def test_to_dict_round_trips_and_from_dict_rejects_bad_shapes(workspace: Path, a
         ArtifactDigests.from_dict([])
     with pytest.raises(ValueError, match="`image` must be a string"):
         ArtifactDigests.from_dict({"image": 3})
+
+
+def test_a_module_carrying_compiled_python_is_refused(workspace: Path) -> None:
+    module = workspace / "addons" / "sale_extras"
+    (module / "__pycache__").mkdir()
+    (module / "__pycache__" / "models.cpython-311.pyc").write_bytes(b"\0not what was validated")
+    with pytest.raises(ConfigError, match=r"contains compiled Python \(__pycache__/models.cpython-311.pyc\)"):
+        digest_artifacts(Artifacts(odoo_modules=(Path("addons/sale_extras"),), migrations=()), workspace)

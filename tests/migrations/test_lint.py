@@ -95,3 +95,10 @@ def test_missing_squawk_says_how_to_install_it(workspace: Workspace, monkeypatch
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     with pytest.raises(MigrationError, match=r"squawk is not installed: `pip install squawk-cli`"):
         lint(workspace.scripts(), MigrationsConfig(), pg_version=None)
+
+
+def test_squawk_ignore_comments_in_a_migration_are_refused(workspace: Workspace, make_runner: RunnerFactory) -> None:
+    workspace.write("V1__drop.sql", "-- squawk-ignore-file\nALTER TABLE t DROP COLUMN c;\n")
+    workspace.write("U1__drop.sql", "ALTER TABLE t ADD COLUMN c int;\n")
+    with make_runner() as runner, pytest.raises(MigrationError, match="squawk-ignore comments are not honoured"):
+        runner.plan(workspace.scripts(), None)
