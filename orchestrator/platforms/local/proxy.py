@@ -12,12 +12,17 @@ another replica of the same release, so one crashed replica costs no failed requ
 - a refused (or timed-out) connection sent nothing, so any request moves on, and the replica
   is passed over for a while (see `upstream`; the supervisor also marks a replica that exited);
 - a request sent but not answered (connection closed or reset before a complete small answer)
-  is sent once more, if its body is still in hand and resending is safe: always after a reused
-  connection failed without a single byte back (the release closed it while idle), and for an
-  idempotent method (RFC 9110 §9.2.2) after any such failure (the replica died on it).
+  is sent once more only if its method is idempotent (RFC 9110 §9.2.2: a POST may have run) and
+  its body is still in hand. A non-idempotent request lost that way is a 502, even on a reused
+  connection the release closed while idle; to keep that rare, pooled connections idle for more
+  than `upstream.IDLE_REUSE_SECONDS` are not reused.
 The resend goes to another replica (a dying replica can accept a connection after it reset
 another); only a lone replica that failed on a reused connection gets a fresh one instead. Any
 other upstream failure before the answer starts is a 502.
+
+Interim 1xx answers from a release are read and dropped (101 is refused: the proxy forwards no
+Upgrade); the client gets the final answer. After the request head, every read and write of a
+body (and of the answer) must make progress within `_IO_IDLE_SECONDS`, else the connection closes.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from orchestrator.platforms.local.wire import (
     build_head,
     parse_request,
     parse_response,
+    read_body,
     read_head,
     relay_chunked,
     relay_fixed,
@@ -45,6 +51,9 @@ __all__ = ["Proxy"]
 
 _CLIENT_IDLE_SECONDS = 75.0
 _UPSTREAM_SECONDS = 300.0
+_IO_IDLE_SECONDS = 60.0
+"""Inactivity limit on body reads, relays and flushes after a request head (read at each use)."""
+_MAX_INTERIM = 16
 _BUFFER_LIMIT = 1 << 20
 """Request bodies up to this size are read whole first, which makes the request retryable."""
 _SMALL_BODY = 64 * 1024
@@ -60,6 +69,10 @@ class _LostError(Exception):
     def __init__(self, detail: str, *, answered: bool) -> None:
         super().__init__(detail)
         self.answered = answered
+
+
+class _ClientProtocolError(ProtocolError):
+    """The client's own message was malformed (found while relaying it): the client gets `status`."""
 
 
 class _GatewayError(Exception):
@@ -155,7 +168,7 @@ class Proxy:
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = b""
         if not streamed and request.content_length:
-            body = await reader.readexactly(request.content_length)
+            body = await read_body(reader, request.content_length, _IO_IDLE_SECONDS)
         backend = self._table.pick()
         if backend is None:
             keep = request.keep_alive and not streamed
@@ -186,15 +199,17 @@ class Proxy:
         # A small body goes out with the head: the client gets one send() (not two).
         head = build_head(response.start, response.headers, extra) + small_body
         length = response.content_length
+        idle = _IO_IDLE_SECONDS
         try:
             writer.write(head)
             if response.chunked:
-                await relay_chunked(up_reader, writer)
+                await relay_chunked(up_reader, writer, idle)
             elif length and length > _SMALL_BODY:
-                await relay_fixed(up_reader, writer, length)
+                await relay_fixed(up_reader, writer, length, idle)
             elif close_delimited:
-                await relay_until_eof(up_reader, writer)
-            await writer.drain()
+                await relay_until_eof(up_reader, writer, idle)
+            async with asyncio.timeout(idle):
+                await writer.drain()
         except BaseException:
             # Half an answer went out: neither connection can carry another message.
             up_writer.close()
@@ -228,9 +243,8 @@ async def _forward(request: Head, body: bytes | None, backend: Backend, reader: 
             response, small_body = await _ask(request, upstream_head, body, reader, up_reader, up_writer)
         except _LostError as exc:
             up_writer.close()
-            safe = request.method in _IDEMPOTENT or (reused and not exc.answered)
             failure = f"{upstream.name} {exc}"
-            if resent or body is None or not safe:
+            if resent or body is None or request.method not in _IDEMPOTENT:
                 raise _GatewayError(failure) from exc
             resent = True
             if reused:
@@ -240,6 +254,9 @@ async def _forward(request: Head, body: bytes | None, backend: Backend, reader: 
             if not reused or len(backend.upstreams) > 1:
                 excluded.add(upstream)
             continue
+        except _ClientProtocolError:
+            up_writer.close()
+            raise
         except (OSError, ProtocolError) as exc:
             up_writer.close()
             raise _GatewayError(f"{upstream.name} {exc!r}") from exc
@@ -257,8 +274,9 @@ async def _ask(
 ) -> tuple[Head, bytes]:
     """Send the request on one upstream connection; read the answer's head, and its body if small.
 
-    Raises _LostError when the connection failed before that much arrived, ProtocolError for a
-    malformed answer, TimeoutError or OSError otherwise.
+    Interim (1xx) answers are read and dropped. Raises _LostError when the connection failed before
+    that much arrived, ProtocolError for a malformed answer (_ClientProtocolError for a malformed
+    streamed request body), TimeoutError or OSError otherwise.
     """
     try:
         if body is None:
@@ -266,30 +284,51 @@ async def _ask(
             await _relay_request_body(request, reader, up_writer)
         else:
             up_writer.write(upstream_head + body)
-        await up_writer.drain()
-        async with asyncio.timeout(_UPSTREAM_SECONDS):
-            raw = await read_head(up_reader)
+        async with asyncio.timeout(_IO_IDLE_SECONDS):
+            await up_writer.drain()
     except ConnectionError as exc:
         raise _LostError(repr(exc), answered=False) from exc
     except PeerClosedError as exc:
         raise _LostError(repr(exc), answered=True) from exc
-    if raw is None:
-        raise _LostError("closed the connection without answering", answered=False)
-    response = parse_response(raw, request.method)
+    interim = 0
+    while True:
+        try:
+            async with asyncio.timeout(_UPSTREAM_SECONDS):
+                raw = await read_head(up_reader)
+        except ConnectionError as exc:
+            raise _LostError(repr(exc), answered=interim > 0) from exc
+        except PeerClosedError as exc:
+            raise _LostError(repr(exc), answered=True) from exc
+        if raw is None:
+            raise _LostError("closed the connection without answering", answered=interim > 0)
+        response = parse_response(raw, request.method)
+        if not 100 <= response.status < 200:
+            break
+        if response.status == 101:
+            raise ProtocolError("answered 101 Switching Protocols, which the proxy does not support", 502)
+        interim += 1
+        if interim > _MAX_INTERIM:
+            raise ProtocolError(f"sent more than {_MAX_INTERIM} interim answers", 502)
     length = response.content_length
     if not length or length > _SMALL_BODY:
         return response, b""
     try:
-        return response, await up_reader.readexactly(length)
-    except (OSError, asyncio.IncompleteReadError) as exc:
+        return response, await read_body(up_reader, length, _IO_IDLE_SECONDS)
+    except TimeoutError:
+        raise
+    except (OSError, PeerClosedError) as exc:
         raise _LostError(f"cut its answer: {exc!r}", answered=True) from exc
 
 
 async def _relay_request_body(request: Head, reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter) -> None:
-    if request.chunked:
-        await relay_chunked(reader, up_writer)
-    else:
-        await relay_fixed(reader, up_writer, request.content_length or 0)
+    try:
+        if request.chunked:
+            await relay_chunked(reader, up_writer, _IO_IDLE_SECONDS, status=400)
+        else:
+            await relay_fixed(reader, up_writer, request.content_length or 0, _IO_IDLE_SECONDS)
+    except ProtocolError as exc:
+        # Only the client's chunked framing is checked here: the client gets the 400.
+        raise _ClientProtocolError(str(exc), exc.status) from exc
 
 
 def _connection_header(keep: bool) -> bytes:
@@ -311,4 +350,5 @@ async def _reply(writer: asyncio.StreamWriter, status: int, message: str, *, kee
         len(body),
     )
     writer.write(head + _connection_header(keep) + b"\r\n" + body)
-    await writer.drain()
+    async with asyncio.timeout(_IO_IDLE_SECONDS):
+        await writer.drain()

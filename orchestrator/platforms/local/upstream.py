@@ -3,7 +3,10 @@
 A backend picks its replicas round-robin and passes over those found down: a replica that
 refused a connection (or that the supervisor saw exit) is skipped for `DOWN_SECONDS`, then
 tried again with real traffic, which costs a refused connect at most. Each replica keeps a
-small pool of idle keep-alive connections.
+small pool of idle keep-alive connections. A pooled connection idle for more than
+`IDLE_REUSE_SECONDS` is closed rather than reused (the release may be closing it just then, and
+a request lost that way can only be resent if it is idempotent), and so is one with unread bytes
+(an answer longer than its framing said: what follows would be taken for the next answer).
 """
 
 from __future__ import annotations
@@ -11,14 +14,21 @@ from __future__ import annotations
 import asyncio
 import time
 
-__all__ = ["DOWN_SECONDS", "Backend", "Upstream"]
+__all__ = ["DOWN_SECONDS", "IDLE_REUSE_SECONDS", "Backend", "Upstream"]
 
 _CONNECT_SECONDS = 5.0
 DOWN_SECONDS = 0.5
 """How long a replica found down is passed over before it is tried again."""
 _MAX_IDLE_PER_UPSTREAM = 64
+IDLE_REUSE_SECONDS = 2.0
+"""A pooled connection idle longer than this is closed instead of reused."""
 
-_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter, float]
+
+
+def _unusable(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    """Closed, or holding bytes no exchange asked for."""
+    return reader.at_eof() or writer.transport.is_closing() or bool(getattr(reader, "_buffer", b""))
 
 
 class Upstream:
@@ -35,9 +45,10 @@ class Upstream:
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
         """An idle connection (reused=True) or a fresh one. Raises OSError (TimeoutError among them)."""
+        now = time.monotonic()
         while self._idle:
-            reader, writer = self._idle.pop()
-            if reader.at_eof() or writer.transport.is_closing():
+            reader, writer, since = self._idle.pop()
+            if now - since > IDLE_REUSE_SECONDS or _unusable(reader, writer):
                 writer.close()
                 continue
             return reader, writer, True
@@ -49,10 +60,10 @@ class Upstream:
 
     def park(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Keep a connection whose last exchange completed cleanly for the next request."""
-        if self.closed or len(self._idle) >= _MAX_IDLE_PER_UPSTREAM:
+        if self.closed or len(self._idle) >= _MAX_IDLE_PER_UPSTREAM or _unusable(reader, writer):
             writer.close()
         else:
-            self._idle.append((reader, writer))
+            self._idle.append((reader, writer, time.monotonic()))
 
     def mark_down(self) -> None:
         """Pass this replica over for a while, and drop its idle connections (they died with it)."""
@@ -61,7 +72,7 @@ class Upstream:
 
     def flush(self) -> None:
         """Close the idle connections."""
-        for _, writer in self._idle:
+        for _, writer, _ in self._idle:
             writer.close()
         self._idle.clear()
 

@@ -4,12 +4,20 @@ Hand-written rather than h11 because a proxy needs only the framing (where a mes
 whether the connection survives it), not h11's event objects and full validation; this keeps
 the per-request cost low on the hot path. Framing is strict where smuggling lives: a request
 with both Transfer-Encoding and Content-Length, conflicting lengths, or a transfer coding
-other than chunked is refused (RFC 9112 §6.1, §6.3).
+other than chunked is refused (RFC 9112 §6.1, §6.3); so are bare CR, LF or NUL inside a head,
+header names that are not tokens, chunk sizes that are not 1-16 hex digits, and a Connection
+header naming Content-Length, Transfer-Encoding or Host (it would make the proxy drop the very
+header it framed the message by). The framing headers are forwarded in one canonical form, so
+the next hop frames the message exactly as the proxy did.
+
+The relays take an inactivity `timeout` (seconds, None for none): each read or flush must make
+progress within it, else TimeoutError.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 
 __all__ = [
@@ -19,6 +27,7 @@ __all__ = [
     "build_head",
     "parse_request",
     "parse_response",
+    "read_body",
     "read_head",
     "relay_chunked",
     "relay_fixed",
@@ -31,6 +40,10 @@ _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade", b"proxy-authenticate", b"expect"}
 )
 _CHUNK = 64 * 1024
+# RFC 9110 §5.6.2 token; RFC 9112 §7.1 chunk-size (at most 16 hex digits: 64 bits).
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_FRAMING_TOKENS = frozenset({b"content-length", b"transfer-encoding", b"host"})
 
 
 class ProtocolError(Exception):
@@ -74,8 +87,17 @@ async def read_head(reader: asyncio.StreamReader) -> bytes | None:
     return data.lstrip(b"\r\n")
 
 
+def _has_bare_control(text: bytes) -> bool:
+    """A CR or LF that is not part of a CRLF, or a NUL."""
+    crlf = text.count(b"\r\n")
+    return b"\0" in text or text.count(b"\r") != crlf or text.count(b"\n") != crlf
+
+
 def _parse(raw: bytes) -> tuple[Head, set[bytes]]:
-    lines = raw[:-4].split(b"\r\n")
+    text = raw[:-4]
+    if _has_bare_control(text):
+        raise ProtocolError("bare CR, LF or NUL in a message head")
+    lines = text.split(b"\r\n")
     head = Head(start=lines[0], version=b"", headers=[])
     tokens: set[bytes] = set()
     lengths: set[bytes] = set()
@@ -83,7 +105,7 @@ def _parse(raw: bytes) -> tuple[Head, set[bytes]]:
     headers: list[tuple[bytes, bytes]] = []
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip() or line[:1] in b" \t":
+        if not sep or _TOKEN.fullmatch(name) is None:
             raise ProtocolError(f"malformed header line {line[:60]!r}")
         value = value.strip()
         lower = name.lower()
@@ -106,8 +128,26 @@ def _parse(raw: bytes) -> tuple[Head, set[bytes]]:
         if len(lengths) != 1 or not next(iter(lengths)).isdigit():
             raise ProtocolError(f"invalid Content-Length {sorted(lengths)!r}")
         head.content_length = int(next(iter(lengths)))
-    # Drop hop-by-hop headers and any header the Connection header names.
-    head.headers = [(n, v) for n, v in headers if n.lower() not in _HOP_BY_HOP and n.lower() not in tokens]
+    if not tokens.isdisjoint(_FRAMING_TOKENS):
+        raise ProtocolError(f"Connection header names {sorted(tokens & _FRAMING_TOKENS)!r}")
+    # Drop hop-by-hop headers and any header the Connection header names; forward the framing
+    # headers as one canonical header each, in the place of the first (RFC 9112 §6.3).
+    kept: list[tuple[bytes, bytes]] = []
+    framed = False
+    for n, v in headers:
+        lower = n.lower()
+        if lower in _HOP_BY_HOP or lower in tokens:
+            continue
+        if lower == b"content-length" or lower == b"transfer-encoding":
+            if framed:
+                continue
+            framed = True
+            if head.chunked:
+                n, v = b"Transfer-Encoding", b", ".join(codings)
+            else:
+                n, v = b"Content-Length", b"%d" % head.content_length if head.content_length is not None else v
+        kept.append((n, v))
+    head.headers = kept
     return head, tokens
 
 
@@ -149,8 +189,32 @@ def build_head(start: bytes, headers: list[tuple[bytes, bytes]], extra: bytes = 
     return b"".join([start, b"\r\n", *(n + b": " + v + b"\r\n" for n, v in headers), extra, b"\r\n"])
 
 
-async def relay_fixed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length: int) -> None:
-    """Copy exactly `length` body bytes."""
+def _progress(deadline: asyncio.Timeout, timeout: float | None) -> None:
+    if timeout is not None:
+        deadline.reschedule(asyncio.get_running_loop().time() + timeout)
+
+
+async def read_body(reader: asyncio.StreamReader, length: int, timeout: float | None = None) -> bytes:
+    """Read exactly `length` body bytes, each read making progress within `timeout`."""
+    parts: list[bytes] = []
+    async with asyncio.timeout(timeout) as deadline:
+        while length > 0:
+            data = await reader.read(length)
+            if not data:
+                raise PeerClosedError(f"connection closed with {length} body bytes missing")
+            parts.append(data)
+            length -= len(data)
+            _progress(deadline, timeout)
+    return b"".join(parts)
+
+
+async def _copy(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    length: int,
+    deadline: asyncio.Timeout,
+    timeout: float | None,
+) -> None:
     while length > 0:
         data = await reader.read(min(length, _CHUNK))
         if not data:
@@ -158,39 +222,61 @@ async def relay_fixed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         writer.write(data)
         length -= len(data)
         if writer.transport.get_write_buffer_size() > _CHUNK:
+            _progress(deadline, timeout)
             await writer.drain()
+        _progress(deadline, timeout)
 
 
-async def relay_chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy a chunked body as it is (sizes, extensions, trailers), checking its framing."""
+async def relay_fixed(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length: int, timeout: float | None = None
+) -> None:
+    """Copy exactly `length` body bytes."""
+    async with asyncio.timeout(timeout) as deadline:
+        await _copy(reader, writer, length, deadline, timeout)
+
+
+async def relay_chunked(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float | None = None, status: int = 502
+) -> None:
+    """Copy a chunked body as it is (sizes, extensions, trailers), checking its framing; a framing error
+    raises ProtocolError with `status`."""
     try:
-        while True:
-            line = await reader.readuntil(b"\r\n")
-            size_text = line.split(b";", 1)[0].strip()
-            try:
+        async with asyncio.timeout(timeout) as deadline:
+            while True:
+                line = await reader.readuntil(b"\r\n")
+                _progress(deadline, timeout)
+                size_text = line[:-2].split(b";", 1)[0].rstrip(b" \t")
+                if _CHUNK_SIZE.fullmatch(size_text) is None or _has_bare_control(line[:-2]):
+                    raise ProtocolError(f"invalid chunk size line {line[:20]!r}", status)
                 size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError(f"invalid chunk size {size_text[:20]!r}", 502) from None
-            writer.write(line)
-            if size == 0:
-                while True:
-                    trailer = await reader.readuntil(b"\r\n")
-                    writer.write(trailer)
-                    if trailer == b"\r\n":
-                        return
-            await relay_fixed(reader, writer, size)
-            if await reader.readexactly(2) != b"\r\n":
-                raise ProtocolError("chunk data not followed by CRLF", 502)
-            writer.write(b"\r\n")
+                writer.write(line)
+                if size == 0:
+                    while True:
+                        trailer = await reader.readuntil(b"\r\n")
+                        _progress(deadline, timeout)
+                        if _has_bare_control(trailer[:-2]):
+                            raise ProtocolError("bare CR, LF or NUL in a trailer", status)
+                        writer.write(trailer)
+                        if trailer == b"\r\n":
+                            return
+                await _copy(reader, writer, size, deadline, timeout)
+                if await reader.readexactly(2) != b"\r\n":
+                    raise ProtocolError("chunk data not followed by CRLF", status)
+                writer.write(b"\r\n")
     except asyncio.IncompleteReadError as exc:
         raise PeerClosedError("connection closed inside a chunked body") from exc
     except asyncio.LimitOverrunError as exc:
-        raise ProtocolError("chunk header line too long", 502) from exc
+        raise ProtocolError("chunk header line too long", status) from exc
 
 
-async def relay_until_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def relay_until_eof(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float | None = None
+) -> None:
     """Copy a close-delimited body."""
-    while data := await reader.read(_CHUNK):
-        writer.write(data)
-        if writer.transport.get_write_buffer_size() > _CHUNK:
-            await writer.drain()
+    async with asyncio.timeout(timeout) as deadline:
+        while data := await reader.read(_CHUNK):
+            writer.write(data)
+            if writer.transport.get_write_buffer_size() > _CHUNK:
+                _progress(deadline, timeout)
+                await writer.drain()
+            _progress(deadline, timeout)
