@@ -90,6 +90,7 @@ def plan_rollout(
             image=image,
             replicas=replicas,
             pause_seconds=d.rolling.pause_seconds,
+            analysis=analysis,
             cuts_over_itself=platform.cuts_over_itself,
         )
     return RolloutPlan(d.strategy, d.platform, old, new, tuple(steps))

@@ -7,11 +7,18 @@ from orchestrator.strategies.steps import Analysis, Pause, PreSwitchCheck, Route
 
 
 def plan(
-    *, old: str | None, new: str, image: str | None, replicas: int, pause_seconds: float, cuts_over_itself: bool
+    *,
+    old: str | None,
+    new: str,
+    image: str | None,
+    replicas: int,
+    pause_seconds: float,
+    analysis: bool,
+    cuts_over_itself: bool,
 ) -> list[Step]:
     if cuts_over_itself:
         return [Start(new, image), Verify()]
-    out: list[Step] = [Start(new, image), PreSwitchCheck(False)]
+    out: list[Step] = [Start(new, image), PreSwitchCheck(analysis)]
     if old is None or replicas <= 1:
         return [*out, Route(((new, 100),)), Verify()]
     for i in range(1, replicas):

@@ -1,0 +1,81 @@
+"""Rollout plans are plain data: every strategy's plan, step by step, for the cases that matter."""
+
+from __future__ import annotations
+
+from orchestrator.contract import CanaryStep
+from orchestrator.strategies import blue_green, canary, rolling
+from orchestrator.strategies.base import RolloutPlan
+from orchestrator.strategies.steps import Analysis, Pause, PreSwitchCheck, Route, Start, Verify
+
+
+def test_blue_green_checks_the_new_release_before_one_atomic_switch() -> None:
+    steps = blue_green.plan(old="v1", new="v2", image="img@sha256:ab", analysis=False, cuts_over_itself=False)
+    assert steps == [Start("v2", "img@sha256:ab"), PreSwitchCheck(False), Route((("v2", 100),)), Verify()]
+
+
+def test_blue_green_on_a_self_cutting_platform_leaves_the_gate_to_the_platform() -> None:
+    assert blue_green.plan(old="v1", new="v2", image=None, analysis=True, cuts_over_itself=True) == [
+        Start("v2", None),
+        Verify(),
+    ]
+
+
+def test_canary_steps_weights_pauses_and_analysis_then_promotes() -> None:
+    steps = canary.plan(
+        old="v1",
+        new="v2",
+        image=None,
+        analysis=True,
+        steps=(CanaryStep(10, 30.0), CanaryStep(50, 0.0, analysis=False), CanaryStep(100)),
+    )
+    assert steps == [
+        Start("v2", None),
+        PreSwitchCheck(True),
+        Route((("v1", 90), ("v2", 10))),
+        Pause(30.0),
+        Analysis(10),
+        Route((("v1", 50), ("v2", 50))),
+        Route((("v2", 100),)),
+        Verify(),
+    ]
+
+
+def test_a_first_canary_has_nothing_to_compare_with_and_is_a_plain_switch() -> None:
+    assert canary.plan(old=None, new="v1", image=None, analysis=False, steps=(CanaryStep(10),)) == [
+        Start("v1", None),
+        PreSwitchCheck(False),
+        Route((("v1", 100),)),
+        Verify(),
+    ]
+
+
+def test_rolling_moves_one_replica_share_at_a_time_with_analysis_between() -> None:
+    steps = rolling.plan(
+        old="v1", new="v2", image=None, replicas=4, pause_seconds=5.0, analysis=True, cuts_over_itself=False
+    )
+    assert steps == [
+        Start("v2", None),
+        PreSwitchCheck(True),
+        Route((("v1", 75), ("v2", 25))),
+        Pause(5.0),
+        Analysis(25),
+        Route((("v1", 50), ("v2", 50))),
+        Pause(5.0),
+        Analysis(50),
+        Route((("v1", 25), ("v2", 75))),
+        Pause(5.0),
+        Analysis(75),
+        Route((("v2", 100),)),
+        Verify(),
+    ]
+
+
+def test_a_plan_describes_itself_for_plan_mode_and_the_summary() -> None:
+    steps = blue_green.plan(old="v1", new="v2", image=None, analysis=False, cuts_over_itself=False)
+    plan = RolloutPlan("blue_green", "local", "v1", "v2", tuple(steps))
+    assert plan.describe() == [
+        "1. start release v2",
+        "2. health-check the new release before traffic moves",
+        "3. route 100% to v2",
+        "4. verify the live release (health, database, endpoints, jobs, metrics)",
+    ]
