@@ -289,29 +289,21 @@ class MigrationRunner:
             cur.execute("COMMIT")
 
     def _record_apply(self, cur: Any, elapsed_ms: float, *, script: MigrationScript) -> None:
+        self._insert_history(cur, script, hist.APPLY, elapsed_ms)
+
+    def _record_undo(self, cur: Any, elapsed_ms: float, *, undo: MigrationScript, row: HistoryRow) -> None:
+        hist.mark_undone(cur, self._config.history_schema, row.installed_rank)
+        self._insert_history(cur, undo, hist.UNDO, elapsed_ms)
+
+    def _insert_history(self, cur: Any, script: MigrationScript, kind: str, elapsed_ms: float) -> None:
         hist.insert_row(
             cur,
             self._config.history_schema,
             version=script.version,
             description=script.description,
-            type=hist.APPLY,
+            type=kind,
             script=script.filename,
             checksum=script.checksum,
-            installed_by=self.installed_by,
-            execution_time_ms=elapsed_ms,
-            deployment_id=self.deployment_id,
-        )
-
-    def _record_undo(self, cur: Any, elapsed_ms: float, *, undo: MigrationScript, row: HistoryRow) -> None:
-        hist.mark_undone(cur, self._config.history_schema, row.installed_rank)
-        hist.insert_row(
-            cur,
-            self._config.history_schema,
-            version=undo.version,
-            description=undo.description,
-            type=hist.UNDO,
-            script=undo.filename,
-            checksum=undo.checksum,
             installed_by=self.installed_by,
             execution_time_ms=elapsed_ms,
             deployment_id=self.deployment_id,
