@@ -284,9 +284,16 @@ class MigrationRunner:
             finally:
                 if not conn.closed:
                     cur.execute("RESET lock_timeout")
+            # The script itself is not transactional, but its history row is: a failed insert must not
+            # leave the session in an aborted transaction that would break the rollback's undo.
             cur.execute("BEGIN")
-            record(cur, (time.perf_counter() - started) * 1000)
-            cur.execute("COMMIT")
+            try:
+                record(cur, (time.perf_counter() - started) * 1000)
+                cur.execute("COMMIT")
+            except BaseException:
+                if not conn.closed:
+                    cur.execute("ROLLBACK")
+                raise
 
     def _record_apply(self, cur: Any, elapsed_ms: float, *, script: MigrationScript) -> None:
         self._insert_history(cur, script, hist.APPLY, elapsed_ms)
