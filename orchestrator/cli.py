@@ -22,10 +22,11 @@ from pathlib import Path
 
 from orchestrator import config as config_module
 from orchestrator import report
+from orchestrator.console_logging import log_to_stderr
 from orchestrator.contract import Request, Result
 from orchestrator.errors import ConfigError
 from orchestrator.platforms.base import REGISTRY, Platform, PlatformContext
-from orchestrator.redaction import install_filter, redact, register
+from orchestrator.redaction import redact, register
 from orchestrator.runlog import RunLog
 
 __all__ = ["Execution", "build_platform", "execute", "main", "raw_inputs", "run"]
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] == "demo":
         from orchestrator.demo.walkthrough import run_demo
 
-        return run_demo(args[1:])
+        return run_demo(args[1:], execute)
     if args and args[0] == "local":
         return _local_command(args[1:])
     if args and args[0] == "run":
@@ -77,7 +78,7 @@ class Execution:
 
 
 def run(args: Sequence[str], env: Mapping[str, str]) -> int:
-    _setup_logging()
+    log_to_stderr()
     execution = execute(raw_inputs(args, env), env)
     if execution.result is not None and env.get("GITHUB_ACTIONS") != "true":
         print(redact(json.dumps(execution.result.to_dict(), indent=2, sort_keys=True)))
@@ -157,7 +158,7 @@ def _local_command(args: Sequence[str]) -> int:
     parser.add_argument("action", choices=["status", "stop"])
     parser.add_argument("--config", default=config_module.DEFAULT_CONFIG)
     parsed = parser.parse_args(list(args))
-    _setup_logging()
+    log_to_stderr()
     env = os.environ
     workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
     try:
@@ -177,18 +178,6 @@ def _local_command(args: Sequence[str]) -> int:
         supervisor_stop(cfg.deployment.local, workspace)
         print("stopped")
     return 0
-
-
-def _setup_logging() -> None:
-    root = logging.getLogger("orchestrator")
-    if root.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
-    install_filter(handler)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    root.propagate = False
 
 
 def _annotate(level: str, title: str, message: str, in_actions: bool) -> None:

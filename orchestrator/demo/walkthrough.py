@@ -17,21 +17,22 @@ import socket
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg2
 import requests
 
 from orchestrator.artifacts import digest_artifacts
-from orchestrator.cli import _setup_logging, execute
 from orchestrator.config import parse_config
+from orchestrator.console_logging import log_to_stderr
+from orchestrator.contract import Result
 from orchestrator.store import seed_verdicts
 
-__all__ = ["run_demo"]
+__all__ = ["Execute", "Outcome", "run_demo"]
 
 MIGRATIONS = {
     "v2": [
@@ -45,11 +46,28 @@ MIGRATIONS = {
 }
 
 
-def run_demo(args: Sequence[str]) -> int:
+class Outcome(Protocol):
+    """What one run of the orchestrator reports back to the walkthrough."""
+
+    @property
+    def exit_code(self) -> int: ...
+
+    @property
+    def result(self) -> Result | None: ...
+
+
+class Execute(Protocol):
+    """One orchestrator run from Action inputs and an environment (the CLI's `execute`)."""
+
+    def __call__(self, raw: Mapping[str, str], env: Mapping[str, str], /) -> Outcome: ...
+
+
+def run_demo(args: Sequence[str], execute: Execute) -> int:
+    """Four deploys on the local platform; `execute` is passed in by the CLI, which owns running one."""
     parser = argparse.ArgumentParser(prog="deploy-orchestrator demo", description=__doc__)
     parser.add_argument("--workspace", default=".deploy-orchestrator/demo", help="where the demo writes its files")
     parsed = parser.parse_args(list(args))
-    _setup_logging()
+    log_to_stderr()
     workspace = Path(parsed.workspace).resolve()
     shutil.rmtree(workspace, ignore_errors=True)
     (workspace / "db" / "migrations").mkdir(parents=True)

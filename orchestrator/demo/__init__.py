@@ -1,0 +1,1 @@
+"""The walkthrough behind `deploy-orchestrator demo` and the small app it deploys."""
