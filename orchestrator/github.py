@@ -5,9 +5,9 @@ GitHub only mirrors what a run did; it never decides it. So every call here rais
 and goes on (and stops calling a GitHub that is unreachable, rate-limited past the budget, or
 refusing the token, so one outage costs one retry budget, not one per call).
 
-Retries (tenacity, bounded by `RetryPolicy`): 5xx and no-answer with exponential backoff;
-403/429 rate limits after `Retry-After` or `x-ratelimit-reset`, giving up at once when GitHub
-asks for longer than the budget. A POST that creates something is never sent twice blindly:
+Retries (`orchestrator.http_retry`, bounded by `RetryPolicy`): 5xx and no-answer with exponential
+backoff; 403/429 rate limits after `Retry-After` or `x-ratelimit-reset`, giving up at once when
+GitHub asks for longer than the budget. A POST that creates something is never sent twice blindly:
 after an ambiguous failure (5xx or no answer) we look for what it would have created first.
 
 The token is a `Secret`, revealed only into the Authorization header; messages carry GitHub's
@@ -27,9 +27,10 @@ from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-import tenacity
 
+from orchestrator import http_retry
 from orchestrator.errors import OrchestratorError
+from orchestrator.http_retry import TransientError, call_with_retries, retry_after_seconds
 from orchestrator.redaction import Secret, mask_url, redact
 
 __all__ = [
@@ -72,24 +73,19 @@ class GitHubError(OrchestratorError):
         """GitHub cannot serve this run (unreachable, rate-limited past the budget, token refused)."""
 
 
-class _Retry(GitHubError):
+class _Retry(TransientError):
     """One attempt failed in a way worth another; `ambiguous`: a POST may have taken effect."""
 
-    def __init__(
-        self, message: str, *, call: str, status: int | None, ambiguous: bool, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message, call=call, status=status, unavailable=True)
-        self.ambiguous = ambiguous
-        self.retry_after = retry_after
+    def __init__(self, message: str, *, status: int | None, ambiguous: bool, retry_after: float | None = None) -> None:
+        super().__init__(message, ambiguous=ambiguous, retry_after=retry_after)
+        self.status = status
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    attempts: int = 4
-    budget_seconds: float = 30.0
-    """No retry starts, and no wait runs, past this many seconds after the first attempt."""
-    backoff_initial: float = 0.5
-    backoff_max: float = 8.0
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy(http_retry.RetryPolicy):
+    """3 retries within 30 s, backoff from 0.5 s up to 8 s."""
+
+    budget_seconds: float | None = 30.0
     rate_limit_default: float = 60.0
     """Wait for a rate limit that names no time: GitHub's docs say at least a minute."""
 
@@ -296,50 +292,23 @@ class GitHubClient:
         parse: Callable[[requests.Response], T],
     ) -> T:
         """POST once per attempt; after an ambiguous failure, `look` for the effect before re-sending."""
-        ambiguous = False
-
-        def attempt() -> T:
-            nonlocal ambiguous
-            if ambiguous:
-                found = look()
-                if found is not None:
-                    log.info("GitHub %s: the earlier attempt had taken effect; not sending it again", call)
-                    return found
-            try:
-                return parse(self._send(call, "POST", url, body=body))
-            except _Retry as exc:
-                ambiguous = ambiguous or exc.ambiguous
-                raise
-
-        return self._retrying(call, attempt)
-
-    def _retrying(self, call: str, attempt: Callable[[], T]) -> T:
-        policy = self._policy
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Retry),
-            wait=self._wait,
-            stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.budget_seconds),
-            sleep=self._sleep,
-            before_sleep=_log_retry,
-            reraise=True,
+        return self._retrying(
+            call, lambda: parse(self._send(call, "POST", url, body=body)), look=lambda _failure: look()
         )
-        try:
-            return retrying(attempt)
-        except _Retry as exc:
-            tries = retrying.statistics.get("attempt_number", 1)
-            detail = f"{exc}; gave up after {tries} attempt(s)"
-            if exc.retry_after is not None and exc.retry_after > policy.budget_seconds:
-                detail += (
-                    f" (GitHub asked to wait {exc.retry_after:.0f} s, beyond the {policy.budget_seconds:.0f} s budget)"
-                )
-            raise GitHubError(detail, call=call, status=exc.status, unavailable=True) from exc
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retry) and exc.retry_after is not None:
-            return exc.retry_after
-        policy = self._policy
-        return float(min(policy.backoff_max, policy.backoff_initial * 2 ** (state.attempt_number - 1)))
+    def _retrying(
+        self, call: str, attempt: Callable[[], T], *, look: Callable[[TransientError], T | None] | None = None
+    ) -> T:
+        budget = self._policy.budget_seconds
+
+        def exhausted(exc: TransientError, tries: int) -> GitHubError:
+            detail = f"{exc}; gave up after {tries} attempt(s)"
+            if exc.retry_after is not None and budget is not None and exc.retry_after > budget:
+                detail += f" (GitHub asked to wait {exc.retry_after:.0f} s, beyond the {budget:.0f} s budget)"
+            status = exc.status if isinstance(exc, _Retry) else None
+            return GitHubError(detail, call=call, status=status, unavailable=True)
+
+        return call_with_retries(call, attempt, self._policy, on_exhausted=exhausted, look=look, sleep=self._sleep)
 
     def _send(
         self,
@@ -364,19 +333,18 @@ class GitHubClient:
         except requests.RequestException as exc:
             # Only the type: the exception text can quote the request.
             host = urlsplit(self.api_url).netloc
-            raise _Retry(
-                f"GitHub {call}: no answer from {host} ({type(exc).__name__})", call=call, status=None, ambiguous=True
-            ) from None
+            no_answer = f"GitHub {call}: no answer from {host} ({type(exc).__name__})"
+            raise _Retry(no_answer, status=None, ambiguous=True) from None
         status = response.status_code
         if 200 <= status < 300:
             return response
         said = _message(response)
         where = f"GitHub {call} ({method} {urlsplit(url).path}): {status}"
         if status >= 500:
-            raise _Retry(f"{where} {said}".rstrip(), call=call, status=status, ambiguous=True)
+            raise _Retry(f"{where} {said}".rstrip(), status=status, ambiguous=True)
         wait = _rate_limit_wait(response, said, self._policy.rate_limit_default)
         if wait is not None:
-            raise _Retry(f"{where} rate limited", call=call, status=status, ambiguous=False, retry_after=wait)
+            raise _Retry(f"{where} rate limited", status=status, ambiguous=False, retry_after=wait)
         if status == 401:
             raise GitHubError(
                 f"{where} {said}: the github-token was refused; pass a valid token (usually secrets.GITHUB_TOKEN)",
@@ -412,12 +380,6 @@ def _info(sink: LogSink | None, message: str) -> None:
         sink.info(message)
 
 
-def _log_retry(state: tenacity.RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    wait = state.upcoming_sleep
-    log.warning("%s; retrying in %.1f s", redact(str(exc)), wait)
-
-
 def _clean(value: Any) -> Any:
     """`value` with every registered secret masked in its strings: GitHub shows payloads to readers."""
     if isinstance(value, str):
@@ -445,9 +407,9 @@ def _rate_limit_wait(response: requests.Response, said: str, default: float) -> 
     """Seconds to wait when a 403/429 is a rate limit, None when it is a plain refusal."""
     if response.status_code not in (403, 429):
         return None
-    retry_after = response.headers.get("Retry-After", "").strip()
-    if retry_after.isdigit():
-        return float(retry_after)
+    retry_after = retry_after_seconds(response.headers)
+    if retry_after is not None:
+        return retry_after
     reset = response.headers.get("x-ratelimit-reset", "").strip()
     if response.headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
         return max(0.0, float(reset) - time.time()) + 1.0

@@ -6,22 +6,22 @@ even inside an exception message (requests quotes the URL path in its errors, an
 webhook's secret is its path). The paging routing key is a secret too; it travels only in the
 page's body, as the Events API requires.
 
-Both sends retry with backoff (honouring Retry-After) within a few seconds; a failure is logged
-and reported as False, never raised: notifying must not change a deploy's outcome.
+Both sends retry (`orchestrator.http_retry`: backoff, honouring Retry-After) within a few seconds;
+a failure is logged and reported as False, never raised: notifying must not change a deploy's outcome.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import tenacity
 
 from orchestrator.contract import NotificationsConfig, Result
+from orchestrator.http_retry import RetryPolicy, TransientError, call_with_retries, retry_after_seconds
 from orchestrator.redaction import Secret, redact, register
 from orchestrator.runlog import RunLog
 
@@ -125,12 +125,6 @@ def page_event(result: Result, reason: str, *, routing_key: str, link: str | Non
     return event
 
 
-class _RetryableSend(Exception):
-    def __init__(self, description: str, retry_after: float | None = None) -> None:
-        super().__init__(description)
-        self.retry_after = retry_after
-
-
 class Notifier:
     """Sends the team notification and the page. Neither method raises; both return whether it went out."""
 
@@ -143,13 +137,15 @@ class Notifier:
         session: requests.Session | None = None,
         budget_seconds: float = 8.0,
         backoff_initial: float = 0.3,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._config = config
         self._env = env
         self._runlog = log
         self._session = session or requests.Session()
         self._budget = budget_seconds
-        self._backoff = tenacity.wait_exponential_jitter(multiplier=backoff_initial, max=3.0, jitter=0.1)
+        self._policy = RetryPolicy(retries=None, initial_wait=backoff_initial, max_wait=3.0, jitter=0.1)
+        self._sleep = sleep
 
     def _say(self, level: str, message: str) -> None:
         if self._runlog is not None:
@@ -203,35 +199,27 @@ class Notifier:
                 response = self._session.post(url, json=body, timeout=min(timeout, remaining))
             except requests.RequestException as exc:
                 # Only the type: the message would quote the (secret) URL path.
-                raise _RetryableSend(type(exc).__name__) from None
+                raise TransientError(type(exc).__name__, ambiguous=True) from None
             if response.status_code in _RETRYABLE:
-                retry_after = response.headers.get("Retry-After")
-                seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
-                raise _RetryableSend(f"HTTP {response.status_code}", seconds)
+                raise TransientError(f"HTTP {response.status_code}", retry_after=retry_after_seconds(response.headers))
             if response.status_code >= 300:
-                raise _FinalSend(f"HTTP {response.status_code}")
+                raise _NotSent(f"HTTP {response.status_code}")
 
-        def wait(state: tenacity.RetryCallState) -> float:
-            backoff = float(self._backoff(state))
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, _RetryableSend) and exc.retry_after is not None:
-                return max(backoff, exc.retry_after)
-            return backoff
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            return time.monotonic() + (state.upcoming_sleep or 0.0) >= deadline
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_RetryableSend), wait=wait, stop=stop, reraise=True
-        )
         try:
-            retrying(attempt)
-        except (_RetryableSend, _FinalSend) as exc:
+            call_with_retries(
+                what,
+                attempt,
+                self._policy,
+                on_exhausted=lambda last, attempts: _NotSent(f"{last.detail} after {attempts} attempt(s)"),
+                deadline=deadline,
+                sleep=self._sleep,
+            )
+        except _NotSent as exc:
             self._say("warn", f"{what} not sent: {exc}")
             return False
         self._say("info", f"{what} sent")
         return True
 
 
-class _FinalSend(Exception):
-    """A status retrying cannot fix (4xx other than 408/425/429)."""
+class _NotSent(Exception):
+    """A status retrying cannot fix (4xx other than 408/425/429), or the retries ran out."""

@@ -10,20 +10,21 @@ Outcomes of one attempt:
     400, 413, 422                       RejectedPairError: this pair's content is refused; retrying won't help
     any other status (401, 403, 404...) DeliveryError: the whole endpoint is unusable (token, URL)
 
-`submit_with_retry` retries the retryable ones with exponential backoff, honouring Retry-After,
-and never sleeps past the caller's deadline.
+`submit_with_retry` retries the retryable ones (`orchestrator.http_retry`: exponential backoff,
+honouring Retry-After) and never sleeps past the caller's deadline.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
-import tenacity
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.http_retry import RetryPolicy, TransientError, call_with_retries, retry_after_seconds
 from orchestrator.redaction import Secret, redact
 
 __all__ = ["AgentbenchClient", "DeliveryError", "RejectedPairError", "RetryableDeliveryError"]
@@ -54,17 +55,6 @@ class RejectedPairError(DeliveryError):
     """agentbench refused this pair's content; other pairs may still go through."""
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        # The HTTP-date form is legal but no agentbench sends it; fall back to our own backoff.
-        return None
-
-
 def _body_hint(response: requests.Response) -> str:
     return redact(response.text[:200].replace("\n", " ")) if response.text else ""
 
@@ -81,14 +71,16 @@ class AgentbenchClient:
         session: requests.Session | None = None,
         backoff_initial: float = 0.2,
         backoff_max: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.endpoint = url.rstrip("/") + "/api/dpo-pairs"
         self._token = token
         self._timeout = timeout
         self._session = session or requests.Session()
-        self._backoff = tenacity.wait_exponential_jitter(
-            multiplier=backoff_initial, max=backoff_max, jitter=backoff_initial / 2
+        self._policy = RetryPolicy(
+            retries=None, initial_wait=backoff_initial, max_wait=backoff_max, jitter=backoff_initial / 2
         )
+        self._sleep = sleep
 
     def close(self) -> None:
         self._session.close()
@@ -120,7 +112,7 @@ class AgentbenchClient:
         hint = _body_hint(response)
         message = f"{self.endpoint} answered {status}" + (f": {hint}" if hint else "")
         if status in _RETRYABLE:
-            raise RetryableDeliveryError(message, status=status, retry_after=_retry_after(response))
+            raise RetryableDeliveryError(message, status=status, retry_after=retry_after_seconds(response.headers))
         if status in _REJECTED:
             raise RejectedPairError(message, status=status)
         if status in (401, 403):
@@ -136,36 +128,28 @@ class AgentbenchClient:
         last error is raised instead and the pair stays queued for the next run.
         """
 
-        def wait(state: tenacity.RetryCallState) -> float:
-            backoff = float(self._backoff(state))
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, RetryableDeliveryError) and exc.retry_after is not None:
-                return max(backoff, exc.retry_after)
-            return backoff
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            return time.monotonic() + (state.upcoming_sleep or 0.0) >= deadline
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            log.info(
-                "agentbench delivery attempt %d failed (%s); retrying in %.2fs",
-                state.attempt_number,
-                exc,
-                state.upcoming_sleep,
-            )
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(RetryableDeliveryError),
-            wait=wait,
-            stop=stop,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        for attempt in retrying:
-            with attempt:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise RetryableDeliveryError("delivery budget used up before the attempt")
+        def attempt() -> str:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RetryableDeliveryError("delivery budget used up before the attempt")
+            try:
                 return self.submit(body, idempotency_key, timeout=min(self._timeout, max(remaining, 0.5)))
-        raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
+            except RetryableDeliveryError as exc:
+                # The key makes a re-send harmless, so nothing is ambiguous here.
+                raise _Again(exc) from exc
+
+        def exhausted(last: TransientError, _attempts: int) -> RetryableDeliveryError:
+            status = last.error.status if isinstance(last, _Again) else None
+            return RetryableDeliveryError(last.detail, status=status, retry_after=last.retry_after)
+
+        return call_with_retries(
+            "agentbench delivery", attempt, self._policy, on_exhausted=exhausted, deadline=deadline, sleep=self._sleep
+        )
+
+
+class _Again(TransientError):
+    """A RetryableDeliveryError inside the retry loop."""
+
+    def __init__(self, error: RetryableDeliveryError) -> None:
+        super().__init__(str(error), retry_after=error.retry_after)
+        self.error = error

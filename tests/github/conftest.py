@@ -18,7 +18,7 @@ from tests.github.demo_platform import DemoPreviewPlatform
 from tests.peers.github_api import GitHubApiPeer
 
 REPOSITORY = "acme/shop"
-FAST = RetryPolicy(attempts=4, budget_seconds=10.0, backoff_initial=0.02, backoff_max=0.1)
+FAST = RetryPolicy(retries=3, budget_seconds=10.0, initial_wait=0.02, max_wait=0.1)
 
 
 @pytest.fixture

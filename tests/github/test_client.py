@@ -252,7 +252,7 @@ def test_from_env_needs_a_token_and_a_repository(token: str) -> None:
 
 
 def test_retry_budget_bounds_a_down_github(refused_url: str, token: str) -> None:
-    policy = RetryPolicy(attempts=10, budget_seconds=0.3, backoff_initial=0.1, backoff_max=0.1)
+    policy = RetryPolicy(retries=9, budget_seconds=0.3, initial_wait=0.1, max_wait=0.1)
     gh = GitHubClient(refused_url, REPOSITORY, Secret(token), retry=policy)
     began = time.monotonic()
     with pytest.raises(GitHubError, match=r"no answer from 127\.0\.0\.1") as caught:

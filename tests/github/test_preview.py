@@ -151,7 +151,7 @@ def test_token_canary_never_reaches_logs_comments_or_statuses(
 def test_github_down_still_creates_the_preview_and_says_github_was_skipped(
     demo_platform: DemoPreviewPlatform, refused_url: str, token: str
 ) -> None:
-    gh = GitHubClient(refused_url, REPOSITORY, Secret(token), retry=RetryPolicy(attempts=3, backoff_initial=0.01))
+    gh = GitHubClient(refused_url, REPOSITORY, Secret(token), retry=RetryPolicy(retries=2, initial_wait=0.01))
     log = RunLog()
     outcome = run_preview(demo_platform, _target(), health_flow, gh, log)
 

@@ -3,10 +3,10 @@
 pydo's built-in azure-core retry is switched off (`retry_total=0`) because it re-sends POSTs on
 500/503/504, which for App Platform means a second deployment. Instead:
 - reads (GET) and plain updates are retried on transient failures (429 honouring Retry-After,
-  5xx, timeouts, resets), a bounded number of times with bounded waits (`platforms.retry`);
+  5xx, timeouts, resets), a bounded number of times with bounded waits (`orchestrator.http_retry`);
 - calls that create something (a deployment, a rollback, an app) go through `create()`: after an
-  ambiguous failure (the request may have been processed: 5xx, timeout, reset) we *look* first and
-  re-send only when the look proves nothing was created;
+  ambiguous failure (the request may have been processed: 5xx, timeout, reset) we *look* first,
+  before re-sending and before giving up, and re-send only when the look proves nothing was created;
 - 401/403 are never retried: the token is wrong and waiting will not fix it.
 
 Every failure leaves as `DeployError(platform="digitalocean", operation=...)` naming the operation,
@@ -30,9 +30,9 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
+from orchestrator import http_retry
 from orchestrator.errors import DeployError
-from orchestrator.platforms import retry
-from orchestrator.platforms.retry import TransientError, call_with_retries, judge_rate_limit
+from orchestrator.http_retry import TransientError, call_with_retries, rate_limited
 from orchestrator.redaction import Secret, redact
 
 __all__ = ["AppsApi", "NotFoundError", "RetryPolicy"]
@@ -43,12 +43,13 @@ PLATFORM = "digitalocean"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy(retry.RetryPolicy):
+class RetryPolicy(http_retry.RetryPolicy):
     """How hard one API call tries. Defaults follow the seed: 3 retries with backoff."""
 
     initial_wait: float = 1.0
     max_wait: float = 10.0
-    max_retry_after: float = 60.0
+    max_retry_after: float | None = 60.0
+    connect_timeout: float = 10.0
     read_timeout: float = 60.0
 
 
@@ -108,32 +109,22 @@ class AppsApi:
 
         `call` performs the request (through `once()`); after an ambiguous failure `look` searches
         for what the failed attempt may have created and its result is returned when found. Only
-        when the look finds nothing is the request sent again.
+        when the look finds nothing is the request sent again; a look that fails stops the call.
         """
 
-        def attempt() -> T:
+        def look_for_it(failure: TransientError) -> T | None:
             try:
-                return call()
-            except TransientError as exc:
-                if not exc.ambiguous:
-                    raise
-                try:
-                    found = look()
-                except DeployError as look_error:
-                    raise DeployError(
-                        f"{operation}: the request failed ambiguously ({exc.detail}) and checking whether it "
-                        f"went through failed too ({look_error}); not re-sending it, to avoid a duplicate. "
-                        "Check the app in the DigitalOcean control panel.",
-                        platform=PLATFORM,
-                        operation=operation,
-                    ) from look_error
-                if found is not None:
-                    log.warning("%s: the request failed (%s) but had gone through; using its result", operation, exc)
-                    return found
-                log.info("%s: the failed request (%s) created nothing; sending it again", operation, exc)
-                raise
+                return look()
+            except DeployError as look_error:
+                raise DeployError(
+                    f"{operation}: the request failed ambiguously ({failure.detail}) and checking whether it "
+                    f"went through failed too ({look_error}); not re-sending it, to avoid a duplicate. "
+                    "Check the app in the DigitalOcean control panel.",
+                    platform=PLATFORM,
+                    operation=operation,
+                ) from look_error
 
-        return self._retrying(operation, attempt)
+        return self._retrying(operation, call, look_for_it)
 
     def once(self, operation: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One attempt, no retry: for `create()`'s `call`. Raises DeployError or a transient marker."""
@@ -141,16 +132,18 @@ class AppsApi:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _retrying(self, operation: str, attempt: Callable[[], T]) -> T:
-        def exhausted(exc: TransientError) -> DeployError:
+    def _retrying(
+        self, operation: str, attempt: Callable[[], T], look: Callable[[TransientError], T | None] | None = None
+    ) -> T:
+        def exhausted(exc: TransientError, attempts: int) -> DeployError:
             return DeployError(
-                f"{operation}: {exc.detail}, still failing after {self.policy.retries + 1} attempts; "
+                f"{operation}: {exc.detail}, still failing after {attempts} attempts; "
                 "DigitalOcean may be degraded (https://status.digitalocean.com), run again later",
                 platform=PLATFORM,
                 operation=operation,
             )
 
-        return call_with_retries(operation, attempt, self.policy, sleep=self._sleep, on_exhausted=exhausted)
+        return call_with_retries(operation, attempt, self.policy, on_exhausted=exhausted, look=look, sleep=self._sleep)
 
     def _once(self, operation: str, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
@@ -179,7 +172,7 @@ class AppsApi:
         if status == 404:
             raise NotFoundError(f"{operation}: not found (HTTP 404: {message})", platform=PLATFORM, operation=operation)
         if status == 429:
-            raise judge_rate_limit(
+            raise rate_limited(
                 headers,
                 self.policy,
                 f"rate limited (HTTP 429: {message})",

@@ -4,7 +4,7 @@ Responses are read as plain JSON documents (`_preload_content=False`), in the AP
 names, so `manifest.py` can copy a live pod template field for field without the client's model
 round trip dropping fields it does not know.
 
-Retries (`platforms.retry`, bounded): 429 (honouring Retry-After up to a cap), 5xx, and connection failures
+Retries (`orchestrator.http_retry`, bounded): 429 (honouring Retry-After up to a cap), 5xx, and connection failures
 (refused, reset, timeout). Creating is safe to re-send here, unlike DigitalOcean's POSTs: object
 names are unique, so a create that went through the first time answers 409 AlreadyExists the
 second time, and callers treat that as "it exists" and read it. 401/403 are never retried.
@@ -26,9 +26,9 @@ import urllib3
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from orchestrator import http_retry
 from orchestrator.errors import DeployError
-from orchestrator.platforms import retry
-from orchestrator.platforms.retry import TransientError, call_with_retries, judge_rate_limit
+from orchestrator.http_retry import TransientError, call_with_retries, rate_limited
 from orchestrator.redaction import redact
 
 __all__ = ["PLATFORM", "ConflictError", "KubeApi", "NotFoundError", "RetryPolicy"]
@@ -39,12 +39,11 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy(retry.RetryPolicy):
-    """How hard one API call tries: 3 retries with capped exponential backoff."""
+class RetryPolicy(http_retry.RetryPolicy):
+    """How hard one API call tries: 3 retries with backoff from 0.5 s up to 8 s."""
 
-    initial_wait: float = 0.5
-    max_wait: float = 8.0
-    max_retry_after: float = 30.0
+    max_retry_after: float | None = 30.0
+    connect_timeout: float = 10.0
     read_timeout: float = 30.0
 
 
@@ -165,10 +164,10 @@ class KubeApi:
         return True
 
     def _call(self, operation: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        def exhausted(exc: TransientError) -> DeployError:
+        def exhausted(exc: TransientError, attempts: int) -> DeployError:
             return DeployError(
                 f"{operation} in namespace {self.namespace}: {exc.detail}, still failing after "
-                f"{self.policy.retries + 1} attempts; the API server at {self.host} may be overloaded or "
+                f"{attempts} attempts; the API server at {self.host} may be overloaded or "
                 "unreachable, run again later",
                 platform=PLATFORM,
                 operation=operation,
@@ -235,7 +234,7 @@ class KubeApi:
             reason = str(status_doc.get("reason") or "Conflict")
             return ConflictError(f"{where}: {reason} (HTTP 409: {message})", operation=operation, reason=reason)
         if status == 429:
-            return judge_rate_limit(
+            return rate_limited(
                 exc.headers,
                 self.policy,
                 f"throttled (HTTP 429: {message})",
