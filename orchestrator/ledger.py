@@ -138,8 +138,10 @@ def ensure_tables(conn: psycopg2.extensions.connection, schema: str) -> None:
         # A provisioned ledger may grant only SELECT/INSERT/UPDATE; CREATE ... IF NOT EXISTS still
         # needs CREATE rights, so look before creating.
         cur.execute(
-            "SELECT bool_and(to_regclass(format('%%I.%%I', %s::text, t)) IS NOT NULL) FROM unnest(%s::text[]) AS t",
-            (schema, list(_TABLES)),
+            "SELECT bool_and(to_regclass(format('%%I.%%I', %s::text, t)) IS NOT NULL) AND EXISTS (SELECT 1 FROM"
+            " information_schema.columns WHERE table_schema = %s AND table_name = 'deployment_log'"
+            " AND column_name = 'recovery') FROM unnest(%s::text[]) AS t",
+            (schema, schema, list(_TABLES)),
         )
         row = cur.fetchone()
         if row and row[0]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import artifacts as artifact_digests
-from orchestrator import gates, ledger, metrics, notify, odoo
+from orchestrator import gates, good_releases, ledger, metrics, notify, odoo
 from orchestrator.contract import (
     DeploymentDetails,
     HardeningOutcome,
@@ -304,7 +304,9 @@ class Pipeline:
 
         return roll_back(
             platform=self.platform,
-            previous=self.state.previous,
+            previous=good_releases.automatic_target(
+                self.state.previous, self.platform.releases, self._judgement(), failed_version=self.inputs.version
+            ),
             failed_version=self.inputs.version,
             traffic_moved=traffic_moved,
             reason=reason,
@@ -330,12 +332,7 @@ class Pipeline:
         releases = self.platform.releases()
         live = self.platform.live()
         self.state.previous = live
-        wanted = self.inputs.rollback_to
-        candidates = [r for r in releases if live is None or r.version != live.version]
-        target = next((r for r in candidates if r.version == wanted), None) if wanted else next(iter(candidates), None)
-        if target is None:
-            kept = ", ".join(r.version for r in candidates) or "none"
-            raise ConfigError(f"rollback-to: no kept release {wanted or '(previous)'} to roll back to; kept: {kept}")
+        target = good_releases.rollback_target(self.inputs.rollback_to, releases, live, self._judgement())
         self.state.released = target.version
         self.log.info(f"manual rollback from {live.version if live else NO_VERSION} to {target.version}")
         scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
@@ -362,6 +359,23 @@ class Pipeline:
                 )
                 raise RollbackError(f"the manual rollback to {target.version} failed: {exc}") from exc
         self._manual_rollback_done(target, verdict, began)
+
+    def _judgement(self) -> good_releases.ReleaseJudgement | None:
+        """The ledger's view of which releases are good (None: no ledger, the platform's list decides)."""
+        if self.ledger is None or self.ledger_dsn is None:
+            return None
+        d = self.config.deployment
+        try:
+            return good_releases.read_judgement(
+                self.ledger_dsn,
+                schema=self.config.ledger.schema,
+                environment=self.config.environment,
+                platform=d.platform,
+                exclude=self.state.deployment_id,
+            )
+        except OrchestratorError as exc:
+            self.log.warn(f"the ledger cannot say which releases are good ({exc}); going by the platform's list")
+            return None
 
     def _applied_since(self, version: str, runner: Any, scripts: Sequence[Any]) -> list[MigrationResult]:
         """The migrations applied by every deploy since `version`, each undo script checked against the

@@ -11,9 +11,10 @@ CREATE TABLE IF NOT EXISTS deployment_log (
     deployment_id      text PRIMARY KEY,
     validation_run_id  text,
     mode               text NOT NULL DEFAULT 'deploy',
-    -- in_progress until the run finishes: a run that crashed stays visible as in_progress.
+    -- in_progress until the run finishes: a run that crashed stays visible as in_progress until the
+    -- next run's recovery settles it as crashed (orchestrator/recovery/).
     status             text NOT NULL
-                       CHECK (status IN ('in_progress', 'success', 'failed', 'rolled_back')),
+                       CHECK (status IN ('in_progress', 'success', 'failed', 'rolled_back', 'crashed')),
     environment        text,
     strategy           text,
     platform           text,
@@ -40,8 +41,26 @@ CREATE TABLE IF NOT EXISTS deployment_log (
     logs               jsonb NOT NULL DEFAULT '[]'::jsonb,
     artifact_digests   jsonb NOT NULL DEFAULT '{}'::jsonb,
     -- The whole output contract as written to the Action's `result` output.
-    result             jsonb
+    result             jsonb,
+    -- For a crashed run: what the recovery that settled it did (recovered_by, serving, actions).
+    recovery           jsonb
 );
+
+-- Ledgers created before crash recovery: the column and the 'crashed' status.
+ALTER TABLE deployment_log ADD COLUMN IF NOT EXISTS recovery jsonb;
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_constraint
+        WHERE conrelid = 'deployment_log'::regclass AND contype = 'c'
+          AND pg_get_constraintdef(oid) LIKE '%crashed%'
+    ) THEN
+        ALTER TABLE deployment_log DROP CONSTRAINT IF EXISTS deployment_log_status_check;
+        ALTER TABLE deployment_log ADD CONSTRAINT deployment_log_status_check
+            CHECK (status IN ('in_progress', 'success', 'failed', 'rolled_back', 'crashed'));
+    END IF;
+END
+$$;
 
 CREATE INDEX IF NOT EXISTS deployment_log_env_started_idx
     ON deployment_log (environment, started_at DESC);

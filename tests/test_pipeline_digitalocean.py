@@ -28,7 +28,9 @@ def sim() -> Iterator[DoSimulator]:
     assert simulator.violations == [], "\n".join(simulator.violations)
 
 
-def deploy(tmp_path: Path, sim: DoSimulator, app_id: str, dsn: str, version: str, **extra: Any) -> Execution:
+def deploy(
+    tmp_path: Path, sim: DoSimulator, app_id: str, dsn: str, version: str, mode: str = "deploy", **extra: Any
+) -> Execution:
     config = base_config()
     config["deployment_config"] = {"strategy": "blue_green", "platform": "digitalocean", "do_app_id": app_id}
     config["artifacts"]["docker_image"] = IMAGE
@@ -45,7 +47,7 @@ def deploy(tmp_path: Path, sim: DoSimulator, app_id: str, dsn: str, version: str
         "DIGITALOCEAN_CA_BUNDLE": sim.ca_bundle,
         "AGENTBENCH_TOKEN": "t0ken-canary-do",
     }
-    raw = {"config": "deploy.json", "version": version, "validation-run-id": f"run-{version}"}
+    raw = {"config": "deploy.json", "version": version, "validation-run-id": f"run-{version}", "mode": mode}
     return execute(raw, env)
 
 
@@ -87,4 +89,36 @@ def test_an_unhealthy_release_never_takes_traffic(tmp_path: Path, sim: DoSimulat
     assert done.exit_code == 1
     assert done.result is not None
     assert done.result.status == "rolled_back", done.result.error
+    assert live_version(sim, app_id) == "v1"
+
+
+@pytest.mark.parametrize("ledger", [True, False], ids=["ledger", "no-ledger"])
+def test_a_manual_rollback_after_a_rolled_back_deploy_never_returns_to_the_failed_release(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str, ledger: bool
+) -> None:
+    """Issue 11, point 6: v2 -> bad3 (verification failed, rolled back to v2) -> `mode: rollback`
+    must not take bad3, still in App Platform's deployment list, as the release to return to."""
+    app_id = sim.seed_app("shop", version="v1")
+    extra: dict[str, Any] = {} if ledger else {"ledger": {"enabled": False}}
+    assert deploy(tmp_path, sim, app_id, pg_dsn, "v2", **extra).exit_code == 0
+    verification = {"critical_endpoints": [{"path": "/version", "body_contains": "v"}], "deadline_seconds": 10}
+    failed = deploy(tmp_path, sim, app_id, pg_dsn, "bad3", verification=verification, **extra)
+    assert failed.result is not None and failed.result.status == "rolled_back", failed.result
+    assert live_version(sim, app_id) == "v2"
+
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2", mode="rollback", **extra)
+
+    assert done.exit_code == 0, done.result and done.result.error
+    assert done.result is not None
+    assert done.result.deployment_details.new_version == "v1"
+    assert live_version(sim, app_id) == "v1"
+    logs = [entry.message for entry in done.result.logs]
+    assert "manual rollback from v2 to v1" in logs
+
+    # v2 was rolled back from now, bad3 never passed: nothing is left to return to, and the refusal
+    # names what would be good (none) instead of taking either.
+    refused = deploy(tmp_path, sim, app_id, pg_dsn, "v1", mode="rollback", **extra)
+    assert refused.exit_code == 2
+    assert refused.result is not None and refused.result.error is not None
+    assert "no good release to roll back to; good releases to roll back to: none" in refused.result.error
     assert live_version(sim, app_id) == "v1"

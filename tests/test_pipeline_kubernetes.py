@@ -26,7 +26,9 @@ def emu() -> Iterator[K8sEmulator]:
     emulator.close()
 
 
-def deploy(tmp_path: Path, emu: K8sEmulator, dsn: str, version: str, **deployment: Any) -> Execution:
+def deploy(
+    tmp_path: Path, emu: K8sEmulator, dsn: str, version: str, mode: str = "deploy", **deployment: Any
+) -> Execution:
     config = base_config()
     config["deployment_config"] = {
         "strategy": "blue_green",
@@ -48,7 +50,7 @@ def deploy(tmp_path: Path, emu: K8sEmulator, dsn: str, version: str, **deploymen
         "KUBECONFIG_CONTENT": emu.kubeconfig(),
         "AGENTBENCH_TOKEN": "t0ken-canary-k8s",
     }
-    raw = {"config": "deploy.json", "version": version, "validation-run-id": f"run-{version}"}
+    raw = {"config": "deploy.json", "version": version, "validation-run-id": f"run-{version}", "mode": mode}
     return execute(raw, env)
 
 
@@ -73,3 +75,34 @@ def test_an_unhealthy_release_never_gets_the_service(tmp_path: Path, emu: K8sEmu
     assert done.result is not None
     assert done.result.status == "rolled_back", done.result.error
     assert selector(emu) == "v1"
+
+
+def live_template_version(emu: K8sEmulator) -> str:
+    deployment: dict[str, Any] = emu.get("deployments", "prod", "shop") or {}
+    return str(deployment["spec"]["template"]["metadata"]["labels"]["deploy-orchestrator/version"])
+
+
+def test_a_manual_rollback_after_an_automatic_one_on_rolling_returns_to_the_release_before(
+    tmp_path: Path, emu: K8sEmulator, pg_dsn: str
+) -> None:
+    """Issue 11, point 7: after bad4 was rolled back automatically (v3 serving), `mode: rollback`
+    goes to v2, never to bad4, and a second one to v1."""
+    for version in ("v2", "v3"):
+        done = deploy(tmp_path, emu, pg_dsn, version, strategy="rolling")
+        assert done.exit_code == 0, done.result and done.result.error
+    emu.set_health("bad4", False)
+    failed = deploy(tmp_path, emu, pg_dsn, "bad4", strategy="rolling")
+    assert failed.result is not None and failed.result.status == "rolled_back", failed.result.error
+    assert live_template_version(emu) == "v3"
+
+    back = deploy(tmp_path, emu, pg_dsn, "v3", mode="rollback", strategy="rolling")
+
+    assert back.exit_code == 0, back.result and back.result.error
+    assert back.result is not None
+    assert [e.message for e in back.result.logs if e.message.startswith("manual rollback")] == [
+        "manual rollback from v3 to v2"
+    ]
+    assert live_template_version(emu) == "v2"
+    again = deploy(tmp_path, emu, pg_dsn, "v2", mode="rollback", strategy="rolling")
+    assert again.exit_code == 0, again.result and again.result.error
+    assert live_template_version(emu) == "v1"

@@ -433,6 +433,14 @@ class K8sEmulator:
             else:
                 # A new template: its ReplicaSet has no pods yet; the old pods still serve.
                 status["updatedReplicas"] = 0
+            # A new generation restarts the progress clock, as the controller does: a deadline an
+            # earlier template exceeded says nothing about this one.
+            status["conditions"] = [
+                c
+                if c.get("type") != "Progressing"
+                else {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
+                for c in status.get("conditions") or []
+            ]
         if status != obj.get("status"):
             obj["status"] = status
             obj["metadata"]["resourceVersion"] = self._next_rv()

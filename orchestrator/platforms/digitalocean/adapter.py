@@ -11,6 +11,7 @@ nothing to do, and a deployment that failed never received traffic.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -96,17 +97,27 @@ class DigitalOceanPlatform:
         return str(url)
 
     def releases(self) -> list[Release]:
-        """Recent ACTIVE and SUPERSEDED deployments, newest first, one per version."""
+        """Recent ACTIVE and SUPERSEDED deployments, newest first, one per version.
+
+        A version whose newest deployment was rolled back from (the next deployment to go live is a
+        rollback to another one) is left out, unless it is live: App Platform's own record that
+        it is no rollback candidate, for runs without a ledger.
+        """
         body = self.api.read("list deployments", self.api.apps.list_deployments, self.app_id, per_page=_RECENT)
         deployments = sorted(
             (d for d in (body or {}).get("deployments") or [] if d.get("phase") in _KEPT_PHASES),
             key=lambda d: _when(d.get("created_at")),
             reverse=True,
         )
+        left = _rolled_back_from(deployments)
         kept: list[Release] = []
+        seen: set[str] = set()
         for deployment in deployments:
             release = self._release(deployment)
-            if all(r.version != release.version for r in kept):
+            if release.version in seen:
+                continue
+            seen.add(release.version)
+            if deployment.get("phase") == "ACTIVE" or str(deployment.get("id")) not in left:
                 kept.append(release)
         return kept
 
@@ -374,6 +385,17 @@ class DigitalOceanPlatform:
             self.api.read("cancel deployment", self.api.apps.cancel_deployment, app_id, deployment_id)
         except DeployError as exc:
             log.warning("could not cancel deployment %s after the deadline: %s", deployment_id, exc)
+
+
+def _rolled_back_from(newest_first: list[dict[str, Any]]) -> set[str]:
+    """Ids of deployments that the next deployment to go live rolled back from (a rollback
+    deployment, `cloned_from` another one)."""
+    left: set[str] = set()
+    for newer, older in itertools.pairwise(newest_first):
+        cloned = newer.get("cloned_from")
+        if cloned and cloned != older.get("id"):
+            left.add(str(older.get("id")))
+    return left
 
 
 def _same_image(current: ImageSource | None, wanted: ImageSource) -> bool:

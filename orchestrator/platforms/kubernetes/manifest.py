@@ -12,8 +12,8 @@ Conventions (the contract with the user's manifests):
 - `<name>-preview` is a Service selecting only the newest release, for checks before it gets traffic.
 - Each object we write is annotated like Azure/k8s-deploy does (`actions.github.com/k8s-deploy`:
   run, repository, workflow, commit, runUri), plus when its release started.
-- rolling patches the Deployment `<name>` in place and keeps the pod template it replaced (and that
-  template's version) in annotations, which is what a rollback restores.
+- rolling patches the Deployment `<name>` in place and keeps the pod templates that went live (and
+  their versions) in an annotation, which is what a rollback restores (kept.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .kept import (
+    PREVIOUS_TEMPLATE_ANNOTATION,
+    PREVIOUS_VERSION_ANNOTATION,
+    dropping,
+    keeping,
+    kept_templates,
+    with_kept,
+)
 
 __all__ = [
     "MANAGED_LABEL",
@@ -59,8 +68,6 @@ RUN_ANNOTATION = "actions.github.com/k8s-deploy"
 STARTED_ANNOTATION = "deploy-orchestrator/started-at"
 TOTAL_ANNOTATION = "deploy-orchestrator/replicas"
 """The replica count the release serves with at 100% (canary scales below it on the way)."""
-PREVIOUS_TEMPLATE_ANNOTATION = "deploy-orchestrator/previous-template"
-PREVIOUS_VERSION_ANNOTATION = "deploy-orchestrator/previous-version"
 _DNS_LABEL_MAX = 63
 
 
@@ -250,12 +257,11 @@ def rolled(
     progress_deadline: int,
 ) -> dict[str, Any]:
     """The Deployment `<app>` after a rolling update to `version` (for a replace): the template it
-    replaces kept in annotations, `maxUnavailable: 0` so capacity never drops, a progress deadline."""
+    replaces kept (see kept.py), `maxUnavailable: 0` so capacity never drops, a progress deadline."""
     out = _for_update(deployment)
     spec = out["spec"]
     annotations = out["metadata"].setdefault("annotations", {})
-    annotations[PREVIOUS_TEMPLATE_ANNOTATION] = json.dumps(spec.get("template") or {}, separators=(",", ":"))
-    annotations[PREVIOUS_VERSION_ANNOTATION] = previous_version
+    with_kept(annotations, keeping(kept_templates(deployment), previous_version, spec.get("template") or {}))
     annotations[RUN_ANNOTATION] = run.annotation()
     spec["template"] = with_image(spec.get("template") or {}, version, image, container)
     surge = ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxSurge", "25%")
@@ -268,20 +274,20 @@ def rolled(
     return out
 
 
-def restored(deployment: Mapping[str, Any], run: RunInfo) -> dict[str, Any] | None:
-    """The Deployment `<app>` with the pod template it had before the last rolling update, and the
-    annotations swapped so the template being replaced becomes the one to return to. None when no
-    previous template is kept."""
-    annotations = (deployment.get("metadata") or {}).get("annotations") or {}
-    kept = annotations.get(PREVIOUS_TEMPLATE_ANNOTATION)
-    if not kept:
+def restored(deployment: Mapping[str, Any], run: RunInfo, to: str | None = None) -> dict[str, Any] | None:
+    """The Deployment `<app>` running the kept template of release `to` (default: the newest kept).
+
+    The template being replaced is dropped, not kept: it is the release rolled back from (a failed
+    rollout, a failed verification, or a manual rollback away from it), and going back must never
+    make it a target. None when no template of `to` is kept."""
+    kept = kept_templates(deployment)
+    target = next((k for k in kept if to is None or k.version == to), None)
+    if target is None:
         return None
     out = _for_update(deployment)
-    current = out["spec"].get("template") or {}
-    out["spec"]["template"] = json.loads(kept)
+    out["spec"]["template"] = json.loads(json.dumps(dict(target.template)))
     notes = out["metadata"].setdefault("annotations", {})
-    notes[PREVIOUS_TEMPLATE_ANNOTATION] = json.dumps(current, separators=(",", ":"))
-    notes[PREVIOUS_VERSION_ANNOTATION] = version_of(deployment) or ""
+    with_kept(notes, dropping(kept, target.version, version_of(deployment)))
     notes[RUN_ANNOTATION] = run.annotation()
     return out
 

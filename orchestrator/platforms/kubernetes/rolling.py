@@ -5,14 +5,15 @@ ready, so Kubernetes is the one gating the cutover here, as App Platform is for 
 adapter sets `cuts_over_itself = True`, and the rolling plan becomes `start` then verify.
 
 - `start(v)` replaces the pod template of Deployment `<app>` (new image, version label) with
-  `maxUnavailable: 0` and a progress deadline, keeping the template it replaced in an annotation,
-  and waits for the rollout. When the rollout fails (ProgressDeadlineExceeded, our deadline) the kept
-  template is restored at once, so the old pods, which never stopped serving, stay the release,
-  and DeployError names the Deployment and the condition.
-- `rollback(to)` (and `route({to: 100})`) restores the kept template when `to` is the release it
-  belongs to, and waits for that rollout: the annotations swap, so a second rollback goes forward.
-- Only two releases exist: the current template and the kept one. `retire` has nothing to do
-  (Kubernetes prunes old ReplicaSets by `revisionHistoryLimit`).
+  `maxUnavailable: 0` and a progress deadline, keeping the template it replaced (kept.py), and
+  waits for the rollout. When the rollout fails (ProgressDeadlineExceeded, our deadline) the
+  template it replaced is restored at once, so the old pods, which never stopped serving, stay the
+  release, and DeployError names the Deployment and the condition.
+- `rollback(to)` (and `route({to: 100})`) restores the kept template of `to` and waits for that
+  rollout. The template it replaces is dropped: a release rolled back from is never a target, so
+  after v2 → v3 → bad4 (undone) a rollback returns to v2.
+- The releases are the current template and the kept ones. `retire(keep)` trims the kept list to
+  `keep` (Kubernetes prunes old ReplicaSets itself by `revisionHistoryLimit`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from orchestrator.platforms.base import Release
 from .adapter import STRATEGIES
 from .api import PLATFORM
 from .cluster import Cluster
+from .kept import kept_templates, with_kept
 from .manifest import (
     NAME_LABEL,
-    PREVIOUS_TEMPLATE_ANNOTATION,
-    PREVIOUS_VERSION_ANNOTATION,
+    RUN_ANNOTATION,
     VERSION_LABEL,
     image_of,
     restored,
@@ -68,14 +69,15 @@ class KubernetesRollingPlatform:
         return self.cluster.live_url()
 
     def releases(self) -> list[Release]:
-        """The current template's release and the kept previous one."""
+        """The current template's release, then the kept ones (templates that went live), newest first."""
         deployment = self.api.get_deployment(self.app)
         if deployment is None:
             return []
         kept = [self._release(deployment)] if version_of(deployment) else []
-        previous = _previous_version(deployment)
-        if previous and all(r.version != previous for r in kept):
-            kept.append(Release(previous, ref=self.app))
+        for template in kept_templates(deployment):
+            if all(r.version != template.version for r in kept):
+                image = image_of({"spec": {"template": template.template}}, self.cluster.container)
+                kept.append(Release(template.version, image=image, ref=self.app))
         return kept
 
     def start(self, version: str, image: str | None) -> Release:
@@ -138,36 +140,50 @@ class KubernetesRollingPlatform:
         self.rollback(Release(targets[0]))
 
     def rollback(self, to: Release) -> None:
-        """Make `to` the Deployment's template again (the kept one) and wait for the rollout."""
+        """Make `to` the Deployment's template again (a kept one) and wait for the rollout."""
         operation = f"rollback to {to.version}"
         deployment = self._deployment(operation)
         if version_of(deployment) == to.version:
             self.cluster.wait(self.app)
             return
-        if _previous_version(deployment) != to.version or not _annotations(deployment).get(
-            PREVIOUS_TEMPLATE_ANNOTATION
-        ):
+        kept = [k.version for k in kept_templates(deployment)]
+        if to.version not in kept:
             raise DeployError(
-                f"{operation}: Deployment {self.app} keeps only the template of release "
-                f"{_previous_version(deployment) or '(none)'} to return to; use `kubectl rollout undo "
-                f"deployment/{self.app} --to-revision=N -n {self.cluster.namespace}` for older ones",
+                f"{operation}: Deployment {self.app} keeps the templates of {', '.join(kept) or 'no release'} "
+                f"to return to; use `kubectl rollout undo deployment/{self.app} --to-revision=N -n "
+                f"{self.cluster.namespace}` for older ones",
                 platform=PLATFORM,
                 operation="rollback",
             )
-        self._restore(operation)
+        self._restore(operation, to.version)
         self.cluster.wait(self.app)
 
     def confirm_rollback(self, healthy: bool) -> None:
         """Rollback is a plain template restore here: nothing to commit or revert."""
 
     def retire(self, keep: int) -> list[str]:
-        """Kubernetes prunes old ReplicaSets itself (`revisionHistoryLimit`)."""
-        return []
+        """Forget kept templates beyond the newest `keep` (Kubernetes prunes old ReplicaSets itself)."""
+        deployment = self.api.get_deployment(self.app)
+        kept = kept_templates(deployment) if deployment is not None else []
+        if len(kept) <= keep:
+            return []
+
+        def trim(current: dict[str, Any]) -> dict[str, Any]:
+            out = dict(current)
+            out["metadata"] = dict(current["metadata"])
+            annotations = dict(current["metadata"].get("annotations") or {})
+            with_kept(annotations, kept_templates(current)[:keep])
+            annotations[RUN_ANNOTATION] = self.cluster.run.annotation()
+            out["metadata"]["annotations"] = annotations
+            return out
+
+        self.cluster.update_deployment(self.app, trim)
+        return [k.version for k in kept[keep:]]
 
     def stop(self, version: str) -> None:
-        """If the template still runs the aborted `version`, put the kept one back. Idempotent."""
+        """If the template still runs the aborted `version`, put the newest kept one back. Idempotent."""
         deployment = self.api.get_deployment(self.app)
-        if deployment is not None and version_of(deployment) == version and _previous_version(deployment):
+        if deployment is not None and version_of(deployment) == version and kept_templates(deployment):
             self._restore(f"stop {version}")
 
     # --- internals ------------------------------------------------------------------------------
@@ -206,12 +222,12 @@ class KubernetesRollingPlatform:
         self.cluster.update_service(self.app, lambda s: with_selector(s, None, self.cluster.run))
         log.info("Service %s now selects every pod of %s, whatever its version", self.app, self.app)
 
-    def _restore(self, operation: str) -> None:
+    def _restore(self, operation: str, to: str | None = None) -> None:
         def change(current: dict[str, Any]) -> dict[str, Any]:
-            back = restored(current, self.cluster.run)
+            back = restored(current, self.cluster.run, to)
             if back is None:
                 raise DeployError(
-                    f"{operation}: Deployment {self.app} keeps no previous template",
+                    f"{operation}: Deployment {self.app} keeps no template of {to or 'an earlier release'}",
                     platform=PLATFORM,
                     operation=operation,
                 )
@@ -222,7 +238,8 @@ class KubernetesRollingPlatform:
     def _undo(self, version: str) -> str:
         try:
             deployment = self.api.get_deployment(self.app)
-            previous = _previous_version(deployment) if deployment else None
+            kept = kept_templates(deployment) if deployment else []
+            previous = kept[0].version if kept else None
             if deployment is None or version_of(deployment) != version or not previous:
                 return "nothing to restore"
             self._restore(f"undo {version}")
@@ -238,11 +255,3 @@ class KubernetesRollingPlatform:
             image=image_of(deployment, self.cluster.container),
             ref=self.app,
         )
-
-
-def _annotations(deployment: dict[str, Any]) -> dict[str, str]:
-    return dict((deployment.get("metadata") or {}).get("annotations") or {})
-
-
-def _previous_version(deployment: dict[str, Any]) -> str | None:
-    return _annotations(deployment).get(PREVIOUS_VERSION_ANNOTATION) or None

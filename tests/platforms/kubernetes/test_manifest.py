@@ -113,7 +113,7 @@ def test_selector_pinning_and_widening_keep_the_services_own_keys() -> None:
     assert preview["spec"]["selector"] == {"app": "shop", "deploy-orchestrator/version": "v2"}
 
 
-def test_rolling_keeps_the_replaced_template_and_restore_swaps_it_back() -> None:
+def test_rolling_keeps_the_replaced_template_and_restore_drops_the_one_it_leaves() -> None:
     forward = rolled(
         LIVE, version="v2", image="shop:v2", container="web", run=RunInfo(), previous_version="v1", progress_deadline=60
     )
@@ -124,9 +124,13 @@ def test_rolling_keeps_the_replaced_template_and_restore_swaps_it_back() -> None
     back = restored(forward, RunInfo())
     assert back is not None
     assert back["spec"]["template"] == LIVE["spec"]["template"]
-    assert back["metadata"]["annotations"][PREVIOUS_VERSION_ANNOTATION] == "v2"
-    assert json.loads(back["metadata"]["annotations"][PREVIOUS_TEMPLATE_ANNOTATION]) == forward["spec"]["template"]
+    assert PREVIOUS_VERSION_ANNOTATION not in back["metadata"]["annotations"], "v2 was rolled back from"
+    assert PREVIOUS_TEMPLATE_ANNOTATION not in back["metadata"]["annotations"]
+    assert json.loads(back["metadata"]["annotations"]["deploy-orchestrator/kept-templates"]) == []
     assert restored(LIVE, RunInfo()) is None
+    kept = json.loads(forward["metadata"]["annotations"]["deploy-orchestrator/kept-templates"])
+    assert kept == [{"version": "v1", "template": LIVE["spec"]["template"]}]
+    assert json.loads(forward["metadata"]["annotations"][PREVIOUS_TEMPLATE_ANNOTATION]) == LIVE["spec"]["template"]
 
 
 def _deployment(generation: int, **status: Any) -> dict[str, Any]:

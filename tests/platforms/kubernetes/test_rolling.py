@@ -67,7 +67,7 @@ def test_progress_deadline_exceeded_names_the_deployment_and_restores_the_old_te
     assert _template_image(emu) == "registry.example/shop:v1", "stop after the undo changes nothing"
 
 
-def test_rollback_restores_the_previous_template_and_can_go_forward_again(
+def test_rollback_restores_the_previous_template_and_never_goes_forward_to_the_one_it_left(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
     platform = make_platform("rolling")
@@ -77,16 +77,35 @@ def test_rollback_restores_the_previous_template_and_can_go_forward_again(
 
     assert _template_image(emu) == "registry.example/shop:v1"
     assert versions_seen(platform.live_url()) == {"v1": 12}
-    assert [r.version for r in platform.releases()] == ["v1", "v2"]
-    platform.route({"v2": 100})
+    assert [r.version for r in platform.releases()] == ["v1"], "v2 was rolled back from: no candidate"
+    with pytest.raises(DeployError, match="keeps the templates of no release"):
+        platform.route({"v2": 100})
+
+
+def test_an_undone_rollout_keeps_the_releases_before_it_and_never_the_failed_one(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    platform = make_platform("rolling", deadline=1)
+    platform.start("v2", "registry.example/shop:v2")
+    platform.start("v3", "registry.example/shop:v3")
+    emu.never_ready.add("bad4")
+    with pytest.raises(DeployError, match=r"the previous template \(v3\) was restored"):
+        platform.start("bad4", "registry.example/shop:bad4")
+
+    assert [r.version for r in platform.releases()] == ["v3", "v2", "v1"]
+    platform.rollback(Release("v2"))
+    assert _template_image(emu) == "registry.example/shop:v2"
     assert versions_seen(platform.live_url()) == {"v2": 12}
+    assert [r.version for r in platform.releases()] == ["v2", "v1"]
+    assert platform.retire(0) == ["v1"]
+    assert [r.version for r in platform.releases()] == ["v2"]
 
 
 def test_rolling_refuses_a_traffic_split_and_unknown_releases(make_platform: MakePlatform) -> None:
     platform = make_platform("rolling")
     with pytest.raises(DeployError, match="cannot hold a split; use strategy canary"):
         platform.route({"v1": 50, "v2": 50})
-    with pytest.raises(DeployError, match="keeps only the template of release"):
+    with pytest.raises(DeployError, match="keeps the templates of no release to return to"):
         platform.rollback(Release("v0"))
 
 
