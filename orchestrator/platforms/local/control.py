@@ -19,22 +19,25 @@ from typing import Any
 
 import orchestrator
 from orchestrator.errors import DeployError
+from orchestrator.platforms.local.channel import reachable
 from orchestrator.platforms.local.process import log_tail
-from orchestrator.platforms.local.state import StatePaths
+from orchestrator.platforms.local.state import StatePaths, load_state
 
 __all__ = [
     "ControlClient",
+    "ProxyStatus",
     "ReleaseStatus",
     "ReplicaStatus",
     "SupervisorNotRunningError",
     "SupervisorStatus",
     "ensure_supervisor",
+    "launch_supervisor",
     "read_status",
+    "readopt",
     "stop_supervisor",
 ]
 
 _START_SECONDS = 15.0
-_SOCKET_PATH_MAX = 100
 
 
 class SupervisorNotRunningError(DeployError):
@@ -77,6 +80,17 @@ _REPLICA_FIELDS = tuple(ReplicaStatus.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)
+class ProxyStatus:
+    """The proxy process that serves the public address, as it answers itself."""
+
+    up: bool
+    pid: int | None
+    weights: dict[str, int]
+    """The routing table it applies now (the supervisor's `weights` once `in_sync`)."""
+    in_sync: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SupervisorStatus:
     pid: int
     listen: str
@@ -84,16 +98,22 @@ class SupervisorStatus:
     weights: dict[str, int]
     releases: tuple[ReleaseStatus, ...]
     """Newest first."""
+    proxy: ProxyStatus | None = None
+    """None from a supervisor that served the proxy itself."""
+    drain_seconds: float | None = None
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> SupervisorStatus:
         releases = tuple(ReleaseStatus.from_dict(item) for item in doc["releases"])
+        proxy = doc.get("proxy")
         return cls(
             pid=int(doc["pid"]),
             listen=str(doc["listen"]),
             live=doc.get("live"),
             weights={str(k): int(v) for k, v in doc["weights"].items()},
             releases=releases,
+            proxy=ProxyStatus(**{k: proxy[k] for k in ProxyStatus.__dataclass_fields__}) if proxy else None,
+            drain_seconds=doc.get("drain_seconds"),
         )
 
 
@@ -146,20 +166,17 @@ class ControlClient:
         )
 
     def _connect(self, sock: socket.socket) -> None:
-        path = str(self.paths.socket)
-        if len(path) <= _SOCKET_PATH_MAX:
-            sock.connect(path)
-            return
-        # Too long for sockaddr_un: reach it through a short /proc path to the directory.
-        dir_fd = os.open(self.paths.root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            sock.connect(f"/proc/self/fd/{dir_fd}/{self.paths.socket.name}")
-        finally:
-            os.close(dir_fd)
+        with reachable(self.paths.socket) as where:
+            sock.connect(where)
 
 
 def ensure_supervisor(
-    paths: StatePaths, listen: str, timeout: float = _START_SECONDS, *, withheld: frozenset[str] = frozenset()
+    paths: StatePaths,
+    listen: str,
+    timeout: float = _START_SECONDS,
+    *,
+    drain_seconds: float = 10.0,
+    withheld: frozenset[str] = frozenset(),
 ) -> ControlClient:
     """A client for a supervisor serving `listen`, starting one (detached) if none runs.
 
@@ -170,7 +187,7 @@ def ensure_supervisor(
     try:
         status = client.call("status")
     except SupervisorNotRunningError:
-        _launch(paths, listen, withheld)
+        launch_supervisor(paths, listen, drain_seconds, withheld=withheld)
         status = _wait_until_up(client, timeout)
     if status["listen"] != listen:
         raise DeployError(
@@ -195,14 +212,17 @@ def release_environment(environ: Mapping[str, str], withheld: frozenset[str]) ->
     }
 
 
-def _launch(paths: StatePaths, listen: str, withheld: frozenset[str]) -> None:
+def launch_supervisor(
+    paths: StatePaths, listen: str, drain_seconds: float, *, withheld: frozenset[str] = frozenset()
+) -> None:
+    """Start a supervisor daemon for `paths` (it exits at once if one runs). Raises DeployError."""
     paths.root.mkdir(parents=True, exist_ok=True)
     env = release_environment(os.environ, withheld)
     # Run the same orchestrator code as this process, installed or not.
     package_root = str(Path(orchestrator.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     argv = [sys.executable, "-m", "orchestrator.platforms.local.daemon"]
-    argv += ["--state-dir", str(paths.root), "--listen", listen, "--daemon"]
+    argv += ["--state-dir", str(paths.root), "--listen", listen, "--drain-seconds", str(drain_seconds), "--daemon"]
     # The launched process forks the daemon and exits at once; it inherits none of our stdio.
     with open(paths.supervisor_log, "ab") as log:
         done = subprocess.run(
@@ -242,6 +262,28 @@ def _wait_until_up(client: ControlClient, timeout: float) -> dict[str, Any]:
             time.sleep(0.02)
 
 
+def readopt(paths: StatePaths, *, withheld: frozenset[str] = frozenset()) -> ControlClient | None:
+    """A client for the supervisor of `paths`, starting it again if it is gone while its state remains.
+
+    None when no supervisor runs and there is no state (nothing was deployed, or it was stopped).
+    The restarted supervisor adopts the proxy process and the replicas that still run, and restarts
+    the others from their snapshots. Raises DeployError if the state is unreadable or it does not start.
+    """
+    client = ControlClient(paths)
+    try:
+        client.call("status")
+        return client
+    except SupervisorNotRunningError:
+        pass
+    try:
+        saved = load_state(paths)
+    except ValueError as exc:
+        raise DeployError(str(exc), platform="local", operation="supervisor") from exc
+    if saved is None:
+        return None
+    return ensure_supervisor(paths, saved.listen, drain_seconds=saved.drain_seconds, withheld=withheld)
+
+
 def read_status(state_dir: Path) -> SupervisorStatus | None:
     """What the supervisor of `state_dir` runs and routes, or None if none is running."""
     try:
@@ -253,9 +295,14 @@ def read_status(state_dir: Path) -> SupervisorStatus | None:
 def stop_supervisor(state_dir: Path, timeout: float = 30.0) -> list[str]:
     """Stop every release process and the proxy, then the supervisor; return the stopped versions.
 
-    Idempotent: returns [] when no supervisor runs. Raises DeployError if it does not exit in time.
+    A supervisor that is gone while its state remains (the releases, perhaps the proxy, still run) is
+    started again first, so that it stops them. Idempotent: returns [] when nothing is left to stop.
+    Raises DeployError if it does not exit in time.
     """
-    client = ControlClient(StatePaths(state_dir))
+    paths = StatePaths(state_dir)
+    client = readopt(paths)
+    if client is None:
+        return []
     try:
         status = client.call("status")
         stopped: list[str] = client.call("shutdown", timeout=timeout)["stopped"]

@@ -1,6 +1,6 @@
 """The supervisor as a daemon process: detach, take the state directory's lock, run.
 
-Run as `python -m orchestrator.platforms.local.daemon --state-dir D --listen HOST:PORT --daemon`
+Run as `python -m orchestrator.platforms.local.daemon --state-dir D --listen HOST:PORT [--drain-seconds S] --daemon`
 (the `control` module does this). With `--daemon` it forks, starts a new session and points
 stdin/stdout at /dev/null and stderr at `supervisor.log`, so whoever launched it (a runner step
 capturing output) never waits on it (DESIGN.md §5, trap 2). One supervisor owns a state
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="deploy-orchestrator local platform supervisor")
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--listen", required=True)
+    parser.add_argument("--drain-seconds", type=float, default=10.0, help="how long SIGTERM lets requests finish")
     parser.add_argument("--daemon", action="store_true", help="detach: fork, new session, no stdio")
     args = parser.parse_args(argv)
     paths = StatePaths(args.state_dir.resolve())
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.chdir(paths.root)
     try:
-        return asyncio.run(Supervisor(paths, args.listen).run())
+        return asyncio.run(Supervisor(paths, args.listen, args.drain_seconds).run())
     finally:
         os.close(lock_fd)
 

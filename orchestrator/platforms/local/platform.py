@@ -1,8 +1,9 @@
 """`LocalPlatform`: the `Platform` adapter that drives the local supervisor.
 
-Read-only calls (`live`, `releases`) never start anything: without a running supervisor they
-read the state file, so `plan` mode touches nothing. Calls that change something start the
-supervisor first (detached; it outlives the orchestrator).
+Read-only calls (`live`, `releases`) change nothing, but a supervisor that is gone while its state
+remains is started again (re-adopted) by every call, read-only or not: it adopts the proxy process
+and the replicas still running and restarts the others. Before the first deploy nothing is started.
+Calls that change something start the supervisor first (detached; it outlives the orchestrator).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from orchestrator.platforms.base import Release
 from orchestrator.platforms.local.control import (
     ControlClient,
     SupervisorNotRunningError,
+    SupervisorStatus,
     ensure_supervisor,
-    read_status,
+    readopt,
     stop_supervisor,
 )
 from orchestrator.platforms.local.process import log_tail
@@ -53,7 +55,9 @@ class LocalPlatform:
 
     def _control(self) -> ControlClient:
         if self._client is None:
-            self._client = ensure_supervisor(self.paths, self._config.listen, withheld=self._withheld)
+            self._client = ensure_supervisor(
+                self.paths, self._config.listen, drain_seconds=self._config.drain_seconds, withheld=self._withheld
+            )
         return self._client
 
     def _call(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
@@ -65,10 +69,18 @@ class LocalPlatform:
             return self._control().call(op, timeout=timeout, **args)
 
     def _status(self) -> dict[str, Any] | None:
+        """The supervisor's status, re-adopting it if it is gone; None when nothing was deployed yet."""
         try:
-            result: dict[str, Any] = ControlClient(self.paths).call("status")
+            client = readopt(self.paths, withheld=self._withheld)
+            if client is None:
+                return None
+            result: dict[str, Any] = client.call("status")
             return result
         except SupervisorNotRunningError:
+            return None
+        except DeployError as exc:
+            # Reading must not fail a plan: say why the supervisor is down and read the state file.
+            log.warning("the local supervisor in %s could not be started again: %s", self.paths.root, exc)
             return None
 
     # --- Platform ---------------------------------------------------------------------------------
@@ -119,6 +131,7 @@ class LocalPlatform:
             startup_timeout=self._config.startup_timeout_seconds,
             image=image,
             replicas=self._config.replicas,
+            drain_seconds=self._config.drain_seconds,
         )
         if "replicas" not in result and self._config.replicas > 1:
             log.warning(
@@ -211,16 +224,20 @@ def state_dir_of(config: LocalConfig, workspace: Path) -> Path:
 
 
 def supervisor_status(config: LocalConfig, workspace: Path) -> dict[str, Any]:
-    """For the `local status` verb: what the supervisor runs and routes, JSON-ready. Never starts it.
+    """For the `local status` verb: what the supervisor runs and routes, JSON-ready.
 
-    `running` is False when no supervisor answers; `releases` then lists what the state file remembers
-    (the next deploy restarts them). Raises DeployError if the state file is unreadable.
+    A supervisor that is gone while its state remains is started again first (it adopts the proxy
+    and the replicas); `proxy` says whether the public address is served and with which table.
+    `running` is False only when nothing was deployed (or it was stopped), or when the supervisor
+    could not be started again (the warning says why); `releases` then lists what the state file
+    remembers. Raises DeployError if the state file is unreadable.
     """
     state_dir = state_dir_of(config, workspace)
-    status = read_status(state_dir)
-    if status is not None:
-        return {"running": True, "state_dir": str(state_dir), **dataclasses.asdict(status)}
     platform = LocalPlatform(config, workspace)
+    status = platform._status()
+    if status is not None:
+        shown = SupervisorStatus.from_dict(status)
+        return {"running": True, "state_dir": str(state_dir), **dataclasses.asdict(shown)}
     live, releases = platform._snapshot()
     return {
         "running": False,

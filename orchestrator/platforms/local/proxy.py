@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Mapping
 
 from orchestrator.platforms.local.routing import RouteTable
@@ -125,6 +126,15 @@ class Proxy:
 
     async def serve(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(self._serve_client, host, port, backlog=1024, reuse_address=True)
+
+    async def serve_socket(self, sock: socket.socket) -> None:
+        """Serve clients on a socket that already listens (inherited by the proxy process)."""
+        self._server = await asyncio.start_server(self._serve_client, sock=sock, backlog=1024)
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; connections already open go on until they end."""
+        if self._server is not None:
+            self._server.close()
 
     async def close(self) -> None:
         if self._server is not None:

@@ -64,6 +64,25 @@ class StatePaths:
     def supervisor_log(self) -> Path:
         return self.root / "supervisor.log"
 
+    @property
+    def proxy_socket(self) -> Path:
+        """The proxy process's control socket."""
+        return self.root / "proxy.sock"
+
+    @property
+    def proxy_log(self) -> Path:
+        return self.root / "proxy.log"
+
+    @property
+    def proxy_pid(self) -> Path:
+        """`{"pid": ..., "pid_start": ...}` of the proxy process, written when it starts serving."""
+        return self.root / "proxy.json"
+
+    @property
+    def releases(self) -> Path:
+        """Where each release's files are captured (`releases/<version>/`)."""
+        return self.root / "releases"
+
     def release_log(self, version: str) -> Path:
         """Replica 0's log (the only one of a single-process release)."""
         # ':' is legal in a label but awkward in file names on some tools; '+' and '.' are fine.
@@ -147,6 +166,8 @@ class State:
     live: str | None = None
     """The last release that took all traffic: the one to return to when a canary is abandoned."""
     next_seq: int = 1
+    drain_seconds: float = 10.0
+    """local.drain_seconds as last configured: a supervisor started again without a config drains this long."""
 
 
 def save_state(paths: StatePaths, state: State) -> None:
@@ -156,6 +177,7 @@ def save_state(paths: StatePaths, state: State) -> None:
         "listen": state.listen,
         "live": state.live,
         "next_seq": state.next_seq,
+        "drain_seconds": state.drain_seconds,
         "weights": dict(state.weights),
         "releases": [_dump_release(r) for r in sorted(state.releases.values(), key=lambda r: r.seq)],
     }
@@ -186,6 +208,7 @@ def load_state(paths: StatePaths) -> State | None:
             weights={str(k): int(v) for k, v in doc["weights"].items()},
             live=doc.get("live"),
             next_seq=int(doc.get("next_seq", len(releases) + 1)),
+            drain_seconds=float(doc.get("drain_seconds", 10.0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(

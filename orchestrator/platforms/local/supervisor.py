@@ -1,23 +1,23 @@
-"""The supervisor: owns the proxy and the release processes, and answers the control socket.
+"""The supervisor: drives the proxy process and the release processes, and answers the control socket.
 
 It runs as a daemon (see `daemon`). It keeps the live release serving after the orchestrator
 exits, keeps releases without traffic running for instant rollback until they are retired, runs
 each release as `replicas` processes (one port each) and restarts any that dies, and records
-everything in `state.json`. SIGTERM ends the supervisor alone: it stops accepting clients, lets the
-requests in flight finish (at most `_EXIT_DRAIN_SECONDS`), then exits; the releases keep running and
-the next supervisor re-adopts them. The `shutdown` operation stops everything.
+everything in `state.json`. The public address is served by a proxy process of its own
+(`proxy_host`), which the supervisor starts, pushes the routing table to and restarts if it dies;
+the proxy outlives a supervisor that dies and relaunches it, and the new supervisor adopts the
+proxy and the replicas that still run. SIGTERM stops the front: the address stops accepting, the
+requests in flight finish (at most `drain_seconds`), the proxy and the supervisor exit; the releases
+keep running and the next supervisor re-adopts them. The `shutdown` operation stops everything.
 
-Control protocol: one JSON object per line on the unix socket `control.sock`, one request per
-connection, answered by `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`.
+Control protocol: see `channel`, on the unix socket `control.sock`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
-import json
 import logging
 import os
 import signal
@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from orchestrator.platforms.local.channel import NotListeningError, OperationError, RefusedError, serve
 from orchestrator.platforms.local.process import (
     ReleaseStartError,
     free_ports,
@@ -38,7 +39,7 @@ from orchestrator.platforms.local.process import (
     terminate_all,
     wait_all_ready,
 )
-from orchestrator.platforms.local.proxy import Proxy
+from orchestrator.platforms.local.proxy_link import ProxyLink, ProxyStartError, parse_listen
 from orchestrator.platforms.local.routing import check_weights
 from orchestrator.platforms.local.state import (
     ReleaseRecord,
@@ -57,30 +58,21 @@ log = logging.getLogger(__name__)
 _MONITOR_SECONDS = 0.25
 _RESTART_BACKOFF = (0.5, 30.0)
 _MAX_REPLICAS = 16
-_EXIT_DRAIN_SECONDS = 10.0
-"""On SIGTERM, how long the requests in flight through the proxy may take to finish before it closes."""
 _Result = dict[str, Any]
 
 
-class OperationError(Exception):
-    """A control request was refused; the message goes back to the caller as is."""
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    if host == "localhost":
-        host = "127.0.0.1"
-    return host, int(port)
-
-
 class Supervisor:
-    def __init__(self, paths: StatePaths, listen: str) -> None:
+    def __init__(self, paths: StatePaths, listen: str, drain_seconds: float = 10.0) -> None:
         self._paths = paths
         self._listen = listen
-        self._proxy = Proxy()
+        self._link = ProxyLink(paths, listen, drain_seconds)
         self._releases: dict[str, ReleaseRecord] = {}
         self._popens: dict[str, dict[int, subprocess.Popen[bytes]]] = {}
         """version -> replica index -> the process we launched (re-adopted ones have none)."""
+        self._published: dict[str, tuple[int, ...]] = {}
+        """The releases the proxy may send requests to, and their replicas' ports."""
+        self._synced = False
+        """Whether the proxy process has the current table; the monitor pushes it again when not."""
         self._weights: dict[str, int] = {}
         self._live: str | None = None
         self._next_seq = 1
@@ -89,6 +81,7 @@ class Supervisor:
         self._restart: dict[tuple[str, int], tuple[float, float]] = {}
         """(version, replica index) -> (when to try again, current backoff) for replicas that died."""
         self._done = asyncio.Event()
+        self._exit_drain: float | None = None
         self._ops: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "status": self._op_status,
             "start": self._op_start,
@@ -104,19 +97,14 @@ class Supervisor:
         saved = load_state(self._paths)
         if saved is not None:
             self._restore(saved)
-        host, port = parse_listen(self._listen)
         try:
-            await self._proxy.serve(host, port)
-        except OSError as exc:
-            log.error("cannot listen on %s: %s (another process uses it? change local.listen)", self._listen, exc)
+            await self._link.attach()
+        except (OSError, ProxyStartError, NotListeningError, RefusedError) as exc:
+            log.error("cannot serve %s: %s (another process uses it? change local.listen)", self._listen, exc)
             return 1
-        for record in self._releases.values():
-            self._proxy.add_backend(record.version, *(replica.port for replica in record.replicas))
-        self._proxy.route(self._weights)
-        self._paths.socket.unlink(missing_ok=True)
-        # Bound by its relative name (cwd is the state dir): unix socket paths are limited to 107 bytes.
-        control = await asyncio.start_unix_server(self._serve_control, path=self._paths.socket.name)
-        os.chmod(self._paths.socket.name, 0o600)
+        self._published = {r.version: tuple(x.port for x in r.replicas) for r in self._releases.values()}
+        await self._push()
+        control = await serve(self._paths.socket.name, self._ops, log_hint=str(self._paths.supervisor_log))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._done.set)
@@ -125,31 +113,32 @@ class Supervisor:
         await self._done.wait()
         monitor.cancel()
         control.close()
-        await self._drain_proxy(_EXIT_DRAIN_SECONDS)
-        await self._proxy.close()
-        with contextlib.suppress(FileNotFoundError):
-            self._paths.socket.unlink()
+        # After `shutdown` the releases are gone already: nothing is in flight to wait for.
+        drain = self._link.drain_seconds if self._exit_drain is None else self._exit_drain
+        await self._link.stop(drain)
+        self._paths.socket.unlink(missing_ok=True)
         log.info("supervisor %d exits", os.getpid())
         return 0
 
-    async def _drain_proxy(self, timeout: float) -> None:
-        """Stop accepting clients, then let the requests in flight finish (at most `timeout` s).
-
-        Without this, closing the proxy cuts every answer still being relayed. After `shutdown` the
-        releases are gone already, so there is nothing to wait for.
-        """
-        # Proxy has no public "stop listening" call; closing its server leaves open connections alone.
-        server: asyncio.Server | None = getattr(self._proxy, "_server", None)
-        if server is not None:
-            server.close()
-        backends = [b for b in (self._proxy.backend(v) for v in list(self._releases)) if b is not None]
-        busy = [b for b in backends if b.inflight]
-        if not busy:
+    async def _push(self) -> None:
+        """Give the proxy process the current table; on failure the monitor tries again."""
+        weights = {v: w for v, w in self._weights.items() if v in self._published}
+        try:
+            await self._link.sync(self._published, weights)
+        except (NotListeningError, RefusedError, TimeoutError, OSError) as exc:
+            self._synced = False
+            log.warning("the proxy process did not take the routing table (%s); retrying", exc)
             return
-        log.info("waiting up to %g s for %d requests in flight", timeout, sum(b.inflight for b in busy))
-        drained = await asyncio.gather(*(b.drain(timeout) for b in busy))
-        if not all(drained):
-            log.warning("%d requests still open after %g s: closing them", sum(b.inflight for b in busy), timeout)
+        self._synced = True
+
+    async def _switch(self) -> None:
+        """Push the table, restarting the proxy process once if it does not take it. Raises OperationError."""
+        await self._push()
+        if not self._synced:
+            await self._link.ensure()
+            await self._push()
+        if not self._synced:
+            raise OperationError(f"the proxy process did not take the new routing; see {self._paths.proxy_log}")
 
     def _restore(self, saved: State) -> None:
         if saved.listen != self._listen:
@@ -173,6 +162,7 @@ class Supervisor:
             weights=self._weights,
             live=self._live,
             next_seq=self._next_seq,
+            drain_seconds=self._link.drain_seconds,
         )
         save_state(self._paths, state)
 
@@ -180,16 +170,20 @@ class Supervisor:
         return self._locks.setdefault(version, asyncio.Lock())
 
     async def _monitor(self) -> None:
-        """Reap exited children and restart replicas that died, with backoff."""
+        """Keep the proxy process up and in sync; reap exited children and restart replicas that died."""
         while True:
             await asyncio.sleep(_MONITOR_SECONDS)
             try:
-                self._check_replicas()
+                if await self._link.ensure():
+                    self._synced = False
+                if not self._synced:
+                    await self._push()
+                await self._check_replicas()
             except Exception:
                 # One bad round (a state file that cannot be written, say) must not end the restarts.
                 log.exception("monitor: checking replicas failed; trying again in %g s", _MONITOR_SECONDS)
 
-    def _check_replicas(self) -> None:
+    async def _check_replicas(self) -> None:
         """One monitor round."""
         for popens in self._popens.values():
             for popen in popens.values():
@@ -203,9 +197,10 @@ class Supervisor:
                 if is_alive(replica.pid, replica.pid_start):
                     self._restart.pop(key, None)
                     continue
-                # The proxy would find out at its next connect; telling it spares that attempt.
-                self._proxy.mark_down(version, index)
                 when, backoff = self._restart.setdefault(key, (now, _RESTART_BACKOFF[0]))
+                if when == now:
+                    # The proxy would find out at its next connect; telling it spares that attempt.
+                    await self._link.mark_down(version, index)
                 if now >= when:
                     self._restart[key] = (now + backoff, min(backoff * 2, _RESTART_BACKOFF[1]))
                     self._respawn(version, index)
@@ -226,30 +221,8 @@ class Supervisor:
 
     # --- control socket -------------------------------------------------------------------------
 
-    async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        reply: dict[str, Any]
-        try:
-            request = json.loads(await reader.readline())
-            handler = self._ops.get(str(request.get("op")))
-            if handler is None:
-                raise OperationError(f"unknown operation {request.get('op')!r}; known: {sorted(self._ops)}")
-            reply = {"ok": True, "result": await handler(request)}
-        except (OperationError, ValueError) as exc:
-            reply = {"ok": False, "error": str(exc)}
-        except Exception as exc:
-            log.exception("control request failed")
-            reply = {"ok": False, "error": f"supervisor error: {exc!r} (see {self._paths.supervisor_log})"}
-        try:
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
-        except OSError:
-            log.warning("control client left before its answer")
-        finally:
-            writer.close()
-
-    def _describe(self, record: ReleaseRecord) -> _Result:
+    def _describe(self, record: ReleaseRecord, inflight: int = 0) -> _Result:
         """The release for `status` and `start`; `port`, `pid` and `log` are replica 0's, `alive` means all run."""
-        backend = self._proxy.backend(record.version)
         replicas = [
             {
                 "index": index,
@@ -266,7 +239,7 @@ class Supervisor:
             "pid": record.pid,
             "alive": all(replica["alive"] for replica in replicas),
             "weight": self._weights.get(record.version, 0),
-            "inflight": backend.inflight if backend else 0,
+            "inflight": inflight,
             "image": record.image,
             "started_at": record.started_at,
             "seq": record.seq,
@@ -276,16 +249,26 @@ class Supervisor:
 
     async def _op_status(self, request: dict[str, Any]) -> _Result:
         newest_first = sorted(self._releases.values(), key=lambda r: r.seq, reverse=True)
+        proxy = await self._link.status()
+        served = proxy["backends"] if proxy else {}
         return {
             "pid": os.getpid(),
             "listen": self._listen,
             "live": self._live,
             "weights": self._weights,
-            "releases": [self._describe(r) for r in newest_first],
+            "drain_seconds": self._link.drain_seconds,
+            "proxy": {
+                "up": proxy is not None,
+                "pid": proxy["pid"] if proxy else self._link.pid,
+                "weights": proxy["weights"] if proxy else {},
+                "in_sync": proxy is not None and self._synced,
+            },
+            "releases": [self._describe(r, served.get(r.version, {}).get("inflight", 0)) for r in newest_first],
         }
 
     async def _op_start(self, request: dict[str, Any]) -> _Result:
         version = check_version(str(request["version"]))
+        self._take_drain_seconds(request)
         # Absent from older clients: they always ran one process.
         count = request.get("replicas", 1)
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= _MAX_REPLICAS:
@@ -338,24 +321,31 @@ class Supervisor:
                     self._restart.update(previous_restarts)
                     self._save()
                 raise OperationError(str(exc)) from exc
-            self._proxy.add_backend(version, *ports)
+            self._published[version] = tuple(ports)
+            await self._push()
             log.info("release %s up: %s", version, ", ".join(f"pid {r.pid} port {r.port}" for r in record.replicas))
             return self._describe(record)
 
     async def _op_route(self, request: dict[str, Any]) -> _Result:
         # A release still starting has no backend yet: it cannot take traffic before it listens.
-        running = {v for v in self._releases if v not in self._stopping and self._proxy.backend(v) is not None}
+        running = {v for v in self._releases if v not in self._stopping and v in self._published}
         weights = check_weights(dict(request["weights"]), running)
         self._weights = weights
         if len(weights) == 1:
             self._live = next(iter(weights))
         # State first, then the switch: a supervisor restarted right after never routes differently.
         self._save()
-        self._proxy.route(weights)
+        await self._switch()
         log.info("routing %s", weights)
         return {"weights": weights, "live": self._live}
 
+    def _take_drain_seconds(self, request: dict[str, Any]) -> None:
+        """Requests carry local.drain_seconds as configured now: it also bounds the drain on SIGTERM."""
+        if "drain_seconds" in request:
+            self._link.drain_seconds = float(request["drain_seconds"])
+
     async def _op_retire(self, request: dict[str, Any]) -> list[str]:
+        self._take_drain_seconds(request)
         keep, drain = int(request["keep"]), float(request["drain_seconds"])
         idle = [r for r in self._releases.values() if self._weights.get(r.version, 0) == 0]
         idle.sort(key=lambda r: r.seq, reverse=True)
@@ -379,10 +369,10 @@ class Supervisor:
                 return False
             self._stopping.add(version)
             try:
-                backend = self._proxy.backend(version)
-                if backend is not None and not await backend.drain(drain):
-                    log.warning("release %s: %d requests still open after %g s", version, backend.inflight, drain)
-                self._proxy.remove_backend(version)
+                if not await self._link.drain(version, drain):
+                    log.warning("release %s: requests still open after %g s", version, drain)
+                self._published.pop(version, None)
+                await self._push()
                 await terminate_all(record, self._popens.get(version, {}))
                 self._forget(version)
             finally:
@@ -403,11 +393,13 @@ class Supervisor:
     async def _op_shutdown(self, request: dict[str, Any]) -> _Result:
         """Stop every release and the proxy, forget the state, and exit."""
         self._weights = {}
-        self._proxy.route({})
+        self._published = {}
+        await self._push()
         records = list(self._releases.values())
         self._stopping.update(r.version for r in records)
         await asyncio.gather(*(terminate_all(r, self._popens.get(r.version, {})) for r in records))
         self._releases.clear()
         self._paths.state.unlink(missing_ok=True)
+        self._exit_drain = 0.0
         self._done.set()
         return {"stopped": [r.version for r in records]}

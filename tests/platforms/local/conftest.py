@@ -122,9 +122,14 @@ def demo_config(state_dir: Path, **overrides: Any) -> LocalConfig:
 
 
 def kill_leftovers(state_dir: Path) -> None:
-    """Stop the supervisor of `state_dir` and every process it recorded (by pid, nothing broader)."""
+    """Stop the supervisor of `state_dir` and every process it recorded, the proxy process too (by pid,
+    nothing broader)."""
     with contextlib.suppress(Exception):
         stop_supervisor(state_dir, timeout=10)
+    proxy = state_dir / "proxy.json"
+    if proxy.exists():
+        with contextlib.suppress(Exception):
+            os.kill(int(json.loads(proxy.read_text())["pid"]), signal.SIGKILL)
     state = state_dir / "state.json"
     if state.exists():
         with contextlib.suppress(Exception):

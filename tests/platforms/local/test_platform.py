@@ -280,6 +280,8 @@ def test_supervisor_restart_readopts_running_releases_and_restarts_dead_ones(pla
     assert before is not None
     pid_of = {r.version: r.pid for r in before.releases}
 
+    # The proxy process first: it would relaunch the supervisor at once.
+    os.kill(json.loads(platform.paths.proxy_pid.read_text())["pid"], signal.SIGKILL)
     os.kill(before.pid, signal.SIGKILL)
     wait_for(lambda: read_status(platform.paths.root) is None)
     os.killpg(pid_of["v1"], signal.SIGKILL)  # dies while nobody supervises it

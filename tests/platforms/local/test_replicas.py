@@ -171,6 +171,8 @@ def test_a_supervisor_restart_readopts_every_replica(platform_factory: Factory) 
     assert before is not None
     replicas = replicas_of(platform, "v1")
 
+    # The proxy process first: it would relaunch the supervisor at once.
+    os.kill(json.loads(platform.paths.proxy_pid.read_text())["pid"], signal.SIGKILL)
     os.kill(before.pid, signal.SIGKILL)
     wait_for(lambda: read_status(platform.paths.root) is None)
     again = LocalPlatform(platform._config, platform._workspace)

@@ -1,0 +1,156 @@
+"""The control protocol of the supervisor and of the proxy process: one JSON request per connection.
+
+A request is one JSON object (`{"op": ..., ...}`) and a newline on a unix socket in the state
+directory; the answer is `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}` and a
+newline, then the server closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "NotListeningError",
+    "OperationError",
+    "RefusedError",
+    "WithFd",
+    "ask",
+    "ask_for_fd",
+    "reachable",
+    "serve",
+]
+
+log = logging.getLogger(__name__)
+
+_SOCKET_PATH_MAX = 100
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class OperationError(Exception):
+    """A request was refused; the message goes back to the caller as is."""
+
+
+class NotListeningError(Exception):
+    """Nothing answers on the socket (or it closed the connection before answering)."""
+
+
+class RefusedError(Exception):
+    """The server answered with an error; the message is its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class WithFd:
+    """A handler's result that carries an open file descriptor (passed with SCM_RIGHTS)."""
+
+    result: Any
+    fd: int
+
+
+@contextlib.contextmanager
+def reachable(path: Path) -> Iterator[str]:
+    """A path to connect to: `path` itself, or a short /proc path when it is too long for sockaddr_un."""
+    if len(str(path)) <= _SOCKET_PATH_MAX:
+        yield str(path)
+        return
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{dir_fd}/{path.name}"
+    finally:
+        os.close(dir_fd)
+
+
+async def ask(path: Path, op: str, timeout: float = 10.0, **args: Any) -> Any:
+    """The result of `op`. Raises NotListeningError, RefusedError, or TimeoutError."""
+    async with asyncio.timeout(timeout):
+        try:
+            with reachable(path) as where:
+                reader, writer = await asyncio.open_unix_connection(where)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise NotListeningError(f"nothing listens on {path}") from exc
+        try:
+            writer.write(json.dumps({"op": op, **args}).encode() + b"\n")
+            await writer.drain()
+            data = await reader.readline()
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise NotListeningError(f"{path} closed the connection during {op!r}") from exc
+        finally:
+            writer.close()
+    if not data:
+        raise NotListeningError(f"{path} closed the connection during {op!r}")
+    reply = json.loads(data)
+    if not reply["ok"]:
+        raise RefusedError(str(reply["error"]))
+    return reply["result"]
+
+
+async def serve(name: str, ops: dict[str, Handler], *, log_hint: str) -> asyncio.Server:
+    """Answer `ops` on the unix socket `name` (relative to the working directory: paths are short)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reply: dict[str, Any]
+        try:
+            request = json.loads(await reader.readline())
+            handler = ops.get(str(request.get("op")))
+            if handler is None:
+                raise OperationError(f"unknown operation {request.get('op')!r}; known: {sorted(ops)}")
+            reply = {"ok": True, "result": await handler(request)}
+        except (OperationError, ValueError) as exc:
+            reply = {"ok": False, "error": str(exc)}
+        except Exception as exc:
+            log.exception("control request failed")
+            reply = {"ok": False, "error": f"{exc!r} (see {log_hint})"}
+        try:
+            if isinstance(reply.get("result"), WithFd):
+                _send_with_fd(writer, reply["result"])
+            else:
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except OSError:
+            log.warning("control client left before its answer")
+        finally:
+            writer.close()
+
+    server = await asyncio.start_unix_server(answer, path=name)
+    os.chmod(name, 0o600)
+    return server
+
+
+def _send_with_fd(writer: asyncio.StreamWriter, carried: WithFd) -> None:
+    # Nothing else was written on this connection, so sending beside the transport cannot interleave.
+    raw = writer.get_extra_info("socket")
+    with socket.fromfd(raw.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.setblocking(True)
+        payload = json.dumps({"ok": True, "result": carried.result}).encode() + b"\n"
+        socket.send_fds(sock, [payload], [carried.fd])
+
+
+def ask_for_fd(path: Path, op: str, timeout: float = 5.0) -> tuple[Any, int]:
+    """(result, received fd) of an operation answered with `WithFd`. Blocking; raises like `ask`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            with reachable(path) as where:
+                sock.connect(where)
+            sock.sendall(json.dumps({"op": op}).encode() + b"\n")
+            data, fds, _, _ = socket.recv_fds(sock, 65536, 1)
+        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError) as exc:
+            raise NotListeningError(f"nothing answers {op!r} on {path}") from exc
+    if not data:
+        raise NotListeningError(f"{path} closed the connection during {op!r}")
+    reply = json.loads(data)
+    if not reply["ok"]:
+        raise RefusedError(str(reply["error"]))
+    if not fds:
+        raise RefusedError(f"{op!r} on {path} answered without a file descriptor")
+    return reply["result"], fds[0]

@@ -1,0 +1,172 @@
+"""The supervisor's side of the proxy process: adopt it or start it, push the routing table, restart it.
+
+The supervisor holds a copy of the listening socket (bound by it, or received from the proxy
+process it adopts), so a proxy process that dies leaves the address accepting into the backlog
+until the next one, started on that same socket, serves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.platforms.local.channel import NotListeningError, RefusedError, ask, ask_for_fd
+from orchestrator.platforms.local.process import is_alive, log_tail, process_start_ticks
+from orchestrator.platforms.local.state import StatePaths
+
+__all__ = ["ProxyLink", "ProxyStartError", "parse_listen"]
+
+log = logging.getLogger(__name__)
+
+_START_SECONDS = 15.0
+_ASK_SECONDS = 5.0
+_EXIT_MARGIN_SECONDS = 5.0
+
+
+class ProxyStartError(Exception):
+    """The proxy process could not be started; the message says why."""
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if host == "localhost":
+        host = "127.0.0.1"
+    return host, int(port)
+
+
+class ProxyLink:
+    def __init__(self, paths: StatePaths, listen: str, drain_seconds: float) -> None:
+        self._paths = paths
+        self._listen = listen
+        self.drain_seconds = drain_seconds
+        self._sock: socket.socket | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._identity: tuple[int, int] | None = None
+        """(pid, start ticks) of the proxy process we drive."""
+
+    @property
+    def pid(self) -> int | None:
+        return self._identity[0] if self._identity else None
+
+    async def attach(self) -> bool:
+        """Adopt the proxy process serving our address (True), or bind it and start one (False).
+
+        Raises OSError if the address cannot be bound, ProxyStartError if the process does not come up.
+        """
+        status = await self.status()
+        if status is not None and status["listen"] == self._listen:
+            _, fd = await asyncio.to_thread(ask_for_fd, self._paths.proxy_socket, "listen_socket")
+            self._sock = socket.socket(fileno=fd)
+            self._identity = (int(status["pid"]), int(status["pid_start"]))
+            log.info("adopted proxy process %d serving %s", self._identity[0], self._listen)
+            return True
+        if status is not None:
+            log.warning("the proxy process serves %s, not %s: replacing it", status["listen"], self._listen)
+            self._identity = (int(status["pid"]), int(status["pid_start"]))
+            await self.stop(0.0)
+        self._sock = socket.create_server(parse_listen(self._listen), backlog=1024)
+        await self._spawn()
+        return False
+
+    def alive(self) -> bool:
+        if self._popen is not None:
+            self._popen.poll()
+        return self._identity is not None and is_alive(*self._identity)
+
+    async def ensure(self) -> bool:
+        """Start a new proxy process on our socket if the one we drive is gone; True if it was."""
+        if self.alive():
+            return False
+        log.warning("proxy process %s is gone: starting another on %s", self.pid, self._listen)
+        await self._spawn()
+        return True
+
+    async def _spawn(self) -> None:
+        assert self._sock is not None
+        fd = self._sock.fileno()
+        argv = [sys.executable, "-m", "orchestrator.platforms.local.proxy_host"]
+        argv += ["--state-dir", str(self._paths.root), "--listen", self._listen, "--listen-fd", str(fd)]
+        argv += ["--drain-seconds", str(self.drain_seconds)]
+        with open(self._paths.proxy_log, "ab") as log_file:
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                pass_fds=(fd,),
+                cwd=self._paths.root,
+                start_new_session=True,
+            )
+        self._popen, self._identity = popen, (popen.pid, process_start_ticks(popen.pid) or 0)
+        deadline = time.monotonic() + _START_SECONDS
+        while await self.status() is None:
+            if popen.poll() is not None or time.monotonic() >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(popen.pid, signal.SIGKILL)
+                raise ProxyStartError(
+                    f"the proxy process did not come up (exit {popen.poll()}); last lines of "
+                    f"{self._paths.proxy_log}:\n{log_tail(self._paths.proxy_log)}"
+                )
+            await asyncio.sleep(0.01)
+        log.info("proxy process %d serving %s", popen.pid, self._listen)
+
+    async def _ask(self, op: str, timeout: float = _ASK_SECONDS, **args: Any) -> Any:
+        return await ask(self._paths.proxy_socket, op, timeout=timeout, **args)
+
+    async def status(self) -> dict[str, Any] | None:
+        """The proxy process's own account of what it serves, or None if none answers."""
+        try:
+            result: dict[str, Any] = await self._ask("status")
+        except (NotListeningError, TimeoutError, OSError):
+            return None
+        return result
+
+    async def sync(self, backends: Mapping[str, tuple[int, ...]], weights: Mapping[str, int]) -> None:
+        """Make the proxy serve exactly `backends` with `weights`. Raises NotListeningError, RefusedError."""
+        pid = os.getpid()
+        await self._ask(
+            "sync",
+            backends={version: list(ports) for version, ports in backends.items()},
+            weights=dict(weights),
+            supervisor={"pid": pid, "pid_start": process_start_ticks(pid) or 0},
+            drain_seconds=self.drain_seconds,
+        )
+
+    async def mark_down(self, version: str, index: int) -> None:
+        """A hint that spares the proxy one failed connect; lost when the proxy is away."""
+        with contextlib.suppress(NotListeningError, RefusedError, TimeoutError, OSError):
+            await self._ask("mark_down", version=version, index=index)
+
+    async def drain(self, version: str, timeout: float) -> bool:
+        """Wait until no request to `version` is in flight; False if some still are after `timeout`."""
+        try:
+            result = await self._ask("drain", timeout=timeout + _ASK_SECONDS, version=version, seconds=timeout)
+        except (NotListeningError, TimeoutError, OSError):
+            return True
+        return bool(result["drained"])
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Stop accepting at once, let the proxy finish its requests in flight (at most `drain_seconds`),
+        and return once its process exited (killed if it overstays)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        with contextlib.suppress(NotListeningError, RefusedError, TimeoutError, OSError):
+            await self._ask("stop", drain_seconds=drain_seconds)
+        deadline = time.monotonic() + drain_seconds + _EXIT_MARGIN_SECONDS
+        while self.alive():
+            if time.monotonic() >= deadline:
+                assert self._identity is not None
+                log.warning("proxy process %d overstayed its drain: killing it", self._identity[0])
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._identity[0], signal.SIGKILL)
+            await asyncio.sleep(0.02)
