@@ -24,6 +24,7 @@ def emu() -> Iterator[K8sEmulator]:
     emulator.seed_app("shop", namespace="prod", version="v1", replicas=2)
     yield emulator
     emulator.close()
+    assert emulator.violations == [], "\n".join(emulator.violations)
 
 
 def deploy(

@@ -49,10 +49,12 @@ MakePlatform = Callable[..., Platform]
 
 @pytest.fixture
 def emu() -> Iterator[K8sEmulator]:
+    """The emulator with `shop` v1 live; every exchange must match the Kubernetes OpenAPI description."""
     emulator = K8sEmulator()
     emulator.seed_app(APP, namespace=NAMESPACE, version="v1", replicas=4)
     yield emulator
     emulator.close()
+    assert emulator.violations == [], "\n".join(emulator.violations)
 
 
 @pytest.fixture

@@ -194,8 +194,7 @@ def test_stop_refuses_the_release_that_serves_traffic(emu: K8sEmulator, make_pla
 def test_a_service_without_the_app_name_is_a_clear_error(emu: K8sEmulator, make_platform: MakePlatform) -> None:
     platform = make_platform("blue_green")
     emu.create("services", NAMESPACE, {"metadata": {"name": "other"}, "spec": {"ports": [{"port": 80}]}})
-    with emu._lock:
-        del emu._objects[("services", NAMESPACE, APP)]
+    emu.delete("services", NAMESPACE, APP)
 
     with pytest.raises(DeployError, match=r"Service shop not found in namespace prod; create a Service"):
         platform.start("v2", None)
