@@ -33,6 +33,7 @@ from .manifest import (
     STARTED_ANNOTATION,
     TOTAL_ANNOTATION,
     VERSION_LABEL,
+    for_update,
     image_of,
     preview_name,
     preview_service,
@@ -307,8 +308,7 @@ class KubernetesPlatform:
             return
 
         def change(current: dict[str, Any]) -> dict[str, Any]:
-            out = dict(current)
-            out.pop("status", None)
+            out = for_update(current)
             spec = dict(out["spec"])
             spec["template"] = with_image(spec["template"], version, image, self.cluster.container)
             spec["replicas"] = max(replicas, int(spec.get("replicas", 1)))
@@ -331,8 +331,7 @@ class KubernetesPlatform:
                     raise
 
         def change(current: dict[str, Any]) -> dict[str, Any]:
-            out = dict(current)
-            out.pop("status", None)
+            out = for_update(current)
             out["spec"] = {**out["spec"], "selector": wanted["spec"]["selector"], "ports": wanted["spec"]["ports"]}
             out["metadata"] = {**out["metadata"], "labels": wanted["metadata"]["labels"]}
             return out

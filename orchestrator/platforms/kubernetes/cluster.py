@@ -19,7 +19,7 @@ from typing import Any
 from orchestrator.errors import DeployError
 
 from .api import PLATFORM, ConflictError, KubeApi
-from .manifest import RunInfo, proxy_path, service_port
+from .manifest import RunInfo, for_update, proxy_path, service_port
 from .proxy import ServiceProxy
 from .rollout import Backoff, wait_for_rollout
 
@@ -141,8 +141,8 @@ class Cluster:
                     operation=operation,
                 )
             wanted = change(current)
-            if wanted == current:
-                return current
+            if for_update(wanted) == for_update(current):
+                return current  # nothing of ours to change (status and managed fields are the server's)
             try:
                 return write(wanted)
             except ConflictError as exc:

@@ -45,6 +45,7 @@ __all__ = [
     "TOTAL_ANNOTATION",
     "VERSION_LABEL",
     "RunInfo",
+    "for_update",
     "image_of",
     "preview_name",
     "preview_service",
@@ -212,8 +213,7 @@ def with_version(selector: Mapping[str, str], version: str | None) -> dict[str, 
 def with_selector(service: Mapping[str, Any], version: str | None, run: RunInfo) -> dict[str, Any]:
     """The Service document (resourceVersion kept, for an optimistic-concurrency replace) with its
     selector pinned to `version` (None: widened to every release, for a canary split)."""
-    out = copy.deepcopy(dict(service))
-    out.pop("status", None)
+    out = for_update(service)
     out["spec"]["selector"] = with_version(out["spec"].get("selector") or {}, version)
     out["metadata"].setdefault("annotations", {})[RUN_ANNOTATION] = run.annotation()
     return out
@@ -258,7 +258,7 @@ def rolled(
 ) -> dict[str, Any]:
     """The Deployment `<app>` after a rolling update to `version` (for a replace): the template it
     replaces kept (see kept.py), `maxUnavailable: 0` so capacity never drops, a progress deadline."""
-    out = _for_update(deployment)
+    out = for_update(deployment)
     spec = out["spec"]
     annotations = out["metadata"].setdefault("annotations", {})
     with_kept(annotations, keeping(kept_templates(deployment), previous_version, spec.get("template") or {}))
@@ -284,7 +284,7 @@ def restored(deployment: Mapping[str, Any], run: RunInfo, to: str | None = None)
     target = next((k for k in kept if to is None or k.version == to), None)
     if target is None:
         return None
-    out = _for_update(deployment)
+    out = for_update(deployment)
     out["spec"]["template"] = json.loads(json.dumps(dict(target.template)))
     notes = out["metadata"].setdefault("annotations", {})
     with_kept(notes, dropping(kept, target.version, version_of(deployment)))
@@ -306,10 +306,13 @@ def proxy_path(namespace: str, service: str, port: str) -> str:
     return f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/"
 
 
-def _for_update(deployment: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(deployment))
+def for_update(live: Mapping[str, Any]) -> dict[str, Any]:
+    """A live object as the body of a replace: what the server owns (`status`, `managedFields`) left
+    out, `resourceVersion` kept for optimistic concurrency. Sending managed fields back would replace
+    the server's record of who owns which field with our stale copy."""
+    out = copy.deepcopy(dict(live))
     out.pop("status", None)
-    out["metadata"].pop("managedFields", None)
+    out.setdefault("metadata", {}).pop("managedFields", None)
     return out
 
 

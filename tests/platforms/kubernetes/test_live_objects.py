@@ -1,0 +1,74 @@
+"""The adapters against objects as full as a real API server returns them (every default filled,
+managed fields, status, revision annotations): they copy what they must and send back only what
+they own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.platforms.base import Release
+from tests.peers.k8s_emulator import K8sEmulator
+
+from .conftest import APP, NAMESPACE, MakePlatform
+
+
+def _template(emu: K8sEmulator, name: str) -> dict[str, Any]:
+    deployment = emu.get("deployments", NAMESPACE, name)
+    assert deployment is not None
+    return dict(deployment["spec"]["template"])
+
+
+def _without_version(template: dict[str, Any]) -> dict[str, Any]:
+    out = {**template, "metadata": {**template["metadata"], "labels": dict(template["metadata"]["labels"])}}
+    out["metadata"]["labels"].pop("deploy-orchestrator/version")
+    out["spec"] = {**template["spec"], "containers": [{**c, "image": "-"} for c in template["spec"]["containers"]]}
+    return out
+
+
+def test_replaces_never_send_back_what_the_server_owns(emu: K8sEmulator, make_platform: MakePlatform) -> None:
+    platform = make_platform("blue_green")
+    platform.start("v2", "registry.example/shop:v2")
+    platform.route({"v2": 100})
+
+    replaces = [(path, body) for method, path, body in emu.writes if method == "PUT"]
+    assert replaces
+    for path, body in replaces:
+        assert "status" not in body, path
+        assert "managedFields" not in body["metadata"], path
+        assert body["metadata"]["resourceVersion"], path  # optimistic concurrency still applies
+
+
+def test_a_release_copies_the_live_template_with_every_server_default(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    live = _template(emu, APP)
+    assert live["spec"]["dnsPolicy"] == "ClusterFirst"  # the emulator filled it, as a server does
+
+    make_platform("blue_green").start("v2", "registry.example/shop:v2")
+
+    release = _template(emu, "shop-v2")
+    assert release["spec"]["containers"][0]["image"] == "registry.example/shop:v2"
+    assert _without_version(release) == _without_version(live)
+
+
+def test_a_second_start_of_the_same_release_writes_nothing(emu: K8sEmulator, make_platform: MakePlatform) -> None:
+    platform = make_platform("blue_green")
+    platform.start("v2", "registry.example/shop:v2")
+    writes = len(emu.writes)
+
+    platform.start("v2", "registry.example/shop:v2")
+
+    assert emu.writes[writes:] == []
+
+
+def test_rolling_there_and_back_restores_the_full_template_exactly(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    platform = make_platform("rolling")
+    before = _template(emu, APP)
+
+    platform.start("v2", "registry.example/shop:v2")
+    assert _template(emu, APP)["spec"]["containers"][0]["image"] == "registry.example/shop:v2"
+    platform.rollback(Release("v1"))
+
+    assert _template(emu, APP) == before
