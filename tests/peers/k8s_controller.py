@@ -56,7 +56,9 @@ class Controller:
         self._bump_revision(key, self.store.objects[key])
         obj = self.store.objects[key]
         self._set_status(key, obj, self._complete_status(obj))
-        self.rollouts[(key[1], key[2])] = Rollout(1, time.monotonic(), dict(labels), obj["spec"]["template"])
+        # Rolled out long ago: the controller has nothing left to do for this generation.
+        long_ago = time.monotonic() - 3600
+        self.rollouts[(key[1], key[2])] = Rollout(1, long_ago, dict(labels), obj["spec"]["template"])
 
     def forget(self, key: Key) -> None:
         self.rollouts.pop((key[1], key[2]), None)
@@ -119,7 +121,7 @@ class Controller:
                 new["updatedReplicas"] = 0
             new = {k: v for k, v in new.items() if v != 0 or k == "observedGeneration"}
             before = {c.get("type"): c for c in status.get("conditions") or []}
-            if "Available" in before:
+            if "Available" in before and rollout.serving != labels:
                 # A new generation restarts the progress clock, as the controller does: a deadline an
                 # earlier template exceeded says nothing about this one.
                 available = before["Available"]
