@@ -14,7 +14,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.checks.base import timed
 from orchestrator.contract import (
     HealthCheckConfig,
     HttpCheck,
@@ -22,7 +21,8 @@ from orchestrator.contract import (
     MetricCheck,
     VerificationConfig,
 )
-from orchestrator.verification import plan_checks, verify
+from orchestrator.health.checks.base import timed
+from orchestrator.health.verification import plan_checks, verify
 from tests.health.slow_app import SlowApp
 
 DELAY = 0.2

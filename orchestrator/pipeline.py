@@ -37,17 +37,17 @@ from orchestrator.github import GitHubClient
 from orchestrator.github_updates import GitHubUpdates, TrackedDeployment, track_deployment
 from orchestrator.hardening import pairs as hardening_pairs
 from orchestrator.hardening.loop import Hardening
+from orchestrator.health.release_checks import ReleaseChecks
+from orchestrator.health.verdict import CheckVerdict
 from orchestrator.migrations import runner as migration_runner
 from orchestrator.migrations import scripts as migration_scripts
 from orchestrator.migrations.scripts import version_key
 from orchestrator.platforms.base import Platform, Release
 from orchestrator.preview import PreviewPlatform, preview_target, run_preview, run_teardown
 from orchestrator.redaction import Secret
-from orchestrator.release_checks import ReleaseChecks
 from orchestrator.rollback import RollbackReport, roll_back
 from orchestrator.runlog import RunLog, utc_now
 from orchestrator.strategies import RolloutFailure, execute, plan_rollout
-from orchestrator.strategies.base import CheckVerdict
 
 __all__ = ["Pipeline", "RunState"]
 

@@ -24,10 +24,10 @@ from orchestrator.contract import HealthProbe, RunInputs
 from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.github import GitHubClient, LogSink
 from orchestrator.github_updates import GitHubUpdates, track_deployment
+from orchestrator.health.verdict import CheckVerdict
 from orchestrator.platforms.base import Release
 from orchestrator.redaction import mask_url
 from orchestrator.runlog import utc_now
-from orchestrator.strategies.base import CheckVerdict
 
 __all__ = [
     "COMMENT_MARKER",

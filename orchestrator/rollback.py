@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from orchestrator.contract import HealthProbe, MigrationResult, RollbackOutcome
 from orchestrator.errors import MigrationError, OrchestratorError, RollbackError
+from orchestrator.health.verdict import Checks
 from orchestrator.platforms.base import Platform, Release
 from orchestrator.runlog import RunLog
-from orchestrator.strategies.base import Checks
 
 __all__ = ["RollbackReport", "roll_back"]
 

@@ -10,34 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from orchestrator.contract import DeployConfig, HealthProbe
 from orchestrator.errors import DeployError, HealthError, OrchestratorError
+from orchestrator.health.verdict import Checks, CheckVerdict
 from orchestrator.platforms.base import Platform, Release
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import blue_green, canary, rolling
 from orchestrator.strategies.steps import Analysis, Pause, PreSwitchCheck, Route, Start, Step, Verify, describe
 
-__all__ = ["CheckVerdict", "Checks", "RolloutFailure", "RolloutOutcome", "RolloutPlan", "execute", "plan_rollout"]
-
-
-@dataclass(frozen=True, slots=True)
-class CheckVerdict:
-    passed: bool
-    probes: tuple[HealthProbe, ...] = ()
-    reason: str | None = None
-
-
-class Checks(Protocol):
-    """The health side of a rollout, given by the pipeline so strategies stay platform-only."""
-
-    def release(self, base_url: str, *, analysis: bool, deadline: float | None = None) -> CheckVerdict:
-        """The seed's health flow (and optionally the verification checks) against one release,
-        finishing by `deadline` (a time.monotonic() value) at the latest."""
-
-    def live(self, base_url: str) -> CheckVerdict:
-        """Post-switch verification through the public route."""
+__all__ = ["RolloutFailure", "RolloutOutcome", "RolloutPlan", "execute", "plan_rollout"]
 
 
 @dataclass(frozen=True, slots=True)

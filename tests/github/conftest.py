@@ -11,9 +11,9 @@ import pytest
 
 from orchestrator.contract import HealthCheckConfig
 from orchestrator.github import GitHubClient, RetryPolicy
-from orchestrator.health import wait_until_healthy
+from orchestrator.health.loop import wait_until_healthy
+from orchestrator.health.verdict import CheckVerdict
 from orchestrator.redaction import Secret
-from orchestrator.strategies.base import CheckVerdict
 from tests.github.demo_platform import DemoPreviewPlatform
 from tests.peers.github_api import GitHubApiPeer
 

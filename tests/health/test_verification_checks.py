@@ -10,8 +10,8 @@ import psycopg2
 import pytest
 
 from orchestrator.contract import DatabaseCheck, HttpCheck, JobCheck, MetricCheck
+from orchestrator.health.verification import verify
 from orchestrator.redaction import Secret
-from orchestrator.verification import verify
 from tests.health.helpers import HEALTH, healthy, vconfig
 from tests.peers.http import HttpPeer, Reply
 from tests.peers.prometheus import PrometheusPeer

@@ -10,11 +10,11 @@ from datetime import datetime
 
 import pytest
 
-from orchestrator.checks.base import Attempt, Check
 from orchestrator.contract import DatabaseCheck, HttpCheck, JobCheck, MetricCheck
 from orchestrator.errors import HealthError
+from orchestrator.health.checks.base import Attempt, Check
+from orchestrator.health.verification import decide, run_checks, verify
 from orchestrator.redaction import Secret
-from orchestrator.verification import decide, run_checks, verify
 from tests.health.helpers import HEALTH, healthy, vconfig
 from tests.health.slow_app import SlowApp
 from tests.peers.http import HttpPeer, Reply, Seen

@@ -9,8 +9,8 @@ import re
 import pytest
 
 from orchestrator.errors import DeployError, HealthError
+from orchestrator.health.release_checks import ReleaseChecks
 from orchestrator.platforms.base import Release
-from orchestrator.release_checks import ReleaseChecks
 from orchestrator.rollback import roll_back
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import RolloutFailure, execute, plan_rollout

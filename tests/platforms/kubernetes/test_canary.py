@@ -10,12 +10,12 @@ import pytest
 
 from orchestrator.contract import CanaryStep
 from orchestrator.errors import DeployError
+from orchestrator.health.release_checks import ReleaseChecks
+from orchestrator.health.verdict import CheckVerdict
 from orchestrator.platforms.base import Release
-from orchestrator.release_checks import ReleaseChecks
 from orchestrator.rollback import roll_back
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import RolloutFailure, execute, plan_rollout
-from orchestrator.strategies.base import CheckVerdict
 from tests.peers.k8s_emulator import K8sEmulator
 
 from .conftest import APP, NAMESPACE, MakePlatform, deploy_config, replicas, selector_version, versions_seen

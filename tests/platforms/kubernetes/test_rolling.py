@@ -7,8 +7,8 @@ import json
 import pytest
 
 from orchestrator.errors import DeployError
+from orchestrator.health.release_checks import ReleaseChecks
 from orchestrator.platforms.base import Release
-from orchestrator.release_checks import ReleaseChecks
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import execute, plan_rollout
 from tests.peers.k8s_emulator import K8sEmulator

@@ -15,8 +15,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from orchestrator.checks.base import DETAIL_BODY_CHARS, Attempt, Check, describe_error
 from orchestrator.contract import HealthCheckConfig, HttpCheck
+from orchestrator.health.checks.base import DETAIL_BODY_CHARS, Attempt, Check, describe_error
 from orchestrator.redaction import mask_url
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The health side of a rollout, as the strategies see it (`strategies.base.Checks`).
+"""The health side of a rollout, as the strategies see it (`health.verdict.Checks`).
 
 Pre-switch: the seed's health flow against the release's own address, optionally followed by
 the verification checks (analysis). Post-switch: the seed's `verify_deployment` through the
@@ -12,10 +12,10 @@ import time
 from urllib.parse import urlsplit
 
 from orchestrator.contract import DeployConfig, HealthCheckConfig
-from orchestrator.health import wait_until_healthy
+from orchestrator.health.loop import wait_until_healthy
+from orchestrator.health.verdict import CheckVerdict
+from orchestrator.health.verification import verify
 from orchestrator.redaction import Secret
-from orchestrator.strategies.base import CheckVerdict
-from orchestrator.verification import verify
 
 __all__ = ["ReleaseChecks"]
 

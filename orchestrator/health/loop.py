@@ -13,10 +13,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from orchestrator.checks.base import timed
-from orchestrator.checks.http import health_check, resolve_url
 from orchestrator.contract import HealthCheckConfig, HealthProbe
 from orchestrator.errors import HealthError
+from orchestrator.health.checks.base import timed
+from orchestrator.health.checks.http import health_check, resolve_url
 from orchestrator.redaction import mask_url, redact
 
 __all__ = ["HealthVerdict", "wait_until_healthy"]

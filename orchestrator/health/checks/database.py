@@ -16,8 +16,8 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
-from orchestrator.checks.base import Attempt, Check, describe_error
 from orchestrator.contract import DatabaseCheck
+from orchestrator.health.checks.base import Attempt, Check, describe_error
 from orchestrator.redaction import Secret, redact
 
 __all__ = ["MISSING_DSN", "DatabaseUnavailableError", "Row", "database_check", "query_one"]

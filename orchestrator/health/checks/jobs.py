@@ -14,10 +14,10 @@ from typing import Any
 
 import requests
 
-from orchestrator.checks.base import Attempt, Check
-from orchestrator.checks.database import MISSING_DSN, DatabaseUnavailableError, query_one
-from orchestrator.checks.http import json_of, request, resolve_url, unreachable
 from orchestrator.contract import JobCheck
+from orchestrator.health.checks.base import Attempt, Check
+from orchestrator.health.checks.database import MISSING_DSN, DatabaseUnavailableError, query_one
+from orchestrator.health.checks.http import json_of, request, resolve_url, unreachable
 from orchestrator.redaction import Secret
 
 __all__ = ["age_seconds", "job_check"]

@@ -42,13 +42,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from orchestrator.checks.base import Check, describe_error, timed, utc_now
-from orchestrator.checks.database import database_check
-from orchestrator.checks.http import endpoint_check, health_check
-from orchestrator.checks.jobs import job_check
-from orchestrator.checks.metrics import metric_check
 from orchestrator.contract import HealthCheckConfig, HealthProbe, VerificationConfig
 from orchestrator.errors import HealthError
+from orchestrator.health.checks.base import Check, describe_error, timed, utc_now
+from orchestrator.health.checks.database import database_check
+from orchestrator.health.checks.http import endpoint_check, health_check
+from orchestrator.health.checks.jobs import job_check
+from orchestrator.health.checks.metrics import metric_check
 from orchestrator.redaction import Secret, redact
 
 __all__ = ["VerificationVerdict", "decide", "plan_checks", "verify"]

@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator.contract import HealthCheckConfig
 from orchestrator.errors import HealthError
-from orchestrator.health import wait_until_healthy
+from orchestrator.health.loop import wait_until_healthy
 from orchestrator.redaction import Secret
 from tests.peers.http import HttpPeer, Reply
 

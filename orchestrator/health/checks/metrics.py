@@ -16,9 +16,9 @@ from urllib.parse import urlencode
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.checks.base import Attempt, Check
-from orchestrator.checks.http import Answer, json_of, request, resolve_url, unreachable
 from orchestrator.contract import MetricCheck
+from orchestrator.health.checks.base import Attempt, Check
+from orchestrator.health.checks.http import Answer, json_of, request, resolve_url, unreachable
 
 __all__ = ["metric_check", "query_values"]
 
