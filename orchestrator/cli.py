@@ -102,6 +102,7 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
         _annotate("error", "invalid configuration", str(exc), in_actions)
         print(redact(str(exc)), file=sys.stderr)
         _write_bare_outputs(env, "failed")
+        _write_config_error_summary(env, str(exc))
         return Execution(exc.exit_code, None, {})
     try:
         from orchestrator.pipeline import Pipeline
@@ -185,6 +186,20 @@ def _annotate(level: str, title: str, message: str, in_actions: bool) -> None:
         return
     escaped = redact(message).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     print(f"::{level} title={title}::{escaped}", flush=True)
+
+
+def _write_config_error_summary(env: Mapping[str, str], message: str) -> None:
+    """A refused config still tells the reader of the run page what to fix, every problem on its own line."""
+    target = env.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    fence = "~~~~"
+    text = (
+        "## deploy-orchestrator: invalid configuration\n\nNothing was touched. Fix these and run again:\n\n"
+        f"{fence}\n{redact(message).replace(fence, '~~~')}\n{fence}\n"
+    )
+    with Path(target).open("a", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def _write_bare_outputs(env: Mapping[str, str], status: str) -> None:

@@ -115,3 +115,17 @@ def test_migrations_without_a_database_dsn_exit_2_before_anything(tmp_path: Path
     assert done.returncode == 2
     assert "credentials.db_connection_env_var: migrations are listed but $DATABASE_URL is not set" in done.stderr
     assert not (tmp_path / ".deploy-orchestrator").exists()
+
+
+def test_a_bad_config_writes_a_step_summary_listing_every_problem(tmp_path: Path) -> None:
+    config = base_config()
+    config["health_check"]["retries"] = 0
+    config["deployment_config"]["strategy"] = "big_bang"
+    write_config(tmp_path, config)
+    summary = tmp_path / "summary.md"
+    done = run_entrypoint(tmp_path, {"config": "deploy.json", "version": "v1"}, GITHUB_STEP_SUMMARY=str(summary))
+    assert done.returncode == 2
+    text = summary.read_text()
+    assert "invalid configuration" in text and "Nothing was touched" in text
+    assert "deployment_config.strategy: 'big_bang' is not allowed" in text
+    assert "health_check.retries: 0 is out of range" in text
