@@ -5,7 +5,7 @@ In order: the env var named by `credentials.k8s_kubeconfig_env_var`, holding eit
 account when running inside a cluster (`KUBERNETES_SERVICE_HOST` set). Anything else is a
 ConfigError naming the variable and the fix.
 
-urllib3's own retries are switched off: `api.KubeApi` owns retrying (bounded, with tenacity), so a
+urllib3's own retries are switched off: `api.KubeApi` owns retrying (`orchestrator.http_retry`), so a
 request is never re-sent by two layers. Every bearer token the config yields is registered as a
 secret before any request is made, so logs and error messages mask it.
 """
