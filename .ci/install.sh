@@ -29,8 +29,8 @@ if [ -n "$need_apt" ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 
-extras=""
-[ "$what" = "test" ] && extras="[test,lint,demo]"
+extras="[fast]"
+[ "$what" = "test" ] && extras="[test,lint,demo,fast]"
 [ "$what" = "demo" ] && extras="[demo]"
 if [ "$what" = "runtime" ]; then
   python3 -m pip install --disable-pip-version-check -q -e "${here}"

@@ -1,7 +1,8 @@
 """The `local` platform: release processes behind a per-request HTTP proxy, kept by a supervisor.
 
-Modules: `state` (what is kept on disk), `routing` (the weighted table), `wire`, `upstream` and
-`proxy` (the HTTP/1.1 proxy, its releases and their replicas), `process` (replica processes),
+Modules: `state` (what is kept on disk), `routing` (the weighted table), `wire`, `client`,
+`exchange`, `upstream` and `proxy` (the HTTP/1.1 proxy: framing, client connections, one request's
+trip, releases and their replicas), `process` (replica processes),
 `supervisor` (what the daemon does) and `daemon` (running it detached), `control` (talking to it,
 starting and stopping it), `platform` (the `Platform` adapter).
 """

@@ -39,6 +39,7 @@ from orchestrator.platforms.local.process import (
     terminate_all,
     wait_all_ready,
 )
+from orchestrator.platforms.local.proxy import raise_file_limit
 from orchestrator.platforms.local.proxy_link import ProxyLink, ProxyStartError, parse_listen
 from orchestrator.platforms.local.routing import check_weights
 from orchestrator.platforms.local.state import (
@@ -94,6 +95,9 @@ class Supervisor:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def run(self) -> int:
+        # The proxy process it starts inherits the limit: at the common 1,024, a thousand half-sent
+        # requests would take every file descriptor.
+        raise_file_limit()
         saved = load_state(self._paths)
         if saved is not None:
             self._restore(saved)

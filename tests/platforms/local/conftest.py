@@ -24,7 +24,7 @@ import pytest
 from orchestrator.contract import LocalConfig
 from orchestrator.demo.app import make_server
 from orchestrator.platforms.local import LocalPlatform, stop_supervisor
-from orchestrator.platforms.local.proxy import Proxy
+from orchestrator.platforms.local.proxy import Limits, Proxy
 
 T = TypeVar("T")
 
@@ -68,16 +68,16 @@ def demo_release() -> Iterator[Callable[[str], DemoRelease]]:
 class ProxyHarness:
     """Our proxy on its own event loop thread, listening on a free 127.0.0.1 port."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.proxy = self.run(self._make())
+        self.proxy = self.run(self._make(limits))
         self.port = free_port()
         self.run(self.proxy.serve("127.0.0.1", self.port))
 
-    async def _make(self) -> Proxy:
-        return Proxy()
+    async def _make(self, limits: Limits | None) -> Proxy:
+        return Proxy(limits)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -107,6 +107,21 @@ def proxy() -> Iterator[ProxyHarness]:
     harness = ProxyHarness()
     yield harness
     harness.close()
+
+
+@pytest.fixture
+def limited_proxy() -> Iterator[Callable[..., ProxyHarness]]:
+    """Builds proxies with some `Limits` changed (keyword arguments); closes them afterwards."""
+    made: list[ProxyHarness] = []
+
+    def make(**limits: Any) -> ProxyHarness:
+        harness = ProxyHarness(Limits(**limits))
+        made.append(harness)
+        return harness
+
+    yield make
+    for harness in made:
+        harness.close()
 
 
 def demo_config(state_dir: Path, **overrides: Any) -> LocalConfig:

@@ -6,6 +6,7 @@ taken for the final one, lenient framing, non-idempotent resends, and endless wa
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import socket
 import threading
@@ -14,7 +15,6 @@ from collections.abc import Callable
 
 import pytest
 
-from orchestrator.platforms.local import proxy as proxy_module
 from orchestrator.platforms.local import upstream as upstream_module
 from tests.platforms.local.conftest import DemoRelease, ProxyHarness
 from tests.platforms.local.test_proxy import RawUpstream, raw_exchange, raw_upstream, read_request
@@ -105,36 +105,89 @@ def test_connection_header_naming_a_framing_header_is_refused(
     assert recorder.text() == b"", "nothing reaches the upstream"
 
 
+@pytest.mark.parametrize(
+    "lengths",
+    [b"Content-Length: 5, 5\r\nContent-Length: 5\r\n", b"Content-Length: 5\r\nContent-Length: 5\r\n"],
+    ids=["list", "repeated"],
+)
+def test_a_repeated_content_length_is_refused_even_when_the_values_agree(
+    proxy: ProxyHarness, raw_upstream: RawFactory, lengths: bytes
+) -> None:
+    # llhttp, like nginx, takes no chances: the framing has exactly one spelling or the request is refused.
+    recorder = Recorder(raw_upstream)
+    route_to(proxy, recorder.port)
+    answer = raw_exchange(proxy.port, b"POST / HTTP/1.1\r\nHost: a\r\n" + lengths + b"Connection: close\r\n\r\nhello")
+    assert status_of(answer) == b"400"
+    assert recorder.text() == b"", "nothing reaches the upstream"
+
+
 def test_the_upstream_gets_exactly_the_framing_the_proxy_used(proxy: ProxyHarness, raw_upstream: RawFactory) -> None:
     recorder = Recorder(raw_upstream)
     route_to(proxy, recorder.port)
-    request = (
-        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
-    )
+    request = b"POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 5\r\nConnection: close\r\n\r\nhello"
 
     answer = raw_exchange(proxy.port, request)
 
     assert status_of(answer) == b"200"
     sent = recorder.text()
-    assert sent.count(b"Content-Length") == 1
+    assert sent.lower().count(b"content-length") == 1
     assert b"\r\nContent-Length: 5\r\n" in sent
     assert sent.endswith(b"\r\n\r\nhello")
 
 
-def test_a_chunked_request_keeps_its_chunked_framing(proxy: ProxyHarness, raw_upstream: RawFactory) -> None:
+def test_a_chunked_request_is_re_framed_with_a_length(proxy: ProxyHarness, raw_upstream: RawFactory) -> None:
     recorder = Recorder(raw_upstream)
     route_to(proxy, recorder.port)
     request = (
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"5\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n"
     )
 
     answer = raw_exchange(proxy.port, request)
 
     assert status_of(answer) == b"200"
     sent = recorder.text()
-    assert b"\r\nTransfer-Encoding: chunked\r\n" in sent
-    assert b"Content-Length" not in sent
-    assert sent.endswith(b"5\r\nhello\r\n0\r\n\r\n")
+    assert b"\r\nContent-Length: 5\r\n" in sent
+    assert b"Transfer-Encoding" not in sent and b"X-Trailer" not in sent
+    assert sent.endswith(b"\r\n\r\nhello")
+
+
+def test_a_chunked_request_too_long_to_hold_is_streamed_in_the_proxys_chunks(
+    proxy: ProxyHarness, raw_upstream: RawFactory
+) -> None:
+    received: list[bytes] = []
+
+    def serve(sock: socket.socket) -> None:
+        data = b""
+        while not data.endswith(b"\r\n0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        received.append(data)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    upstream = raw_upstream(serve)
+    route_to(proxy, upstream.port)
+    payload = b"x" * (3 << 20)
+    body = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (payload[:1000], payload[1000:])) + b"0\r\n\r\n"
+    request = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body
+
+    answer = raw_exchange(proxy.port, request)
+
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    head, _, sent = received[0].partition(b"\r\n\r\n")
+    # The upstream connection carries nothing after this request: it is closed, never pooled.
+    assert b"Transfer-Encoding: chunked" in head and b"Connection: close" in head
+    decoded, rest = b"", sent
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        decoded, rest = decoded + rest[:size], rest[size + 2 :]
+    assert decoded == payload
+    assert upstream.connections == 1
 
 
 # --- 2. Interim answers, and connections parked with bytes unread --------------------------------
@@ -231,7 +284,10 @@ def test_a_connection_with_unread_bytes_is_not_reused(proxy: ProxyHarness, raw_u
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0_5\r\nhello\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n 5\r\nhello\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000005\r\nhello\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nhello\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: a\n\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
     ],
     ids=[
         "bare-lf",
@@ -244,7 +300,10 @@ def test_a_connection_with_unread_bytes_is_not_reused(proxy: ProxyHarness, raw_u
         "chunk-plus",
         "chunk-underscore",
         "chunk-leading-space",
-        "chunk-17-digits",
+        "chunk-size-overflows-64-bits",
+        "obs-fold",
+        "lf-only",
+        "chunk-without-crlf",
     ],
 )
 def test_lenient_framing_is_refused_with_400(
@@ -264,12 +323,22 @@ def test_upstream_header_name_not_a_token_is_a_502(proxy: ProxyHarness, raw_upst
     assert status_of(answer) == b"502"
 
 
-def test_upstream_chunk_size_with_0x_cuts_the_answer(proxy: ProxyHarness, raw_upstream: RawFactory) -> None:
+def test_upstream_chunk_size_with_0x_is_a_502(proxy: ProxyHarness, raw_upstream: RawFactory) -> None:
     answer_bytes = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nok\r\n0\r\n\r\n"
     recorder = Recorder(raw_upstream, answer_bytes)
     route_to(proxy, recorder.port)
+    # A small answer is held until it is complete, so its bad framing is found before any byte goes out.
+    answer = raw_exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert status_of(answer) == b"502"
+
+
+def test_a_large_upstream_answer_with_bad_chunking_is_cut(proxy: ProxyHarness, raw_upstream: RawFactory) -> None:
+    big = b"x" * 70_000
+    answer_bytes = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0x2\r\nok\r\n0\r\n\r\n"
+    recorder = Recorder(raw_upstream, answer_bytes % (len(big), big))
+    route_to(proxy, recorder.port)
     answer = raw_exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-    # The head went out before the body was seen: the client connection is closed mid-answer.
+    # The head went out before the bad chunk was seen: the client connection is closed mid-answer.
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
     assert not answer.endswith(b"0\r\n\r\n")
 
@@ -355,8 +424,8 @@ def test_a_post_moves_on_from_a_replica_that_refuses(
 
 
 @pytest.fixture
-def short_idle(monkeypatch: pytest.MonkeyPatch) -> float:
-    monkeypatch.setattr(proxy_module, "_IO_IDLE_SECONDS", 0.3)
+def short_idle(proxy: ProxyHarness) -> float:
+    proxy.proxy.limits = dataclasses.replace(proxy.proxy.limits, io_seconds=0.3, upstream_seconds=0.3)
     return 0.3
 
 
