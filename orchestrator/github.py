@@ -180,7 +180,7 @@ class GitHubClient:
                     return int(deployment["id"])
             return None
 
-        return self._create("create deployment", url, body, look, lambda r: _int_field(r, "id", "create deployment"))
+        return self._create("create deployment", url, body, look, lambda r: _created_deployment(r, ref))
 
     def set_status(
         self,
@@ -396,11 +396,28 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _message(response: requests.Response) -> str:
+    """GitHub's `message`, plus what its `errors` name: the invalid fields of a 422, the failing status
+    contexts of a 409."""
     try:
-        said = response.json().get("message")
+        document = response.json()
+        said = document.get("message")
+        errors = document.get("errors")
     except (ValueError, AttributeError):
-        said = None
-    return redact(str(said)[:200]) if said else ""
+        return ""
+    details = [_error_detail(e) for e in errors if isinstance(e, Mapping)] if isinstance(errors, list) else []
+    text = " ".join(filter(None, [str(said) if said else "", "; ".join(filter(None, details))]))
+    return redact(text[:300])
+
+
+def _error_detail(entry: Mapping[str, Any]) -> str:
+    contexts = entry.get("contexts")
+    if isinstance(contexts, list):
+        failing = [f"{c.get('context')}={c.get('state')}" for c in contexts if isinstance(c, Mapping)]
+        failing = [f for f in failing if not f.endswith("=success")]
+        return f"failing contexts: {', '.join(failing)}" if failing else ""
+    if entry.get("field"):
+        return f"{entry['field']}: {entry.get('message') or entry.get('code') or 'invalid'}"
+    return str(entry.get("message") or "")
 
 
 def _rate_limit_wait(response: requests.Response, said: str, default: float) -> float | None:
@@ -436,6 +453,18 @@ def _int_field(response: requests.Response, name: str, call: str) -> int:
             status=response.status_code,
         )
     return value
+
+
+def _created_deployment(response: requests.Response, ref: str) -> int:
+    if response.status_code == 202:
+        # 202 means GitHub merged the default branch into `ref` and created nothing (auto_merge).
+        raise GitHubError(
+            f"GitHub create deployment: 202 {_message(response)}: no Deployment was created; deploy an exact "
+            f"commit sha rather than the branch {ref}",
+            call="create deployment",
+            status=202,
+        )
+    return _int_field(response, "id", "create deployment")
 
 
 def _payload(deployment: Mapping[str, Any]) -> dict[str, Any]:
