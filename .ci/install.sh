@@ -29,6 +29,26 @@ if [ -n "$need_apt" ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 
+# GitHub's REST description, for the GitHub peer's contract check (tests/peers/github_contract.py):
+# api.github.com.json from the npm package @octokit/openapi, into the git-ignored .cache/.
+octokit_openapi_version="23.0.2"
+if [ "$what" = "test" ]; then
+  target="${here}/.cache/octokit-openapi"
+  if [ "$(cat "$target/VERSION" 2>/dev/null)" != "$octokit_openapi_version" ] || [ ! -s "$target/api.github.com.json" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      echo "install.sh: npm is needed to fetch @octokit/openapi@${octokit_openapi_version} (apt-get install npm)" >&2
+      exit 1
+    fi
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && npm pack --silent "@octokit/openapi@${octokit_openapi_version}" >/dev/null)
+    tar -xzf "$tmp"/octokit-openapi-*.tgz -C "$tmp" package/generated/api.github.com.json
+    mkdir -p "$target"
+    mv "$tmp/package/generated/api.github.com.json" "$target/api.github.com.json"
+    echo "$octokit_openapi_version" > "$target/VERSION"
+    rm -rf "$tmp"
+  fi
+fi
+
 extras="[fast]"
 [ "$what" = "test" ] && extras="[test,lint,demo,fast]"
 [ "$what" = "demo" ] && extras="[demo]"

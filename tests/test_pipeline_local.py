@@ -270,11 +270,12 @@ def test_a_manual_rollback_to_an_unknown_release_is_refused(ws: Workspace) -> No
 @pytest.fixture
 def github(ws: Workspace) -> Iterator[GitHubApiPeer]:
     token = "ghs_pipeline_canary_4c1d9e"
-    peer = GitHubApiPeer(token=token, repository="acme/shop")
+    peer = GitHubApiPeer(token=token, repository="acme/shop", commits={"a" * 40})
     ws.env.update({"GITHUB_API_URL": peer.url, "GITHUB_REPOSITORY": "acme/shop", "GITHUB_SHA": "a" * 40})
     ws.github_token = token
     yield peer
     threading.Thread(target=peer.close, daemon=True).start()
+    assert peer.violations == [], "\n".join(peer.violations)
 
 
 def test_a_deploy_is_tracked_as_a_github_deployment(ws: Workspace, github: GitHubApiPeer) -> None:

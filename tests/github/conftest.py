@@ -15,9 +15,12 @@ from orchestrator.health.loop import wait_until_healthy
 from orchestrator.health.verdict import CheckVerdict
 from orchestrator.redaction import Secret
 from tests.github.demo_platform import DemoPreviewPlatform
+from tests.peers import github_contract
 from tests.peers.github_api import GitHubApiPeer
 
 REPOSITORY = "acme/shop"
+COMMITS = frozenset({"a" * 40, "b" * 40})
+"""The commits the repository has (the tests deploy these)."""
 FAST = RetryPolicy(retries=3, budget_seconds=10.0, initial_wait=0.02, max_wait=0.1)
 
 
@@ -29,9 +32,13 @@ def token() -> str:
 
 @pytest.fixture
 def github_peer(token: str) -> Iterator[GitHubApiPeer]:
-    peer = GitHubApiPeer(token=token, repository=REPOSITORY)
+    """The GitHub API with the commits the tests deploy; every exchange must match GitHub's description."""
+    if not github_contract.is_available():
+        pytest.fail(github_contract.MISSING)
+    peer = GitHubApiPeer(token=token, repository=REPOSITORY, commits=COMMITS)
     yield peer
     threading.Thread(target=peer.close, daemon=True).start()
+    assert peer.violations == [], "\n".join(peer.violations)
 
 
 @pytest.fixture

@@ -43,8 +43,9 @@ def test_deployment_lifecycle_records_statuses_in_order(client: GitHubClient, gi
     assert deployment["environment"] == "production"
     assert deployment["production_environment"] is True
     assert deployment["transient_environment"] is False
-    assert deployment["auto_merge"] is False
-    assert deployment["required_contexts"] == []
+    (sent,) = github_peer.requests("POST", DEPLOYMENTS)
+    assert sent.body["auto_merge"] is False
+    assert sent.body["required_contexts"] == []
     assert deployment["payload"]["version"] == "v2"
     states = [(s["state"], s["environment_url"], s["log_url"]) for s in github_peer.statuses[deployment_id]]
     assert states == [("in_progress", "", "https://ci/run/1"), ("success", "https://shop.example", "https://ci/run/1")]
@@ -74,6 +75,7 @@ def test_status_description_is_cut_to_140_characters(client: GitHubClient, githu
 
 
 def test_deployments_are_listed_across_pages(client: GitHubClient, github_peer: GitHubApiPeer) -> None:
+    github_peer.commits |= {f"{i:040x}" for i in range(103)}
     ids = [
         client.create_deployment(f"{i:040x}", "pr-7", transient=True, production=False, description="", payload={})
         for i in range(103)

@@ -1,32 +1,43 @@
 """A real, stateful GitHub REST API on 127.0.0.1: Deployments, their statuses, and issue comments.
 
-It checks what GitHub checks that matters to us (the bearer token → 401, the API version header
-→ 400, one repository → 404, status states and the 140-character description → 422), paginates
-with `Link` headers like GitHub (default 30 per page, at most 100), applies `auto_inactive`, and
-has fault switches: fail before handling (500, 403 secondary rate limit with Retry-After, a
-dropped connection) or *after* handling (the change is made, the client sees a failure: the
-ambiguous case a create must survive without creating twice).
+Held to GitHub's REST description (`github_contract`), both ways: a request body the description
+rejects is answered 422 as GitHub does, and every exchange is checked; problems go to
+`violations`, which the fixtures require to be empty. Beyond that it does what GitHub does:
+- the bearer token → 401, the API version header → 400, one repository → 404, a status's state
+  and 140-character description → 422;
+- the repository's commits and branches (`commits`, `branches`): a ref that names neither is
+  422 "No ref found", never a made-up sha; a branch behind the default one with `auto_merge`
+  (GitHub's default) is merged instead: 202; required status contexts (all of the commit's, unless
+  `required_contexts` names some) that are not `success` → 409 with the failing contexts;
+- full documents (`github_shapes`), `Location` on 201s, `X-GitHub-Request-Id` and the
+  `x-ratelimit-*` headers on every answer; a primary rate limit (`rate_limit` requests, then 403
+  with `x-ratelimit-remaining: 0` until the reset);
+- `Link` pagination (default 30 per page, at most 100) and `auto_inactive`;
+- fault switches: fail before handling (500, 403 secondary rate limit with Retry-After, a dropped
+  connection) or *after* handling (the change is made, the client sees a failure: the ambiguous
+  case a create must survive without creating twice).
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import re
 import threading
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
+
+from tests.peers import github_contract, github_shapes
+from tests.peers.github_faults import SECONDARY_RATE_LIMIT, Fault, rate_limited
+from tests.peers.github_shapes import error
+
+__all__ = ["SECONDARY_RATE_LIMIT", "Fault", "GitHubApiPeer", "Seen", "rate_limited"]
 
 API_VERSION = "2022-11-28"
 STATES = frozenset({"error", "failure", "inactive", "in_progress", "queued", "pending", "success"})
-SECONDARY_RATE_LIMIT = (
-    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
-    "If you reach out to GitHub Support for help, please include the request ID."
-)
 
 
 @dataclass
@@ -38,21 +49,6 @@ class Seen:
     body: Any
 
 
-@dataclass
-class Fault:
-    method: str
-    path: str
-    """A regular expression the request path must match in full."""
-    status: int = 500
-    headers: dict[str, str] = field(default_factory=dict)
-    body: dict[str, Any] = field(default_factory=lambda: {"message": "Server Error"})
-    after: bool = False
-    """Handle the request for real first, then answer with the fault (the change stays made)."""
-    drop: bool = False
-    """Close the connection without answering."""
-    times: int = 1
-
-
 class _Reply(Exception):
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self.status = status
@@ -60,17 +56,36 @@ class _Reply(Exception):
         self.headers = headers or {}
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class GitHubApiPeer:
     """`peer = GitHubApiPeer(token="...")`; point a client at `peer.url`; inspect `peer.deployments`."""
 
-    def __init__(self, *, token: str, repository: str = "acme/shop", bot: str = "github-actions[bot]") -> None:
+    def __init__(
+        self,
+        *,
+        token: str,
+        repository: str = "acme/shop",
+        bot: str = "github-actions[bot]",
+        commits: set[str] | frozenset[str] = frozenset(),
+        branches: dict[str, str] | None = None,
+        rate_limit: int = 5000,
+        validate: bool = True,
+    ) -> None:
         self.token = token
         self.repository = repository
         self.bot = bot
+        self.branches: dict[str, str] = dict(branches or {"main": "c" * 40})
+        """Branch -> head commit; the first is the default branch."""
+        self.commits: set[str] = set(commits) | set(self.branches.values())
+        self.behind: set[str] = set()
+        """Branches behind the default one (a deployment with auto_merge merges it in: 202)."""
+        self.commit_statuses: dict[str, dict[str, str]] = {}
+        """sha -> context -> state (success, failure, pending, error)."""
+        self.rate_limit = rate_limit
+        self.rate_remaining = rate_limit
+        self.rate_reset = github_shapes.next_reset()
+        self.validate = validate and github_contract.is_available()
+        self.violations: list[str] = []
+        self.users: dict[str, dict[str, Any]] = {}
         self.deployments: dict[int, dict[str, Any]] = {}
         self.statuses: dict[int, list[dict[str, Any]]] = {}
         """Per deployment, oldest first."""
@@ -97,6 +112,7 @@ class GitHubApiPeer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.repo_url = f"{self.url}/repos/{repository}"
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
@@ -105,6 +121,13 @@ class GitHubApiPeer:
     def inject(self, fault: Fault) -> None:
         with self._lock:
             self.faults.append(fault)
+
+    def set_commit_status(self, ref: str, context: str, state: str) -> None:
+        """A check on a commit (or a branch's head), as CI would report it."""
+        with self._lock:
+            sha = self.branches.get(ref, ref)
+            self.commits.add(sha)
+            self.commit_statuses.setdefault(sha, {})[context] = state
 
     def add_comment(self, issue: int, body: str, *, user: str = "a-reviewer") -> int:
         with self._lock:
@@ -134,17 +157,17 @@ class GitHubApiPeer:
             self.seen.append(Seen(handler.command, parts.path, query, headers, body))
             fault = self._take_fault(handler.command, parts.path)
         if fault is not None and not fault.after:
-            self._answer(handler, fault)
+            self._answer(handler, fault, parts.path, query, raw)
             return
         try:
             with self._lock:
-                status, payload, extra = self._handle(handler.command, parts.path, query, headers, body)
+                status, payload, extra = self._handle(handler.command, parts.path, query, headers, raw, body)
         except _Reply as reply:
             status, payload, extra = reply.status, reply.body, reply.headers
         if fault is not None:
-            self._answer(handler, fault)
+            self._answer(handler, fault, parts.path, query, raw)
             return
-        self._send(handler, status, payload, extra)
+        self._send(handler, status, payload, extra, parts.path, query, raw)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -155,33 +178,70 @@ class GitHubApiPeer:
                 return fault
         return None
 
-    def _answer(self, handler: BaseHTTPRequestHandler, fault: Fault) -> None:
+    def _answer(
+        self, handler: BaseHTTPRequestHandler, fault: Fault, path: str, query: dict[str, str], raw: bytes
+    ) -> None:
         if fault.drop:
             handler.close_connection = True
             return
-        self._send(handler, fault.status, fault.body, fault.headers)
+        self._send(handler, fault.status, fault.body, fault.headers, path, query, raw)
 
-    @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str]) -> None:
+    def _send(
+        self,
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        payload: Any,
+        headers: dict[str, str],
+        path: str,
+        query: dict[str, str],
+        raw: bytes,
+    ) -> None:
         data = json.dumps(payload).encode() if payload is not None else b""
+        with self._lock:
+            rate = github_shapes.rate_headers(self.rate_limit, self.rate_remaining, self.rate_reset)
+        sent = {
+            **rate,
+            "X-GitHub-Request-Id": github_shapes.request_id(),
+            "X-GitHub-Api-Version-Selected": API_VERSION,
+            "X-GitHub-Media-Type": "github.v3; format=json",
+            **headers,
+        }
+        if self.validate:
+            problems = github_contract.check(handler.command, path, query, raw, status, data, response_headers=sent)
+            with self._lock:
+                self.violations.extend(problems)
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json; charset=utf-8")
-        for name, value in headers.items():
+        for name, value in sent.items():
             handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
 
     def _handle(
-        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes, body: Any
     ) -> tuple[int, Any, dict[str, str]]:
         if headers.get("authorization") != f"Bearer {self.token}":
-            raise _Reply(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
+            raise _Reply(401, error("Bad credentials"))
         if headers.get("x-github-api-version", API_VERSION) != API_VERSION:
-            raise _Reply(400, {"message": f"Unsupported API version {headers['x-github-api-version']}"})
+            raise _Reply(400, error(f"Unsupported API version {headers['x-github-api-version']}"))
+        if time.time() >= self.rate_reset:
+            self.rate_remaining, self.rate_reset = self.rate_limit, github_shapes.next_reset()
+        if self.rate_remaining <= 0:
+            raise _Reply(
+                403, error("API rate limit exceeded for installation.", "/overview/rate-limits-for-the-rest-api")
+            )
+        self.rate_remaining -= 1
         prefix = f"/repos/{self.repository}"
         if not path.startswith(prefix + "/"):
-            raise _Reply(404, {"message": "Not Found"})
+            raise _Reply(404, error("Not Found"))
+        if raw and self.validate:
+            if body is None:
+                raise _Reply(400, error("Problems parsing JSON"))
+            invalid = github_contract.validation_problems(method, path, raw)
+            if invalid:
+                # GitHub checks bodies against the same description and says which field is wrong.
+                raise _Reply(422, error("Invalid request.\n\n" + invalid[0][:300], status="422"))
         rest = path[len(prefix) :]
         routes: list[tuple[str, str, Any]] = [
             ("GET", r"/deployments", self._list_deployments),
@@ -198,38 +258,47 @@ class GitHubApiPeer:
             if match and route_method == method:
                 result: tuple[int, Any, dict[str, str]] = action(path, query, body, *map(int, match.groups()))
                 return result
-        raise _Reply(404, {"message": "Not Found"})
+        raise _Reply(404, error("Not Found"))
+
+    def _user(self, login: str) -> dict[str, Any]:
+        if login not in self.users:
+            self.users[login] = github_shapes.user(self.url, login, 41898282 + len(self.users))
+        return self.users[login]
 
     # --- deployments --------------------------------------------------------------------------------
 
+    def _resolve(self, ref: str) -> str:
+        """The commit `ref` names (a branch, or a commit sha or its prefix); 422 when none."""
+        if ref in self.branches:
+            return self.branches[ref]
+        found = [c for c in self.commits if len(ref) >= 7 and c.startswith(ref.lower())]
+        if len(found) != 1:
+            raise _Reply(422, error(f"No ref found for: {ref}", "/deployments/deployments#create-a-deployment"))
+        return found[0]
+
     def _create_deployment(self, path: str, query: dict[str, str], body: Any) -> tuple[int, Any, dict[str, str]]:
         if not isinstance(body, dict) or not isinstance(body.get("ref"), str) or not body["ref"]:
-            raise _Reply(422, {"message": 'Invalid request.\n\n"ref" wasn\'t supplied.'})
+            raise _Reply(422, error('Invalid request.\n\n"ref" wasn\'t supplied.'))
         ref = body["ref"]
-        sha = ref if re.fullmatch(r"[0-9a-f]{40}", ref) else hashlib.sha1(ref.encode()).hexdigest()
-        environment = body.get("environment") or "production"
+        sha = self._resolve(ref)
+        if body.get("auto_merge", True) and ref in self.behind:
+            self.behind.discard(ref)
+            default = next(iter(self.branches))
+            return 202, {"message": f"Auto-merged {default} into {ref} on deployment."}, {}
+        required = body.get("required_contexts")
+        checks = self.commit_statuses.get(sha, {})
+        contexts = list(checks) if required is None else list(required)
+        failing = [c for c in contexts if checks.get(c) != "success"]
+        if failing:
+            listed = [{"context": c, "state": checks.get(c, "pending")} for c in contexts]
+            detail = {"contexts": listed, "resource": "Deployment", "field": "required_contexts", "code": "invalid"}
+            message = f"Conflict: Commit status checks failed for {ref}."
+            raise _Reply(409, error(message, "/deployments/deployments#create-a-deployment", errors=[detail]))
         deployment_id = next(self._ids)
-        deployment = {
-            "id": deployment_id,
-            "url": f"{self.url}/repos/{self.repository}/deployments/{deployment_id}",
-            "sha": sha,
-            "ref": ref,
-            "task": body.get("task") or "deploy",
-            "payload": body.get("payload") or {},
-            "environment": environment,
-            "original_environment": environment,
-            "description": body.get("description"),
-            "creator": {"login": self.bot, "type": "Bot"},
-            "created_at": _now(),
-            "updated_at": _now(),
-            "transient_environment": bool(body.get("transient_environment", False)),
-            "production_environment": bool(body.get("production_environment", environment == "production")),
-            "auto_merge": body.get("auto_merge", True),
-            "required_contexts": body.get("required_contexts"),
-        }
+        deployment = github_shapes.deployment(self.repo_url, deployment_id, sha, body, self._user(self.bot))
         self.deployments[deployment_id] = deployment
         self.statuses[deployment_id] = []
-        return 201, deployment, {}
+        return 201, deployment, {"Location": deployment["url"]}
 
     def _list_deployments(self, path: str, query: dict[str, str], body: Any) -> tuple[int, Any, dict[str, str]]:
         chosen = [
@@ -237,7 +306,7 @@ class GitHubApiPeer:
             for d in sorted(self.deployments.values(), key=lambda d: d["id"], reverse=True)
             if all(query.get(k) in (None, d[k]) for k in ("ref", "sha", "environment", "task"))
         ]
-        return self._page(path, query, chosen)
+        return github_shapes.page(self.url, path, query, chosen)
 
     def _get_deployment(
         self, path: str, query: dict[str, str], body: Any, deployment_id: int
@@ -246,27 +315,26 @@ class GitHubApiPeer:
 
     def _deployment(self, deployment_id: int) -> dict[str, Any]:
         if deployment_id not in self.deployments:
-            raise _Reply(404, {"message": "Not Found"})
+            raise _Reply(404, error("Not Found"))
         return self.deployments[deployment_id]
 
     def _list_statuses(
         self, path: str, query: dict[str, str], body: Any, deployment_id: int
     ) -> tuple[int, Any, dict[str, str]]:
         self._deployment(deployment_id)
-        return self._page(path, query, list(reversed(self.statuses[deployment_id])))
+        return github_shapes.page(self.url, path, query, list(reversed(self.statuses[deployment_id])))
 
     def _create_status(
         self, path: str, query: dict[str, str], body: Any, deployment_id: int
     ) -> tuple[int, Any, dict[str, str]]:
         deployment = self._deployment(deployment_id)
         if not isinstance(body, dict) or body.get("state") not in STATES:
-            raise _Reply(422, {"message": "Validation Failed", "errors": [{"field": "state", "code": "invalid"}]})
+            raise _Reply(422, github_shapes.invalid("DeploymentStatus", "state", "invalid"))
         description = body.get("description") or ""
         if len(description) > 140:
-            raise _Reply(
-                422, {"message": "Validation Failed", "errors": [{"field": "description", "code": "too_long"}]}
-            )
+            raise _Reply(422, github_shapes.invalid("DeploymentStatus", "description", "custom"))
         status = self._add_status(deployment, body["state"], description, body)
+        location = {"Location": status["url"]}
         if body["state"] == "success" and body.get("auto_inactive", True):
             # GitHub: prior non-transient, non-production deployments to the same environment that
             # had succeeded get an inactive status.
@@ -280,52 +348,35 @@ class GitHubApiPeer:
                     and self.statuses[other["id"]][-1]["state"] == "success"
                 ):
                     self._add_status(other, "inactive", "", {})
-        return 201, status, {}
+        return 201, status, location
 
     def _add_status(
         self, deployment: dict[str, Any], state: str, description: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        status = {
-            "id": next(self._ids),
-            "state": state,
-            "description": description,
-            "environment": deployment["environment"],
-            "environment_url": body.get("environment_url", ""),
-            "log_url": body.get("log_url", ""),
-            "target_url": body.get("log_url", ""),
-            "creator": {"login": self.bot, "type": "Bot"},
-            "created_at": _now(),
-            "deployment_url": deployment["url"],
-        }
-        self.statuses[deployment["id"]].append(status)
-        return status
+        fields = {**body, "description": description}
+        doc = github_shapes.status(self.repo_url, next(self._ids), deployment, state, fields, self._user(self.bot))
+        self.statuses[deployment["id"]].append(doc)
+        return doc
 
     # --- issue comments -----------------------------------------------------------------------------
 
     def _list_comments(
         self, path: str, query: dict[str, str], body: Any, issue: int
     ) -> tuple[int, Any, dict[str, str]]:
-        return self._page(path, query, list(self.comments.get(issue, [])))
+        return github_shapes.page(self.url, path, query, list(self.comments.get(issue, [])))
 
     def _create_comment(
         self, path: str, query: dict[str, str], body: Any, issue: int
     ) -> tuple[int, Any, dict[str, str]]:
         if not isinstance(body, dict) or not isinstance(body.get("body"), str) or not body["body"]:
-            raise _Reply(422, {"message": "Validation Failed", "errors": [{"field": "body", "code": "missing"}]})
+            raise _Reply(422, github_shapes.invalid("IssueComment", "body", "missing_field"))
         if len(body["body"]) > 65536:
-            raise _Reply(422, {"message": "Validation Failed", "errors": [{"field": "body", "code": "too_long"}]})
-        return 201, self._new_comment(issue, body["body"], self.bot), {}
+            raise _Reply(422, github_shapes.invalid("IssueComment", "body", "custom"))
+        comment = self._new_comment(issue, body["body"], self.bot)
+        return 201, comment, {"Location": comment["url"]}
 
     def _new_comment(self, issue: int, text: str, user: str) -> dict[str, Any]:
-        comment_id = next(self._ids)
-        comment = {
-            "id": comment_id,
-            "body": text,
-            "user": {"login": user},
-            "created_at": _now(),
-            "updated_at": _now(),
-            "html_url": f"https://github.com/{self.repository}/pull/{issue}#issuecomment-{comment_id}",
-        }
+        comment = github_shapes.comment(self.repo_url, self.repository, issue, next(self._ids), text, self._user(user))
         self.comments.setdefault(issue, []).append(comment)
         return comment
 
@@ -336,37 +387,8 @@ class GitHubApiPeer:
             for comment in comments:
                 if comment["id"] == comment_id:
                     if not isinstance(body, dict) or not isinstance(body.get("body"), str):
-                        raise _Reply(422, {"message": "Validation Failed"})
+                        raise _Reply(422, github_shapes.invalid("IssueComment", "body", "missing_field"))
                     comment["body"] = body["body"]
-                    comment["updated_at"] = _now()
+                    comment["updated_at"] = github_shapes.now()
                     return 200, comment, {}
-        raise _Reply(404, {"message": "Not Found"})
-
-    # --- pagination ---------------------------------------------------------------------------------
-
-    def _page(self, path: str, query: dict[str, str], items: list[dict[str, Any]]) -> tuple[int, Any, dict[str, str]]:
-        per_page = min(100, max(1, int(query.get("per_page") or 30)))
-        page = max(1, int(query.get("page") or 1))
-        last = max(1, -(-len(items) // per_page))
-        chunk = items[(page - 1) * per_page : page * per_page]
-        links = []
-
-        def link(n: int, rel: str) -> str:
-            return f'<{self.url}{path}?{urlencode({**query, "page": n, "per_page": per_page})}>; rel="{rel}"'
-
-        if page < last:
-            links += [link(page + 1, "next"), link(last, "last")]
-        if page > 1:
-            links += [link(1, "first"), link(page - 1, "prev")]
-        return 200, chunk, ({"Link": ", ".join(links)} if links else {})
-
-
-def rate_limited(method: str, path: str, *, retry_after: int) -> Fault:
-    """GitHub's secondary rate limit: 403 with Retry-After."""
-    return Fault(
-        method,
-        path,
-        status=403,
-        headers={"Retry-After": str(retry_after), "x-ratelimit-remaining": "4999"},
-        body={"message": SECONDARY_RATE_LIMIT, "documentation_url": "https://docs.github.com/rest"},
-    )
+        raise _Reply(404, error("Not Found"))
