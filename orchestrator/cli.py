@@ -42,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(args[1:], execute)
     if args and args[0] == "local":
         return _local_command(args[1:])
+    if args and args[0] == "digests":
+        from orchestrator.digests_command import run_digests
+
+        return run_digests(args[1:])
     if args and args[0] == "run":
         args = args[1:]
     return run(args, os.environ)
@@ -50,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deploy-orchestrator",
-        description="Gate, migrate, deploy, verify and roll back. Commands: run (default), demo, local status|stop.",
+        description="Gate, migrate, deploy, verify and roll back. "
+        "Commands: run (default), demo, digests, local status|stop.",
     )
     for name, help_text in config_module.INPUTS.items():
         parser.add_argument(f"--{name}", dest=name.replace("-", "_"), help=help_text)

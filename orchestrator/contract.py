@@ -307,6 +307,17 @@ class HealthProbe:
 
 
 @dataclass(frozen=True, slots=True)
+class MigrationProvenance:
+    """Who produced a migration file: the SQLAgent's record that vouches for exactly its sha256."""
+
+    sha256: str
+    sqlagent_run_id: str
+    agent_id: str
+    recorded_at: str
+    record_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class MigrationResult:
     version: str
     filename: str
@@ -314,6 +325,8 @@ class MigrationResult:
     success: bool
     direction: Literal["up", "down"] = "up"
     error: str | None = None
+    provenance: MigrationProvenance | None = None
+    """An additive field: the SQLAgent record of the file that ran (the V file up, the U file down)."""
 
 
 @dataclass(frozen=True, slots=True)

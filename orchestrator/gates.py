@@ -3,10 +3,12 @@
 The seed's hard boundaries, enforced here: no deploy without a passed run of the
 ValidationAgent (agent_005) for this `validation_run_id` (*no test bypass*); no deploy
 without a `compliant` verdict of the ComplianceValidator (agent_002) on that same run
-(*no compliance override*: the compliance gate is absolute); and the artifacts being
+(*no compliance override*: the compliance gate is absolute); the artifacts being
 deployed must be exactly the ones validated and approved, file by file (*no code
-modification*). The verdict's migrations are the only ones the migration runner may run
-(*no data modification beyond approved migrations*).
+modification*); and every migration file must be exactly what the SQLAgent (agent_004)
+produced and recorded, the approved set being the set it produced (`sqlagent.py`). The
+verdict's migrations are the only ones the migration runner may run (*no data modification
+beyond approved migrations, migrations from the SQLAgent*).
 
 There is deliberately no flag, input, environment variable or parameter that skips,
 forces or overrides a gate; `tests/gates/test_no_override.py` keeps it that way. A
@@ -24,16 +26,19 @@ from typing import Any
 from orchestrator.artifacts import ArtifactDigests, DigestDifference, compare_digests, image_warning
 from orchestrator.contract import DeployConfig, GatesConfig
 from orchestrator.errors import GateError
+from orchestrator.sqlagent import SQLAGENT_ID, Provenance, check_provenance, check_undo_provenance
 from orchestrator.store import DatabaseVerdicts, HttpVerdicts, VerdictSource, open_verdict_source
 
 __all__ = [
     "COMPLIANCE_VALIDATOR_ID",
+    "SQLAGENT_ID",
     "VALIDATION_AGENT_ID",
     "DatabaseVerdicts",
     "GateReport",
     "HttpVerdicts",
     "VerdictSource",
     "check_gates",
+    "check_undo_provenance",
     "open_source",
     "open_verdict_source",
 ]
@@ -59,6 +64,8 @@ class GateReport:
     """Migration file name -> sha256: the only migrations the runner may run."""
     max_age_hours: float
     age_hours: float
+    provenance: Provenance
+    """The SQLAgent record behind every migration file."""
     warnings: tuple[str, ...] = ()
 
     def describe(self) -> list[str]:
@@ -73,6 +80,7 @@ class GateReport:
             f"image {d.image or 'none'}{'' if d.image is None or d.image_pinned else ' (tag, not pinned)'}: "
             "identical to the validated and approved digests)",
         ]
+        lines += self.provenance.describe()
         lines += [f"approved migration {name}: sha256 {sha}" for name, sha in self.approved_migrations.items()]
         lines += [f"Odoo module {path}: tree digest {digest}" for path, digest in d.modules]
         lines += [f"warning: {warning}" for warning in self.warnings]
@@ -89,6 +97,7 @@ class GateReport:
             "verdict_at": self.verdict_at.isoformat(),
             "digests": self.digests.to_dict(),
             "approved_migrations": dict(self.approved_migrations),
+            "sqlagent": self.provenance.to_dict(),
             "warnings": list(self.warnings),
         }
 
@@ -104,8 +113,8 @@ def check_gates(
     """Decide whether this deploy may proceed. Reads the store only.
 
     Returns the GateReport when every gate passes. Raises GateError (exit 3) with `gate` one of
-    `validation`, `compliance`, `artifacts`, `store` and `facts` naming the run, the artifact and
-    both digests. `now` (timezone-aware; default: the current UTC time) is the clock the age gate uses.
+    `validation`, `compliance`, `artifacts`, `provenance`, `store` and `facts` naming the run, the
+    artifact and both digests. `now` (timezone-aware; default: the current UTC time) is the clock the age gate uses.
     """
     now = now or datetime.now(UTC)
     if not run_id:
@@ -196,6 +205,9 @@ def check_gates(
             facts={**verdict_facts, "verdict": verdict.verdict},
         )
     _refuse_differences(run_id, f"compliance verdict {verdict.id}", verdict.digests, digests)
+    provenance = check_provenance(
+        digests, validated=run.digests, approved=verdict.digests, source=source, run_id=run_id, verdict_id=verdict.id
+    )
 
     warning = image_warning(digests)
     report = GateReport(
@@ -211,6 +223,7 @@ def check_gates(
         ),
         max_age_hours=config.max_age_hours,
         age_hours=max(0.0, age.total_seconds() / 3600),
+        provenance=provenance,
         warnings=(warning,) if warning else (),
     )
     return report

@@ -46,7 +46,7 @@ class LedgerError(OrchestratorError):
 
 @dataclass(frozen=True, slots=True)
 class LineageLink:
-    """validation run -> compliance verdict -> artifacts (digests) -> deployment -> outcome."""
+    """SQLAgent run(s) + validation run -> compliance verdict -> artifacts (digests) -> deployment -> outcome."""
 
     deployment_id: str
     validation_run_id: str
@@ -57,6 +57,10 @@ class LineageLink:
     module_digests: Mapping[str, str] = field(default_factory=dict)
     """Odoo module path -> tree digest."""
     image_digest: str | None = None
+    sqlagent_run_ids: tuple[str, ...] = ()
+    """The SQLAgent runs that produced the migrations."""
+    migration_provenance: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Migration filename -> its SQLAgent record (sha256, sqlagent_run_id, agent_id, recorded_at, record_id)."""
 
     @classmethod
     def from_result(cls, result: Result) -> LineageLink:
@@ -68,6 +72,8 @@ class LineageLink:
         gate = _mapping(extras.get("gates"))
         digests = _mapping(extras.get("artifacts")) or _mapping(gate.get("digests"))
         outcome = "refused" if _mapping(extras.get("refused")) else result.status
+        sqlagent = _mapping(gate.get("sqlagent"))
+        runs = sqlagent.get("sqlagent_run_ids")
         return cls(
             deployment_id=result.deployment_id,
             validation_run_id=result.validation_run_id,
@@ -76,6 +82,10 @@ class LineageLink:
             migration_digests=_str_map(digests.get("migrations")),
             module_digests=_str_map(digests.get("modules")),
             image_digest=_str_or_none(digests.get("image")),
+            sqlagent_run_ids=tuple(str(r) for r in runs) if isinstance(runs, list) else (),
+            migration_provenance={
+                str(name): _str_map(record) for name, record in _mapping(sqlagent.get("files")).items()
+            },
         )
 
 
@@ -129,6 +139,8 @@ def connect(dsn: Secret, *, connect_timeout: float = 5.0) -> psycopg2.extensions
 
 
 _TABLES = ("deployment_log", "pipeline_lineage", "hardening_outbox")
+# Columns added after a table first shipped: a ledger missing one gets the (idempotent) DDL again.
+_ADDED_COLUMNS = (("pipeline_lineage", "sqlagent_run_ids"), ("pipeline_lineage", "migration_provenance"))
 
 
 def ensure_tables(conn: psycopg2.extensions.connection, schema: str) -> None:
@@ -144,7 +156,13 @@ def ensure_tables(conn: psycopg2.extensions.connection, schema: str) -> None:
             (schema, schema, list(_TABLES)),
         )
         row = cur.fetchone()
-        if row and row[0]:
+        cur.execute(
+            "SELECT count(*) = %s FROM information_schema.columns WHERE table_schema = %s"
+            " AND (table_name, column_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+            (len(_ADDED_COLUMNS), schema, [t for t, _ in _ADDED_COLUMNS], [c for _, c in _ADDED_COLUMNS]),
+        )
+        columns = cur.fetchone()
+        if row and row[0] and columns and columns[0]:
             return
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -335,11 +353,13 @@ class Ledger:
         """Write (or update the outcome of) the deploy's lineage row. Idempotent per deployment_id."""
         query = sql.SQL(
             "INSERT INTO {} (deployment_id, validation_run_id, compliance_verdict_id, migration_digests,"
-            " module_digests, image_digest, outcome) VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)"
+            " module_digests, image_digest, outcome, sqlagent_run_ids, migration_provenance)"
+            " VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s::text[], %s::jsonb)"
             " ON CONFLICT (deployment_id) DO UPDATE SET validation_run_id = EXCLUDED.validation_run_id,"
             " compliance_verdict_id = EXCLUDED.compliance_verdict_id, migration_digests = EXCLUDED.migration_digests,"
             " module_digests = EXCLUDED.module_digests, image_digest = EXCLUDED.image_digest,"
-            " outcome = EXCLUDED.outcome, recorded_at = now()"
+            " outcome = EXCLUDED.outcome, sqlagent_run_ids = EXCLUDED.sqlagent_run_ids,"
+            " migration_provenance = EXCLUDED.migration_provenance, recorded_at = now()"
         ).format(self._table("pipeline_lineage"))
         return self._write(
             "lineage",
@@ -352,6 +372,8 @@ class Ledger:
                 _json(dict(link.module_digests)),
                 link.image_digest,
                 link.outcome,
+                list(link.sqlagent_run_ids),
+                _json({name: dict(record) for name, record in link.migration_provenance.items()}),
             ),
         )
 

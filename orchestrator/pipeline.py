@@ -25,6 +25,7 @@ from orchestrator.contract import (
     DeploymentDetails,
     HardeningOutcome,
     HealthProbe,
+    MigrationProvenance,
     MigrationResult,
     Request,
     Result,
@@ -47,6 +48,7 @@ from orchestrator.preview import PreviewPlatform, preview_target, run_preview, r
 from orchestrator.redaction import Secret
 from orchestrator.rollback import RollbackReport, roll_back
 from orchestrator.runlog import RunLog, utc_now
+from orchestrator.sqlagent import attach_provenance, required_lines
 from orchestrator.strategies import RolloutFailure, execute, plan_rollout
 
 __all__ = ["Pipeline", "RunState"]
@@ -64,6 +66,8 @@ class RunState:
     previous: Release | None = None
     probes: list[HealthProbe] = field(default_factory=list)
     migrations: list[MigrationResult] = field(default_factory=list)
+    provenance: dict[str, MigrationProvenance] = field(default_factory=dict)
+    """Migration file name -> the SQLAgent record the gates accepted for it."""
     rollback: RollbackOutcome = field(default_factory=lambda: RollbackOutcome(triggered=False))
     hardening: HardeningOutcome = field(default_factory=HardeningOutcome)
     status: Status = "failed"
@@ -183,6 +187,7 @@ class Pipeline:
         for line in report.describe():
             self.log.info(f"gate: {line}")
         self.state.extras["gates"] = report.to_dict()
+        self.state.provenance.update(report.provenance.files)
         return report
 
     def _deploy(self, *, plan_only: bool) -> None:
@@ -202,12 +207,14 @@ class Pipeline:
         with self._migration_session(scripts, read_only=plan_only) as runner:
             migration_plan = runner.plan(scripts, report.approved_migrations) if runner else None
             plan_lines = migration_plan.describe() if migration_plan else ["no migrations"]
+            sqlagent_lines = required_lines(report.digests)
             self.state.extras["plan"] = {
                 "rollout": rollout.describe(),
                 "migrations": plan_lines,
+                "sqlagent": sqlagent_lines,
                 "odoo_upgrade": list(changed_modules),
             }
-            for line in [*plan_lines, *rollout.describe()]:
+            for line in [*plan_lines, *sqlagent_lines, *rollout.describe()]:
                 self.log.info(f"plan: {line}")
             if plan_only:
                 self.state.status, self.state.exit_code = "success", 0
@@ -407,6 +414,10 @@ class Pipeline:
                         facts={"artifact": undo.filename, "deployment_id": deployment_id},
                     )
             applied.extend(mine)
+        would_run = {u.filename: u.checksum for r in applied if (u := undo_scripts.get(version_key(r.version)))}
+        if would_run:
+            source = gates.open_source(self.config, self.env)
+            self.state.provenance.update(gates.check_undo_provenance(would_run, source))
         return applied
 
     def _undo_for_rollback(self, runner: Any, applied: Sequence[MigrationResult], scripts: Sequence[Any]) -> None:
@@ -527,7 +538,7 @@ class Pipeline:
                 duration_seconds=round(time.monotonic() - s.started, 3),
             ),
             health_checks=tuple(s.probes),
-            migrations_applied=tuple(s.migrations),
+            migrations_applied=attach_provenance(s.migrations, s.provenance),
             rollback=s.rollback,
             hardening=s.hardening,
             logs=self.log.entries,

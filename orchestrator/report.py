@@ -138,7 +138,7 @@ def summary_markdown(result: Result) -> str:
     if plan:
         lines += ["", "### Plan", ""]
         lines += [_cell(step) for step in plan.get("rollout", [])]
-        lines += ["", "```text", *plan.get("migrations", []), "```"]
+        lines += ["", "```text", *plan.get("migrations", []), *plan.get("sqlagent", []), "```"]
     gate_lines = (data.get("gates") or {}).get("lines") or []
     if gate_lines:
         lines += ["", "### Gates", ""] + [f"- {_cell(g)}" for g in gate_lines]
@@ -155,12 +155,20 @@ def summary_markdown(result: Result) -> str:
             "",
             "### Migrations",
             "",
-            "| version | file | direction | time (ms) | result |",
-            "|---|---|---|---|---|",
+            "| version | file | direction | time (ms) | result | produced by |",
+            "|---|---|---|---|---|---|",
         ]
         for m in result.migrations_applied:
             outcome = "ok" if m.success else f"**failed** {_cell(m.error or '')}"
-            lines.append(f"| {m.version} | `{m.filename}` | {m.direction} | {m.duration_ms:.1f} | {outcome} |")
+            origin = (
+                f"{m.provenance.agent_id}, SQLAgent run `{_cell(m.provenance.sqlagent_run_id)}`, "
+                f"sha256 `{m.provenance.sha256[:12]}`"
+                if m.provenance
+                else "—"
+            )
+            lines.append(
+                f"| {m.version} | `{m.filename}` | {m.direction} | {m.duration_ms:.1f} | {outcome} | {origin} |"
+            )
     rb = result.rollback
     if rb.triggered:
         lines += [

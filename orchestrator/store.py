@@ -1,6 +1,6 @@
-"""The pipeline store, as the gates read it: validation runs and compliance verdicts.
+"""The pipeline store, as the gates read it: validation runs, compliance verdicts, SQLAgent records.
 
-The upstream agents write two tables (DDL: `schema/pipeline-store.sql`); the gates read
+The upstream agents write three tables (DDL: `schema/pipeline-store.sql`); the gates read
 them through a `VerdictSource`, either straight from PostgreSQL/Supabase
 (`DatabaseVerdicts`) or from an HTTP endpoint in front of the same rows (`HttpVerdicts`).
 Every failure to read (unreachable, timed out, malformed row) is a `GateError` with
@@ -13,22 +13,24 @@ The HTTP interface, defined here (JSON bodies are the rows, timestamps ISO 8601 
     GET {url}/compliance-verdicts/{run_id}    200 [{"id", "validation_run_id", "validator_id",
                                                     "verdict", "artifact_digests", "decided_at",
                                                     "reason"}, ...] (a single object is accepted) | 404
+    GET {url}/sqlagent-migrations/{filename}  200 [{"id", "sqlagent_run_id", "agent_id", "filename",
+                                                    "version", "sha256", "undo_filename",
+                                                    "undo_sha256", "recorded_at"}, ...]: every
+                                                    record naming the file as migration or undo | 404
+    GET {url}/sqlagent-runs/{sqlagent_run_id}/migrations
+                                              200 [the same records, every one of that run] | 404
 
-`run_id` is percent-encoded as one path segment; redirects are not followed; an
+Ids and file names are percent-encoded as one path segment; redirects are not followed; an
 `Authorization: Bearer <token>` header is sent when a token is configured.
 
-`create_store_tables` and `seed_verdicts` are for demos and tests only: they write what
-the upstream agents would. The deploy path never writes to the store.
+The deploy path never writes to the store (`store_seed` writes what the upstream agents would,
+for demos and tests).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import quote
@@ -38,10 +40,11 @@ import psycopg2.errors
 import psycopg2.extensions
 import requests
 
-from orchestrator.artifacts import ArtifactDigests
 from orchestrator.contract import GatesConfig
 from orchestrator.errors import ConfigError, GateError
 from orchestrator.redaction import Secret, mask_url, redact
+from orchestrator.sqlagent import SqlAgentRecord
+from orchestrator.store_rows import ComplianceVerdict, ValidationRun
 
 __all__ = [
     "STORE_DDL",
@@ -50,88 +53,13 @@ __all__ = [
     "HttpVerdicts",
     "ValidationRun",
     "VerdictSource",
-    "create_store_tables",
     "open_verdict_source",
-    "seed_verdicts",
 ]
 
 STORE_DDL = Path(__file__).resolve().parent.parent / "schema" / "pipeline-store.sql"
 _BODY_TAIL = 300
+_SQLAGENT_COLUMNS = "id, sqlagent_run_id, agent_id, filename, version, sha256, undo_filename, undo_sha256, recorded_at"
 _Row = TypeVar("_Row")
-
-
-@dataclass(frozen=True, slots=True)
-class ValidationRun:
-    """A ValidationAgent run: its status and the digests of what it tested."""
-
-    id: str
-    status: str
-    agent_id: str
-    created_at: datetime
-    finished_at: datetime | None
-    digests: ArtifactDigests
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ValidationRun:
-        """Parse a row (database or HTTP JSON). Raises ValueError naming the bad field."""
-        return cls(
-            id=_text(row, "id"),
-            status=_text(row, "status"),
-            agent_id=_text(row, "agent_id"),
-            created_at=_time(row, "created_at"),
-            finished_at=None if row.get("finished_at") is None else _time(row, "finished_at"),
-            digests=ArtifactDigests.from_dict(row.get("artifact_digests")),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The HTTP JSON shape of the row."""
-        return {
-            "id": self.id,
-            "status": self.status,
-            "agent_id": self.agent_id,
-            "created_at": self.created_at.isoformat(),
-            "finished_at": None if self.finished_at is None else self.finished_at.isoformat(),
-            "artifact_digests": self.digests.to_dict(),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ComplianceVerdict:
-    """A ComplianceValidator verdict on one validation run, with the digests it approved."""
-
-    id: str
-    validation_run_id: str
-    validator_id: str
-    verdict: str
-    digests: ArtifactDigests
-    decided_at: datetime
-    reason: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ComplianceVerdict:
-        """Parse a row (database or HTTP JSON). Raises ValueError naming the bad field."""
-        reason = row.get("reason")
-        return cls(
-            id=_text(row, "id"),
-            validation_run_id=_text(row, "validation_run_id"),
-            validator_id=_text(row, "validator_id"),
-            verdict=_text(row, "verdict"),
-            digests=ArtifactDigests.from_dict(row.get("artifact_digests")),
-            decided_at=_time(row, "decided_at"),
-            reason=reason if isinstance(reason, str) else None,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The HTTP JSON shape of the row."""
-        return {
-            "id": self.id,
-            "validation_run_id": self.validation_run_id,
-            "validator_id": self.validator_id,
-            "verdict": self.verdict,
-            "artifact_digests": self.digests.to_dict(),
-            "decided_at": self.decided_at.isoformat(),
-            "reason": self.reason,
-        }
 
 
 @runtime_checkable
@@ -152,6 +80,15 @@ class VerdictSource(Protocol):
 
         Raises GateError(gate="store") as `validation_run` does.
         """
+
+    def sqlagent_records(self, filenames: Sequence[str]) -> list[SqlAgentRecord]:
+        """Every SQLAgent record naming one of `filenames` as its migration or its undo script ([] if none).
+
+        Raises GateError(gate="store") as `validation_run` does.
+        """
+
+    def sqlagent_run(self, sqlagent_run_id: str) -> list[SqlAgentRecord]:
+        """Every record of one SQLAgent run ([] if none). Raises GateError(gate="store") as `validation_run` does."""
 
 
 class DatabaseVerdicts:
@@ -188,7 +125,41 @@ class DatabaseVerdicts:
         )
         return None if row is None else _parse(ComplianceVerdict.from_row, row, self.describe(), "compliance_verdicts")
 
+    def sqlagent_records(self, filenames: Sequence[str]) -> list[SqlAgentRecord]:
+        rows = self._fetch(
+            "read SQLAgent records",
+            f"SELECT {_SQLAGENT_COLUMNS} FROM sqlagent_migrations "
+            "WHERE filename = ANY(%s) OR undo_filename = ANY(%s) ORDER BY recorded_at, id",
+            (list(filenames), list(filenames)),
+            f"{len(filenames)} migration file(s)",
+            {"files": ", ".join(filenames)},
+        )
+        return [_parse(SqlAgentRecord.from_row, row, self.describe(), "sqlagent_migrations") for row in rows]
+
+    def sqlagent_run(self, sqlagent_run_id: str) -> list[SqlAgentRecord]:
+        rows = self._fetch(
+            "read SQLAgent run",
+            f"SELECT {_SQLAGENT_COLUMNS} FROM sqlagent_migrations WHERE sqlagent_run_id = %s ORDER BY recorded_at, id",
+            (sqlagent_run_id,),
+            f"SQLAgent run {sqlagent_run_id!r}",
+            {"sqlagent_run_id": sqlagent_run_id},
+        )
+        return [_parse(SqlAgentRecord.from_row, row, self.describe(), "sqlagent_migrations") for row in rows]
+
     def _fetch_one(self, operation: str, sql: str, run_id: str) -> dict[str, Any] | None:
+        rows = self._fetch(operation, sql, (run_id,), f"run {run_id!r}", {"run_id": run_id}, limit=1)
+        return rows[0] if rows else None
+
+    def _fetch(
+        self,
+        operation: str,
+        sql: str,
+        params: tuple[Any, ...],
+        subject: str,
+        facts: dict[str, str],
+        *,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         conn = None
         try:
             # libpq rounds connect_timeout to whole seconds and treats 1 as 2.
@@ -201,21 +172,21 @@ class DatabaseVerdicts:
             with conn.cursor() as cur:
                 # SET LOCAL, not a startup option: it also works behind transaction-mode poolers.
                 cur.execute("SET LOCAL statement_timeout = %s", (max(1, int(self._timeout * 1000)),))
-                cur.execute(sql, (run_id,))
-                record = cur.fetchone()
+                cur.execute(sql, params)
+                records = cur.fetchmany(limit) if limit else cur.fetchall()
                 names = [column[0] for column in cur.description or ()]
             conn.rollback()
         except psycopg2.Error as exc:
             raise GateError(
-                f"pipeline store ({self.describe()}): {operation} for run {run_id!r} failed: "
+                f"pipeline store ({self.describe()}): {operation} for {subject} failed: "
                 f"{_db_reason(exc, self._timeout)}; the gates fail closed, nothing was touched",
                 gate="store",
-                facts={"run_id": run_id, "store": self.describe(), "operation": operation},
+                facts={**facts, "store": self.describe(), "operation": operation},
             ) from None
         finally:
             if conn is not None:
                 conn.close()
-        return None if record is None else dict(zip(names, record, strict=True))
+        return [dict(zip(names, record, strict=True)) for record in records]
 
 
 def _db_reason(exc: psycopg2.Error, timeout: float) -> str:
@@ -264,12 +235,33 @@ class HttpVerdicts:
             return None
         return max(verdicts, key=lambda v: (v.decided_at, v.id))
 
-    def _get(self, operation: str, path: str, run_id: str) -> Any:
+    def sqlagent_records(self, filenames: Sequence[str]) -> list[SqlAgentRecord]:
+        records: list[SqlAgentRecord] = []
+        for name in filenames:
+            rows = self._rows("read SQLAgent records", f"/sqlagent-migrations/{quote(name, safe='')}", f"file {name}")
+            # Only what names the file asked for counts, whatever else the service sends.
+            records += [r for r in rows if name in (r.filename, r.undo_filename)]
+        return records
+
+    def sqlagent_run(self, sqlagent_run_id: str) -> list[SqlAgentRecord]:
+        path = f"/sqlagent-runs/{quote(sqlagent_run_id, safe='')}/migrations"
+        rows = self._rows("read SQLAgent run", path, f"SQLAgent run {sqlagent_run_id!r}")
+        return [r for r in rows if r.sqlagent_run_id == sqlagent_run_id]
+
+    def _rows(self, operation: str, path: str, subject: str) -> list[SqlAgentRecord]:
+        body = self._get(operation, path, "", subject=subject)
+        if body is None:
+            return []
+        if not isinstance(body, list) or not all(isinstance(row, dict) for row in body):
+            raise self._malformed("", f"{operation} ({subject}): expected a JSON array of objects")
+        return [_parse(SqlAgentRecord.from_row, row, self.describe(), "SQLAgent record") for row in body]
+
+    def _get(self, operation: str, path: str, run_id: str, *, subject: str | None = None) -> Any:
         headers = {"Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token.reveal()}"
         facts = {"run_id": run_id, "store": self.describe(), "operation": operation}
-        where = f"pipeline store ({self.describe()}): {operation} for run {run_id!r}"
+        where = f"pipeline store ({self.describe()}): {operation} for {subject or f'run {run_id!r}'}"
         try:
             response = requests.get(
                 self._url + path, headers=headers, timeout=(self._timeout, self._timeout), allow_redirects=False
@@ -302,8 +294,9 @@ class HttpVerdicts:
             raise self._malformed(run_id, f"{operation}: the body is not JSON") from None
 
     def _malformed(self, run_id: str, detail: str) -> GateError:
+        about = f" for run {run_id!r}" if run_id else ""
         return GateError(
-            f"pipeline store ({self.describe()}) returned a malformed answer for run {run_id!r}: {detail}; "
+            f"pipeline store ({self.describe()}) returned a malformed answer{about}: {detail}; "
             "the gates fail closed, nothing was touched",
             gate="store",
             facts={"run_id": run_id, "store": self.describe()},
@@ -339,91 +332,3 @@ def _parse(parser: Callable[[Mapping[str, Any]], _Row], row: Mapping[str, Any], 
             gate="store",
             facts={"store": where},
         ) from None
-
-
-def _text(row: Mapping[str, Any], name: str) -> str:
-    value = row.get(name)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"`{name}` must be a non-empty string")
-    return value
-
-
-def _time(row: Mapping[str, Any], name: str) -> datetime:
-    value = row.get(name)
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"`{name}` is not an ISO 8601 timestamp: {value!r}") from None
-    if not isinstance(value, datetime):
-        raise ValueError(f"`{name}` must be a timestamp")
-    if value.tzinfo is None:
-        # A time without an offset is ambiguous by hours; the age gate cannot judge it.
-        raise ValueError(f"`{name}` has no UTC offset: {value.isoformat()}")
-    return value
-
-
-# --- for demos and tests: writes what the upstream agents would ----------------------------
-
-
-def create_store_tables(dsn: str | Secret) -> None:
-    """Load `schema/pipeline-store.sql` (idempotent). For demos and tests; production stores are provisioned."""
-    conn = psycopg2.connect(dsn.reveal() if isinstance(dsn, Secret) else dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(STORE_DDL.read_text())
-    finally:
-        conn.close()
-
-
-def seed_verdicts(
-    dsn: str | Secret,
-    run_id: str,
-    digests: ArtifactDigests,
-    *,
-    status: str = "passed",
-    verdict: str | None = "compliant",
-    agent_id: str = "agent_005",
-    validator_id: str = "agent_002",
-    finished_at: datetime | None = None,
-    decided_at: datetime | None = None,
-    verdict_digests: ArtifactDigests | None = None,
-    verdict_id: str | None = None,
-) -> str | None:
-    """For demos and tests: write what the upstream agents would, a validation run and its verdict.
-
-    Creates the tables if needed, inserts (or replaces) the run with `digests`, and, unless
-    `verdict` is None, a verdict approving `verdict_digests` (default: the same digests).
-    Returns the verdict id (None without a verdict).
-    """
-    now = datetime.now(UTC)
-    create_store_tables(dsn)
-    conn = psycopg2.connect(dsn.reveal() if isinstance(dsn, Secret) else dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO validation_runs (id, status, agent_id, artifact_digests, created_at, finished_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
-                "agent_id = EXCLUDED.agent_id, artifact_digests = EXCLUDED.artifact_digests, "
-                "created_at = EXCLUDED.created_at, finished_at = EXCLUDED.finished_at",
-                (run_id, status, agent_id, json.dumps(digests.to_dict()), finished_at or now, finished_at or now),
-            )
-            if verdict is None:
-                return None
-            verdict_id = verdict_id or str(uuid.uuid4())
-            cur.execute(
-                "INSERT INTO compliance_verdicts "
-                "(id, validation_run_id, validator_id, verdict, artifact_digests, decided_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    verdict_id,
-                    run_id,
-                    validator_id,
-                    verdict,
-                    json.dumps((verdict_digests or digests).to_dict()),
-                    decided_at or now,
-                ),
-            )
-        return verdict_id
-    finally:
-        conn.close()

@@ -73,8 +73,17 @@ CREATE TABLE IF NOT EXISTS pipeline_lineage (
     module_digests        jsonb NOT NULL DEFAULT '{}'::jsonb,
     image_digest          text,
     outcome               text NOT NULL,
-    recorded_at           timestamptz NOT NULL DEFAULT now()
+    recorded_at           timestamptz NOT NULL DEFAULT now(),
+    -- The SQLAgent (agent_004) runs that produced the migrations, and per migration file the
+    -- SQLAgent record the gates accepted: {"<file>": {"sha256", "sqlagent_run_id", "agent_id",
+    -- "recorded_at", "record_id"}}.
+    sqlagent_run_ids      text[] NOT NULL DEFAULT '{}',
+    migration_provenance  jsonb NOT NULL DEFAULT '{}'::jsonb
 );
+
+-- Ledgers created before the columns above existed.
+ALTER TABLE pipeline_lineage ADD COLUMN IF NOT EXISTS sqlagent_run_ids text[] NOT NULL DEFAULT '{}';
+ALTER TABLE pipeline_lineage ADD COLUMN IF NOT EXISTS migration_provenance jsonb NOT NULL DEFAULT '{}'::jsonb;
 
 CREATE INDEX IF NOT EXISTS pipeline_lineage_validation_run_idx
     ON pipeline_lineage (validation_run_id);

@@ -2,9 +2,11 @@
 
 v1 goes live; v2 adds a migration and goes live; v3 adds another migration but fails its health
 check, so traffic, schema and all go back to v2; last, a migration edited after validation is
-refused by the gate with nothing touched. Everything runs on this machine: an embedded
-PostgreSQL (the `pgserver` wheel) unless DATABASE_URL is set, the local supervisor and proxy,
-and a small agentbench receiver for the preference pair. Everything started is stopped at the end.
+refused by the gate with nothing touched. Before each deploy the demo writes what the upstream
+agents would: the SQLAgent's record of every migration, a passed validation run, a verdict.
+Everything runs on this machine: an embedded PostgreSQL (the `pgserver` wheel) unless
+DATABASE_URL is set, the local supervisor and proxy, and a small agentbench receiver for the
+preference pair. Everything started is stopped at the end.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from orchestrator.artifacts import digest_artifacts
 from orchestrator.config import parse_config
 from orchestrator.console_logging import log_to_stderr
 from orchestrator.contract import Result
-from orchestrator.store import seed_verdicts
+from orchestrator.store_seed import seed_sqlagent_records, seed_verdicts
 
 __all__ = ["Execute", "Outcome", "run_demo"]
 
@@ -92,6 +94,8 @@ def run_demo(args: Sequence[str], execute: Execute) -> int:
                 (workspace / "deploy.json").write_text(json.dumps(config, indent=2))
                 run_id = f"demo-validation-{version}"
                 digests = digest_artifacts(parse_config(config, workspace).artifacts, workspace)
+                # What the upstream agents would write: the SQLAgent's migrations, then their validation and verdict.
+                seed_sqlagent_records(dsn, digests, sqlagent_run_id=f"demo-sqlagent-{version}")
                 seed_verdicts(dsn, run_id, digests)
                 if tamper:
                     edited = workspace / "db" / "migrations" / "V2__add_greeting_language.sql"
@@ -111,6 +115,12 @@ def run_demo(args: Sequence[str], execute: Execute) -> int:
                 tables = _schema(dsn)
                 rows.append([version, status, str(outcome.exit_code), serving, tables])
                 print(f"    status={status} exit={outcome.exit_code} now serving: {serving}; schema: {tables}")
+                for migration in result.migrations_applied if result else ():
+                    origin = migration.provenance
+                    print(
+                        f"    migration {migration.filename} {migration.direction}: "
+                        + (f"produced by {origin.agent_id} in SQLAgent run {origin.sqlagent_run_id}" if origin else "")
+                    )
                 if result and result.rollback.triggered:
                     print(
                         f"    rollback: {result.rollback.reason} -> back on {result.rollback.previous_version} "
@@ -218,7 +228,14 @@ def _serving(port: int) -> str:
         return "nothing"
 
 
-_RECORD_TABLES = ("validation_runs", "compliance_verdicts", "deployment_log", "pipeline_lineage", "hardening_outbox")
+_RECORD_TABLES = (
+    "validation_runs",
+    "compliance_verdicts",
+    "sqlagent_migrations",
+    "deployment_log",
+    "pipeline_lineage",
+    "hardening_outbox",
+)
 
 
 def _schema(dsn: str) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "NO_TRANSACTION_MARKER",
     "MigrationScript",
     "discover",
+    "parse_name",
     "parse_version",
     "version_key",
 ]
@@ -60,6 +61,15 @@ def parse_version(text: str) -> tuple[int, ...]:
     if not parts or not all(p.isdigit() for p in parts):
         raise ValueError(f"not a version: {text!r}")
     return tuple(int(p) for p in parts)
+
+
+def parse_name(filename: str) -> tuple[Kind, str] | None:
+    """(kind, version as `1.10`) of a migration file name, or None when the name breaks the naming rule."""
+    match = _NAME.match(filename)
+    if match is None:
+        return None
+    kind: Kind = "versioned" if match["kind"] == "V" else "undo"
+    return kind, ".".join(str(p) for p in parse_version(match["version"]))
 
 
 def version_key(text: str) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.contract import Artifacts
-from orchestrator.store import create_store_tables
+from orchestrator.store_seed import create_store_tables
 from tests.peers.odoo import OdooServer
 
 MANIFEST = """# -*- coding: utf-8 -*-

@@ -13,7 +13,8 @@ from orchestrator.contract import Artifacts, GatesConfig
 from orchestrator.errors import GateError
 from orchestrator.gates import GateReport, check_gates
 from orchestrator.redaction import Secret
-from orchestrator.store import ComplianceVerdict, DatabaseVerdicts, HttpVerdicts, ValidationRun, seed_verdicts
+from orchestrator.store import ComplianceVerdict, DatabaseVerdicts, HttpVerdicts, ValidationRun
+from orchestrator.store_seed import seed_verdicts
 from tests.peers.http import HttpPeer, Reply
 from tests.peers.verdicts import VerdictService, seed_passed, silent_server
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator import artifacts, gates, store
+from orchestrator import artifacts, digests_command, gates, sqlagent, store, store_rows
 from orchestrator.contract import GatesConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,8 @@ PACKAGE = ROOT / "orchestrator"
 # A verb that defeats a check, next to (or standing for) the thing it would defeat.
 OVERRIDE = re.compile(
     r"(override|skip|force|bypass|ignore|disable|no|allow|unsafe|insecure)[-_ ]?(the[-_ ])?"
-    r"(gates?|validation|validated|compliance|compliant|verdicts?|digests?|artifact[-_ ]?check|unvalidated|tests?)",
+    r"(gates?|validation|validated|compliance|compliant|verdicts?|digests?|artifact[-_ ]?check|unvalidated|tests?"
+    r"|provenance|sql[-_ ]?agent|agent[-_ ]?check|unrecorded|origin|authorship)",
     re.IGNORECASE,
 )
 BARE = re.compile(r"^(override|skip|force|bypass|yolo|unsafe)([-_].*)?$", re.IGNORECASE)
@@ -115,7 +116,7 @@ def test_no_source_file_names_a_gate_override() -> None:
 
 
 def test_the_gate_modules_read_no_environment() -> None:
-    for module in (gates, store, artifacts):
+    for module in (gates, store, store_rows, artifacts, sqlagent):
         text = Path(inspect.getfile(module)).read_text()
         assert "os.environ" not in text and "getenv" not in text, module.__name__
 
@@ -123,3 +124,55 @@ def test_the_gate_modules_read_no_environment() -> None:
 def test_check_gates_takes_no_switch() -> None:
     parameters = inspect.signature(gates.check_gates).parameters
     assert list(parameters) == ["run_id", "digests", "source", "config", "now"]
+
+
+def test_the_provenance_gate_takes_no_switch() -> None:
+    assert list(inspect.signature(sqlagent.check_provenance).parameters) == [
+        "digests",
+        "validated",
+        "approved",
+        "source",
+        "run_id",
+        "verdict_id",
+    ]
+    assert list(inspect.signature(sqlagent.check_undo_provenance).parameters) == ["undos", "source"]
+    # The one agent whose records count is a constant, not a setting.
+    assert sqlagent.SQLAGENT_ID == "agent_004"
+    tree = ast.parse(Path(inspect.getfile(sqlagent)).read_text())
+    uses = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == "agent_004"]
+    assert len(uses) == 1
+
+
+def test_the_digests_command_has_no_override_switch() -> None:
+    tree = ast.parse(Path(inspect.getfile(digests_command)).read_text())
+    flags = [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("--")
+    ]
+    assert "--sqlagent-run-id" in flags  # the walk sees the real parser
+    offenders = [f for f in flags if OVERRIDE.search(f.lstrip("-")) or BARE.match(f.lstrip("-"))]
+    assert offenders == []
+
+
+def test_the_sqlagent_table_has_no_column_that_could_waive_the_check() -> None:
+    ddl = (ROOT / "schema" / "pipeline-store.sql").read_text()
+    table = ddl.split("CREATE TABLE IF NOT EXISTS sqlagent_migrations", 1)[1].split(");", 1)[0]
+    columns = [line.split()[0] for line in table.splitlines() if re.match(r"^\s{4}[a-z0-9_]+\s", line)]
+    assert columns == [
+        "id",
+        "sqlagent_run_id",
+        "agent_id",
+        "filename",
+        "version",
+        "sha256",
+        "undo_filename",
+        "undo_sha256",
+        "recorded_at",
+    ]
+    assert "boolean" not in table
+
+
+def test_the_scan_catches_a_provenance_switch() -> None:
+    for name in ("skip_provenance", "no-sqlagent", "allow_unrecorded", "ignore_origin", "bypass-sql-agent"):
+        assert OVERRIDE.search(name), name

@@ -15,14 +15,8 @@ from orchestrator.artifacts import ArtifactDigests, digest_artifacts
 from orchestrator.contract import Artifacts, GatesConfig
 from orchestrator.errors import ConfigError, GateError
 from orchestrator.redaction import Secret
-from orchestrator.store import (
-    STORE_DDL,
-    DatabaseVerdicts,
-    HttpVerdicts,
-    create_store_tables,
-    open_verdict_source,
-    seed_verdicts,
-)
+from orchestrator.store import STORE_DDL, DatabaseVerdicts, HttpVerdicts, open_verdict_source
+from orchestrator.store_seed import create_store_tables, seed_verdicts
 from tests.peers.http import HttpPeer, Reply
 from tests.peers.verdicts import VerdictService, seed_passed, silent_server
 

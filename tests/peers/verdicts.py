@@ -1,7 +1,7 @@
 """Real peers for the deploy gates: the pipeline store in PostgreSQL, an HTTP verdict service, a silent server.
 
-`seed_passed(dsn, run_id, digests)` writes what the ValidationAgent and the ComplianceValidator
-would for a deploy of exactly `digests`; pipeline tests reuse it.
+`seed_passed(dsn, run_id, digests)` writes what the SQLAgent, the ValidationAgent and the
+ComplianceValidator would for a deploy of exactly `digests`; pipeline tests reuse it.
 """
 
 from __future__ import annotations
@@ -15,15 +15,48 @@ from typing import Any
 from urllib.parse import quote
 
 from orchestrator.artifacts import ArtifactDigests
-from orchestrator.store import ComplianceVerdict, ValidationRun, create_store_tables, seed_verdicts
+from orchestrator.sqlagent import SQLAGENT_ID, SqlAgentRecord, required_records
+from orchestrator.store import ComplianceVerdict, ValidationRun
+from orchestrator.store_seed import create_store_tables, seed_sqlagent_records, seed_verdicts
 from tests.peers.http import HttpPeer, Reply, Seen
 
-__all__ = ["SilentServer", "VerdictService", "create_store_tables", "seed_passed", "silent_server"]
+__all__ = [
+    "SilentServer",
+    "VerdictService",
+    "create_store_tables",
+    "seed_passed",
+    "seed_sqlagent_records",
+    "silent_server",
+    "sqlagent_records_for",
+]
 
 
 def seed_passed(dsn: str, run_id: str, digests: ArtifactDigests, **overrides: Any) -> str | None:
-    """A passed validation run and a compliant verdict for `digests` (keyword overrides as in seed_verdicts)."""
+    """The SQLAgent's records of the migrations (run `sqlagent-<run_id>`), a passed validation run and a
+    compliant verdict for `digests` (keyword overrides as in seed_verdicts)."""
+    seed_sqlagent_records(dsn, digests, sqlagent_run_id=f"sqlagent-{run_id}")
     return seed_verdicts(dsn, run_id, digests, **overrides)
+
+
+def sqlagent_records_for(
+    digests: ArtifactDigests, sqlagent_run_id: str, *, agent_id: str = SQLAGENT_ID, recorded_at: datetime | None = None
+) -> list[SqlAgentRecord]:
+    """The records the SQLAgent would write for the `V` files of `digests` (for the HTTP service)."""
+    at = recorded_at or datetime.now(UTC)
+    return [
+        SqlAgentRecord(
+            id=f"{sqlagent_run_id}/{r.filename}",
+            sqlagent_run_id=sqlagent_run_id,
+            agent_id=agent_id,
+            filename=r.filename,
+            version=r.version,
+            sha256=r.sha256,
+            undo_filename=r.undo_filename,
+            undo_sha256=r.undo_sha256,
+            recorded_at=at,
+        )
+        for r in required_records(digests)
+    ]
 
 
 class VerdictService:
@@ -33,6 +66,7 @@ class VerdictService:
         self.peer = peer
         self.url = peer.url
         self.token = token
+        self.records: list[SqlAgentRecord] = []
 
     def _guarded(self, body: Any) -> Any:
         def handler(seen: Seen) -> Reply:
@@ -49,8 +83,20 @@ class VerdictService:
         rows = [v.to_dict() for v in verdicts]
         self.peer.route("GET", f"/compliance-verdicts/{quote(run_id, safe='')}", self._guarded(rows))
 
+    def add_sqlagent_records(self, records: list[SqlAgentRecord]) -> None:
+        """Serve `records` (with those added before) by file name and by SQLAgent run."""
+        self.records += records
+        names = {name for r in self.records for name in r.files()}
+        for name in names:
+            rows = [r.to_dict() for r in self.records if name in r.files()]
+            self.peer.route("GET", f"/sqlagent-migrations/{quote(name, safe='')}", self._guarded(rows))
+        for run in {r.sqlagent_run_id for r in self.records}:
+            rows = [r.to_dict() for r in self.records if r.sqlagent_run_id == run]
+            self.peer.route("GET", f"/sqlagent-runs/{quote(run, safe='')}/migrations", self._guarded(rows))
+
     def add_passed(self, run_id: str, digests: ArtifactDigests, *, verdict: str = "compliant") -> None:
         now = datetime.now(UTC)
+        self.add_sqlagent_records(sqlagent_records_for(digests, f"sqlagent-{run_id}", recorded_at=now))
         self.add_run(ValidationRun(run_id, "passed", "agent_005", now, now, digests))
         self.set_verdicts(run_id, [ComplianceVerdict(f"v-{run_id}", run_id, "agent_002", verdict, digests, now)])
 

@@ -1,0 +1,371 @@
+"""Migration provenance: only what the SQLAgent (agent_004) produced, byte for byte, may run.
+
+The seed's boundary "Migrations from: SQLAgent (agent_004)". The SQLAgent writes one record per
+migration it produces (table `sqlagent_migrations`, DDL in `schema/pipeline-store.sql`): the `V`
+file's name, version and sha256, its undo script's name and sha256 (none for an irreversible
+migration), its own run id, its agent id and when. The gate (`check_provenance`, called by
+`gates.check_gates`) holds every migration file of the deploy against those records:
+
+- each file (`V` or `U`) needs a record with exactly its sha256, and every record with that
+  sha256 must come from `agent_004`: a file nobody recorded, a file changed after the SQLAgent
+  recorded it, and a file some other agent claims are all refused;
+- the SQLAgent runs that vouch for the deploy must have produced nothing else: a file they
+  produced that the validation run and the compliance verdict did not cover (with the same
+  sha256) is refused too, so the validated, the approved and the produced sets are one set.
+
+An applied migration is held to this as well as a pending one: its undo script may run in a
+later rollback. `check_undo_provenance` does the same for the undo scripts a manual rollback
+would run. A refusal is a `GateError(gate="provenance")` listing every such file with both
+digests. There is no way to skip this gate (`tests/gates/test_no_override.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from orchestrator.artifacts import ArtifactDigests
+from orchestrator.contract import MigrationProvenance, MigrationResult
+from orchestrator.errors import GateError
+from orchestrator.migrations.scripts import parse_name, version_key
+from orchestrator.store_rows import sha256_field, text_field, time_field
+
+__all__ = [
+    "SQLAGENT_ID",
+    "Provenance",
+    "RequiredRecord",
+    "SqlAgentRecord",
+    "SqlAgentRecords",
+    "attach_provenance",
+    "check_provenance",
+    "check_undo_provenance",
+    "required_lines",
+    "required_records",
+]
+
+SQLAGENT_ID = "agent_004"
+
+FileKind = Literal["migration", "undo"]
+
+
+@dataclass(frozen=True, slots=True)
+class SqlAgentRecord:
+    """One migration as the SQLAgent recorded it when it produced it."""
+
+    id: str
+    sqlagent_run_id: str
+    agent_id: str
+    filename: str
+    version: str
+    sha256: str
+    undo_filename: str | None
+    undo_sha256: str | None
+    recorded_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> SqlAgentRecord:
+        """Parse a row (database or HTTP JSON). Raises ValueError naming the bad field."""
+        undo_filename, undo_sha = row.get("undo_filename"), row.get("undo_sha256")
+        if (undo_filename is None) != (undo_sha is None):
+            raise ValueError("`undo_filename` and `undo_sha256` must both be set or both be null")
+        return cls(
+            id=text_field(row, "id"),
+            sqlagent_run_id=text_field(row, "sqlagent_run_id"),
+            agent_id=text_field(row, "agent_id"),
+            filename=text_field(row, "filename"),
+            version=text_field(row, "version"),
+            sha256=sha256_field(row, "sha256"),
+            undo_filename=None if undo_filename is None else text_field(row, "undo_filename"),
+            undo_sha256=None if undo_sha is None else sha256_field(row, "undo_sha256"),
+            recorded_at=time_field(row, "recorded_at"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The HTTP JSON shape of the row."""
+        return {
+            "id": self.id,
+            "sqlagent_run_id": self.sqlagent_run_id,
+            "agent_id": self.agent_id,
+            "filename": self.filename,
+            "version": self.version,
+            "sha256": self.sha256,
+            "undo_filename": self.undo_filename,
+            "undo_sha256": self.undo_sha256,
+            "recorded_at": self.recorded_at.isoformat(),
+        }
+
+    def files(self) -> dict[str, str]:
+        """File name -> sha256 of what this record says the SQLAgent produced (the V file and its undo)."""
+        produced = {self.filename: self.sha256}
+        if self.undo_filename is not None and self.undo_sha256 is not None:
+            produced[self.undo_filename] = self.undo_sha256
+        return produced
+
+    def digest_of(self, filename: str) -> str | None:
+        return self.files().get(filename)
+
+    def provenance(self, filename: str) -> MigrationProvenance:
+        return MigrationProvenance(
+            sha256=self.files()[filename],
+            sqlagent_run_id=self.sqlagent_run_id,
+            agent_id=self.agent_id,
+            recorded_at=self.recorded_at.isoformat(),
+            record_id=self.id,
+        )
+
+    def describe(self) -> str:
+        return f"run {self.sqlagent_run_id} by {self.agent_id}, recorded {self.recorded_at.isoformat()}"
+
+
+class SqlAgentRecords(Protocol):
+    """Where the SQLAgent's records are read (the pipeline store). Raises GateError(gate="store")."""
+
+    def describe(self) -> str: ...
+
+    def sqlagent_records(self, filenames: Sequence[str]) -> list[SqlAgentRecord]:
+        """Every record naming one of `filenames` as its migration or its undo script."""
+        ...
+
+    def sqlagent_run(self, sqlagent_run_id: str) -> list[SqlAgentRecord]:
+        """Every record of one SQLAgent run."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RequiredRecord:
+    """What the SQLAgent must have recorded for one `V` file of this deploy (plan mode, `digests`)."""
+
+    filename: str
+    version: str
+    sha256: str
+    undo_filename: str | None
+    undo_sha256: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "version": self.version,
+            "sha256": self.sha256,
+            "undo_filename": self.undo_filename,
+            "undo_sha256": self.undo_sha256,
+            "agent_id": SQLAGENT_ID,
+        }
+
+    def describe(self) -> str:
+        undo = f"undo {self.undo_filename} sha256 {self.undo_sha256}" if self.undo_filename else "no undo"
+        return f"{self.filename} (version {self.version}) sha256 {self.sha256}; {undo}"
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """The SQLAgent's record behind every migration file of a deploy that passed the gate."""
+
+    files: Mapping[str, MigrationProvenance]
+    """File name -> the record vouching for exactly its sha256 (newest of them)."""
+    sqlagent_run_ids: tuple[str, ...]
+
+    def describe(self) -> list[str]:
+        runs = ", ".join(self.sqlagent_run_ids) or "none"
+        lines = [
+            f"gate provenance: passed ({len(self.files)} migration file(s), each recorded with exactly its "
+            f"sha256 by the SQLAgent ({SQLAGENT_ID}) in run(s) {runs}, and nothing else produced by them)"
+        ]
+        lines += [
+            f"migration {name}: sha256 {p.sha256} produced by {p.agent_id} in SQLAgent run {p.sqlagent_run_id} "
+            f"(record {p.record_id}, {p.recorded_at})"
+            for name, p in sorted(self.files.items())
+        ]
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sqlagent_run_ids": list(self.sqlagent_run_ids),
+            "files": {
+                name: {
+                    "sha256": p.sha256,
+                    "sqlagent_run_id": p.sqlagent_run_id,
+                    "agent_id": p.agent_id,
+                    "recorded_at": p.recorded_at,
+                    "record_id": p.record_id,
+                }
+                for name, p in sorted(self.files.items())
+            },
+        }
+
+
+def required_records(digests: ArtifactDigests) -> tuple[RequiredRecord, ...]:
+    """One record per `V` file of `digests`, with its undo script when the deploy carries one."""
+    by_name = {path.rsplit("/", 1)[-1]: sha for path, sha in digests.migrations}
+    undos: dict[tuple[int, ...], tuple[str, str]] = {}
+    versioned: list[tuple[tuple[int, ...], str, str, str]] = []
+    for name, sha in by_name.items():
+        parsed = parse_name(name)
+        if parsed is None:
+            continue
+        kind, version = parsed
+        if kind == "undo":
+            undos[version_key(version)] = (name, sha)
+        else:
+            versioned.append((version_key(version), version, name, sha))
+    records = []
+    for key, version, name, sha in sorted(versioned):
+        undo = undos.get(key)
+        records.append(RequiredRecord(name, version, sha, undo[0] if undo else None, undo[1] if undo else None))
+    return tuple(records)
+
+
+def required_lines(digests: ArtifactDigests) -> list[str]:
+    """What the SQLAgent must have recorded for this deploy, one line per `V` file (plan mode, the summary)."""
+    return [f"SQLAgent ({SQLAGENT_ID}) must have recorded {r.describe()}" for r in required_records(digests)]
+
+
+def check_provenance(
+    digests: ArtifactDigests,
+    *,
+    validated: ArtifactDigests,
+    approved: ArtifactDigests,
+    source: SqlAgentRecords,
+    run_id: str,
+    verdict_id: str,
+) -> Provenance:
+    """Hold every migration file of `digests` against the SQLAgent's records (rules in the module docstring).
+
+    `validated` and `approved` are the digests of the validation run and the compliance verdict.
+    Reads `source` only. Raises GateError(gate="provenance") listing every refused file.
+    """
+    deployed = _by_name(digests)
+    if not deployed:
+        return Provenance(files={}, sqlagent_run_ids=())
+    records = source.sqlagent_records(sorted(deployed))
+    files, problems = _match(deployed, records)
+    # A file refused above is listed once, not again as a difference from the runs' output.
+    refused = set(deployed) - set(files)
+    runs = tuple(sorted({p.sqlagent_run_id for p in files.values()}))
+    covered, allowed = _by_name(validated), _by_name(approved)
+    for sqlagent_run_id in runs:
+        produced = _produced(sqlagent_run_id, source.sqlagent_run(sqlagent_run_id))
+        for name, sha in sorted(produced.items()):
+            if (allowed.get(name) == sha and covered.get(name) == sha) or name in refused:
+                continue
+            refused.add(name)
+            problems.append(
+                f"{name}: SQLAgent run {sqlagent_run_id} produced it with sha256 {sha}, but the compliance "
+                f"verdict {verdict_id} approved {_or_nothing(allowed.get(name))} and the validation run {run_id} "
+                f"covered {_or_nothing(covered.get(name))}: the approved set must be exactly what the SQLAgent "
+                "produced"
+            )
+    if problems:
+        raise _refusal(problems, run_id=run_id, source=source)
+    return Provenance(files=files, sqlagent_run_ids=runs)
+
+
+def check_undo_provenance(undos: Mapping[str, str], source: SqlAgentRecords) -> dict[str, MigrationProvenance]:
+    """For a manual rollback: each undo script (file name -> sha256) that would run needs the SQLAgent's record.
+
+    Reads `source` only. Raises GateError(gate="provenance") listing every refused script.
+    """
+    if not undos:
+        return {}
+    files, problems = _match(dict(undos), source.sqlagent_records(sorted(undos)))
+    if problems:
+        raise _refusal(problems, run_id="", source=source)
+    return files
+
+
+def attach_provenance(
+    results: Iterable[MigrationResult], provenance: Mapping[str, MigrationProvenance]
+) -> tuple[MigrationResult, ...]:
+    """The results with the SQLAgent record of the file each one ran (for the result and the summary)."""
+    return tuple(
+        replace(r, provenance=provenance[r.filename]) if r.filename in provenance and r.provenance is None else r
+        for r in results
+    )
+
+
+def _match(
+    deployed: Mapping[str, str], records: Sequence[SqlAgentRecord]
+) -> tuple[dict[str, MigrationProvenance], list[str]]:
+    files: dict[str, MigrationProvenance] = {}
+    problems: list[str] = []
+    for name, sha in sorted(deployed.items()):
+        kind: FileKind = "undo" if (parse_name(name) or ("versioned", ""))[0] == "undo" else "migration"
+        candidates = [r for r in records if r.digest_of(name) is not None]
+        matching = [r for r in candidates if r.digest_of(name) == sha]
+        if not matching:
+            problems.append(_unrecorded(name, kind, sha, candidates))
+            continue
+        foreign = sorted({r.agent_id for r in matching if r.agent_id != SQLAGENT_ID})
+        if foreign:
+            claim = next(r for r in matching if r.agent_id != SQLAGENT_ID)
+            problems.append(
+                f"{name}: sha256 {sha} in the deploy; recorded with sha256 {claim.digest_of(name)} by "
+                f"{', '.join(repr(a) for a in foreign)} ({claim.describe()}), not by the SQLAgent ({SQLAGENT_ID}): "
+                "only its records count, and another agent claiming the file leaves its origin in doubt"
+            )
+            continue
+        chosen = max(matching, key=lambda r: (r.recorded_at, r.id))
+        parsed = parse_name(name)
+        if parsed is not None and _version(chosen.version) != version_key(parsed[1]):
+            problems.append(
+                f"{name}: sha256 {sha} matches the SQLAgent record {chosen.id} ({chosen.describe()}), but that "
+                f"record is for version {chosen.version}, not {parsed[1]}"
+            )
+            continue
+        files[name] = chosen.provenance(name)
+    return files, problems
+
+
+def _unrecorded(name: str, kind: FileKind, sha: str, candidates: Sequence[SqlAgentRecord]) -> str:
+    what = "undo script" if kind == "undo" else "migration"
+    if not candidates:
+        return (
+            f"{name}: sha256 {sha} in the deploy; the SQLAgent has no record of this {what} at all "
+            "(recorded: nothing). Only migrations the SQLAgent produced may run"
+        )
+    newest = max(candidates, key=lambda r: (r.recorded_at, r.id))
+    return (
+        f"{name}: sha256 {sha} in the deploy, but the SQLAgent recorded sha256 {newest.digest_of(name)} "
+        f"({newest.describe()}): the {what} changed after the SQLAgent produced it"
+    )
+
+
+def _produced(sqlagent_run_id: str, records: Sequence[SqlAgentRecord]) -> dict[str, str]:
+    produced: dict[str, str] = {}
+    for record in sorted(records, key=lambda r: (r.recorded_at, r.id)):
+        if record.sqlagent_run_id == sqlagent_run_id:
+            produced.update(record.files())
+    return produced
+
+
+def _refusal(problems: Sequence[str], *, run_id: str, source: SqlAgentRecords) -> GateError:
+    details = "\n".join(f"  - {p}" for p in problems)
+    return GateError(
+        f"gate provenance: {len(problems)} migration file(s) are not exactly what the SQLAgent ({SQLAGENT_ID}) "
+        f"produced ({source.describe()}):\n{details}\n"
+        "Only migrations the SQLAgent produced, unchanged, may run: have it produce and record them "
+        "(`deploy-orchestrator digests` prints what it must record), then validate and approve that set.",
+        gate="provenance",
+        facts={
+            "run_id": run_id,
+            "store": source.describe(),
+            "artifact": problems[0].split(":", 1)[0],
+            "files": "; ".join(problems),
+        },
+    )
+
+
+def _by_name(digests: ArtifactDigests) -> dict[str, str]:
+    return {path.rsplit("/", 1)[-1]: sha for path, sha in digests.migrations}
+
+
+def _or_nothing(sha: str | None) -> str:
+    return f"sha256 {sha}" if sha else "nothing"
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    try:
+        return version_key(text)
+    except ValueError:
+        return None
