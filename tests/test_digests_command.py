@@ -20,6 +20,7 @@ from orchestrator.store import DatabaseVerdicts
 from tests.workspace import base_config, write_config
 
 _MAIN = "import sys; from orchestrator.cli import main; sys.exit(main(sys.argv[1:]))"
+_PLAN = ("--validation-run-id", "laptop-1", "--mode", "plan")
 
 
 def _workspace(root: Path) -> dict[str, Any]:
@@ -110,6 +111,18 @@ def test_digests_sql_through_psql_seeds_a_store_the_gates_accept(tmp_path: Path,
     assert set(report.provenance.files) == {"V1__orders.sql", "U1__orders.sql", "V2__it's.sql"}
     (run,) = report.provenance.sqlagent_run_ids
     assert run.startswith("sqlagent-")
+    # The README's laptop flow goes on with `run --mode plan`: the gates pass on what psql recorded.
+    planned = subprocess.run(
+        [sys.executable, "-c", _MAIN, "run", "--config", "deploy.json", "--version", "v2", *_PLAN],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "GITHUB_WORKSPACE": str(tmp_path), "DATABASE_URL": pg_dsn},
+        check=False,
+    )
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert "SQLAgent (agent_004) must have recorded V1__orders.sql" in planned.stderr + planned.stdout
 
 
 @pytest.mark.parametrize("problem", ["missing config", "bad migration path"])
