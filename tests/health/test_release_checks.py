@@ -10,39 +10,35 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from orchestrator.contract import (
-    AgentbenchConfig,
-    Artifacts,
-    Credentials,
-    DeployConfig,
-    DeploymentConfig,
-    HealthCheckConfig,
-    HttpCheck,
-    RollbackConfig,
-    VerificationConfig,
-)
+from orchestrator import contract
 from orchestrator.health.release_checks import ReleaseChecks
 from tests.peers.http import HttpPeer, Reply
 
-HEALTH = HealthCheckConfig(endpoint="/health", expected_status=200, timeout_seconds=2, retries=2, interval_seconds=0.01)
-VERIFY = VerificationConfig(
+HEALTH = contract.HealthCheckConfig(
+    endpoint="/health", expected_status=200, timeout_seconds=2, retries=2, interval_seconds=0.01
+)
+VERIFY = contract.VerificationConfig(
     deadline_seconds=5,
     retries=1,
     interval_seconds=0.01,
-    critical_endpoints=(HttpCheck(name="checkout", path="/checkout"),),
+    critical_endpoints=(contract.HttpCheck(name="checkout", path="/checkout"),),
 )
 
 
-def deploy_config(health: HealthCheckConfig = HEALTH, verification: VerificationConfig = VERIFY) -> DeployConfig:
-    return DeployConfig(
-        deployment=DeploymentConfig(strategy="blue_green", platform="local"),
-        artifacts=Artifacts(odoo_modules=(), migrations=()),
+def deploy_config(
+    health: contract.HealthCheckConfig = HEALTH, verification: contract.VerificationConfig = VERIFY
+) -> contract.DeployConfig:
+    return contract.DeployConfig(
+        deployment=contract.DeploymentConfig(strategy="blue_green", platform="local"),
+        artifacts=contract.Artifacts(odoo_modules=(), migrations=()),
         health_check=health,
-        rollback=RollbackConfig(
+        rollback=contract.RollbackConfig(
             auto_rollback_on_failure=True, keep_previous_versions=2, max_rollback_duration_seconds=60
         ),
-        agentbench=AgentbenchConfig(url="http://127.0.0.1:9", token_env_var="AB_TOKEN", emit_dpo_on_failure=False),
-        credentials=Credentials(do_api_token_env_var="DO_TOKEN", db_connection_env_var="DATABASE_URL"),
+        agentbench=contract.AgentbenchConfig(
+            url="http://127.0.0.1:9", token_env_var="AB_TOKEN", emit_dpo_on_failure=False
+        ),
+        credentials=contract.Credentials(do_api_token_env_var="DO_TOKEN", db_connection_env_var="DATABASE_URL"),
         verification=verification,
     )
 
