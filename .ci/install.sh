@@ -50,7 +50,7 @@ if [ "$what" = "test" ]; then
 fi
 
 extras="[fast]"
-[ "$what" = "test" ] && extras="[test,lint,demo,fast]"
+[ "$what" = "test" ] && extras="[test,lint,demo,fast,fuzz]"
 [ "$what" = "demo" ] && extras="[demo]"
 if [ "$what" = "runtime" ]; then
   python3 -m pip install --disable-pip-version-check -q -e "${here}"

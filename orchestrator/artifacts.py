@@ -41,6 +41,7 @@ from typing import Any, Literal, Protocol
 
 from orchestrator.contract import Artifacts
 from orchestrator.errors import ConfigError
+from orchestrator.safe_files import open_regular, resolve_safely
 
 __all__ = [
     "ArtifactDigests",
@@ -163,7 +164,7 @@ def digest_artifacts(
             for key, file in _migration_files(root, entry, field):
                 if file not in seen:
                     seen.add(file)
-                    migrations[key] = _sha256_file(file)
+                    migrations[key] = _sha256_file(file, field=field, shown=key)
         except ConfigError as exc:
             problems.extend(exc.problems)
     problems.extend(_same_basename_problems(migrations))
@@ -242,7 +243,7 @@ def digest_module_tree(directory: Path, *, field: str = "module") -> str:
             digest.update(f"L - {relative}\0{os.readlink(path)}\n".encode())
         else:
             executable = "x" if info.st_mode & 0o111 else "-"
-            digest.update(f"F {executable} {relative}\0{_sha256_file(path)}\n".encode())
+            digest.update(f"F {executable} {relative}\0{_sha256_file(path, field=field, shown=relative)}\n".encode())
     return digest.hexdigest()
 
 
@@ -253,7 +254,7 @@ def _tree_entries(top: Path, directory: Path, field: str) -> Iterator[tuple[str,
         path = Path(entry.path)
         relative = path.relative_to(top).as_posix()
         if entry.is_symlink():
-            target = path.resolve()
+            target = resolve_safely(path, field=field, shown=f"symlink {relative}")
             if not target.is_relative_to(top):
                 raise ConfigError(
                     f"{field}: symlink {relative} resolves to {target}, outside the module directory {top}; "
@@ -295,7 +296,7 @@ def resolve_in_workspace(root: Path, entry: Path, field: str) -> tuple[str, Path
     does not exist or resolves outside the workspace.
     """
     lexical = entry if entry.is_absolute() else root / entry
-    resolved = lexical.resolve()
+    resolved = resolve_safely(lexical, field=field, shown=str(entry))
     if not resolved.is_relative_to(root):
         raise ConfigError(
             f"{field}: {entry} resolves to {resolved}, outside the workspace {root}; "
@@ -322,9 +323,9 @@ def _same_basename_problems(migrations: dict[str, str]) -> list[str]:
     ]
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_file(path: Path, *, field: str, shown: str) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_regular(path, field=field, shown=shown) as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

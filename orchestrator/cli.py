@@ -5,7 +5,11 @@ Inside GitHub Actions the inputs arrive as `INPUT_<NAME>` with the hyphens kept
 The only broad `except` of the program lives here.
 
 Exit codes: 0 success (or nothing to do) · 1 deploy failed or rolled back · 2 invalid input or
-config, nothing touched · 3 refused by a gate, nothing touched.
+config, nothing touched · 3 refused by a gate, nothing touched · 4 the deploy succeeded but its
+outputs (GITHUB_OUTPUT, the step summary or the result file) could not be written.
+
+Tokens are never flags: a flag's value shows in the process list to every user of the machine.
+The GitHub token comes from the Action input (`INPUT_GITHUB-TOKEN`) or `GITHUB_TOKEN`.
 """
 
 from __future__ import annotations
@@ -19,22 +23,37 @@ import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from orchestrator import config as config_module
 from orchestrator import report
+from orchestrator.config_file import read_config_file, secret_variable_names
 from orchestrator.console_logging import log_to_stderr
 from orchestrator.contract import Request, Result
 from orchestrator.errors import ConfigError
 from orchestrator.platforms.base import REGISTRY, Platform, PlatformContext
-from orchestrator.redaction import redact, register
+from orchestrator.redaction import redact, redact_data, register
 from orchestrator.runlog import RunLog
+from orchestrator.runner_files import WriteFailure, write_text
 
-__all__ = ["Execution", "build_platform", "execute", "main", "raw_inputs", "run"]
+__all__ = ["EXIT_OUTPUTS_UNWRITTEN", "Execution", "build_platform", "execute", "main", "raw_inputs", "run"]
 
 log = logging.getLogger("orchestrator")
 
 
+EXIT_OUTPUTS_UNWRITTEN = 4
+"""The deploy succeeded, but the step's outputs are missing: later steps must not read them."""
+
+ENV_ONLY_INPUTS = frozenset({"github-token"})
+"""Action inputs that hold secrets: read from the environment only, never from a flag."""
+TOKEN_VARIABLE = "GITHUB_TOKEN"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Undecodable bytes in argv or a path must print as escapes, never as a UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "demo":
         from orchestrator.demo.walkthrough import run_demo
@@ -51,23 +70,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(args, os.environ)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are ConfigErrors (exit 2, one line naming the flag), not SystemExit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"command line: {message}; see --help")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deploy-orchestrator",
         description="Gate, migrate, deploy, verify and roll back. "
         "Commands: run (default), demo, digests, local status|stop.",
+        allow_abbrev=False,
     )
     for name, help_text in config_module.INPUTS.items():
-        parser.add_argument(f"--{name}", dest=name.replace("-", "_"), help=help_text)
+        if name not in ENV_ONLY_INPUTS:
+            parser.add_argument(f"--{name}", dest=name.replace("-", "_"), help=help_text)
     return parser
 
 
 def raw_inputs(args: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
-    """Action inputs from `INPUT_*`, overridden by any flag given on the command line."""
+    """Action inputs from `INPUT_*`, overridden by any flag given on the command line.
+
+    Raises ConfigError for a flag that is not an input, and for a secret passed as a flag."""
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if flag in {f"--{name}" for name in ENV_ONLY_INPUTS}:
+            raise ConfigError(
+                f"{flag}: tokens are not taken on the command line, where every user of the machine can read "
+                f"them in the process list; set {TOKEN_VARIABLE} in the environment instead "
+                "(in a workflow: the github-token input)"
+            )
     parsed = vars(_parser().parse_args(list(args)))
     raw: dict[str, str] = {}
     for name in config_module.INPUTS:
         from_env = env.get(f"INPUT_{name.upper()}", "")
+        if name == "github-token":
+            from_env = from_env or env.get(TOKEN_VARIABLE, "")
         from_flag = parsed.get(name.replace("-", "_"))
         value = from_flag if from_flag is not None else from_env
         if value:
@@ -80,47 +120,111 @@ class Execution:
     exit_code: int
     result: Result | None
     written: Mapping[str, Path]
+    write_failures: tuple[WriteFailure, ...] = ()
 
 
 def run(args: Sequence[str], env: Mapping[str, str]) -> int:
     log_to_stderr()
-    execution = execute(raw_inputs(args, env), env)
-    if execution.result is not None and env.get("GITHUB_ACTIONS") != "true":
-        print(redact(json.dumps(execution.result.to_dict(), indent=2, sort_keys=True)))
-        print(f"summary: {execution.written['summary']}\nresult:  {execution.written['result']}", file=sys.stderr)
+    in_actions = env.get("GITHUB_ACTIONS") == "true"
+    try:
+        raw = raw_inputs(args, env)
+    except ConfigError as exc:
+        return _refused(exc, env, in_actions).exit_code
+    execution = execute(raw, env)
+    if execution.result is not None and not in_actions:
+        print(redact(json.dumps(redact_data(execution.result.to_dict()), indent=2, sort_keys=True)))
+        for name in ("summary", "result"):
+            if name in execution.written:
+                print(f"{name + ':':8} {execution.written[name]}", file=sys.stderr)
     return execution.exit_code
 
 
 def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
-    """Validate, run the pipeline, write the outputs. Returns the exit code and what was written."""
+    """Validate, run the pipeline, write the outputs. Returns the exit code and what was written.
+
+    The exit code is the run's own; only a deploy that succeeded but could not write its outputs
+    becomes EXIT_OUTPUTS_UNWRITTEN. Every unwritten channel is reported once."""
     in_actions = env.get("GITHUB_ACTIONS") == "true"
     if raw.get("github-token"):
         register(raw["github-token"])
+    _register_named_secrets(raw, env)
     try:
         request = config_module.load_request(raw, env)
         for name in request.config.secret_env_vars():
             if env.get(name):
                 register(env[name])
         _require_credentials(request, env)
+    except ConfigError as exc:
+        return _refused(exc, env, in_actions)
+    try:
         platform = build_platform(request, env)
     except ConfigError as exc:
-        _annotate("error", "invalid configuration", str(exc), in_actions)
-        print(redact(str(exc)), file=sys.stderr)
-        _write_bare_outputs(env, "failed")
-        _write_config_error_summary(env, str(exc))
-        return Execution(exc.exit_code, None, {})
+        return _refused(exc, env, in_actions)
+    except Exception:  # an adapter failing to start up is a surprise like any other below
+        log.error("unexpected error:\n%s", redact(traceback.format_exc()))
+        return _bare(1, env, in_actions)
     try:
         from orchestrator.pipeline import Pipeline
 
         result = Pipeline(request, platform, env, RunLog()).run()
+        written = report.write_outputs(result, request.inputs.workspace, env)
     except Exception:  # the one broad catch: any surprise is a failed deploy with its traceback logged
         log.error("unexpected error:\n%s", redact(traceback.format_exc()))
-        _write_bare_outputs(env, "failed")
-        return Execution(1, None, {})
-    written = report.write_outputs(result, request.inputs.workspace, env)
+        return _bare(1, env, in_actions)
     if result.error:
         _annotate("error", f"deploy {result.status}", result.error, in_actions)
-    return Execution(result.exit_code, result, written)
+    exit_code = result.exit_code
+    if written.failures:
+        _report_unwritten(written.failures, result if exit_code == 0 else None, in_actions)
+        if exit_code == 0:
+            exit_code = EXIT_OUTPUTS_UNWRITTEN
+    return Execution(exit_code, result, written.paths, written.failures)
+
+
+def _refused(exc: ConfigError, env: Mapping[str, str], in_actions: bool) -> Execution:
+    _annotate("error", "invalid configuration", str(exc), in_actions)
+    print(redact(str(exc)), file=sys.stderr)
+    unwritten = _write_config_error_summary(env, str(exc))
+    return _bare(exc.exit_code, env, in_actions, () if unwritten is None else (unwritten,))
+
+
+def _bare(
+    exit_code: int, env: Mapping[str, str], in_actions: bool, unwritten: tuple[WriteFailure, ...] = ()
+) -> Execution:
+    failure = _write_bare_outputs(env, "failed")
+    failures = unwritten + ((failure,) if failure is not None else ())
+    if failures:
+        _report_unwritten(failures, None, in_actions)
+    return Execution(exit_code, None, {}, failures)
+
+
+def _report_unwritten(failures: Sequence[WriteFailure], succeeded: Result | None, in_actions: bool) -> None:
+    reasons = "; ".join(f.message() for f in failures)
+    if succeeded is not None:
+        where = f" at {succeeded.url}" if succeeded.url else ""
+        message = (
+            f"the deploy succeeded ({succeeded.deployment_details.new_version} is live{where}), but its outputs "
+            f"are missing: {reasons}. The step fails (exit {EXIT_OUTPUTS_UNWRITTEN}) so that later steps do not "
+            "read missing outputs; free the disk or fix the path, nothing needs redeploying"
+        )
+    else:
+        message = f"outputs not written: {reasons}"
+    if in_actions:
+        _annotate("error", "outputs not written", message, in_actions)
+    else:
+        print(f"error: {redact(message)}", file=sys.stderr)
+
+
+def _register_named_secrets(raw: Mapping[str, str], env: Mapping[str, str]) -> None:
+    """Register the secrets the config names before it is validated: any error may quote them."""
+    workspace = Path(env.get("GITHUB_WORKSPACE") or ".")
+    try:
+        document = read_config_file(workspace / (raw.get("config") or config_module.DEFAULT_CONFIG))
+    except (ConfigError, OSError, ValueError):
+        return  # load_request reports why; a file that cannot be read names no secrets
+    for name in sorted(secret_variable_names(document)):
+        if env.get(name):
+            register(env[name])
 
 
 def _require_credentials(request: Request, env: Mapping[str, str]) -> None:
@@ -193,22 +297,21 @@ def _annotate(level: str, title: str, message: str, in_actions: bool) -> None:
     print(f"::{level} title={title}::{escaped}", flush=True)
 
 
-def _write_config_error_summary(env: Mapping[str, str], message: str) -> None:
+def _write_config_error_summary(env: Mapping[str, str], message: str) -> WriteFailure | None:
     """A refused config still tells the reader of the run page what to fix, every problem on its own line."""
     target = env.get("GITHUB_STEP_SUMMARY")
     if not target:
-        return
+        return None
     fence = "~~~~"
     text = (
         "## deploy-orchestrator: invalid configuration\n\nNothing was touched. Fix these and run again:\n\n"
         f"{fence}\n{redact(message).replace(fence, '~~~')}\n{fence}\n"
     )
-    with Path(target).open("a", encoding="utf-8") as fh:
-        fh.write(text)
+    return write_text("GITHUB_STEP_SUMMARY", Path(target), text, append=True)
 
 
-def _write_bare_outputs(env: Mapping[str, str], status: str) -> None:
+def _write_bare_outputs(env: Mapping[str, str], status: str) -> WriteFailure | None:
     target = env.get("GITHUB_OUTPUT")
-    if target:
-        with Path(target).open("a", encoding="utf-8") as fh:
-            fh.write(f"status={status}\nrolled-back=false\n")
+    if not target:
+        return None
+    return write_text("GITHUB_OUTPUT", Path(target), f"status={status}\nrolled-back=false\n", append=True)

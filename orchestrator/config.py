@@ -17,8 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-
+from orchestrator.config_bounds import bound_problems
+from orchestrator.config_file import document_problems, read_config_file
 from orchestrator.contract import (
     MODES,
     STRATEGIES,
@@ -51,14 +51,15 @@ from orchestrator.contract import (
     VerificationConfig,
 )
 from orchestrator.errors import ConfigError
+from orchestrator.github_event import MAX_PR_NUMBER, read_event
 from orchestrator.platforms.base import supported_strategies
 from orchestrator.redaction import Secret
+from orchestrator.safe_files import require_kind, resolve_safely
 from orchestrator.schema_errors import schema_problems
 
 __all__ = ["INPUTS", "SCHEMA_DIR", "load_request", "parse_config", "read_config_file", "schema"]
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
-MAX_CONFIG_BYTES = 1 << 20
 DEFAULT_CONFIG = ".github/deploy-orchestrator.yml"
 
 INPUTS: dict[str, str] = {
@@ -69,7 +70,7 @@ INPUTS: dict[str, str] = {
     "image": "Container image of the new release (overrides artifacts.docker_image; pin by digest).",
     "rollback-to": "With mode rollback: the release to return to (default: the previous one).",
     "pr-number": "Pull request number for preview modes (default: from the event payload).",
-    "github-token": "Token for PR comments and GitHub Deployments (optional).",
+    "github-token": "Token for PR comments and GitHub Deployments (optional; never a flag: else $GITHUB_TOKEN).",
 }
 """The Action's inputs, in action.yml order. A test keeps action.yml and the CLI flags in step."""
 
@@ -89,7 +90,7 @@ def schema(name: str = "deploy-config") -> dict[str, Any]:
 def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
     """Validate the Action inputs (or CLI flags, same names) and the config file they point at."""
     problems: list[str] = []
-    workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
+    workspace = resolve_safely(Path(env.get("GITHUB_WORKSPACE") or "."), field="GITHUB_WORKSPACE")
     mode = (raw.get("mode") or "deploy").strip()
     if mode not in MODES:
         problems.append(f"mode: {mode!r} is not a mode; use one of {', '.join(MODES)}")
@@ -128,8 +129,12 @@ def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
                 config = parse_config(document, workspace)
             except ConfigError as exc:
                 problems.extend(exc.problems)
-    if mode in ("preview", "preview-teardown") and pr_number is None:
-        problems.append("pr-number: required in preview modes (run on pull_request events or pass --pr-number)")
+    if mode in ("preview", "preview-teardown") and pr_number is None and not raw.get("pr-number"):
+        unread = read_event(env).problem
+        problems.append(
+            "pr-number: required in preview modes (run on pull_request events or pass --pr-number)"
+            + (f"; the event payload could not be read ({unread})" if unread else "")
+        )
     if problems or config is None:
         raise ConfigError(problems)
     assert config_path is not None
@@ -151,16 +156,9 @@ def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
 def _pr_number(value: str | None, env: Mapping[str, str], problems: list[str]) -> int | None:
     text = (value or "").strip()
     if not text:
-        event_path = env.get("GITHUB_EVENT_PATH")
-        if not event_path:
-            return None
-        try:
-            event = json.loads(Path(event_path).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        number = event.get("number") if isinstance(event, dict) else None
-        return number if isinstance(number, int) and number > 0 else None
-    if not text.isdigit() or int(text) <= 0:
+        return read_event(env).pr_number
+    # str.isdigit() accepts '²' and other Unicode digits that int() refuses: ASCII only.
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_PR_NUMBER:
         problems.append(f"pr-number: {text!r} should be a positive whole number")
         return None
     return int(text)
@@ -169,60 +167,14 @@ def _pr_number(value: str | None, env: Mapping[str, str], problems: list[str]) -
 # --- the config file ---------------------------------------------------------------------------
 
 
-def read_config_file(path: Path, *, shown_as: str | None = None) -> Any:
-    """Read YAML or JSON safely: no tags, anchors or aliases (no billion-laughs), UTF-8 only."""
-    name = shown_as or str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"config: {name} not found; create it (see README 'Configuration') or pass --config"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"config: cannot read {name}: {exc.strerror}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config: {name} is {len(data)} bytes; the limit is {MAX_CONFIG_BYTES}")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config: {name} is not UTF-8 (byte {exc.start}); save it as UTF-8") from None
-    if path.suffix == ".json":
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"config: {name} is not valid JSON: {exc}") from None
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise ConfigError(
-                    f"config: {name}{_line(event)}: YAML anchors and aliases are not allowed; write the values out"
-                )
-            tag = getattr(event, "tag", None)
-            implicit = getattr(event, "implicit", True)
-            explicit = tag is not None and (implicit is False or implicit == (False, False))
-            if explicit and not isinstance(event, (yaml.DocumentStartEvent, yaml.StreamStartEvent)):
-                raise ConfigError(f"config: {name}{_line(event)}: YAML tags ({tag}) are not allowed")
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"config: {name}{line} is not valid YAML: {problem}") from None
-
-
-def _line(event: yaml.Event) -> str:
-    mark = event.start_mark
-    return f" line {mark.line + 1}" if mark is not None else ""
-
-
 def parse_config(document: Any, workspace: Path) -> DeployConfig:
     """Validate a loaded config document against the schema and the cross-field rules."""
     if not isinstance(document, dict):
         raise ConfigError("config: the top level should be a mapping of sections (deployment_config, artifacts, ...)")
-    problems = schema_problems(schema(), document)
+    problems = document_problems(document) or schema_problems(schema(), document)
     if problems:
         raise ConfigError(problems)
-    problems = list(_cross_field_problems(document, workspace))
+    problems = [*_cross_field_problems(document, workspace), *bound_problems(document)]
     if problems:
         raise ConfigError(problems)
     return _build(document, workspace)
@@ -263,7 +215,8 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
     artifacts = doc["artifacts"]
     for key in ("migrations", "odoo_modules"):
         for i, rel in enumerate(artifacts.get(key, [])):
-            problem = _path_problem(workspace, rel, f"artifacts.{key}[{i}]", must_exist=True)
+            kinds = ("file", "directory") if key == "migrations" else ("directory",)
+            problem = _path_problem(workspace, rel, f"artifacts.{key}[{i}]", must_exist=True, kinds=kinds)
             if problem:
                 yield problem
     local = deployment.get("local") or {}
@@ -274,7 +227,7 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
                 yield problem
     metrics_file = (doc.get("metrics") or {}).get("textfile")
     if metrics_file:
-        problem = _path_problem(workspace, metrics_file, "metrics.textfile", must_exist=False)
+        problem = _path_problem(workspace, metrics_file, "metrics.textfile", must_exist=False, kinds=("file",))
         if problem:
             yield problem
 
@@ -298,21 +251,25 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
 
 
 def _inside(workspace: Path, rel: str, field: str, problems: list[str]) -> Path | None:
-    problem = _path_problem(workspace, rel, field, must_exist=False)
+    problem = _path_problem(workspace, rel, field, must_exist=False, kinds=("file",))
     if problem:
         problems.append(problem)
         return None
     return (workspace / rel).resolve()
 
 
-def _path_problem(workspace: Path, rel: str, field: str, *, must_exist: bool) -> str | None:
-    if "\x00" in rel:
-        return f"{field}: contains a NUL byte"
-    target = (workspace / rel).resolve()
-    if target != workspace and workspace not in target.parents:
-        return f"{field}: {rel!r} leads outside the workspace ({workspace}); use a path inside it"
-    if must_exist and not target.exists():
-        return f"{field}: {rel!r} does not exist in the workspace"
+def _path_problem(
+    workspace: Path, rel: str, field: str, *, must_exist: bool, kinds: tuple[str, ...] = ("file", "directory")
+) -> str | None:
+    """Why `rel` is not a usable path inside the workspace (a loop, outside, missing, a FIFO...), or None."""
+    try:
+        target = resolve_safely(workspace / rel, field=field, shown=repr(rel))
+        if target != workspace and workspace not in target.parents:
+            return f"{field}: {rel!r} leads outside the workspace ({workspace}); use a path inside it"
+        if require_kind(target, field=field, shown=repr(rel), want=kinds) is None and must_exist:
+            return f"{field}: {rel!r} does not exist in the workspace"
+    except ConfigError as exc:
+        return exc.problems[0]
     return None
 
 

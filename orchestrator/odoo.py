@@ -36,6 +36,7 @@ from orchestrator.artifacts import ArtifactDigests, resolve_in_workspace
 from orchestrator.contract import OdooConfig
 from orchestrator.errors import ConfigError, DeployError
 from orchestrator.redaction import Secret, mask_url, redact
+from orchestrator.safe_files import read_regular, resolve_safely
 
 __all__ = ["MANIFEST", "OdooModule", "OdooUpgrade", "plan_upgrade", "read_manifest", "read_modules", "upgrade"]
 
@@ -43,6 +44,7 @@ MANIFEST = "__manifest__.py"
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _TAIL_LINES = 40
 _TAIL_CHARS = 4000
+_MAX_MANIFEST_BYTES = 1 << 20
 
 _log = logging.getLogger(__name__)
 
@@ -90,7 +92,8 @@ def read_modules(paths: Sequence[Path], workspace: Path) -> tuple[OdooModule, ..
                     "(letters, digits and underscores only)"
                 )
             manifest = directory / MANIFEST
-            if not manifest.is_file() or not manifest.resolve().is_relative_to(directory):
+            inside = resolve_safely(manifest, field=field, shown=f"{key}/{MANIFEST}").is_relative_to(directory)
+            if not manifest.is_file() or not inside:
                 raise ConfigError(f"{field}: {key} has no {MANIFEST}; list Odoo module directories here")
             data = read_manifest(manifest, field=f"{field}: {key}/{MANIFEST}")
             modules.append(OdooModule(path=key, name=name, version=data["version"], depends=data["depends"]))
@@ -104,7 +107,7 @@ def read_modules(paths: Sequence[Path], workspace: Path) -> tuple[OdooModule, ..
 def read_manifest(path: Path, *, field: str) -> dict[str, Any]:
     """The manifest's dict with `version` (str | None) and `depends` (tuple) checked. Never executes it."""
     try:
-        source = path.read_text(encoding="utf-8")
+        source = read_regular(path, field=field, limit=_MAX_MANIFEST_BYTES).decode("utf-8")
         tree = ast.parse(source, filename=str(path), mode="eval")
     except (UnicodeDecodeError, SyntaxError, ValueError) as exc:
         raise ConfigError(

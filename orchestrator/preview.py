@@ -13,16 +13,15 @@ left running for inspection; closing the PR removes it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from orchestrator.contract import HealthProbe, RunInputs
 from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.github import GitHubClient, LogSink
+from orchestrator.github_event import read_event
 from orchestrator.github_updates import GitHubUpdates, track_deployment
 from orchestrator.health.verdict import CheckVerdict
 from orchestrator.platforms.base import Release
@@ -109,17 +108,7 @@ def environment_name(pr_number: int) -> str:
 
 def head_sha(env: Mapping[str, str]) -> str | None:
     """The PR head sha from the event payload (`pull_request.head.sha`), else GITHUB_SHA."""
-    event_path = env.get("GITHUB_EVENT_PATH")
-    if event_path:
-        try:
-            event = json.loads(Path(event_path).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            event = None
-        head = ((event or {}).get("pull_request") or {}).get("head") or {} if isinstance(event, dict) else {}
-        sha = head.get("sha") if isinstance(head, dict) else None
-        if isinstance(sha, str) and sha:
-            return sha
-    return env.get("GITHUB_SHA") or None
+    return read_event(env).head_sha or env.get("GITHUB_SHA") or None
 
 
 def preview_target(inputs: RunInputs, env: Mapping[str, str], *, run_url: str | None = None) -> PreviewTarget:

@@ -1,24 +1,42 @@
-"""Secrets: a type that never prints its value, and a log filter as the second defence.
+"""Secrets: a type that never prints its value, and a redactor that knows every form it takes.
 
-A `Secret` is unwrapped only at the call that needs it (`reveal()`). Every secret value
-read at start-up is also registered with `register()`, which feeds the logging filter and,
-inside GitHub Actions, the runner's own masking (`::add-mask::`).
+A `Secret` is unwrapped only at the call that needs it (`reveal()`). Every secret value read at
+start-up is registered with `register()` before anything can mention it. Registration derives
+what a value can turn into on its way to a log or an output, because a secret rarely leaks
+verbatim: the password inside a DSN (a URL's `user:pw@`, percent-decoded, or a libpq
+key=value `password='...'`, unquoted), and each of those as it reads once JSON-escaped,
+percent-encoded, repr-escaped, libpq-quoted, Markdown-escaped or annotation-escaped, one
+encoding inside another included. `redact()` masks every form at once; `redact_data()` masks
+the strings of a structure before it is serialised, since serialising escapes the value into
+a form the plain text no longer matches. Inside GitHub Actions the runner's masking is told
+too (`::add-mask::`).
 """
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 import os
 import re
 import sys
 import threading
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
-__all__ = ["RedactingFilter", "Secret", "install_filter", "mask_url", "redact", "register"]
+import psycopg2.extensions
+
+__all__ = ["RedactingFilter", "Secret", "install_filter", "mask_url", "redact", "redact_data", "register"]
 
 _MASK = "***"
+_MIN_LENGTH = 4
+"""Masking one- to three-character strings would shred ordinary text, so shorter values are not masked."""
+
 _lock = threading.Lock()
-_values: set[str] = set()
+_registered: set[str] = set()
+_forms: set[str] = set()
+_pattern: re.Pattern[str] | None = None
 
 
 class Secret:
@@ -51,46 +69,134 @@ class Secret:
 
 
 def register(value: str) -> None:
-    """Remember a secret value so that `redact()` and the log filter hide it everywhere."""
-    if not value or len(value) < 4:
-        # Masking one- to three-character strings would shred ordinary text.
+    """Remember a secret value, and every form derived from it, so `redact()` hides them everywhere."""
+    if not value or len(value) < _MIN_LENGTH:
         return
+    global _pattern
     with _lock:
-        if value in _values:
+        if value in _registered:
             return
-        _values.add(value)
-        password = urlsplit(value).password if "://" in value else None
-        if password and len(password) >= 4:
-            _values.add(password)
+        _registered.add(value)
+        atoms = _atoms(value)
+        new = _encodings(atoms, rounds=2) - _forms
+        _forms.update(new)
+        _pattern = None
     if os.environ.get("GITHUB_ACTIONS") == "true":
-        for line in value.splitlines():
-            if line.strip():
-                sys.stdout.write(f"::add-mask::{line}\n")
+        # The runner hides what reaches the job log; one encoding deep covers what it can see.
+        for form in sorted(_encodings(atoms, rounds=1) & new):
+            for line in form.splitlines():
+                if len(line.strip()) >= _MIN_LENGTH:
+                    # The runner unescapes command data, so a literal % must reach it as %25.
+                    sys.stdout.write(f"::add-mask::{line.replace('%', '%25')}\n")
         sys.stdout.flush()
 
 
-def redact(text: str) -> str:
-    """Replace every registered secret value, and any URL password, with `***`."""
+def _atoms(value: str) -> set[str]:
+    """The value, its lines, and a DSN's password as written and as decoded."""
+    atoms = {value, *value.splitlines()}
+    atoms.update(_dsn_passwords(value))
+    return {a for a in atoms if len(a) >= _MIN_LENGTH}
+
+
+def _dsn_passwords(value: str) -> set[str]:
+    found: set[str] = set()
+    if "://" in value:
+        try:
+            raw = urlsplit(value).password
+        except ValueError:
+            raw = None
+        if raw:
+            found.update({raw, unquote(raw)})
+    elif "=" in value:
+        found.update(_raw_kv_password(m) for m in _KV_PASSWORD.finditer(value))
+    try:
+        parsed = psycopg2.extensions.parse_dsn(value).get("password")
+    except (psycopg2.Error, TypeError, ValueError):
+        parsed = None
+    if parsed:
+        found.add(parsed)
+    return found
+
+
+def _raw_kv_password(match: re.Match[str]) -> str:
+    raw = match.group(2)
+    return raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == "'" else raw
+
+
+_ENCODINGS: tuple[Callable[[str], str], ...] = (
+    lambda s: json.dumps(s)[1:-1],
+    lambda s: json.dumps(s, ensure_ascii=False)[1:-1],
+    lambda s: quote(s, safe=""),
+    lambda s: quote_plus(s, safe=""),
+    quote,
+    lambda s: repr(s)[1:-1],
+    lambda s: s.replace("\\", "\\\\").replace("'", "\\'"),  # libpq key=value quoting
+    lambda s: s.replace("|", "\\|"),  # a Markdown table cell
+    lambda s: s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"),  # a workflow command
+    lambda s: html.escape(s, quote=False),
+)
+
+
+def _encodings(atoms: Iterable[str], *, rounds: int) -> set[str]:
+    """Each atom as it reads after up to `rounds` of the encodings above, one inside another."""
+    forms = set(atoms)
+    for _ in range(rounds):
+        forms |= {encode(form) for form in forms for encode in _ENCODINGS}
+    return {f for f in forms if len(f) >= _MIN_LENGTH}
+
+
+def _compiled() -> re.Pattern[str] | None:
+    global _pattern
     with _lock:
-        values = sorted(_values, key=len, reverse=True)
-    for value in values:
-        if value in text:
-            text = text.replace(value, _MASK)
-    return _URL_PASSWORD.sub(lambda m: m.group(1) + _MASK + "@", text)
+        if _pattern is None and _forms:
+            # Longest first, so a whole DSN is masked as one rather than around its password.
+            alternatives = sorted(_forms, key=len, reverse=True)
+            _pattern = re.compile("|".join(map(re.escape, alternatives)))
+        return _pattern
+
+
+def redact(text: str) -> str:
+    """Replace every registered secret form, any URL password and any `password=` value with `***`."""
+    pattern = _compiled()
+    if pattern is not None:
+        text = pattern.sub(_MASK, text)
+    text = _URL_PASSWORD.sub(lambda m: m.group(1) + _MASK + "@", text)
+    return _KV_PASSWORD.sub(lambda m: m.group(1) + _MASK, text)
+
+
+def redact_data(value: Any) -> Any:
+    """`value` with every string in it (keys included) redacted: dicts, lists and tuples are rebuilt."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_data(k): redact_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_data(v) for v in value]
+    return value
 
 
 _URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)[^@\s]+@")
+_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'\"]+)", re.IGNORECASE)
 
 
 def mask_url(url: str) -> str:
-    """A URL or DSN with its password replaced by `***` (user and host kept for diagnosis)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
+    """A URL or DSN with its password replaced by `***` (user and host kept for diagnosis).
+
+    Handles URLs (`postgresql://user:pw@host/db`) and libpq key=value DSNs (`host=h password=pw`)."""
+    if "://" not in url:
+        return _KV_PASSWORD.sub(lambda m: m.group(1) + _MASK, url)
+    try:
+        parts = urlsplit(url)
+        password, port = parts.password, parts.port
+    except ValueError:
+        return redact(url)
+    if password is None:
+        return _KV_PASSWORD.sub(lambda m: m.group(1) + _MASK, url)
     netloc = f"{parts.username}:{_MASK}@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    if port:
+        netloc += f":{port}"
+    query = _KV_PASSWORD.sub(lambda m: m.group(1) + _MASK, parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class RedactingFilter(logging.Filter):

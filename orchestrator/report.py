@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ import jsonschema
 
 from orchestrator.config import schema
 from orchestrator.contract import Result
-from orchestrator.redaction import redact
+from orchestrator.redaction import redact, redact_data
+from orchestrator.runner_files import WriteFailure, write_text
 
-__all__ = ["OUTPUTS", "outputs", "summary_markdown", "validate_result", "write_outputs"]
+__all__ = ["OUTPUTS", "Written", "outputs", "summary_markdown", "validate_result", "write_outputs"]
 
 OUTPUTS: dict[str, str] = {
     "result": "The whole output contract (DeploymentOrchestratorOutput) as compact JSON.",
@@ -51,7 +53,7 @@ OUTPUT_LIMIT = 900_000
 
 def outputs(result: Result, result_file: str) -> dict[str, str]:
     data = result.to_dict()
-    compact = redact(json.dumps(data, separators=(",", ":"), sort_keys=True))
+    compact = _json_text(data)
     if len(compact.encode()) > OUTPUT_LIMIT:
         data["logs"] = [
             {
@@ -61,7 +63,7 @@ def outputs(result: Result, result_file: str) -> dict[str, str]:
             }
         ]
         data["health_checks"] = data["health_checks"][-50:]
-        compact = redact(json.dumps(data, separators=(",", ":"), sort_keys=True))
+        compact = _json_text(data)
     return {
         "result": compact,
         "status": result.status,
@@ -74,29 +76,45 @@ def outputs(result: Result, result_file: str) -> dict[str, str]:
     }
 
 
-def write_outputs(result: Result, workspace: Path, env: Mapping[str, str]) -> dict[str, Path]:
-    """Write the result JSON, the summary, and the GitHub outputs. Returns where each went."""
+@dataclass(frozen=True, slots=True)
+class Written:
+    """Where each channel went, and every channel that could not be written."""
+
+    paths: dict[str, Path]
+    failures: tuple[WriteFailure, ...]
+
+
+def write_outputs(result: Result, workspace: Path, env: Mapping[str, str]) -> Written:
+    """Write the result JSON, the summary, and the GitHub outputs. A channel that cannot be written
+    is returned as a failure (the others are still written); nothing here raises for a full disk."""
     data = result.to_dict()
     validate_result(data)
-    written: dict[str, Path] = {}
-    result_path = workspace / RESULT_FILE
-    result_path.parent.mkdir(parents=True, exist_ok=True)
-    result_path.write_text(redact(json.dumps(data, indent=2, sort_keys=True)) + "\n", encoding="utf-8")
-    written["result"] = result_path
-    markdown = summary_markdown(result)
+    paths: dict[str, Path] = {}
+    failures: list[WriteFailure] = []
+
+    def write(key: str, channel: str, path: Path, text: str, *, append: bool) -> None:
+        ours = path.is_relative_to(workspace / ".deploy-orchestrator")
+        failure = write_text(channel, path, text, append=append, make_parents=ours)
+        if failure is None:
+            paths[key] = path
+        else:
+            failures.append(failure)
+
+    write("result", "result-file", workspace / RESULT_FILE, _json_text(data, indent=2) + "\n", append=False)
     summary_target = env.get("GITHUB_STEP_SUMMARY")
     summary_path = Path(summary_target) if summary_target else workspace / SUMMARY_FILE
-    summary_path.parent.mkdir(parents=True, exist_ok=True)
-    with summary_path.open("a" if summary_target else "w", encoding="utf-8") as fh:
-        fh.write(markdown)
-    written["summary"] = summary_path
+    write("summary", "GITHUB_STEP_SUMMARY", summary_path, summary_markdown(result), append=bool(summary_target))
     output_target = env.get("GITHUB_OUTPUT")
     if output_target:
-        with Path(output_target).open("a", encoding="utf-8") as fh:
-            for name, value in outputs(result, RESULT_FILE).items():
-                fh.write(_output_line(name, value))
-        written["outputs"] = Path(output_target)
-    return written
+        lines = "".join(_output_line(name, value) for name, value in outputs(result, RESULT_FILE).items())
+        write("outputs", "GITHUB_OUTPUT", Path(output_target), lines, append=True)
+    return Written(paths, tuple(failures))
+
+
+def _json_text(data: Any, *, indent: int | None = None) -> str:
+    """JSON of `data` with every string redacted before it is escaped, and the text again after."""
+    separators = (",", ":") if indent is None else None
+    return redact(json.dumps(redact_data(data), indent=indent, separators=separators, sort_keys=True))
 
 
 def _output_line(name: str, value: str) -> str:
@@ -218,4 +236,5 @@ def summary_markdown(result: Result) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    # Redact before escaping: an escaped secret no longer matches the value registered for it.
+    return redact(text).replace("|", "\\|").replace("\n", " ")

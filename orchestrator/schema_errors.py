@@ -13,15 +13,27 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jsonschema
+import jsonschema.validators
 
 __all__ = ["schema_problems"]
 
 
 def schema_problems(schema: Mapping[str, Any], document: Mapping[str, Any]) -> list[str]:
     """Every schema violation of `document`, each as `field.path: what is wrong; the fix`."""
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _Validator(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     return [_describe(error) for error in errors]
+
+
+def _is_whole_number(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 3.0 as an integer; the code then gets a float where it counts things.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_whole_number),
+)
 
 
 def _path(parts: Iterable[Any]) -> str:
@@ -53,7 +65,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{full}: required field is missing; add it"
     if kind == "additionalProperties":
         allowed = sorted(schema_node.get("properties", {}))
-        extras = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        extras = sorted(map(str, set(error.instance) - set(allowed))) if isinstance(error.instance, dict) else []
         lines = []
         for extra in extras:
             full = f"{where}.{extra}" if error.absolute_path else extra
@@ -65,7 +77,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{where}: {error.instance!r} is not allowed; use one of {', '.join(map(str, value))}"
     if kind == "type":
         want = _TYPE_NAMES.get(str(value), str(value))
-        return f"{where}: should be {want}, got {type(error.instance).__name__} {error.instance!r}"
+        got = f"{where}: should be {want}, got {type(error.instance).__name__} {error.instance!r}"
+        return got + _number_as_text_hint(str(value), error.instance)
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         lo = schema_node.get("minimum", schema_node.get("exclusiveMinimum"))
         hi = schema_node.get("maximum", schema_node.get("exclusiveMaximum"))
@@ -86,8 +99,24 @@ def _describe(error: jsonschema.ValidationError) -> str:
         names = " or ".join("+".join(o) for o in options if o)
         return f"{where}: set exactly one of {names}"
     if kind == "maxLength":
-        return f"{where}: is longer than {value} characters"
+        return f"{where}: is longer than {value} characters; shorten it"
+    if kind == "maxItems":
+        return f"{where}: has more than {value} entries; list at most {value}"
+    if kind == "propertyNames":
+        return f"{where}: a key is not allowed here ({error.message}); use the documented names"
     return f"{where}: {error.message}"
+
+
+_EXPONENT = re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$")
+
+
+def _number_as_text_hint(want: str, instance: Any) -> str:
+    if want not in ("number", "integer") or not isinstance(instance, str) or not _EXPONENT.match(instance):
+        return ""
+    mantissa, exponent = re.split("[eE]", instance)
+    sign = "" if exponent.startswith(("-", "+")) else "+"
+    written = f"{mantissa if '.' in mantissa else mantissa + '.0'}e{sign}{exponent}"
+    return f" (YAML 1.1 reads {instance} as text; write it as {written}, or as a plain number)"
 
 
 def _pattern_hint(pattern: str) -> str:
@@ -99,6 +128,6 @@ def _pattern_hint(pattern: str) -> str:
     for key, hint in hints.items():
         if pattern == key:
             return hint
-    if pattern.startswith("^127"):
-        return "should be a loopback address like 127.0.0.1:8080"
+    if pattern.startswith(("^127", "^(127")):
+        return "should be 127.0.0.1, localhost or 0.0.0.0 and a port from 1 to 65535, like 127.0.0.1:8080"
     return f"does not match the expected form ({pattern})"

@@ -14,12 +14,18 @@ from tests.workspace import base_config, write_config
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_entrypoint(workspace: Path, inputs: dict[str, str], **extra_env: str) -> subprocess.CompletedProcess[str]:
+def run_entrypoint(
+    workspace: Path, inputs: dict[str, str], *, args: list[str] | None = None, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
     env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
     env.update({"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(workspace)}, **extra_env)
     return subprocess.run(
-        [sys.executable, str(ROOT / "entrypoint.py")], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, str(ROOT / "entrypoint.py"), *(args or [])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator.errors import ConfigError
+from orchestrator.safe_files import read_regular, resolve_safely
 
 __all__ = [
+    "MAX_MIGRATION_BYTES",
     "NO_TRANSACTION_MARKER",
     "MigrationScript",
     "discover",
@@ -29,6 +31,8 @@ __all__ = [
 ]
 
 NO_TRANSACTION_MARKER = "deploy-orchestrator: no-transaction"
+MAX_MIGRATION_BYTES = 64 << 20
+"""A migration is SQL a person reviewed; past this it is a data dump, refused before it is read."""
 
 _NAME = re.compile(r"^(?P<kind>[VU])(?P<version>\d+(?:[._]\d+)*)__(?P<description>[^/\\]+)\.sql$")
 _HEADER = re.compile(r"^\s*--\s*deploy-orchestrator\s*:\s*no-transaction\s*$", re.IGNORECASE)
@@ -94,7 +98,11 @@ def discover(paths: Sequence[Path], workspace: Path) -> tuple[MigrationScript, .
     for entry in paths:
         label = str(entry)
         candidate = entry if entry.is_absolute() else root / entry
-        resolved = candidate.resolve()
+        try:
+            resolved = resolve_safely(candidate, field="artifacts.migrations", shown=label)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
         if not _is_inside(resolved, root):
             problems.append(f"artifacts.migrations: {label} resolves to {resolved}, outside the workspace {root}")
             continue
@@ -121,7 +129,11 @@ def _read_all(files: Iterable[tuple[str, Path]], root: Path, problems: list[str]
     seen: set[Path] = set()
     scripts: list[MigrationScript] = []
     for label, raw in files:
-        path = raw.resolve()
+        try:
+            path = resolve_safely(raw, field="artifacts.migrations", shown=label)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
         if path in seen:
             continue  # listed both as a file and inside a listed directory: one file, not a duplicate
         seen.add(path)
@@ -133,7 +145,11 @@ def _read_all(files: Iterable[tuple[str, Path]], root: Path, problems: list[str]
             hint = " (repeatable R__ migrations are not supported)" if raw.name.startswith("R__") else ""
             problems.append(f"artifacts.migrations: {label}: the name must be {_NAME_RULE}{hint}")
             continue
-        data = path.read_bytes()
+        try:
+            data = read_regular(path, field="artifacts.migrations", shown=label, limit=MAX_MIGRATION_BYTES)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
         try:
             sql = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:

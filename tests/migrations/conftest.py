@@ -9,7 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,7 @@ class PgBouncer:
 
 
 @pytest.fixture
-def pgbouncer(pg_server: postgres.PostgresServer) -> Iterator[Callable[[str], PgBouncer]]:
+def pgbouncer(pg_server: postgres.PostgresServer) -> Iterator[Callable[..., PgBouncer]]:
     """Start Debian's real pgbouncer in front of the test server: `pgbouncer("transaction")`.
 
     pgbouncer refuses to run as root, so as root it runs as `postgres` (like the server itself).
@@ -105,10 +105,14 @@ def pgbouncer(pg_server: postgres.PostgresServer) -> Iterator[Callable[[str], Pg
         pytest.fail("pgbouncer is not installed: apt-get install -y pgbouncer", pytrace=False)
     started: list[PgBouncer] = []
 
-    def start(pool_mode: str) -> PgBouncer:
+    def start(pool_mode: str, users: Sequence[tuple[str, str]] = ()) -> PgBouncer:
+        """`users`: more (name, password) logins besides the server's own."""
         root = Path(tempfile.mkdtemp(prefix="do-pgb-"))
         port = postgres.free_port()
-        (root / "userlist.txt").write_text(f'"{pg_server.user}" "{pg_server.password}"\n')
+        logins = [(pg_server.user, pg_server.password), *users]
+        # userlist.txt quotes each field and doubles a quote inside it.
+        lines = "".join(f'"{name}" "{password.replace(chr(34), chr(34) * 2)}"\n' for name, password in logins)
+        (root / "userlist.txt").write_text(lines, encoding="utf-8")
         (root / "pgbouncer.ini").write_text(
             "[databases]\n"
             f"* = host=127.0.0.1 port={pg_server.port}\n"

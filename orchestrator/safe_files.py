@@ -1,0 +1,126 @@
+"""Paths from users, resolved and read without hanging, looping or reading without bound.
+
+Every path the run reads because a user named it (the config file, migrations, module
+manifests, the event payload) goes through here. A symlink loop becomes a `ConfigError`
+naming the path instead of `RuntimeError`; a FIFO, socket or device is refused by its kind
+instead of being opened (opening a FIFO blocks until a writer appears: the run would hang);
+a file is opened with O_NONBLOCK and checked with fstat before a byte is read, so swapping
+a regular file for a FIFO between the check and the read cannot hang the run either; and a
+read never takes more than its limit.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from orchestrator.errors import ConfigError
+
+__all__ = ["describe_kind", "open_regular", "read_regular", "require_kind", "resolve_safely"]
+
+_KINDS = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def describe_kind(mode: int) -> str:
+    """`a FIFO (named pipe)`, `a directory`, ... for an `st_mode`."""
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def resolve_safely(path: Path, *, field: str, shown: str | None = None) -> Path:
+    """`path` with every symlink resolved (it need not exist). Raises ConfigError on a loop or an
+    unreadable component, naming `field` and the path as the user wrote it (`shown`)."""
+    name = shown if shown is not None else str(path)
+    if "\x00" in str(path):
+        raise ConfigError(f"{field}: {name!r} contains a NUL byte; remove it")
+    try:
+        return path.resolve()
+    except RuntimeError:  # Python 3.11 reports a symlink loop this way
+        raise ConfigError(f"{field}: {name} is a symlink loop; point the link at a real file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{field}: {name} is a symlink loop; point the link at a real file") from None
+        raise ConfigError(f"{field}: cannot resolve {name}: {exc.strerror}") from None
+
+
+def require_kind(path: Path, *, field: str, shown: str, want: tuple[str, ...]) -> str | None:
+    """The kind of an existing `path` when it is one of `want` ("file", "directory"); None when it
+    does not exist. Raises ConfigError naming the kind found otherwise (a FIFO, a device, ...)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{field}: {shown} is a symlink loop; point the link at a real file") from None
+        raise ConfigError(f"{field}: cannot examine {shown}: {exc.strerror}") from None
+    if stat.S_ISREG(mode) and "file" in want:
+        return "file"
+    if stat.S_ISDIR(mode) and "directory" in want:
+        return "directory"
+    wanted = " or ".join("a regular file" if w == "file" else "a directory" for w in want)
+    raise ConfigError(f"{field}: {shown} is {describe_kind(mode)}, not {wanted}; point it at {wanted}")
+
+
+def open_regular(path: Path, *, field: str, shown: str | None = None) -> BinaryIO:
+    """A binary file object for a regular file, opened without blocking on a FIFO or device.
+
+    Raises ConfigError naming `field` for a missing file, another kind of file, a loop or an
+    unreadable file.
+    """
+    name = shown if shown is not None else str(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ConfigError(f"{field}: {name} not found") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{field}: {name} is a symlink loop; point the link at a real file") from None
+        raise ConfigError(f"{field}: cannot read {name}: {exc.strerror}") from None
+    except ValueError:  # an embedded NUL byte
+        raise ConfigError(f"{field}: {name!r} contains a NUL byte; remove it") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(
+                f"{field}: {name} is {describe_kind(mode)}, not a regular file; point it at a regular file"
+            )
+        # Regular files never block; clear O_NONBLOCK so reads behave as usual.
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path, *, field: str, shown: str | None = None, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes. Never blocks on a FIFO or device.
+
+    Raises ConfigError naming `field` for a missing file, another kind of file, a loop, an
+    unreadable file or one over the limit.
+    """
+    name = shown if shown is not None else str(path)
+    with open_regular(path, field=field, shown=name) as handle:
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise ConfigError(f"{field}: {name} is {size} bytes; the limit is {limit}")
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise ConfigError(f"{field}: cannot read {name}: {exc.strerror}") from None
+    if len(data) > limit:  # grew while we read it
+        raise ConfigError(f"{field}: {name} is over {limit} bytes; the limit is {limit}")
+    return data
