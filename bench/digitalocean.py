@@ -20,7 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import requests
 
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
-from orchestrator.platforms.digitalocean import Backoff, DigitalOceanPlatform, RetryPolicy
+from orchestrator.platforms.digitalocean.adapter import DigitalOceanPlatform
+from orchestrator.platforms.digitalocean.api import RetryPolicy
+from orchestrator.platforms.digitalocean.watch import Backoff
 from orchestrator.redaction import Secret
 from tests.peers.do_simulator import DoSimulator
 

@@ -31,12 +31,14 @@ from orchestrator.config_file import read_config_file, secret_variable_names
 from orchestrator.console_logging import log_to_stderr
 from orchestrator.contract import Request, Result
 from orchestrator.errors import ConfigError
-from orchestrator.platforms.base import REGISTRY, Platform, PlatformContext
+from orchestrator.platforms import registry
+from orchestrator.platforms.base import Platform
+from orchestrator.platforms.registry import PRODUCTION, PlatformContext, Target
 from orchestrator.redaction import redact, redact_data, register
 from orchestrator.runlog import RunLog
 from orchestrator.runner_files import WriteFailure, write_text
 
-__all__ = ["EXIT_OUTPUTS_UNWRITTEN", "Execution", "build_platform", "execute", "main", "raw_inputs", "run"]
+__all__ = ["EXIT_OUTPUTS_UNWRITTEN", "Execution", "build_platform", "execute", "main", "raw_inputs", "run", "target_of"]
 
 log = logging.getLogger("orchestrator")
 
@@ -238,29 +240,26 @@ def _require_credentials(request: Request, env: Mapping[str, str]) -> None:
 
 
 def build_platform(request: Request, env: Mapping[str, str]) -> Platform:
-    """Pick the platform adapter. A platform this build lacks is a config error naming the others."""
-    _load_adapters()
-    name = request.config.deployment.platform
-    factory = REGISTRY.get(name)
-    if factory is None:
-        available = ", ".join(sorted(REGISTRY)) or "none"
+    """The platform adapter for the run's target: production, or the pull request's preview.
+    Raises ConfigError (a platform this build lacks, a missing credential)."""
+    described = registry.descriptor(request.config.deployment.platform)
+    context = PlatformContext(workspace=str(request.inputs.workspace), env=env)
+    return described.create(request.config, context, target_of(request, env))
+
+
+def target_of(request: Request, env: Mapping[str, str]) -> Target:
+    """Production, or in preview modes the pull request's target. Raises ConfigError."""
+    inputs = request.inputs
+    if inputs.mode not in ("preview", "preview-teardown"):
+        return PRODUCTION
+    repository = inputs.repository or env.get("GITHUB_REPOSITORY")
+    if inputs.pr_number is None or not repository:
         raise ConfigError(
-            f"deployment_config.platform: {name} is not available in this version of deploy-orchestrator; "
-            f"use one of {available}"
+            "GITHUB_REPOSITORY: previews are named after the repository; set it to owner/name"
+            if inputs.pr_number is not None
+            else "pr-number: required in preview modes (run on pull_request events or pass --pr-number)"
         )
-    return factory(request.config, PlatformContext(workspace=str(request.inputs.workspace), env=env))
-
-
-def _load_adapters() -> None:
-    """Import the adapters so they register themselves; a broken optional one must not hide the others."""
-    import importlib
-
-    adapters = ("local", "digitalocean", "kubernetes")
-    for module in (f"orchestrator.platforms.{name}" for name in adapters):
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:  # pragma: no cover - only when an optional SDK is missing
-            log.warning("platform adapter %s unavailable: %s", module, exc)
+    return Target.preview(inputs.pr_number, repository)
 
 
 def _local_command(args: Sequence[str]) -> int:

@@ -21,7 +21,6 @@ from orchestrator.config_bounds import bound_problems
 from orchestrator.config_file import document_problems, read_config_file
 from orchestrator.contract import (
     MODES,
-    STRATEGIES,
     AgentbenchConfig,
     Artifacts,
     CanaryStep,
@@ -52,10 +51,13 @@ from orchestrator.contract import (
 )
 from orchestrator.errors import ConfigError
 from orchestrator.github_event import MAX_PR_NUMBER, read_event
-from orchestrator.platforms.base import supported_strategies
+from orchestrator.paths import outside_problem
+from orchestrator.platforms import registry
+from orchestrator.platforms.base import Previews
 from orchestrator.redaction import Secret
-from orchestrator.safe_files import require_kind, resolve_safely
+from orchestrator.safe_files import resolve_safely
 from orchestrator.schema_errors import schema_problems
+from orchestrator.strategies.support import unsupported_problem
 
 __all__ = ["INPUTS", "SCHEMA_DIR", "load_request", "parse_config", "read_config_file", "schema"]
 
@@ -135,6 +137,8 @@ def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
             "pr-number: required in preview modes (run on pull_request events or pass --pr-number)"
             + (f"; the event payload could not be read ({unread})" if unread else "")
         )
+    if mode in ("preview", "preview-teardown") and config is not None:
+        problems.extend(_previews_problem(config.deployment.platform))
     if problems or config is None:
         raise ConfigError(problems)
     assert config_path is not None
@@ -151,6 +155,19 @@ def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
         repository=env.get("GITHUB_REPOSITORY") or None,
     )
     return Request(inputs=inputs, config=config)
+
+
+def _previews_problem(platform: str) -> list[str]:
+    if registry.descriptor(platform).can(Previews):
+        return []
+    having = ", ".join(name for name in _platform_names() if registry.descriptor(name).can(Previews))
+    return [f"mode: {platform} has no pull-request previews; run preview modes on a platform that has them ({having})"]
+
+
+def _platform_names() -> list[str]:
+    """The platforms of the schema (in its order) that this build has."""
+    named: list[str] = schema()["properties"]["deployment_config"]["properties"]["platform"]["enum"]
+    return [name for name in named if name in registry.descriptors()]
 
 
 def _pr_number(value: str | None, env: Mapping[str, str], problems: list[str]) -> int | None:
@@ -186,22 +203,16 @@ def parse_config(document: Any, workspace: Path) -> DeployConfig:
 def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[str]:
     deployment = doc["deployment_config"]
     platform, strategy = deployment["platform"], deployment["strategy"]
-    can = supported_strategies()[platform]
-    if strategy not in can:
-        alternatives = ", ".join(s for s in STRATEGIES if s in can)
-        others = ", ".join(p for p, s in supported_strategies().items() if strategy in s)
-        yield (
-            f"deployment_config.strategy: {strategy} is not possible on {platform}; "
-            f"use {alternatives} there, or platform {others} for {strategy}"
-        )
-    required_by_platform = {
-        "local": [("local", "add local: {command: [...], listen: '127.0.0.1:8080'}")],
-        "digitalocean": [("do_app_id", "add the App Platform app id (doctl apps list)")],
-        "kubernetes": [("k8s_namespace", "add the namespace"), ("k8s_deployment", "add the Deployment name")],
-    }
-    for field, fix in required_by_platform[platform]:
-        if field not in deployment:
-            yield f"deployment_config.{field}: required when platform is {platform}; {fix}"
+    try:
+        described = registry.descriptor(platform)
+    except ConfigError as exc:
+        yield from exc.problems
+        return
+    by_platform = {name: registry.descriptor(name).capabilities for name in _platform_names()}
+    problem = unsupported_problem(strategy, platform, by_platform)
+    if problem:
+        yield problem
+    yield from described.config_problems(deployment, workspace)
     if strategy == "canary" and "canary" in deployment:
         weights = [step["weight"] for step in deployment["canary"]["steps"]]
         for i, (a, b) in enumerate(itertools.pairwise(weights), start=1):
@@ -216,18 +227,12 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
     for key in ("migrations", "odoo_modules"):
         for i, rel in enumerate(artifacts.get(key, [])):
             kinds = ("file", "directory") if key == "migrations" else ("directory",)
-            problem = _path_problem(workspace, rel, f"artifacts.{key}[{i}]", must_exist=True, kinds=kinds)
-            if problem:
-                yield problem
-    local = deployment.get("local") or {}
-    for key in ("state_dir", "cwd"):
-        if key in local:
-            problem = _path_problem(workspace, local[key], f"deployment_config.local.{key}", must_exist=False)
+            problem = outside_problem(workspace, rel, f"artifacts.{key}[{i}]", must_exist=True, kinds=kinds)
             if problem:
                 yield problem
     metrics_file = (doc.get("metrics") or {}).get("textfile")
     if metrics_file:
-        problem = _path_problem(workspace, metrics_file, "metrics.textfile", must_exist=False, kinds=("file",))
+        problem = outside_problem(workspace, metrics_file, "metrics.textfile", must_exist=False, kinds=("file",))
         if problem:
             yield problem
 
@@ -251,26 +256,11 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
 
 
 def _inside(workspace: Path, rel: str, field: str, problems: list[str]) -> Path | None:
-    problem = _path_problem(workspace, rel, field, must_exist=False, kinds=("file",))
+    problem = outside_problem(workspace, rel, field, must_exist=False, kinds=("file",))
     if problem:
         problems.append(problem)
         return None
     return (workspace / rel).resolve()
-
-
-def _path_problem(
-    workspace: Path, rel: str, field: str, *, must_exist: bool, kinds: tuple[str, ...] = ("file", "directory")
-) -> str | None:
-    """Why `rel` is not a usable path inside the workspace (a loop, outside, missing, a FIFO...), or None."""
-    try:
-        target = resolve_safely(workspace / rel, field=field, shown=repr(rel))
-        if target != workspace and workspace not in target.parents:
-            return f"{field}: {rel!r} leads outside the workspace ({workspace}); use a path inside it"
-        if require_kind(target, field=field, shown=repr(rel), want=kinds) is None and must_exist:
-            return f"{field}: {rel!r} does not exist in the workspace"
-    except ConfigError as exc:
-        return exc.problems[0]
-    return None
 
 
 # --- building the contract types ---------------------------------------------------------------

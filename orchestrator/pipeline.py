@@ -43,8 +43,10 @@ from orchestrator.health.verdict import CheckVerdict
 from orchestrator.migrations import runner as migration_runner
 from orchestrator.migrations import scripts as migration_scripts
 from orchestrator.migrations.scripts import version_key
-from orchestrator.platforms.base import Platform, Release
-from orchestrator.preview import PreviewPlatform, preview_target, run_preview, run_teardown
+from orchestrator.platforms import registry
+from orchestrator.platforms.base import NativeRollback, Platform, Release, Retirement
+from orchestrator.platforms.registry import PRODUCTION, Target
+from orchestrator.preview import preview_target, run_preview, run_teardown
 from orchestrator.redaction import Secret
 from orchestrator.rollback import RollbackReport, roll_back
 from orchestrator.runlog import RunLog, utc_now
@@ -101,6 +103,7 @@ class Pipeline:
         self.tracked: TrackedDeployment | None = None
         self.modules: tuple[odoo.OdooModule, ...] = ()
         self.ledger_dsn = ledger_dsn
+        self.descriptor = registry.descriptor(self.config.deployment.platform)
         self._held = ExitStack()
 
     def _secret(self, name: str | None) -> Secret | None:
@@ -140,7 +143,7 @@ class Pipeline:
         self.hardening.close()
         return result
 
-    def _lock(self, target: str) -> None:
+    def _lock(self, target: Target) -> None:
         """Hold the deploy lock for `target` until the run is recorded (see deploy_lock.py)."""
         if self.ledger_dsn is None:
             self.log.warn(
@@ -151,20 +154,11 @@ class Pipeline:
         self._held.enter_context(
             hold_deploy_lock(
                 self.ledger_dsn,
-                f"{self.config.environment}/{target}",
+                f"{self.config.environment}/{self.descriptor.target_key(self.config.deployment, target)}",
                 wait_seconds=self.config.deploy_lock.wait_seconds,
                 deployment_id=self.state.deployment_id,
             )
         )
-
-    def _target(self) -> str:
-        d = self.config.deployment
-        if d.platform == "digitalocean":
-            return f"digitalocean/{d.do_app_id}"
-        if d.platform == "kubernetes":
-            return f"kubernetes/{d.k8s_namespace}/{d.k8s_deployment}"
-        listen = d.local.listen if d.local else ""
-        return f"local/{listen}"
 
     def _at(self, step: str) -> None:
         """Record the pipeline position, so a crashed run shows where it stopped."""
@@ -194,7 +188,7 @@ class Pipeline:
         with self.log.phase("Gates"):
             report = self._pass_gates()
         if not plan_only:
-            self._lock(self._target())
+            self._lock(PRODUCTION)
             self._track(production=True, environment=self.config.environment)
         self.state.previous = self.platform.live()
         previous = self.state.previous.version if self.state.previous else None
@@ -249,7 +243,8 @@ class Pipeline:
                 self._roll_back_after(exc, runner, applied, traffic_moved)
                 return
         try:
-            retired = self.platform.retire(self.config.rollback.keep_previous_versions)
+            keep = self.config.rollback.keep_previous_versions
+            retired = self.platform.retire(keep) if isinstance(self.platform, Retirement) else []
         except OrchestratorError as exc:
             # The new release is live and verified; old ones left running cost resources, not users.
             self.log.warn(f"retiring releases beyond keep_previous_versions failed: {exc}")
@@ -335,7 +330,7 @@ class Pipeline:
         self.state.exit_code = 1
 
     def _manual_rollback(self) -> None:
-        self._lock(self._target())
+        self._lock(PRODUCTION)
         releases = self.platform.releases()
         live = self.platform.live()
         self.state.previous = live
@@ -353,10 +348,12 @@ class Pipeline:
                     if applied:
                         self._undo_for_rollback(runner, applied, scripts)
                     verdict = self.checks.release(self.platform.live_url(), analysis=False, deadline=began + budget)
-                    self.platform.confirm_rollback(verdict.passed)
+                    if isinstance(self.platform, NativeRollback):
+                        self.platform.confirm_rollback(verdict.passed)
             except Exception as exc:  # whatever broke, production is in doubt: record it and page
-                with suppress(Exception):
-                    self.platform.confirm_rollback(False)
+                if isinstance(self.platform, NativeRollback):
+                    with suppress(Exception):
+                        self.platform.confirm_rollback(False)
                 self.state.rollback = RollbackOutcome(
                     triggered=True,
                     reason=f"manual rollback to {target.version}",
@@ -442,13 +439,12 @@ class Pipeline:
         self.state.status, self.state.exit_code = "rolled_back", 0
 
     def _preview(self) -> None:
-        platform = self._preview_platform()
         target = preview_target(self.inputs, self.env, run_url=self.run_url)
         self._pass_gates()
-        self._lock(f"{self._target()}/pr-{target.pr_number}")
+        self._lock(Target.preview(target.pr_number, target.repository))
         analysis = self.config.verification.before_switch
         outcome = run_preview(
-            platform, target, lambda url: self.checks.release(url, analysis=analysis), self.github, self.log
+            self.platform, target, lambda url: self.checks.release(url, analysis=analysis), self.github, self.log
         )
         self.state.probes.extend(outcome.probes)
         self.state.url = outcome.url
@@ -463,25 +459,16 @@ class Pipeline:
         self.state.status, self.state.exit_code = "success", 0
 
     def _teardown(self) -> None:
-        platform = self._preview_platform()
         pr_number = self.inputs.pr_number
-        repository = self.inputs.repository
+        repository = self.inputs.repository or self.env.get("GITHUB_REPOSITORY")
         if pr_number is None or repository is None:
             raise ConfigError("pr-number and GITHUB_REPOSITORY are needed to find the preview to remove")
-        self._lock(f"{self._target()}/pr-{pr_number}")
-        outcome = run_teardown(platform, pr_number, repository, self.github, self.log)
+        self._lock(Target.preview(pr_number, repository))
+        outcome = run_teardown(self.platform, pr_number, self.github, self.log)
         self.state.extras["preview"] = {"pr_number": pr_number, "deleted": outcome.deleted}
         if outcome.status != "success":
             raise DeployError(outcome.error or "the preview teardown failed", operation="preview-teardown")
         self.state.status, self.state.exit_code = "success", 0
-
-    def _preview_platform(self) -> PreviewPlatform:
-        if not isinstance(self.platform, PreviewPlatform):
-            raise ConfigError(
-                f"deployment_config.platform: {self.platform.name} has no pull-request previews; "
-                "use local or digitalocean"
-            )
-        return self.platform
 
     def _track(self, *, production: bool, environment: str) -> None:
         """A GitHub Deployment for this run (never fatal; skipped without a token)."""

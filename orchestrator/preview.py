@@ -1,9 +1,12 @@
 """The preview modes, platform-neutral: a per-PR release, its URL on the PR, and its removal.
 
-    preview:           Deployment `pr-<N>` (transient) in_progress → platform.create_preview →
-                       health flow on its URL → status success (with the URL) or failure →
-                       sticky PR comment (URL, version, checks, run link)
-    preview-teardown:  platform.delete_preview (idempotent) → every `pr-<N>` Deployment inactive
+A preview is the same platform on another target (`pr-<N>`, see `platforms.registry.Target`): the
+CLI builds the platform for that target, and this module deploys into it as into production.
+
+    preview:           Deployment `pr-<N>` (transient) in_progress → start the release on the
+                       target (all its traffic, older ones stopped) → health flow on its URL →
+                       status success (with the URL) or failure → sticky PR comment
+    preview-teardown:  remove the target (idempotent) → every `pr-<N>` Deployment inactive
                        (GitHub shows a transient environment as destroyed) → comment "removed"
 
 GitHub only mirrors the outcome: with no token, or GitHub down, the preview is still created
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
 from orchestrator.contract import HealthProbe, RunInputs
 from orchestrator.errors import ConfigError, OrchestratorError
@@ -24,16 +27,16 @@ from orchestrator.github import GitHubClient, LogSink
 from orchestrator.github_event import read_event
 from orchestrator.github_updates import GitHubUpdates, track_deployment
 from orchestrator.health.verdict import CheckVerdict
-from orchestrator.platforms.base import Release
+from orchestrator.platforms.base import Platform, Previews, Release, Retirement, TrafficRouter
 from orchestrator.redaction import mask_url
 from orchestrator.runlog import utc_now
 
 __all__ = [
     "COMMENT_MARKER",
     "PreviewOutcome",
-    "PreviewPlatform",
     "PreviewTarget",
     "TeardownOutcome",
+    "deploy_preview",
     "environment_name",
     "head_sha",
     "preview_target",
@@ -44,20 +47,6 @@ __all__ = [
 COMMENT_MARKER = "preview"
 _SHOWN_PROBES = 10
 PreviewStatus = Literal["success", "failed"]
-
-
-@runtime_checkable
-class PreviewPlatform(Protocol):
-    """A platform that can run one release per pull request beside production."""
-
-    def create_preview(self, pr_number: int, repo: str, image: str | None, version: str) -> Release:
-        """Create or update the PR's preview (idempotent per version); its direct URL in `Release.url`.
-
-        Raises DeployError (ConfigError when the platform needs an image and got none).
-        """
-
-    def delete_preview(self, pr_number: int, repo: str) -> bool:
-        """Remove the PR's preview and its resources. Idempotent: False when it was already gone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +121,19 @@ def preview_target(inputs: RunInputs, env: Mapping[str, str], *, run_url: str | 
     )
 
 
+def deploy_preview(platform: Platform, version: str, image: str | None) -> Release:
+    """Make `version` the preview target's only release; return it with the target's URL in `url`.
+    Idempotent per version. Raises DeployError (ConfigError when the platform needs an image)."""
+    release = platform.start(version, image)
+    if isinstance(platform, TrafficRouter):
+        platform.route({version: 100})
+    if isinstance(platform, Retirement):
+        platform.retire(keep=0)
+    return Release(release.version, url=platform.live_url(), image=release.image, ref=release.ref)
+
+
 def run_preview(
-    platform: PreviewPlatform,
+    platform: Platform,
     target: PreviewTarget,
     check: Callable[[str], CheckVerdict],
     github: GitHubClient | GitHubUpdates | None,
@@ -161,7 +161,7 @@ def run_preview(
     error: str | None = None
     failed_step: str | None = None
     try:
-        release = platform.create_preview(target.pr_number, target.repository, target.image, target.version)
+        release = deploy_preview(platform, target.version, target.image)
         url = release.url
         if url is None:
             error, failed_step = "the platform returned no URL for the preview", "deploy"
@@ -199,9 +199,8 @@ def run_preview(
 
 
 def run_teardown(
-    platform: PreviewPlatform,
+    platform: Platform,
     pr_number: int,
-    repo: str,
     github: GitHubClient | GitHubUpdates | None,
     log: LogSink,
 ) -> TeardownOutcome:
@@ -210,10 +209,12 @@ def run_teardown(
     A platform failure comes back as a `failed` outcome and leaves the Deployments as they were
     (the preview still exists); GitHub failures are only logged.
     """
+    if not isinstance(platform, Previews):
+        raise ConfigError(f"mode: {platform.name} has no pull-request previews to remove")
     updates = github if isinstance(github, GitHubUpdates) else GitHubUpdates(github, log)
     environment = environment_name(pr_number)
     try:
-        deleted = platform.delete_preview(pr_number, repo)
+        deleted = platform.remove()
     except OrchestratorError as exc:
         log.warn(f"preview-teardown: removing {environment} failed: {exc}")
         body = _teardown_comment(environment, f"Removing the preview failed: {exc}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from orchestrator.contract import HealthProbe, MigrationResult, RollbackOutcome
 from orchestrator.errors import MigrationError, OrchestratorError, RollbackError
 from orchestrator.health.verdict import Checks
-from orchestrator.platforms.base import Platform, Release
+from orchestrator.platforms.base import NativeRollback, Platform, Release, Retirement
 from orchestrator.runlog import RunLog
 
 __all__ = ["RollbackReport", "roll_back"]
@@ -66,11 +66,13 @@ def roll_back(
         if previous is not None:
             verdict = checks.release(platform.live_url(), analysis=False, deadline=began + budget_seconds)
             probes = verdict.probes
-            platform.confirm_rollback(verdict.passed)
+            if isinstance(platform, NativeRollback):
+                platform.confirm_rollback(verdict.passed)
             if not verdict.passed:
                 raise RollbackError(f"previous release {previous.version} is unhealthy too: {verdict.reason}")
             log.info(f"previous release {previous.version} is healthy")
-        platform.stop(failed_version)
+        if isinstance(platform, Retirement):
+            platform.stop(failed_version)
     except RollbackError as exc:
         error = exc
     except OrchestratorError as exc:

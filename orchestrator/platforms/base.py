@@ -1,25 +1,26 @@
-"""The Platform protocol every adapter implements, and the registry that picks one.
+"""What a platform is: a small core every platform has, and the capabilities some add.
 
-Strategies see only this protocol. Adapters return contract dataclasses (never raw SDK
-objects) and translate SDK errors into `DeployError` naming the operation.
+Strategies, the rollback and the preview flow see only these protocols. Adapters return contract
+dataclasses (never raw SDK objects) and translate SDK errors into `DeployError` naming the operation.
 
-Two families of platform exist:
-- platforms that route traffic themselves on our command (`local`, `kubernetes`): `start`
-  brings a release up without traffic, `route` moves traffic by weight;
-- platforms that cut over on their own once a release passes their health gate
-  (`digitalocean`): `cuts_over_itself` is True, `start` returns once the release is live,
-  and `route` is only used to send traffic back (`rollback`).
+- `Platform` (every platform): read what is live and kept, start a release, roll back to one.
+- `TrafficRouter`: the platform moves traffic on our command (`local`, `kubernetes`); `start` then
+  brings a release up without traffic. A platform without it cuts over by itself once a release
+  passes its own health gate (`digitalocean`): `start` returns once the release is live.
+- `Retirement`: releases hold resources we stop (`local`, `kubernetes`).
+- `NativeRollback`: the platform's rollback is a transaction to commit or revert (`digitalocean`).
+- `Previews`: the platform can run a target per pull request and remove it again.
+
+Which strategies a platform can run follows from these (`orchestrator.strategies.support`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from orchestrator.contract import DeployConfig
-
-__all__ = ["REGISTRY", "Platform", "PlatformFactory", "Release", "register", "supported_strategies"]
+__all__ = ["NativeRollback", "Platform", "Previews", "Release", "Retirement", "TrafficRouter", "TrafficShape"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +35,10 @@ class Release:
     """The platform's own id for it (DigitalOcean deployment id, Kubernetes Deployment name, ...)."""
 
 
-@runtime_checkable
 class Platform(Protocol):
+    """The core every platform shares."""
+
     name: str
-    strategies: frozenset[str]
-    cuts_over_itself: bool
 
     def live(self) -> Release | None:
         """The release receiving all traffic now, or None before the first deploy. Read-only."""
@@ -52,9 +52,38 @@ class Platform(Protocol):
     def start(self, version: str, image: str | None) -> Release:
         """Bring `version` up. Idempotent per version.
 
-        Without `cuts_over_itself` the release gets no traffic yet; with it, this returns once the
-        platform has made it live (or raises DeployError, the old release still serving).
+        On a `TrafficRouter` the release gets no traffic yet; otherwise this returns once the platform
+        has made it live (or raises DeployError, the old release still serving).
         """
+
+    def rollback(self, to: Release) -> None:
+        """Make `to` the live release again, as fast as the platform can. Raises DeployError."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficShape:
+    """How finely a router can split traffic, read before the rollout is planned."""
+
+    replicas: int = 1
+    """Replicas a release runs: a rolling rollout moves one replica's share at a time."""
+    exact: bool = True
+    """Weights are honoured to the percent; False: only in steps of 100/replicas percent."""
+
+    def effective(self, weight: int) -> int:
+        """The share `weight` really gets (round half up to a whole replica, at least one while above 0)."""
+        if self.exact or weight <= 0 or weight >= 100:
+            return weight
+        pods = max(1, (self.replicas * weight + 50) // 100)
+        return min(100, round(100 * pods / self.replicas))
+
+
+@runtime_checkable
+class TrafficRouter(Protocol):
+    def traffic_shape(self) -> TrafficShape:
+        """How finely traffic can be split now. Read-only."""
+
+    def start_sized(self, version: str, image: str | None, weight: int) -> Release:
+        """`start`, sized for the first share of traffic (`weight` percent) the release will get."""
 
     def route(self, weights: Mapping[str, int]) -> None:
         """Send new requests to releases by weight (percent, summing to 100). Idempotent.
@@ -62,16 +91,9 @@ class Platform(Protocol):
         Requests already in flight finish where they started. Raises DeployError.
         """
 
-    def rollback(self, to: Release) -> None:
-        """Make `to` the live release again, as fast as the platform can. Raises DeployError."""
 
-    def confirm_rollback(self, healthy: bool) -> None:
-        """After `rollback` and the re-check of the old release: keep it (healthy) or undo the rollback.
-
-        Platforms whose rollback is plain routing do nothing. DigitalOcean commits or reverts its
-        pinned rollback here. Raises DeployError.
-        """
-
+@runtime_checkable
+class Retirement(Protocol):
     def retire(self, keep: int) -> list[str]:
         """Stop releases without traffic beyond the newest `keep` previous ones; return their versions."""
 
@@ -79,28 +101,15 @@ class Platform(Protocol):
         """Stop one release that has no traffic (an aborted one). Idempotent."""
 
 
-PlatformFactory = Callable[[DeployConfig, "PlatformContext"], Platform]
+@runtime_checkable
+class NativeRollback(Protocol):
+    def confirm_rollback(self, healthy: bool) -> None:
+        """After `rollback` and the re-check of the old release: keep it (healthy) or undo the rollback.
+        Raises DeployError."""
 
 
-@dataclass(frozen=True, slots=True)
-class PlatformContext:
-    """What an adapter needs beyond the config: the workspace and resolved secrets."""
-
-    workspace: str
-    env: Mapping[str, str]
-
-
-REGISTRY: dict[str, PlatformFactory] = {}
-
-
-def register(name: str, factory: PlatformFactory) -> None:
-    REGISTRY[name] = factory
-
-
-def supported_strategies() -> Mapping[str, frozenset[str]]:
-    """Which strategies each platform can run: config validation checks combinations against it."""
-    return {
-        "local": frozenset({"blue_green", "canary", "rolling"}),
-        "digitalocean": frozenset({"blue_green", "rolling"}),
-        "kubernetes": frozenset({"blue_green", "canary", "rolling"}),
-    }
+@runtime_checkable
+class Previews(Protocol):
+    def remove(self) -> bool:
+        """Remove this pull request's target and everything it runs. Idempotent: False when it was
+        already gone. Only a preview target can be removed (DeployError on production)."""

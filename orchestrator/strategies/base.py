@@ -2,11 +2,14 @@
 
 Strategies differ only in the plan they build (see `steps.py`); the executor drives any
 `Platform` through it and stops at the first failed check, reporting how far traffic had
-moved so the rollback knows what to undo.
+moved so the rollback knows what to undo. What a plan asks of the platform follows from its
+capabilities: a `TrafficRouter` is started without traffic and switched or split; any other platform
+cuts over by itself on start. A split a router can only approximate is stated in the plan.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 from orchestrator.contract import DeployConfig, HealthProbe
 from orchestrator.errors import DeployError, HealthError, OrchestratorError
 from orchestrator.health.verdict import Checks, CheckVerdict
-from orchestrator.platforms.base import Platform, Release
+from orchestrator.platforms.base import Platform, Release, TrafficRouter, TrafficShape
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import blue_green, canary, rolling
 from orchestrator.strategies.steps import Analysis, Pause, PreSwitchCheck, Route, Start, Step, Verify, describe
@@ -54,28 +57,47 @@ class RolloutFailure(OrchestratorError):
 def plan_rollout(
     config: DeployConfig, *, platform: Platform, old: str | None, new: str, image: str | None
 ) -> RolloutPlan:
-    """Decide the rollout as data. Pure: reads only its arguments."""
+    """Decide the rollout as data. Reads only its arguments (and, read-only, a router's traffic shape)."""
+    shape = platform.traffic_shape() if isinstance(platform, TrafficRouter) else None
+    return plan_for(config, shape, platform=platform.name, old=old, new=new, image=image)
+
+
+def plan_for(
+    config: DeployConfig, shape: TrafficShape | None, *, platform: str, old: str | None, new: str, image: str | None
+) -> RolloutPlan:
+    """The plan on a platform routing traffic with `shape`, or cutting over by itself (None). Pure."""
     d = config.deployment
     analysis = config.verification.before_switch
+    self_cutover = shape is None
     steps: list[Step]
     if d.strategy == "blue_green":
-        steps = blue_green.plan(
-            old=old, new=new, image=image, analysis=analysis, cuts_over_itself=platform.cuts_over_itself
-        )
+        steps = blue_green.plan(old=old, new=new, image=image, analysis=analysis, cuts_over_itself=self_cutover)
     elif d.strategy == "canary":
         steps = canary.plan(old=old, new=new, image=image, analysis=analysis, steps=d.canary_steps)
     else:
-        replicas = d.local.replicas if d.local else 1
         steps = rolling.plan(
             old=old,
             new=new,
             image=image,
-            replicas=replicas,
+            replicas=shape.replicas if shape else 1,
             pause_seconds=d.rolling.pause_seconds,
             analysis=analysis,
-            cuts_over_itself=platform.cuts_over_itself,
+            cuts_over_itself=self_cutover,
         )
-    return RolloutPlan(d.strategy, d.platform, old, new, tuple(steps))
+    if shape is not None and not shape.exact:
+        steps = [_stated(step, shape) for step in steps]
+    return RolloutPlan(d.strategy, platform, old, new, tuple(steps))
+
+
+def _stated(step: Step, shape: TrafficShape) -> Step:
+    """A split as the router will really give it, when that differs from what was asked."""
+    if not isinstance(step, Route) or len(step.weights) != 2:
+        return step
+    (old, _), (new, weight) = step.weights
+    effective = shape.effective(weight)
+    if effective == weight:
+        return step
+    return dataclasses.replace(step, effective=((old, 100 - effective), (new, effective)))
 
 
 def execute(
@@ -106,10 +128,13 @@ def _run_step(
     log: RunLog,
     sleep: Callable[[float], None],
 ) -> None:
+    router = platform if isinstance(platform, TrafficRouter) else None
     match step:
-        case Start(version, image):
-            outcome.started = platform.start(version, image)
-            if platform.cuts_over_itself:
+        case Start(version, image, first_weight):
+            if router is not None:
+                outcome.started = router.start_sized(version, image, first_weight)
+            else:
+                outcome.started = platform.start(version, image)
                 outcome.traffic_moved = True
         case PreSwitchCheck(analysis):
             release = outcome.started
@@ -117,8 +142,12 @@ def _run_step(
                 raise DeployError("the new release has no direct address for pre-switch checks", operation="start")
             _require(checks.release(release.url, analysis=analysis), outcome, "pre-switch health check")
         case Route(weights):
+            if router is None:
+                raise DeployError(
+                    f"{platform.name} cannot route traffic; the plan needs a TrafficRouter", operation="route"
+                )
             began = time.perf_counter()
-            platform.route(dict(weights))
+            router.route(dict(weights))
             elapsed = (time.perf_counter() - began) * 1000
             outcome.traffic_moved = True
             if step.new_weight == 100:

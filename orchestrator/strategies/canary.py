@@ -10,7 +10,9 @@ from orchestrator.strategies.steps import Analysis, Pause, PreSwitchCheck, Route
 
 
 def plan(*, old: str | None, new: str, image: str | None, analysis: bool, steps: Sequence[CanaryStep]) -> list[Step]:
-    out: list[Step] = [Start(new, image), PreSwitchCheck(analysis)]
+    partial = [s.weight for s in steps if s.weight < 100]
+    first = partial[0] if old is not None and partial else 100
+    out: list[Step] = [Start(new, image, first), PreSwitchCheck(analysis)]
     if old is None:
         # Nothing to compare against on a first deploy: a canary is a plain switch.
         return [*out, Route(((new, 100),)), Verify()]

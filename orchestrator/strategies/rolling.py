@@ -18,9 +18,9 @@ def plan(
 ) -> list[Step]:
     if cuts_over_itself:
         return [Start(new, image), Verify()]
-    out: list[Step] = [Start(new, image), PreSwitchCheck(analysis)]
     if old is None or replicas <= 1:
-        return [*out, Route(((new, 100),)), Verify()]
+        return [Start(new, image), PreSwitchCheck(analysis), Route(((new, 100),)), Verify()]
+    out: list[Step] = [Start(new, image, round(100 / replicas)), PreSwitchCheck(analysis)]
     for i in range(1, replicas):
         weight = round(100 * i / replicas)
         out.append(Route(((old, 100 - weight), (new, weight))))

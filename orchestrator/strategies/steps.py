@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """Bring the new release up (on self-cutting platforms this also makes it live)."""
+    """Bring the new release up (on platforms that cut over by themselves this also makes it live)."""
 
     version: str
     image: str | None
+    first_weight: int = 100
+    """The first share of traffic it will get: a router may start it with only the pods for that."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,8 @@ class Route:
     """Send new requests by weight; in-flight ones finish where they are."""
 
     weights: tuple[tuple[str, int], ...]
+    effective: tuple[tuple[str, int], ...] | None = None
+    """What the platform really gives when it can only approximate `weights` (None: exactly them)."""
 
     @property
     def new_weight(self) -> int:
@@ -58,8 +62,10 @@ def describe(step: Step) -> str:
             return f"start release {version}" + (f" ({image})" if image else "")
         case PreSwitchCheck(analysis):
             return "health-check the new release before traffic moves" + (" (with analysis)" if analysis else "")
-        case Route(weights):
-            return "route " + ", ".join(f"{w}% to {v}" for v, w in weights if w)
+        case Route(weights, effective):
+            if effective is None:
+                return "route " + _shares(weights)
+            return f"route {_shares(weights)} (effective {_shares(effective)}: the platform splits by whole replicas)"
         case Pause(seconds):
             return f"pause {seconds:g}s"
         case Analysis(weight):
@@ -67,3 +73,7 @@ def describe(step: Step) -> str:
         case Verify():
             return "verify the live release (health, database, endpoints, jobs, metrics)"
     raise AssertionError(step)
+
+
+def _shares(weights: tuple[tuple[str, int], ...]) -> str:
+    return ", ".join(f"{w}% to {v}" for v, w in weights if w)

@@ -1,8 +1,8 @@
-"""A real, tiny preview platform for the tests: each PR's preview is a demo app process on loopback.
+"""A real, tiny platform for the preview tests: the target of PR 7, a demo app process on loopback.
 
-`create_preview` starts `python -m orchestrator.demo.app` on a free port (restarting it for a new
-version) and returns its URL; `delete_preview` stops it. Nothing is faked: the health flow talks
-to the process over HTTP.
+A platform that cuts over by itself, with `Previews`: `start` starts `python -m orchestrator.demo.app`
+on a free port (restarting it for a new version); `remove` stops it. Nothing is faked: the health
+flow talks to the process over HTTP.
 """
 
 from __future__ import annotations
@@ -25,20 +25,41 @@ class _Running:
 
 
 class DemoPreviewPlatform:
-    def __init__(self, *, unhealthy: bool = False, broken: bool = False) -> None:
+    name = "demo"
+
+    def __init__(self, *, unhealthy: bool = False, broken: bool = False, pr_number: int = 7) -> None:
+        self.pr_number = pr_number
         self.unhealthy = unhealthy
         self.broken = broken
         """Refuse to create previews, as a platform whose API is down would."""
         self.running: dict[int, _Running] = {}
         self.created = 0
 
-    def create_preview(self, pr_number: int, repo: str, image: str | None, version: str) -> Release:
+    def live(self) -> Release | None:
+        current = self.running.get(self.pr_number)
+        return self._release(current) if current is not None else None
+
+    def live_url(self) -> str:
+        current = self.running.get(self.pr_number)
+        if current is None:
+            raise DeployError("no preview runs", platform="demo", operation="live url")
+        return f"http://127.0.0.1:{current.port}"
+
+    def releases(self) -> list[Release]:
+        live = self.live()
+        return [live] if live is not None else []
+
+    def rollback(self, to: Release) -> None:
+        raise DeployError("a preview keeps one release", platform="demo", operation="rollback")
+
+    def start(self, version: str, image: str | None) -> Release:
+        pr_number = self.pr_number
         if self.broken:
             raise DeployError("preview platform unavailable", platform="demo", operation="create preview")
         current = self.running.get(pr_number)
         if current is not None and current.version == version and current.process.poll() is None:
             return self._release(current)
-        self.delete_preview(pr_number, repo)
+        self.remove()
         port = _free_port()
         command = [sys.executable, "-m", "orchestrator.demo.app", "--port", str(port), "--version", version]
         if self.unhealthy:
@@ -50,8 +71,8 @@ class DemoPreviewPlatform:
         _wait_listening(port, process)
         return self._release(running)
 
-    def delete_preview(self, pr_number: int, repo: str) -> bool:
-        running = self.running.pop(pr_number, None)
+    def remove(self) -> bool:
+        running = self.running.pop(self.pr_number, None)
         if running is None:
             return False
         running.process.terminate()
@@ -59,8 +80,7 @@ class DemoPreviewPlatform:
         return True
 
     def close(self) -> None:
-        for pr_number in list(self.running):
-            self.delete_preview(pr_number, "")
+        self.remove()
 
     @staticmethod
     def _release(running: _Running) -> Release:

@@ -109,7 +109,7 @@ def test_teardown_removes_the_preview_and_is_idempotent(
     second = run_preview(demo_platform, _target("v2"), health_flow, client, RunLog())
     process = demo_platform.running[7].process
 
-    removed = run_teardown(demo_platform, 7, REPOSITORY, client, RunLog())
+    removed = run_teardown(demo_platform, 7, client, RunLog())
     assert (removed.status, removed.deleted) == ("success", True)
     assert sorted(removed.deactivated) == sorted([first.github_deployment_id, second.github_deployment_id])
     assert process.poll() is not None
@@ -118,7 +118,7 @@ def test_teardown_removes_the_preview_and_is_idempotent(
     assert "### 🧹 Preview removed (pr-7)" in _comment(github_peer)
     status_count = sum(len(s) for s in github_peer.statuses.values())
 
-    again = run_teardown(demo_platform, 7, REPOSITORY, client, RunLog())
+    again = run_teardown(demo_platform, 7, client, RunLog())
     assert (again.status, again.deleted, again.deactivated) == ("success", False, ())
     assert sum(len(s) for s in github_peer.statuses.values()) == status_count
     assert "No preview was running." in _comment(github_peer)
@@ -139,7 +139,7 @@ def test_token_canary_never_reaches_logs_comments_or_statuses(
     target = PreviewTarget(7, REPOSITORY, "v1", f"registry.example/app:{token}", HEAD, RUN_URL)
     run_preview(demo_platform, target, health_flow, client, log)
     preview_comment = _comment(github_peer)
-    run_teardown(demo_platform, 7, REPOSITORY, client, log)
+    run_teardown(demo_platform, 7, client, log)
 
     published = json.dumps([preview_comment, github_peer.comments, github_peer.statuses, github_peer.deployments])
     assert "| Image | `registry.example/app:***` |" in preview_comment
@@ -163,7 +163,7 @@ def test_github_down_still_creates_the_preview_and_says_github_was_skipped(
     assert "GitHub: unavailable; the remaining GitHub updates of this run are skipped" in text
     assert "GitHub: skipped Deployment, PR comment; the preview itself is unaffected" in text
 
-    removed = run_teardown(demo_platform, 7, REPOSITORY, gh, RunLog())
+    removed = run_teardown(demo_platform, 7, gh, RunLog())
     assert (removed.status, removed.deleted) == ("success", True)
     assert removed.github_skipped == ("Deployments list", "PR comment")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from orchestrator.config import parse_config
 from orchestrator.contract import CanaryStep
 from orchestrator.strategies import blue_green, canary, rolling
 from orchestrator.strategies.base import RolloutPlan
@@ -29,7 +32,7 @@ def test_canary_steps_weights_pauses_and_analysis_then_promotes() -> None:
         steps=(CanaryStep(10, 30.0), CanaryStep(50, 0.0, analysis=False), CanaryStep(100)),
     )
     assert steps == [
-        Start("v2", None),
+        Start("v2", None, first_weight=10),
         PreSwitchCheck(True),
         Route((("v1", 90), ("v2", 10))),
         Pause(30.0),
@@ -54,7 +57,7 @@ def test_rolling_moves_one_replica_share_at_a_time_with_analysis_between() -> No
         old="v1", new="v2", image=None, replicas=4, pause_seconds=5.0, analysis=True, cuts_over_itself=False
     )
     assert steps == [
-        Start("v2", None),
+        Start("v2", None, first_weight=25),
         PreSwitchCheck(True),
         Route((("v1", 75), ("v2", 25))),
         Pause(5.0),
@@ -78,4 +81,26 @@ def test_a_plan_describes_itself_for_plan_mode_and_the_summary() -> None:
         "2. health-check the new release before traffic moves",
         "3. route 100% to v2",
         "4. verify the live release (health, database, endpoints, jobs, metrics)",
+    ]
+
+
+def test_a_split_the_platform_can_only_approximate_is_stated_with_what_it_really_gets() -> None:
+    from orchestrator.platforms.base import TrafficShape
+    from orchestrator.strategies.base import plan_for
+    from tests.workspace import base_config
+
+    document = base_config()
+    document["deployment_config"]["strategy"] = "canary"
+    document["deployment_config"]["canary"] = {"steps": [{"weight": 10}, {"weight": 50}]}
+    config = parse_config(document, Path.cwd())
+    coarse = plan_for(
+        config, TrafficShape(replicas=4, exact=False), platform="kubernetes", old="v1", new="v2", image=None
+    )
+    assert coarse.describe()[2] == (
+        "3. route 90% to v1, 10% to v2 (effective 75% to v1, 25% to v2: the platform splits by whole replicas)"
+    )
+    exact = plan_for(config, TrafficShape(replicas=4, exact=True), platform="local", old="v1", new="v2", image=None)
+    assert exact.describe()[2] == "3. route 90% to v1, 10% to v2"
+    assert plan_for(config, None, platform="x", old="v1", new="v2", image=None).describe()[:1] == [
+        "1. start release v2"
     ]

@@ -1,58 +1,9 @@
 """DigitalOcean App Platform through the official `pydo` client (issue 8).
 
-Importing this package registers the `digitalocean` platform factory. The factory reads the API
-token from the env var named by `credentials.do_api_token_env_var`; `DIGITALOCEAN_API_URL` and
+`descriptor` is what the registry reads; it imports no SDK. The factory reads the API token from
+the env var named by `credentials.do_api_token_env_var`; `DIGITALOCEAN_API_URL` and
 `DIGITALOCEAN_CA_BUNDLE` point it elsewhere (the tests' simulator, a corporate proxy's CA).
+Modules: `adapter` (the platform), `api` (pydo behind retries), `spec` and `preview_spec` (app
+specs), `image`, `watch` (waiting for a deployment), `deployments` (reading its outcome), `logs`,
+`previews` (preview apps by name).
 """
-
-from __future__ import annotations
-
-from orchestrator.contract import DeployConfig
-from orchestrator.errors import ConfigError
-from orchestrator.platforms.base import PlatformContext, register
-from orchestrator.redaction import Secret
-
-from .adapter import DEFAULT_DEADLINE_SECONDS, DEFAULT_ENDPOINT, DigitalOceanPlatform
-from .api import RetryPolicy
-from .image import ImageSource, parse_image
-from .preview_spec import preview_name
-from .spec import VERSION_ENV
-from .watch import Backoff
-
-__all__ = [
-    "VERSION_ENV",
-    "Backoff",
-    "DigitalOceanPlatform",
-    "ImageSource",
-    "RetryPolicy",
-    "factory",
-    "parse_image",
-    "preview_name",
-]
-
-ENDPOINT_ENV = "DIGITALOCEAN_API_URL"
-CA_BUNDLE_ENV = "DIGITALOCEAN_CA_BUNDLE"
-
-
-def factory(cfg: DeployConfig, ctx: PlatformContext) -> DigitalOceanPlatform:
-    """Build the adapter from the config and the run's environment. Raises ConfigError."""
-    var = cfg.credentials.do_api_token_env_var
-    value = ctx.env.get(var, "")
-    if not value.strip():
-        raise ConfigError(
-            f"credentials.do_api_token_env_var: the environment variable {var} is not set or empty; "
-            "pass a DigitalOcean API token to it (e.g. `env: {" + var + ": ${{ secrets.DIGITALOCEAN_TOKEN }}}`)"
-        )
-    # Not in the config schema yet: a deploy deadline of its own, when the config grows one.
-    deadline = cfg.deployment.do_deploy_timeout_seconds or DEFAULT_DEADLINE_SECONDS
-    return DigitalOceanPlatform(
-        cfg.deployment,
-        cfg.health_check,
-        Secret(value.strip(), name=var),
-        endpoint=ctx.env.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT,
-        verify=ctx.env.get(CA_BUNDLE_ENV) or True,
-        deadline_seconds=float(deadline),
-    )
-
-
-register("digitalocean", factory)

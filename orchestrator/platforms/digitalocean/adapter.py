@@ -1,34 +1,41 @@
-"""DigitalOcean App Platform as a `Platform`: App Platform cuts over by itself.
+"""DigitalOcean App Platform: a platform that cuts over by itself, with a native rollback and previews.
 
 `start` writes the new image, version label and health check into the app spec; App Platform
 builds a deployment, keeps the old release serving until the new one passes that health check,
 then switches. We wait for the outcome with backoff under a deadline. Rollback uses App Platform's
-own rollback API, which pins the app until we commit (verification passed) or revert.
+own rollback API, which pins the app until we commit (verification passed) or revert
+(`NativeRollback`).
 
-Nothing is ever stopped here: App Platform replaces instances itself, so `retire` and `stop` have
-nothing to do, and a deployment that failed never received traffic.
+App Platform replaces instances itself and a deployment that failed never received traffic, so
+there is nothing to retire or stop, and no traffic to split: the adapter has no `TrafficRouter`
+and no `Retirement`.
+
+A target is production (`deployment_config.do_app_id`) or a pull request's preview app (production's
+spec renamed, see `preview_spec.py`), created by its first `start`, deleted by `remove`.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
 from orchestrator.errors import ConfigError, DeployError
 from orchestrator.platforms.base import Release
+from orchestrator.platforms.registry import PRODUCTION, Target
 from orchestrator.redaction import Secret
 
-from . import previews
 from .api import PLATFORM, AppsApi, RetryPolicy
+from .deployments import EPOCH, condition, failure, newest_after, rolled_back_from, same_image, when
 from .image import ImageSource, parse_image
 from .logs import fetch_log_tail
+from .preview_spec import preview_name, preview_spec
+from .previews import create_app, delete_app, find_app
 from .spec import image_of, select_component, version_of, with_release
-from .watch import Backoff, Outcome, wait_for_deployment
+from .watch import Backoff, wait_for_deployment
 
 __all__ = ["DEFAULT_DEADLINE_SECONDS", "DEFAULT_ENDPOINT", "DigitalOceanPlatform"]
 
@@ -38,17 +45,14 @@ DEFAULT_ENDPOINT = "https://api.digitalocean.com"
 DEFAULT_DEADLINE_SECONDS = 15 * 60.0
 _KEPT_PHASES = ("ACTIVE", "SUPERSEDED")
 _RECENT = 50
-_EPOCH = datetime.min.replace(tzinfo=UTC)
 _BACKOFF = Backoff()
 _RETRY = RetryPolicy()
 
 
 class DigitalOceanPlatform:
-    """One App Platform app (`deployment_config.do_app_id`), driven through pydo."""
+    """One App Platform app (production's, or a pull request's preview app), driven through pydo."""
 
     name = "digitalocean"
-    strategies = frozenset({"blue_green", "rolling"})
-    cuts_over_itself = True
 
     def __init__(
         self,
@@ -62,13 +66,11 @@ class DigitalOceanPlatform:
         backoff: Backoff = _BACKOFF,
         retry: RetryPolicy = _RETRY,
         sleep: Callable[[float], None] = time.sleep,
+        target: Target = PRODUCTION,
     ) -> None:
-        if not deployment.do_app_id:
-            raise ConfigError(
-                "deployment_config.do_app_id: required with platform digitalocean "
-                "(the app's id, from `doctl apps list` or the control panel URL)"
-            )
-        self.app_id = deployment.do_app_id
+        """`deployment.do_app_id` is set (the config checks it); it is production's app for every target."""
+        self.app_id = str(deployment.do_app_id)
+        self._preview = preview_name(str(target.repository), target.pr_number) if target.pr_number else None
         self._component = deployment.do_component
         self._health = health
         self._verify = verify
@@ -83,33 +85,34 @@ class DigitalOceanPlatform:
 
     def live(self) -> Release | None:
         """The release of the app's active deployment, or None before its first deploy."""
-        active = self._app(self.app_id).get("active_deployment")
+        app = self._current()
+        active = app.get("active_deployment") if app else None
         return self._release(active) if active and active.get("id") else None
 
     def live_url(self) -> str:
-        url = self._app(self.app_id).get("live_url")
+        app = self._current()
+        url = app.get("live_url") if app else None
         if not url:
             raise DeployError(
-                f"app {self.app_id} has no live_url yet (it has never been deployed successfully)",
+                f"app {self._shown()} has no live_url yet (it has never been deployed successfully)",
                 platform=PLATFORM,
                 operation="get app",
             )
         return str(url)
 
     def releases(self) -> list[Release]:
-        """Recent ACTIVE and SUPERSEDED deployments, newest first, one per version.
-
-        A version whose newest deployment was rolled back from (the next deployment to go live is a
-        rollback to another one) is left out, unless it is live: App Platform's own record that
-        it is no rollback candidate, for runs without a ledger.
-        """
-        body = self.api.read("list deployments", self.api.apps.list_deployments, self.app_id, per_page=_RECENT)
+        """Recent ACTIVE and SUPERSEDED deployments, newest first, one per version, less a version whose
+        newest deployment was rolled back from unless it is live (for runs without a ledger)."""
+        app = self._current()
+        if app is None:
+            return []
+        body = self.api.read("list deployments", self.api.apps.list_deployments, str(app["id"]), per_page=_RECENT)
         deployments = sorted(
             (d for d in (body or {}).get("deployments") or [] if d.get("phase") in _KEPT_PHASES),
-            key=lambda d: _when(d.get("created_at")),
+            key=lambda d: when(d.get("created_at")),
             reverse=True,
         )
-        left = _rolled_back_from(deployments)
+        left = rolled_back_from(deployments)
         kept: list[Release] = []
         seen: set[str] = set()
         for deployment in deployments:
@@ -128,49 +131,33 @@ class DigitalOceanPlatform:
 
         Raises DeployError (the previous release still serving) with the deploy logs' tail when the
         deployment fails, is cancelled or superseded, or misses the deadline (then it is cancelled).
-        Raises ConfigError for an image App Platform cannot pull or an ambiguous component.
+        Raises ConfigError for an image App Platform cannot pull or an ambiguous component, and for a
+        preview without an image. A preview's first start creates its app.
         """
+        if self._preview and image is None:
+            raise ConfigError(
+                "image: App Platform previews need an image; pass the image input or set artifacts.docker_image"
+            )
         source = parse_image(image) if image else None
-        app = self._app(self.app_id)
+        app = self._current()
+        if app is None:
+            return self._first_preview(version, source)
         self._refuse_if_pinned(app, f"deploy {version}")
-        component = select_component(app.get("spec") or {}, self._component)
+        base = self._base_spec(app)
+        component = select_component(base, self._component)
         active = app.get("active_deployment") or {}
         if version_of(active.get("spec"), component) == version and (
-            source is None or _same_image(image_of(active.get("spec"), component), source)
+            source is None or same_image(image_of(active.get("spec"), component), source)
         ):
             log.info("version %s is already live (deployment %s)", version, active.get("id"))
             return self._release(active)
         deployment = self._unfinished(app, version, component)
         if deployment is None:
-            spec = with_release(app.get("spec") or {}, component, version, source, self._health)
+            spec = with_release(base, component, version, source, self._health)
             deployment = self._update_spec(app, spec, version, component)
-        release = self._await(self.app_id, deployment, f"deploy of {version}")
+        release = self._await(str(app["id"]), deployment, f"deploy of {version}")
         # The reference as given: App Platform's DOCR block drops the registry name.
         return Release(release.version, image=image or release.image, ref=release.ref)
-
-    def route(self, weights: Mapping[str, int]) -> None:
-        """Only `{version: 100}` for a kept release: App Platform has no traffic weights."""
-        targets = [v for v, w in weights.items() if w]
-        if len(targets) != 1 or weights[targets[0]] != 100:
-            raise DeployError(
-                f"App Platform cannot split traffic ({dict(weights)}); it only sends all traffic to one "
-                "release. Use strategy blue_green or rolling, or the local or kubernetes platform for canary.",
-                platform=PLATFORM,
-                operation="route",
-            )
-        version = targets[0]
-        live = self.live()
-        if live is not None and live.version == version:
-            return
-        for release in self.releases():
-            if release.version == version:
-                self.rollback(release)
-                return
-        raise DeployError(
-            f"route to {version}: App Platform keeps no deployment of that version to return to",
-            platform=PLATFORM,
-            operation="route",
-        )
 
     # --- rollback ---------------------------------------------------------------------------------
 
@@ -180,17 +167,20 @@ class DigitalOceanPlatform:
         Raises DeployError with App Platform's reason when it refuses the rollback.
         """
         ref = to.ref or self._deployment_of(to.version)
-        app = self._app(self.app_id)
+        app = self._current()
+        if app is None:
+            raise DeployError(f"no app {self._shown()} to roll back", platform=PLATFORM, operation="get app")
+        app_id = str(app["id"])
         operation = f"rollback to {to.version}"
         verdict = self.api.read(
             "validate rollback",
             self.api.apps.validate_rollback,
-            self.app_id,
+            app_id,
             {"deployment_id": ref, "skip_pin": False},
         )
-        warnings = [_condition(w) for w in (verdict or {}).get("warnings") or []]
+        warnings = [condition(w) for w in (verdict or {}).get("warnings") or []]
         if not (verdict or {}).get("valid"):
-            reasons = [_condition((verdict or {}).get("error") or {})] + [f"warning {w}" for w in warnings]
+            reasons = [condition((verdict or {}).get("error") or {})] + [f"warning {w}" for w in warnings]
             raise DeployError(
                 f"{operation}: App Platform refuses the rollback to deployment {ref}: {'; '.join(reasons)}",
                 platform=PLATFORM,
@@ -198,73 +188,95 @@ class DigitalOceanPlatform:
             )
         for warning in warnings:
             log.warning("%s: %s", operation, warning)
-        before = _when(app.get("last_deployment_created_at"))
+        before = when(app.get("last_deployment_created_at"))
 
         def send() -> dict[str, Any]:
             body = self.api.once(
-                "rollback", self.api.apps.create_rollback, self.app_id, {"deployment_id": ref, "skip_pin": False}
+                "rollback", self.api.apps.create_rollback, app_id, {"deployment_id": ref, "skip_pin": False}
             )
             return dict((body or {}).get("deployment") or {})
 
         def look() -> dict[str, Any] | None:
-            now = self._app(self.app_id)
+            now = self._app(app_id)
             if not now.get("pinned_deployment"):
                 return None
-            return _newest_after(now, before, lambda d: d.get("cloned_from") == ref or self._is(d, to.version))
+            return newest_after(now, before, lambda d: d.get("cloned_from") == ref or self._is(d, to.version))
 
         deployment = self.api.create("rollback", send, look)
-        self._await(self.app_id, deployment, operation)
+        self._await(app_id, deployment, operation)
 
     def confirm_rollback(self, healthy: bool) -> None:
         """Commit the pinned rollback (healthy) or revert it (App Platform redeploys the spec from
         before the rollback, and we wait for that). Nothing to do when the app is not pinned."""
-        app = self._app(self.app_id)
-        if not app.get("pinned_deployment"):
-            log.info("app %s is not pinned: no rollback to %s", self.app_id, "commit" if healthy else "revert")
+        app = self._current()
+        if app is None or not app.get("pinned_deployment"):
+            log.info("app %s is not pinned: no rollback to %s", self._shown(), "commit" if healthy else "revert")
             return
+        app_id = str(app["id"])
 
         def unpinned() -> bool | None:
-            return True if not self._app(self.app_id).get("pinned_deployment") else None
+            return True if not self._app(app_id).get("pinned_deployment") else None
 
         def commit() -> bool:
-            self.api.once("commit rollback", self.api.apps.commit_rollback, self.app_id)
+            self.api.once("commit rollback", self.api.apps.commit_rollback, app_id)
             return True
 
         if healthy:
             self.api.create("commit rollback", commit, unpinned)
             return
-        before = _when(app.get("last_deployment_created_at"))
+        before = when(app.get("last_deployment_created_at"))
 
         def send() -> dict[str, Any]:
-            body = self.api.once("revert rollback", self.api.apps.revert_rollback, self.app_id)
+            body = self.api.once("revert rollback", self.api.apps.revert_rollback, app_id)
             return dict((body or {}).get("deployment") or {})
 
         def look() -> dict[str, Any] | None:
-            now = self._app(self.app_id)
-            return None if now.get("pinned_deployment") else _newest_after(now, before, lambda _d: True)
+            now = self._app(app_id)
+            return None if now.get("pinned_deployment") else newest_after(now, before, lambda _d: True)
 
         deployment = self.api.create("revert rollback", send, look)
-        self._await(self.app_id, deployment, "revert of the rollback")
+        self._await(app_id, deployment, "revert of the rollback")
 
-    def retire(self, keep: int) -> list[str]:
-        """App Platform replaces instances itself; old deployments hold no resources to stop."""
-        return []
+    # --- Previews ---------------------------------------------------------------------------------
 
-    def stop(self, version: str) -> None:
-        """Nothing to stop: a release that failed or was cancelled on App Platform never ran live."""
-
-    # --- previews ---------------------------------------------------------------------------------
-
-    def create_preview(self, pr_number: int, repo: str, image: str | None, version: str) -> Release:
-        """Create or update the PR's preview app (production's spec, renamed, without domains and
-        alerts), deploy `image` as `version`, and return it with its live URL in `Release.url`."""
-        return previews.create_preview(self, pr_number, repo, image, version)
-
-    def delete_preview(self, pr_number: int, repo: str) -> bool:
-        """Delete the PR's preview app. Idempotent: True if it deleted one, False if none existed."""
-        return previews.delete_preview(self.api, pr_number, repo)
+    def remove(self) -> bool:
+        """Delete this pull request's preview app. Idempotent: False if none existed."""
+        if self._preview is None:
+            raise DeployError("only a preview target can be removed", platform=PLATFORM, operation="remove")
+        return delete_app(self.api, self._preview)
 
     # --- internals --------------------------------------------------------------------------------
+
+    def _current(self) -> dict[str, Any] | None:
+        """The target's app: production's, or the preview app (None until its first start)."""
+        if self._preview is None:
+            return self._app(self.app_id)
+        return find_app(self.api, self._preview)
+
+    def _shown(self) -> str:
+        return self._preview or self.app_id
+
+    def _base_spec(self, app: dict[str, Any]) -> dict[str, Any]:
+        """The spec a release is written into: the app's own, or for a preview production's, renamed."""
+        if self._preview is None:
+            return dict(app.get("spec") or {})
+        return preview_spec(self._app(self.app_id).get("spec") or {}, self._preview)
+
+    def _first_preview(self, version: str, source: ImageSource | None) -> Release:
+        """Create the preview app with `version` in its spec and wait for its first deployment."""
+        base = preview_spec(self._app(self.app_id).get("spec") or {}, str(self._preview))
+        component = select_component(base, self._component)
+        app = create_app(self.api, with_release(base, component, version, source, self._health))
+        deployment = app.get("pending_deployment") or app.get("in_progress_deployment") or {}
+        if not deployment.get("id"):
+            deployment = self._find_new_deployment(str(app["id"]), version, component, EPOCH) or {}
+        if not deployment.get("id"):
+            raise DeployError(
+                f"preview {self._preview} ({version}): App Platform created app {app.get('id')} but no deployment",
+                platform=PLATFORM,
+                operation="create preview app",
+            )
+        return self._await(str(app["id"]), deployment, f"preview {self._preview} ({version})")
 
     def _app(self, app_id: str) -> dict[str, Any]:
         body = self.api.read("get app", self.api.apps.get, app_id)
@@ -288,7 +300,7 @@ class DigitalOceanPlatform:
         pinned = app.get("pinned_deployment")
         if pinned:
             raise DeployError(
-                f"{operation}: app {self.app_id} is pinned to deployment {pinned.get('id')} by a rollback that "
+                f"{operation}: app {self._shown()} is pinned to deployment {pinned.get('id')} by a rollback that "
                 "was neither committed nor reverted; run mode rollback to finish it, or commit/revert it in the "
                 "control panel",
                 platform=PLATFORM,
@@ -311,7 +323,7 @@ class DigitalOceanPlatform:
         of `version` created after the app's last one before sending again.
         """
         app_id = str(app["id"])
-        before = _when(app.get("last_deployment_created_at"))
+        before = when(app.get("last_deployment_created_at"))
 
         def send() -> dict[str, Any]:
             body = self.api.once("update app spec", self.api.apps.update, app_id, {"spec": spec})
@@ -337,12 +349,9 @@ class DigitalOceanPlatform:
     ) -> dict[str, Any] | None:
         body = self.api.read("list deployments", self.api.apps.list_deployments, app_id, per_page=_RECENT)
         for deployment in sorted(
-            (body or {}).get("deployments") or [], key=lambda d: _when(d.get("created_at")), reverse=True
+            (body or {}).get("deployments") or [], key=lambda d: when(d.get("created_at")), reverse=True
         ):
-            if (
-                _when(deployment.get("created_at")) > before
-                and version_of(deployment.get("spec"), component) == version
-            ):
+            if when(deployment.get("created_at")) > before and version_of(deployment.get("spec"), component) == version:
                 return dict(deployment)
         return None
 
@@ -373,7 +382,7 @@ class DigitalOceanPlatform:
         self.last_logs = fetch_log_tail(self.api, app_id, deployment_id, verify=self._verify)
         tail = "\n".join(f"    {line}" for line in self.last_logs) or "    (no deploy logs available)"
         raise DeployError(
-            f"{operation}: {_failure(outcome, self._deadline)}\n  last deploy log lines:\n{tail}",
+            f"{operation}: {failure(outcome, self._deadline)}\n  last deploy log lines:\n{tail}",
             platform=PLATFORM,
             operation="wait for deployment",
         )
@@ -385,80 +394,3 @@ class DigitalOceanPlatform:
             self.api.read("cancel deployment", self.api.apps.cancel_deployment, app_id, deployment_id)
         except DeployError as exc:
             log.warning("could not cancel deployment %s after the deadline: %s", deployment_id, exc)
-
-
-def _rolled_back_from(newest_first: list[dict[str, Any]]) -> set[str]:
-    """Ids of deployments that the next deployment to go live rolled back from (a rollback
-    deployment, `cloned_from` another one)."""
-    left: set[str] = set()
-    for newer, older in itertools.pairwise(newest_first):
-        cloned = newer.get("cloned_from")
-        if cloned and cloned != older.get("id"):
-            left.add(str(older.get("id")))
-    return left
-
-
-def _same_image(current: ImageSource | None, wanted: ImageSource) -> bool:
-    return current is not None and current.to_spec() == wanted.to_spec()
-
-
-def _failure(outcome: Outcome, deadline: float) -> str:
-    deployment_id = outcome.deployment.get("id")
-    if outcome.timed_out:
-        return (
-            f"deployment {deployment_id} still in phase {outcome.phase} after {outcome.elapsed:.1f} s "
-            f"({outcome.phase_elapsed:.1f} s in {outcome.phase}; deadline {deadline:g} s). It was cancelled and "
-            "the previous release keeps serving; if builds are legitimately this slow, raise the deadline"
-        )
-    cause = _cause(outcome.deployment)
-    if outcome.phase == "ERROR":
-        return (
-            f"deployment {deployment_id} failed (ERROR{': ' + cause if cause else ''}) after "
-            f"{outcome.elapsed:.1f} s; App Platform kept the previous release serving"
-        )
-    if outcome.phase == "SUPERSEDED":
-        return f"deployment {deployment_id} was superseded by a newer deployment of the app before it went live"
-    return f"deployment {deployment_id} was cancelled (phase {outcome.phase}) before it went live"
-
-
-def _cause(deployment: dict[str, Any]) -> str:
-    steps = ((deployment.get("progress") or {}).get("steps")) or []
-    reasons = [
-        f"{s.get('name')}: {(s.get('reason') or {}).get('message')}"
-        for s in steps
-        if (s.get("reason") or {}).get("message")
-    ]
-    return "; ".join(reasons)
-
-
-def _condition(condition: dict[str, Any]) -> str:
-    components = condition.get("components") or []
-    where = f" (components: {', '.join(components)})" if components else ""
-    return f"{condition.get('code', 'unknown')}: {condition.get('message', 'no message')}{where}"
-
-
-def _newest_after(
-    app: dict[str, Any], before: datetime, matches: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any] | None:
-    candidates: list[dict[str, Any] | None] = [
-        app.get(key)
-        for key in ("pending_deployment", "in_progress_deployment", "pinned_deployment", "active_deployment")
-    ]
-    fresh: list[dict[str, Any]] = [
-        d for d in candidates if d and d.get("id") and _when(d.get("created_at")) > before and matches(d)
-    ]
-    if not fresh:
-        return None
-    newest = max(fresh, key=lambda d: _when(d.get("created_at")))
-    return dict(newest)
-
-
-def _when(stamp: Any) -> datetime:
-    """An API timestamp as a comparable aware datetime; missing or unreadable sorts first."""
-    if not stamp:
-        return _EPOCH
-    try:
-        parsed = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return _EPOCH
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

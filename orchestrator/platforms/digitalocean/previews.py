@@ -1,90 +1,50 @@
-"""Per-PR preview apps on App Platform: create or update one, deploy the PR's image, delete it.
+"""Preview apps by name: find one, create one from a spec, delete one. Acts on the API only.
 
-`preview.py` decides the preview's name and spec; this module acts on them. A preview app is
-deployed the way production is, so `create_preview` drives the adapter's own deploy steps (join a
-deployment under way, update the spec, wait under the deadline) on the preview app rather than
-repeating them; that is why it takes the `DigitalOceanPlatform` and calls its internals.
+`preview_spec.py` decides a preview's name and spec; the adapter deploys into a preview app exactly
+as into production (a preview is the same platform on another target).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from orchestrator.errors import ConfigError, DeployError
-from orchestrator.platforms.base import Release
+from .api import AppsApi, NotFoundError
 
-from .api import PLATFORM, AppsApi, NotFoundError
-from .image import parse_image
-from .preview_spec import preview_name, preview_spec
-from .spec import select_component, version_of, with_release
+__all__ = ["create_app", "delete_app", "find_app"]
 
-if TYPE_CHECKING:
-    from .adapter import DigitalOceanPlatform
-
-__all__ = ["create_preview", "delete_preview"]
-
-# Every deployment of an app we have just created is new.
-_NEW_APP = datetime.min.replace(tzinfo=UTC)
+_PAGE = 200
 
 
-def create_preview(
-    platform: DigitalOceanPlatform, pr_number: int, repo: str, image: str | None, version: str
-) -> Release:
-    """Create or update the PR's preview app (production's spec, renamed, without domains and
-    alerts), deploy `image` as `version`, and return it with its live URL in `Release.url`."""
-    if image is None:
-        raise ConfigError(
-            "image: App Platform previews need an image; pass the image input or set artifacts.docker_image"
-        )
-    api = platform.api
-    source = parse_image(image)
-    name = preview_name(repo, pr_number)
-    production = platform._app(platform.app_id).get("spec") or {}
-    base = preview_spec(production, name)
-    component = select_component(base, platform._component)
-    spec = with_release(base, component, version, source, platform._health)
-    app = _find_app(api, name)
-    operation = f"preview {name} ({version})"
-    if app is not None:
-        active = app.get("active_deployment") or {}
-        if version_of(active.get("spec"), component) == version and app.get("live_url"):
-            return platform._release(active, url=str(app["live_url"]))
-        deployment = platform._unfinished(app, version, component) or platform._update_spec(
-            app, spec, version, component
-        )
-    else:
-
-        def send() -> dict[str, Any]:
-            body = api.once("create preview app", api.apps.create, {"spec": spec})
-            return dict((body or {}).get("app") or {})
-
-        app = api.create("create preview app", send, lambda: _find_app(api, name))
-        deployment = app.get("pending_deployment") or app.get("in_progress_deployment") or {}
-        if not deployment.get("id"):
-            deployment = platform._find_new_deployment(str(app["id"]), version, component, _NEW_APP) or {}
-        if not deployment.get("id"):
-            raise DeployError(
-                f"{operation}: App Platform created app {app.get('id')} but no deployment for it",
-                platform=PLATFORM,
-                operation="create preview app",
-            )
-    app_id = str(app["id"])
-    release = platform._await(app_id, deployment, operation)
-    url = platform._app(app_id).get("live_url")
-    if not url:
-        raise DeployError(
-            f"{operation}: deployed, but App Platform gave the app no live_url",
-            platform=PLATFORM,
-            operation="get app",
-        )
-    return Release(release.version, url=str(url), image=release.image, ref=release.ref)
+def find_app(api: AppsApi, name: str) -> dict[str, Any] | None:
+    """The app whose spec is named `name`, or None."""
+    page = 1
+    while page <= 100:
+        body = api.read("list apps", api.apps.list, page=page, per_page=_PAGE)
+        apps = (body or {}).get("apps") or []
+        for app in apps:
+            if (app.get("spec") or {}).get("name") == name:
+                return dict(app)
+        if len(apps) < _PAGE or not (((body or {}).get("links") or {}).get("pages") or {}).get("next"):
+            return None
+        page += 1
+    return None
 
 
-def delete_preview(api: AppsApi, pr_number: int, repo: str) -> bool:
-    """Delete the PR's preview app. Idempotent: True if it deleted one, False if none existed."""
-    name = preview_name(repo, pr_number)
-    app = _find_app(api, name)
+def create_app(api: AppsApi, spec: dict[str, Any]) -> dict[str, Any]:
+    """Create the app for `spec`; an ambiguous failure looks for it by name before sending again."""
+    name = str(spec.get("name"))
+
+    def send() -> dict[str, Any]:
+        body = api.once("create preview app", api.apps.create, {"spec": spec})
+        return dict((body or {}).get("app") or {})
+
+    created: dict[str, Any] = api.create("create preview app", send, lambda: find_app(api, name))
+    return created
+
+
+def delete_app(api: AppsApi, name: str) -> bool:
+    """Delete the app named `name`. Idempotent: True if it deleted one, False if none existed."""
+    app = find_app(api, name)
     if app is None:
         return False
     try:
@@ -92,17 +52,3 @@ def delete_preview(api: AppsApi, pr_number: int, repo: str) -> bool:
     except NotFoundError:
         return False
     return True
-
-
-def _find_app(api: AppsApi, name: str) -> dict[str, Any] | None:
-    page = 1
-    while page <= 100:
-        body = api.read("list apps", api.apps.list, page=page, per_page=200)
-        apps = (body or {}).get("apps") or []
-        for app in apps:
-            if (app.get("spec") or {}).get("name") == name:
-                return dict(app)
-        if len(apps) < 200 or not (((body or {}).get("links") or {}).get("pages") or {}).get("next"):
-            return None
-        page += 1
-    return None

@@ -1,4 +1,7 @@
-"""Kubernetes blue/green and canary: one Deployment per release, traffic moved by the Service selector.
+"""Kubernetes: one Deployment per release, traffic moved by the Service selector and replica counts.
+
+One adapter whatever the strategy: it is a `TrafficRouter` (with `Retirement`), and the plan decides
+what it is asked to do. Blue/green asks for one switch, canary and rolling for splits.
 
 - `start(v)` creates `<app>-<v>` (the live pod template, new image, version label), waits for its
   rollout, and points the preview Service `<app>-preview` at it; the returned `Release.url` is that
@@ -7,11 +10,15 @@
   label: one write, so every new connection after it goes to `v` (kube-proxy and the endpoints
   controller apply it within their own propagation delay). The old Deployment stays at full size
   for an instant switch back, until `retire`.
-- canary realises weights as replica counts (`manifest.replica_split`): the new release is scaled
-  up first, then the selector is widened to every release of the app, then the old one is scaled
-  down. Granularity is 100/replicas percent (4 replicas: 25% steps; a 10% step runs 1 of 4 pods).
-  At 100% the selector is pinned to the new version and the others are scaled to 0 but kept, so a
-  rollback scales one back up (waiting for its rollout) before pinning the selector to it.
+- a split is realised as replica counts (`manifest.replica_split`): the new release is scaled up
+  first, then the selector is widened to every release of the app, then the old one is scaled down.
+  Granularity is 100/replicas percent (4 replicas: 25% steps; a 10% step runs 1 of 4 pods), which
+  `traffic_shape` tells the plan, so the plan states the share it really gets. At 100% the selector
+  is pinned to the new version; releases a split had shrunk are scaled to 0 but kept, so a rollback
+  scales one back up (waiting for its rollout) before pinning the selector to it. A release at full
+  size (the old one after a blue/green switch) stays up for an instant switch back.
+- `start_sized(v, weight)` starts a release with the pods for its first share when another release
+  serves (1 of 4 for a 10% or 25% first step), at full size otherwise.
 - `rollback(to)` is `route({to: 100})`, scaling `to` back up first when needed.
 """
 
@@ -24,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.errors import DeployError
-from orchestrator.platforms.base import Release
+from orchestrator.platforms.base import Release, TrafficShape
 
 from .api import PLATFORM, ConflictError
 from .cluster import Cluster, now_iso
@@ -45,27 +52,23 @@ from .manifest import (
     with_selector,
 )
 
-__all__ = ["RETIRED_ANNOTATION", "STRATEGIES", "KubernetesPlatform"]
+__all__ = ["RETIRED_ANNOTATION", "KubernetesPlatform"]
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = frozenset({"blue_green", "canary", "rolling"})
 RETIRED_ANNOTATION = "deploy-orchestrator/retired-at"
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 class KubernetesPlatform:
-    """blue_green and canary on one Deployment per release. See the module docstring."""
+    """One Deployment per release of the app `cluster.app`. See the module docstring."""
 
     name = "kubernetes"
-    strategies = STRATEGIES
-    cuts_over_itself = False
 
-    def __init__(self, cluster: Cluster, *, strategy: str) -> None:
+    def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.api = cluster.api
         self.app = cluster.app
-        self._canary = strategy == "canary"
 
     # --- read-only ------------------------------------------------------------------------------
 
@@ -96,6 +99,18 @@ class KubernetesPlatform:
     # --- deploy ---------------------------------------------------------------------------------
 
     def start(self, version: str, image: str | None) -> Release:
+        """`start_sized` for all the traffic: the release comes up at full size."""
+        return self.start_sized(version, image, 100)
+
+    def traffic_shape(self) -> TrafficShape:
+        """Splits go by whole pods of the live release's size. Read-only."""
+        service = self.api.get_service(self.app)
+        deployments = self._deployments()
+        serving = _serving(service, deployments) if service is not None else []
+        source = serving or [d for d in deployments if d["metadata"]["name"] == self.app]
+        return TrafficShape(replicas=max((_total(d) for d in source), default=1), exact=False)
+
+    def start_sized(self, version: str, image: str | None, weight: int) -> Release:
         """Run `version` as Deployment `<app>-<version>` without traffic and wait for its rollout.
         Idempotent per version. First pins a main Service that selects the app only to the live
         version, so the new pods get no traffic before the switch; refuses a new image under a version
@@ -105,7 +120,7 @@ class KubernetesPlatform:
         deployments = self._deployments()
         source = self._template_source(main, deployments, operation)
         total = _total(source)
-        replicas = 1 if self._canary and _serving(main, deployments) else total
+        replicas = max(1, (total * weight + 50) // 100) if weight < 100 and _serving(main, deployments) else total
         name = release_name(self.app, version)
         self._refuse_live_image_change(main, deployments, version, image, operation)
         main = self._pin_live(main, deployments, source, version, operation)
@@ -132,8 +147,10 @@ class KubernetesPlatform:
                 existing = self.api.get_deployment(name)
         if existing is not None:
             if any(d["metadata"]["name"] == name for d in _serving(main, deployments)):
-                # Live pods are never rewritten (checked above): a re-run keeps the image they run.
+                # Live pods are never rewritten (checked above): a re-run keeps the image they run,
+                # and the share of traffic it has.
                 wanted = image_of(existing, self.cluster.container)
+                replicas = _replicas(existing)
             else:
                 wanted = image or image_of(source, self.cluster.container)
             self._refresh(existing, version, wanted, replicas, operation)
@@ -164,9 +181,6 @@ class KubernetesPlatform:
         deployments = self._deployments()
         by_version = self._by_version(deployments, [to.version], f"rollback to {to.version}")
         self._switch(to.version, by_version, deployments)
-
-    def confirm_rollback(self, healthy: bool) -> None:
-        """Rollback is plain routing here: nothing to commit or revert."""
 
     def retire(self, keep: int) -> list[str]:
         """Delete our Deployments of releases beyond the newest `keep` without traffic; the original
@@ -364,10 +378,10 @@ class KubernetesPlatform:
         if (service["spec"].get("selector") or {}).get(VERSION_LABEL) != version:
             self.cluster.update_service(self.app, lambda s: with_selector(s, version, self.cluster.run))
             log.info("Service %s now selects release %s", self.app, version)
-        if self._canary:
-            for deployment in deployments:
-                if deployment is not target and _replicas(deployment) > 0 and not _is_retired(deployment):
-                    self._scale(deployment, 0, wait=False)
+        for deployment in deployments:
+            shrunk = 0 < _replicas(deployment) < _total(deployment)
+            if deployment is not target and shrunk and not _is_retired(deployment):
+                self._scale(deployment, 0, wait=False)
 
     def _split(
         self, weights: dict[str, int], by_version: dict[str, dict[str, Any]], deployments: list[dict[str, Any]]

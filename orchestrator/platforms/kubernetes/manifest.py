@@ -6,14 +6,12 @@ Conventions (the contract with the user's manifests):
 - Every pod we run carries `deploy-orchestrator/version=<version>`; Deployments we create also carry
   `app.kubernetes.io/name=<name>` (how releases are found) and
   `app.kubernetes.io/managed-by=deploy-orchestrator`.
-- blue/green and canary run each release as its own Deployment `<name>-<version>`, a copy of the
-  live pod template with the new image and version label. The main Service's selector keeps its
-  own keys and gains (blue/green, canary at 100%) or loses (canary split) the version key.
+- Every strategy runs each release as its own Deployment `<name>-<version>`, a copy of the live pod
+  template with the new image and version label. The main Service's selector keeps its own keys
+  and gains (one release at 100%) or loses (a split over several) the version key.
 - `<name>-preview` is a Service selecting only the newest release, for checks before it gets traffic.
 - Each object we write is annotated like Azure/k8s-deploy does (`actions.github.com/k8s-deploy`:
   run, repository, workflow, commit, runUri), plus when its release started.
-- rolling patches the Deployment `<name>` in place and keeps the pod templates that went live (and
-  their versions) in an annotation, which is what a rollback restores (kept.py).
 """
 
 from __future__ import annotations
@@ -26,20 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .kept import (
-    PREVIOUS_TEMPLATE_ANNOTATION,
-    PREVIOUS_VERSION_ANNOTATION,
-    dropping,
-    keeping,
-    kept_templates,
-    with_kept,
-)
-
 __all__ = [
     "MANAGED_LABEL",
     "NAME_LABEL",
-    "PREVIOUS_TEMPLATE_ANNOTATION",
-    "PREVIOUS_VERSION_ANNOTATION",
     "RUN_ANNOTATION",
     "STARTED_ANNOTATION",
     "TOTAL_ANNOTATION",
@@ -53,8 +40,6 @@ __all__ = [
     "release_deployment",
     "release_name",
     "replica_split",
-    "restored",
-    "rolled",
     "service_port",
     "version_of",
     "with_image",
@@ -243,52 +228,6 @@ def replica_split(total: int, weights: Mapping[str, int]) -> dict[str, int]:
         out[version] = max(1, counts[version])
     for version in versions[:-1]:
         out.setdefault(version, 0)
-    return out
-
-
-def rolled(
-    deployment: Mapping[str, Any],
-    *,
-    version: str,
-    image: str | None,
-    container: str | None,
-    run: RunInfo,
-    previous_version: str,
-    progress_deadline: int,
-) -> dict[str, Any]:
-    """The Deployment `<app>` after a rolling update to `version` (for a replace): the template it
-    replaces kept (see kept.py), `maxUnavailable: 0` so capacity never drops, a progress deadline."""
-    out = for_update(deployment)
-    spec = out["spec"]
-    annotations = out["metadata"].setdefault("annotations", {})
-    with_kept(annotations, keeping(kept_templates(deployment), previous_version, spec.get("template") or {}))
-    annotations[RUN_ANNOTATION] = run.annotation()
-    spec["template"] = with_image(spec.get("template") or {}, version, image, container)
-    surge = ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxSurge", "25%")
-    # maxUnavailable 0 with maxSurge 0 is invalid: a rollout must be able to add a pod.
-    spec["strategy"] = {
-        "type": "RollingUpdate",
-        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": surge if surge not in (0, "0", "0%") else 1},
-    }
-    spec["progressDeadlineSeconds"] = progress_deadline
-    return out
-
-
-def restored(deployment: Mapping[str, Any], run: RunInfo, to: str | None = None) -> dict[str, Any] | None:
-    """The Deployment `<app>` running the kept template of release `to` (default: the newest kept).
-
-    The template being replaced is dropped, not kept: it is the release rolled back from (a failed
-    rollout, a failed verification, or a manual rollback away from it), and going back must never
-    make it a target. None when no template of `to` is kept."""
-    kept = kept_templates(deployment)
-    target = next((k for k in kept if to is None or k.version == to), None)
-    if target is None:
-        return None
-    out = for_update(deployment)
-    out["spec"]["template"] = json.loads(json.dumps(dict(target.template)))
-    notes = out["metadata"].setdefault("annotations", {})
-    with_kept(notes, dropping(kept, target.version, version_of(deployment)))
-    notes[RUN_ANNOTATION] = run.annotation()
     return out
 
 

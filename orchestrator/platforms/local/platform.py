@@ -1,4 +1,5 @@
-"""`LocalPlatform`: the `Platform` adapter that drives the local supervisor.
+"""`LocalPlatform`: the adapter that drives the local supervisor (a `TrafficRouter` with `Retirement`
+and `Previews`).
 
 Read-only calls (`live`, `releases`) change nothing, but a supervisor that is gone while its state
 remains is started again (re-adopted) by every call, read-only or not: it adopts the proxy process
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from orchestrator.contract import LocalConfig
 from orchestrator.errors import DeployError
-from orchestrator.platforms.base import Release
+from orchestrator.platforms.base import Release, TrafficShape
 from orchestrator.platforms.local.control import (
     ControlClient,
     SupervisorNotRunningError,
@@ -27,8 +29,10 @@ from orchestrator.platforms.local.control import (
 )
 from orchestrator.platforms.local.process import log_tail
 from orchestrator.platforms.local.state import StatePaths, check_version, load_state
+from orchestrator.platforms.local.targets import state_dir_of
+from orchestrator.platforms.registry import PRODUCTION, Target
 
-__all__ = ["LocalPlatform", "state_dir_of", "supervisor_status", "supervisor_stop"]
+__all__ = ["LocalPlatform", "supervisor_status", "supervisor_stop"]
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +43,18 @@ class LocalPlatform:
     """Releases as local processes behind the supervisor's per-request proxy on `config.listen`."""
 
     name = "local"
-    strategies = frozenset({"blue_green", "canary", "rolling"})
-    cuts_over_itself = False
 
-    def __init__(self, config: LocalConfig, workspace: Path, *, withheld: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        config: LocalConfig,
+        workspace: Path,
+        *,
+        withheld: frozenset[str] = frozenset(),
+        target: Target = PRODUCTION,
+    ) -> None:
+        """`config` is the target's own (see `targets.config_for`)."""
         self._config = config
+        self._target = target
         self._withheld = withheld
         self._workspace = Path(workspace)
         self.paths = StatePaths(state_dir_of(config, self._workspace))
@@ -143,6 +154,17 @@ class LocalPlatform:
             )
         return _release(result["version"], result["port"], result["pid"], result["image"])
 
+    # --- TrafficRouter ---------------------------------------------------------------------------
+
+    def traffic_shape(self) -> TrafficShape:
+        """The proxy picks a release per request, so weights hold to the percent; a rolling rollout
+        moves one of `local.replicas`' share at a time."""
+        return TrafficShape(replicas=self._config.replicas, exact=True)
+
+    def start_sized(self, version: str, image: str | None, weight: int) -> Release:
+        """`start`: a local release always runs `local.replicas` processes, whatever its first share."""
+        return self.start(version, image)
+
     def route(self, weights: Mapping[str, int]) -> None:
         """Route new requests by weight; returns once the switch is in effect. Raises DeployError."""
         self._call("route", weights=dict(weights))
@@ -153,8 +175,7 @@ class LocalPlatform:
             self.start(to.version, to.image)
         self.route({to.version: 100})
 
-    def confirm_rollback(self, healthy: bool) -> None:
-        """Nothing to do: a local rollback is plain routing."""
+    # --- Retirement ------------------------------------------------------------------------------
 
     def retire(self, keep: int) -> list[str]:
         """Stop releases without traffic beyond the newest `keep`, after their in-flight requests end."""
@@ -178,19 +199,18 @@ class LocalPlatform:
             drain_seconds=self._config.drain_seconds,
         )
 
-    # --- beyond the protocol --------------------------------------------------------------------
+    # --- Previews --------------------------------------------------------------------------------
 
-    def create_preview(self, pr_number: int, repo: str, image: str | None, version: str) -> Release:
-        """PR `pr_number`'s preview on an address of its own (see `preview.py`). Raises DeployError."""
-        from orchestrator.platforms.local.preview import LocalPreviews
+    def remove(self) -> bool:
+        """Stop this preview's releases and proxy and forget it; False when nothing ran. Idempotent."""
+        if not self._target.is_preview:
+            raise DeployError("only a preview target can be removed", platform="local", operation="remove")
+        ran = self._status() is not None or self.paths.state.exists()
+        stop_supervisor(self.paths.root)
+        shutil.rmtree(self.paths.root, ignore_errors=True)
+        return ran
 
-        return LocalPreviews(self._config, self._workspace, withheld=self._withheld).create(pr_number, image, version)
-
-    def delete_preview(self, pr_number: int, repo: str) -> bool:
-        """Stop PR `pr_number`'s preview; False when there was none. Idempotent."""
-        from orchestrator.platforms.local.preview import LocalPreviews
-
-        return LocalPreviews(self._config, self._workspace, withheld=self._withheld).delete(pr_number)
+    # --- beyond the protocols ---------------------------------------------------------------------
 
     def release_log_tail(self, version: str, lines: int = 20) -> str:
         """The last `lines` lines of the release's stdout/stderr log ('' if it has none).
@@ -216,11 +236,6 @@ def _release(version: str, port: int, pid: int, image: str | None) -> Release:
 
 def _resolve(workspace: Path, path: Path) -> Path:
     return (Path(workspace) / path).resolve()
-
-
-def state_dir_of(config: LocalConfig, workspace: Path) -> Path:
-    """The absolute state directory: `local.state_dir`, relative to the workspace unless absolute."""
-    return _resolve(workspace, config.state_dir)
 
 
 def supervisor_status(config: LocalConfig, workspace: Path) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
-from orchestrator.platforms.digitalocean import Backoff, DigitalOceanPlatform, RetryPolicy
+from orchestrator.platforms.digitalocean.adapter import DigitalOceanPlatform
+from orchestrator.platforms.digitalocean.api import RetryPolicy
+from orchestrator.platforms.digitalocean.watch import Backoff
 from orchestrator.redaction import Secret
 from tests.peers.do_simulator import DoSimulator
 

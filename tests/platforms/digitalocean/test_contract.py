@@ -8,8 +8,10 @@ import pytest
 
 from orchestrator.contract import Credentials, DeploymentConfig
 from orchestrator.errors import ConfigError
-from orchestrator.platforms.base import REGISTRY, PlatformContext
-from orchestrator.platforms.digitalocean import DigitalOceanPlatform, factory
+from orchestrator.platforms import registry
+from orchestrator.platforms.digitalocean.adapter import DigitalOceanPlatform
+from orchestrator.platforms.digitalocean.descriptor import DESCRIPTOR
+from orchestrator.platforms.registry import PRODUCTION, PlatformContext
 from tests.peers import do_contract
 from tests.peers.do_simulator import DoSimulator
 
@@ -58,11 +60,11 @@ class _Cfg:
 
 
 def test_the_factory_is_registered_and_reads_token_endpoint_and_ca_from_env(do_sim: DoSimulator, do_app: str) -> None:
-    assert REGISTRY["digitalocean"] is factory
+    assert registry.descriptors()["digitalocean"] is DESCRIPTOR
     env = {"DO_TOKEN": do_sim.token, "DIGITALOCEAN_API_URL": do_sim.url, "DIGITALOCEAN_CA_BUNDLE": do_sim.ca_bundle}
-    platform = factory(_Cfg(do_app), PlatformContext(workspace=".", env=env))  # type: ignore[arg-type]
+    platform = DESCRIPTOR.create(_Cfg(do_app), PlatformContext(workspace=".", env=env), PRODUCTION)  # type: ignore[arg-type]
     assert isinstance(platform, DigitalOceanPlatform)
     assert platform.live_url().startswith("http://127.0.0.1:")
 
     with pytest.raises(ConfigError, match="the environment variable DO_TOKEN is not set or empty"):
-        factory(_Cfg(do_app), PlatformContext(workspace=".", env={}))  # type: ignore[arg-type]
+        DESCRIPTOR.create(_Cfg(do_app), PlatformContext(workspace=".", env={}), PRODUCTION)  # type: ignore[arg-type]

@@ -8,7 +8,6 @@ import pytest
 import requests
 
 from orchestrator.errors import DeployError
-from orchestrator.platforms.base import Platform
 from tests.peers.do_simulator import DoSimulator
 
 from .conftest import MakePlatform
@@ -18,13 +17,6 @@ DIGEST = "sha256:" + "ab" * 32
 
 def served_version(url: str) -> str:
     return requests.get(f"{url}/version", timeout=5).text
-
-
-def test_adapter_satisfies_the_platform_protocol(make_platform: MakePlatform) -> None:
-    platform = make_platform()
-    assert isinstance(platform, Platform)
-    assert platform.cuts_over_itself is True
-    assert platform.strategies == frozenset({"blue_green", "rolling"})
 
 
 def test_blue_green_deploy_puts_image_and_health_check_in_the_spec_and_goes_live(

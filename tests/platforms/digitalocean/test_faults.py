@@ -7,7 +7,7 @@ import time
 import pytest
 
 from orchestrator.errors import DeployError
-from orchestrator.platforms.digitalocean import RetryPolicy
+from orchestrator.platforms.digitalocean.api import RetryPolicy
 from tests.peers.do_simulator import DoSimulator, Fault
 
 from .conftest import FAST_RETRY, MakePlatform

@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.contract import HealthCheckConfig
 from orchestrator.errors import ConfigError
-from orchestrator.platforms.digitalocean import parse_image
+from orchestrator.platforms.digitalocean.image import parse_image
 from orchestrator.platforms.digitalocean.spec import health_check_block, version_of, with_release
 
 DIGEST = "sha256:" + "0f" * 32

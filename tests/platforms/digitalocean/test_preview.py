@@ -7,8 +7,10 @@ import re
 import pytest
 import requests
 
-from orchestrator.platforms.digitalocean import preview_name
-from orchestrator.platforms.digitalocean.preview_spec import preview_spec
+from orchestrator.errors import ConfigError, DeployError
+from orchestrator.platforms.digitalocean.preview_spec import preview_name, preview_spec
+from orchestrator.platforms.registry import Target
+from orchestrator.preview import deploy_preview
 from tests.peers.do_simulator import DoSimulator
 
 from .conftest import MakePlatform
@@ -61,9 +63,10 @@ def test_create_then_delete_a_preview(do_sim: DoSimulator, do_app: str, make_pla
             "alerts": [{"rule": "DEPLOYMENT_FAILED"}],
         },
     )
-    platform = make_platform(app_id=production_id)
+    platform = make_platform(app_id=production_id, target=Target.preview(42, "acme/shop"))
+    assert platform.live() is None and platform.releases() == [], "no preview app yet"
 
-    release = platform.create_preview(42, "acme/shop", "ghcr.io/acme/shop:pr-42", "pr42-abc1234")
+    release = deploy_preview(platform, "pr42-abc1234", "ghcr.io/acme/shop:pr-42")
 
     name = preview_name("acme/shop", 42)
     preview_id = do_sim.find_app(name)
@@ -79,14 +82,22 @@ def test_create_then_delete_a_preview(do_sim: DoSimulator, do_app: str, make_pla
     }
     assert do_sim.app_json(production_id)["spec"]["services"][0]["image"]["tag"] == "v1", "production untouched"
 
-    again = platform.create_preview(42, "acme/shop", "ghcr.io/acme/shop:pr-42", "pr42-abc1234")
+    again = deploy_preview(platform, "pr42-abc1234", "ghcr.io/acme/shop:pr-42")
     assert again.url == release.url and do_sim.count("POST", "/v2/apps") == 1 and do_sim.count("PUT") == 0
 
-    updated = platform.create_preview(42, "acme/shop", "ghcr.io/acme/shop:pr-42b", "pr42-def5678")
+    updated = deploy_preview(platform, "pr42-def5678", "ghcr.io/acme/shop:pr-42b")
     assert requests.get(f"{updated.url}/version", timeout=5).text == "pr42-def5678"
     assert do_sim.count("PUT") == 1
 
-    assert platform.delete_preview(42, "acme/shop") is True
+    assert platform.remove() is True
     assert do_sim.find_app(name) is None
-    assert platform.delete_preview(42, "acme/shop") is False, "already gone is fine"
+    assert platform.remove() is False, "already gone is fine"
     assert do_sim.find_app("shop-prod") == production_id
+
+
+def test_a_preview_needs_an_image_and_production_cannot_be_removed(do_app: str, make_platform: MakePlatform) -> None:
+    preview = make_platform(target=Target.preview(42, "acme/shop"))
+    with pytest.raises(ConfigError, match="App Platform previews need an image"):
+        preview.start("pr42-abc1234", None)
+    with pytest.raises(DeployError, match="only a preview target can be removed"):
+        make_platform().remove()

@@ -94,25 +94,8 @@ def test_rollback_while_pinned_is_refused_by_validation(do_sim: DoSimulator, mak
         platform.rollback(v1)
 
 
-def test_route_moves_all_traffic_back_or_refuses_weights(do_sim: DoSimulator, make_platform: MakePlatform) -> None:
-    platform = make_platform()
-    platform.start("v2", "registry.digitalocean.com/acme/shop:v2")
-    with pytest.raises(DeployError, match="cannot split traffic"):
-        platform.route({"v1": 50, "v2": 50})
-    with pytest.raises(DeployError, match="keeps no deployment of that version"):
-        platform.route({"v9": 100})
-    platform.route({"v2": 100})
-    assert rollback_calls(do_sim) == [], "already live: nothing to do"
-
-    platform.route({"v1": 100})
-    assert get(platform.live_url(), "/version").text == "v1"
-    assert rollback_calls(do_sim) == ["validate", "rollback"]
-
-
 def test_confirm_without_a_pinned_rollback_does_nothing(do_sim: DoSimulator, make_platform: MakePlatform) -> None:
     platform = make_platform()
     platform.confirm_rollback(healthy=True)
     platform.confirm_rollback(healthy=False)
     assert rollback_calls(do_sim) == []
-    assert platform.retire(keep=1) == []
-    platform.stop("v1")

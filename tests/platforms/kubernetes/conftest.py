@@ -1,4 +1,4 @@
-"""Fixtures for the Kubernetes adapters: the API emulator (tests/peers/k8s_emulator.py) with the app
+"""Fixtures for the Kubernetes adapter: the API emulator (tests/peers/k8s_emulator.py) with the app
 `shop` (Deployment + Service, release v1 on 4 replicas) in namespace `prod`, adapters driven by the
 real `kubernetes` client through a kubeconfig naming the emulator, and the real release checks."""
 
@@ -22,18 +22,13 @@ from orchestrator.contract import (
     RollbackConfig,
     VerificationConfig,
 )
-from orchestrator.platforms.base import Platform
-from orchestrator.platforms.kubernetes import (
-    Backoff,
-    Cluster,
-    KubeApi,
-    RetryPolicy,
-    RunInfo,
-    ServiceProxy,
-    Timing,
-    build,
-    load_api_client,
-)
+from orchestrator.platforms.kubernetes.adapter import KubernetesPlatform
+from orchestrator.platforms.kubernetes.api import KubeApi, RetryPolicy
+from orchestrator.platforms.kubernetes.cluster import Cluster, Timing
+from orchestrator.platforms.kubernetes.kubeconfig import load_api_client
+from orchestrator.platforms.kubernetes.manifest import RunInfo
+from orchestrator.platforms.kubernetes.proxy import ServiceProxy
+from orchestrator.platforms.kubernetes.rollout import Backoff
 from tests.peers.k8s_emulator import K8sEmulator
 
 NAMESPACE = "prod"
@@ -44,7 +39,7 @@ FAST_POLL = Backoff(initial=0.02, factor=1.5, maximum=0.1)
 FAST_RETRY = RetryPolicy(initial_wait=0.01, max_wait=0.05, connect_timeout=2.0, read_timeout=5.0)
 RUN = RunInfo(run="4242", repository="acme/shop", workflow="deploy", commit="abc123", run_uri="https://x/4242")
 
-MakePlatform = Callable[..., Platform]
+MakePlatform = Callable[..., KubernetesPlatform]
 
 
 @pytest.fixture
@@ -62,18 +57,17 @@ def make_platform(emu: K8sEmulator) -> Iterator[MakePlatform]:
     proxies: list[ServiceProxy] = []
 
     def make(
-        strategy: str = "blue_green",
         *,
         token: str | None = None,
         deadline: int = 5,
         retry: RetryPolicy = FAST_RETRY,
-    ) -> Platform:
+    ) -> KubernetesPlatform:
         client = load_api_client({KUBECONFIG_VAR: emu.kubeconfig(token)}, KUBECONFIG_VAR)
         api = KubeApi(client, NAMESPACE, credential=f"${KUBECONFIG_VAR}", policy=retry)
         proxy = ServiceProxy(client, NAMESPACE, timeout_seconds=5)
         proxies.append(proxy)
         timing = Timing(progress_deadline_seconds=deadline, grace_seconds=2.0, poll=FAST_POLL)
-        return build(Cluster(api, proxy, app=APP, run=RUN, timing=timing), strategy)
+        return KubernetesPlatform(Cluster(api, proxy, app=APP, run=RUN, timing=timing))
 
     yield make
     for proxy in proxies:

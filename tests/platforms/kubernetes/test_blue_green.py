@@ -29,7 +29,7 @@ def _deploy(platform, version: str, *, strategy: str = "blue_green") -> None:
 def test_blue_green_switches_the_service_selector_and_keeps_the_old_deployment(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     assert versions_seen(platform.live_url()) == {"v1": 12}
 
     config = deploy_config()
@@ -61,7 +61,7 @@ def test_blue_green_switches_the_service_selector_and_keeps_the_old_deployment(
 def test_pre_switch_check_reaches_only_the_new_pods_through_the_preview_service_proxy(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
 
     release = platform.start("v2", "registry.example/shop:v2")
 
@@ -76,7 +76,7 @@ def test_pre_switch_check_reaches_only_the_new_pods_through_the_preview_service_
 
 
 def test_unhealthy_new_release_never_gets_traffic_and_is_removed(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     emu.set_health("v2", False)
     config = deploy_config()
     plan = plan_rollout(config, platform=platform, old="v1", new="v2", image="registry.example/shop:v2")
@@ -109,7 +109,7 @@ def test_unhealthy_new_release_never_gets_traffic_and_is_removed(emu: K8sEmulato
 def test_rollback_after_a_failed_verification_flips_the_selector_back(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     _deploy(platform, "v2")
     assert versions_seen(platform.live_url()) == {"v2": 12}
     emu.set_health("v2", False)
@@ -136,7 +136,7 @@ def test_rollback_after_a_failed_verification_flips_the_selector_back(
 
 
 def test_retire_keeps_the_newest_previous_releases(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     for version in ("v2", "v3", "v4"):
         _deploy(platform, version)
 
@@ -157,7 +157,7 @@ def test_a_release_that_never_becomes_available_fails_start_naming_the_deploymen
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
     emu.never_ready.add("v2")
-    platform = make_platform("blue_green", deadline=1)
+    platform = make_platform(deadline=1)
 
     with pytest.raises(DeployError) as error:
         platform.start("v2", "registry.example/shop:v2")
@@ -171,7 +171,7 @@ def test_a_release_that_never_becomes_available_fails_start_naming_the_deploymen
 
 
 def test_start_is_idempotent_per_version(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     first = platform.start("v2", "registry.example/shop:v2")
     generation = emu.get("deployments", NAMESPACE, "shop-v2")["metadata"]["generation"]  # type: ignore[index]
 
@@ -183,7 +183,7 @@ def test_start_is_idempotent_per_version(emu: K8sEmulator, make_platform: MakePl
 
 
 def test_stop_refuses_the_release_that_serves_traffic(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
 
     with pytest.raises(DeployError, match="still sends traffic to it"):
         platform.stop("v1")
@@ -192,7 +192,7 @@ def test_stop_refuses_the_release_that_serves_traffic(emu: K8sEmulator, make_pla
 
 
 def test_a_service_without_the_app_name_is_a_clear_error(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     emu.create("services", NAMESPACE, {"metadata": {"name": "other"}, "spec": {"ports": [{"port": 80}]}})
     emu.delete("services", NAMESPACE, APP)
 
@@ -203,14 +203,15 @@ def test_a_service_without_the_app_name_is_a_clear_error(emu: K8sEmulator, make_
 # --- regression: a Service selecting the app only must not expose a release before the switch ---
 
 
-@pytest.mark.parametrize("strategy", ["blue_green", "canary"])
+@pytest.mark.parametrize("first_weight", [100, 25])
 def test_start_pins_a_service_selecting_the_app_only_to_the_live_release(
-    emu: K8sEmulator, make_platform: MakePlatform, strategy: str
+    emu: K8sEmulator, make_platform: MakePlatform, first_weight: int
 ) -> None:
+    # As a native rolling update by earlier versions left it: the pods change version label.
     emu.set_selector(NAMESPACE, APP, {"app.kubernetes.io/name": APP})
-    platform = make_platform(strategy)
+    platform = make_platform()
 
-    release = platform.start("v2", "registry.example/shop:v2")
+    release = platform.start_sized("v2", "registry.example/shop:v2", first_weight)
 
     assert selector_version(emu) == "v1"
     assert emu.endpoints(NAMESPACE, APP) == {"v1": 4}, "the new pods get no traffic before the switch"
@@ -222,27 +223,11 @@ def test_start_pins_a_service_selecting_the_app_only_to_the_live_release(
     assert emu.endpoints(NAMESPACE, APP) == {"v2": 4}
 
 
-def test_blue_green_after_a_rolling_deploy_keeps_the_new_pods_out_of_the_live_service(
-    emu: K8sEmulator, make_platform: MakePlatform
-) -> None:
-    # A rolling deploy leaves the Service selecting the app only (its pods change version label).
-    make_platform("rolling").start("v2", "registry.example/shop:v2")
-    assert selector_version(emu) is None
-    platform = make_platform("blue_green")
-
-    platform.start("v3", "registry.example/shop:v3")
-
-    assert emu.endpoints(NAMESPACE, APP) == {"v2": 4}
-    assert selector_version(emu) == "v2"
-    _deploy(platform, "v4")
-    assert emu.endpoints(NAMESPACE, APP) == {"v4": 4}
-
-
 def test_start_refuses_when_the_service_selects_several_live_releases_alike(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
     # Two Deployments of different releases both serving under a selector of the app only.
-    platform = make_platform("blue_green")
+    platform = make_platform()
     platform.start("v2", "registry.example/shop:v2")
     emu.set_selector(NAMESPACE, APP, {"app.kubernetes.io/name": APP})
     before = emu.endpoints(NAMESPACE, APP)
@@ -265,7 +250,7 @@ def test_start_refuses_when_the_service_selects_several_live_releases_alike(
 def test_start_refuses_a_new_image_under_the_live_version_label_and_rollback_still_works(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     _deploy(platform, "v2")
     live_image = "registry.example/shop:v1"  # image=None: v2 runs the template's image
     generation = emu.get("deployments", NAMESPACE, "shop-v2")["metadata"]["generation"]  # type: ignore[index]
@@ -292,7 +277,7 @@ def test_start_refuses_a_new_image_under_the_live_version_label_and_rollback_sti
 def test_start_refuses_a_new_image_under_the_version_of_the_original_deployment(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
 
     with pytest.raises(
         DeployError, match=re.escape("release v1 is live with image registry.example/shop:v1 (Deployment shop)")

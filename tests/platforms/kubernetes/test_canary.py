@@ -43,7 +43,7 @@ class SamplingChecks:
 
 
 def test_canary_moves_traffic_by_replica_ratio_at_each_step(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("canary")
+    platform = make_platform()
     checks = SamplingChecks(emu)
     plan = plan_rollout(deploy_config("canary", STEPS), platform=platform, old="v1", new="v2", image=None)
 
@@ -63,9 +63,9 @@ def test_canary_moves_traffic_by_replica_ratio_at_each_step(emu: K8sEmulator, ma
 def test_canary_widens_the_selector_to_every_release_during_a_split(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
-    platform = make_platform("canary")
-    platform.start("v2", None)
-    assert replicas(emu, "shop-v2") == 1, "the canary starts as one pod"
+    platform = make_platform()
+    platform.start_sized("v2", None, 25)
+    assert replicas(emu, "shop-v2") == 1, "the canary starts with the pods of its first share"
 
     platform.route({"v1": 75, "v2": 25})
 
@@ -75,7 +75,7 @@ def test_canary_widens_the_selector_to_every_release_during_a_split(
 
 
 def test_a_failed_canary_analysis_scales_the_old_release_back_up(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("canary")
+    platform = make_platform()
     checks = SamplingChecks(emu, fail_at=2)
     plan = plan_rollout(deploy_config("canary", STEPS), platform=platform, old="v1", new="v2", image=None)
 
@@ -103,7 +103,7 @@ def test_a_failed_canary_analysis_scales_the_old_release_back_up(emu: K8sEmulato
 def test_start_during_a_split_refuses_a_third_release_and_a_new_canary_image(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
-    platform = make_platform("canary")
+    platform = make_platform()
     platform.start("v2", "registry.example/shop:v2")
     platform.route({"v1": 50, "v2": 50})
     assert selector_version(emu) is None
@@ -122,3 +122,13 @@ def test_start_during_a_split_refuses_a_third_release_and_a_new_canary_image(
     assert emu.get("deployments", NAMESPACE, "shop-v3") is None
     assert selector_version(emu) is None
     assert emu.endpoints(NAMESPACE, APP) == split
+
+
+def test_a_weight_the_replicas_cannot_hold_is_stated_in_the_plan(make_platform: MakePlatform) -> None:
+    steps = (CanaryStep(weight=10), CanaryStep(weight=50))
+    plan = plan_rollout(deploy_config("canary", steps), platform=make_platform(), old="v1", new="v2", image=None)
+    assert plan.describe()[2:4] == [
+        "3. route 90% to v1, 10% to v2 (effective 75% to v1, 25% to v2: the platform splits by whole replicas)",
+        "4. analysis at 10%",
+    ]
+    assert plan.describe()[4] == "5. route 50% to v1, 50% to v2", "a weight it can hold is stated as it is"

@@ -3,35 +3,41 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 from pathlib import Path
 
 import pytest
 import trustme
 import yaml
 
+from orchestrator.contract import DeployConfig
 from orchestrator.errors import ConfigError, DeployError
-from orchestrator.platforms.base import REGISTRY, Platform, PlatformContext
-from orchestrator.platforms.kubernetes import KubernetesPlatform, KubernetesRollingPlatform, factory
+from orchestrator.platforms import registry
+from orchestrator.platforms.base import Platform
+from orchestrator.platforms.kubernetes.adapter import KubernetesPlatform
+from orchestrator.platforms.registry import PRODUCTION, PlatformContext
 from tests.peers.k8s_emulator import K8sEmulator
 
 from .conftest import KUBECONFIG_VAR, deploy_config, versions_seen
+
+
+def factory(config: DeployConfig, context: PlatformContext) -> Platform:
+    return registry.descriptor("kubernetes").create(config, context, PRODUCTION)
 
 
 def _close(platform: Platform) -> None:
     platform.cluster.proxy.close()  # type: ignore[attr-defined]
 
 
-def test_the_kubernetes_platform_registers_itself() -> None:
-    assert REGISTRY["kubernetes"] is factory
+def test_the_kubernetes_platform_is_found_by_the_registry() -> None:
+    from orchestrator.platforms.kubernetes.descriptor import DESCRIPTOR
+
+    assert registry.descriptors()["kubernetes"] is DESCRIPTOR
 
 
 def test_kubeconfig_content_in_the_env_var_reaches_the_cluster(emu: K8sEmulator) -> None:
     platform = factory(deploy_config(), PlatformContext(workspace=".", env={KUBECONFIG_VAR: emu.kubeconfig()}))
     try:
         assert isinstance(platform, KubernetesPlatform)
-        assert platform.cuts_over_itself is False
-        assert platform.strategies == frozenset({"blue_green", "canary", "rolling"})
         assert versions_seen(platform.live_url(), 2) == {"v1": 2}
     finally:
         _close(platform)
@@ -42,8 +48,7 @@ def test_a_kubeconfig_path_in_the_env_var_works_too(emu: K8sEmulator, tmp_path: 
     path.write_text(emu.kubeconfig())
     platform = factory(deploy_config("rolling"), PlatformContext(workspace=".", env={KUBECONFIG_VAR: str(path)}))
     try:
-        assert isinstance(platform, KubernetesRollingPlatform)
-        assert platform.cuts_over_itself is True
+        assert isinstance(platform, KubernetesPlatform), "one adapter, whatever the strategy"
         assert platform.live() is not None
     finally:
         _close(platform)
@@ -74,13 +79,9 @@ def test_an_unusable_kubeconfig_is_a_config_error(value: str, expected: str) -> 
 
 
 def test_missing_namespace_and_deployment_are_named() -> None:
-    config = deploy_config()
-    bare = dataclasses.replace(
-        config, deployment=dataclasses.replace(config.deployment, k8s_namespace=None, k8s_deployment=None)
-    )
-    with pytest.raises(ConfigError) as error:
-        factory(bare, PlatformContext(workspace=".", env={}))
-    assert [p.split(":")[0] for p in error.value.problems] == [
+    bare = {"strategy": "blue_green", "platform": "kubernetes"}
+    problems = list(registry.descriptor("kubernetes").config_problems(bare, Path(".")))
+    assert [p.split(":")[0] for p in problems] == [
         "deployment_config.k8s_namespace",
         "deployment_config.k8s_deployment",
     ]

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from orchestrator.errors import DeployError
-from orchestrator.platforms.kubernetes import RetryPolicy
+from orchestrator.platforms.kubernetes.api import RetryPolicy
 from orchestrator.platforms.kubernetes.manifest import release_deployment
 from tests.peers.k8s_emulator import Fault, K8sEmulator
 
@@ -21,7 +21,7 @@ DEPLOYMENTS = rf"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
 def test_a_concurrent_change_to_the_service_is_kept_and_the_switch_retried(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     platform.start("v2", None)
     # Someone (a GitOps controller, a person) edits the Service between our read and our write: the
     # switch reads the Service once to see where it points, then once more to update it.
@@ -39,7 +39,7 @@ def test_a_concurrent_change_to_the_service_is_kept_and_the_switch_retried(
 def test_a_release_deployment_created_meanwhile_is_adopted_not_duplicated(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     seeded = emu.get("deployments", NAMESPACE, APP)
     assert seeded is not None
     theirs = release_deployment(
@@ -65,7 +65,7 @@ def test_a_release_deployment_created_meanwhile_is_adopted_not_duplicated(
 
 
 def test_throttling_and_server_errors_are_retried(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     emu.add_fault(Fault("GET", SERVICE, status=429, retry_after=0.05, times=2))
     emu.add_fault(Fault("POST", DEPLOYMENTS, status=503, times=1))
     emu.add_fault(Fault("GET", rf"{DEPLOYMENTS}/shop-v2", status=500, times=1))
@@ -78,14 +78,14 @@ def test_throttling_and_server_errors_are_retried(emu: K8sEmulator, make_platfor
 
 
 def test_dropped_connections_are_retried(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     emu.add_fault(Fault("GET", SERVICE, reset=True, times=1))
 
     assert platform.live() is not None
 
 
 def test_persistent_server_errors_give_up_after_bounded_attempts(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green", retry=RetryPolicy(retries=2, initial_wait=0.01, max_wait=0.02))
+    platform = make_platform(retry=RetryPolicy(retries=2, initial_wait=0.01, max_wait=0.02))
     emu.add_fault(Fault("GET", SERVICE, status=503, times=None))
 
     with pytest.raises(DeployError) as error:
@@ -98,7 +98,7 @@ def test_persistent_server_errors_give_up_after_bounded_attempts(emu: K8sEmulato
 
 
 def test_a_long_retry_after_fails_at_once(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     emu.add_fault(Fault("GET", SERVICE, status=429, retry_after=3600, times=None))
 
     with pytest.raises(DeployError, match="asks to wait 3600 s"):
@@ -111,7 +111,7 @@ def test_a_rejected_token_is_a_clear_error_and_never_printed(
 ) -> None:
     canary = "tok-CANARY-7f3a9d21e5"
     caplog.set_level(logging.DEBUG)
-    platform = make_platform("blue_green", token=canary)
+    platform = make_platform(token=canary)
 
     with pytest.raises(DeployError) as error:
         platform.start("v2", None)
@@ -126,7 +126,7 @@ def test_a_rejected_token_is_a_clear_error_and_never_printed(
 
 
 def test_the_local_proxy_forwards_only_service_proxy_paths(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     live_url = platform.live_url()
     base = live_url.split("/api/")[0]
 

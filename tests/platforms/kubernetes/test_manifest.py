@@ -8,15 +8,11 @@ from typing import Any
 import pytest
 
 from orchestrator.platforms.kubernetes.manifest import (
-    PREVIOUS_TEMPLATE_ANNOTATION,
-    PREVIOUS_VERSION_ANNOTATION,
     RunInfo,
     preview_service,
     release_deployment,
     release_name,
     replica_split,
-    restored,
-    rolled,
     with_selector,
 )
 from orchestrator.platforms.kubernetes.rollout import rollout_state
@@ -111,26 +107,6 @@ def test_selector_pinning_and_widening_keep_the_services_own_keys() -> None:
     assert preview["metadata"]["name"] == "shop-preview"
     assert preview["spec"]["ports"] == [{"name": "http", "port": 80}]
     assert preview["spec"]["selector"] == {"app": "shop", "deploy-orchestrator/version": "v2"}
-
-
-def test_rolling_keeps_the_replaced_template_and_restore_drops_the_one_it_leaves() -> None:
-    forward = rolled(
-        LIVE, version="v2", image="shop:v2", container="web", run=RunInfo(), previous_version="v1", progress_deadline=60
-    )
-    assert forward["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    assert forward["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == "25%"
-    assert "status" not in forward
-    assert forward["metadata"]["resourceVersion"] == "7", "replaced with optimistic concurrency"
-    back = restored(forward, RunInfo())
-    assert back is not None
-    assert back["spec"]["template"] == LIVE["spec"]["template"]
-    assert PREVIOUS_VERSION_ANNOTATION not in back["metadata"]["annotations"], "v2 was rolled back from"
-    assert PREVIOUS_TEMPLATE_ANNOTATION not in back["metadata"]["annotations"]
-    assert json.loads(back["metadata"]["annotations"]["deploy-orchestrator/kept-templates"]) == []
-    assert restored(LIVE, RunInfo()) is None
-    kept = json.loads(forward["metadata"]["annotations"]["deploy-orchestrator/kept-templates"])
-    assert kept == [{"version": "v1", "template": LIVE["spec"]["template"]}]
-    assert json.loads(forward["metadata"]["annotations"][PREVIOUS_TEMPLATE_ANNOTATION]) == LIVE["spec"]["template"]
 
 
 def _deployment(generation: int, **status: Any) -> dict[str, Any]:

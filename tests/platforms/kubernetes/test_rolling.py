@@ -1,135 +1,99 @@
-"""rolling on Kubernetes: the Deployment's native rolling update, which cuts over by itself."""
+"""rolling on Kubernetes: the same adapter as blue/green and canary, asked for one pod's share at a
+time by the rolling plan, each share checked before the next."""
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 
 import pytest
 
-from orchestrator.errors import DeployError
-from orchestrator.health.release_checks import ReleaseChecks
+from orchestrator.contract import DeployConfig
 from orchestrator.platforms.base import Release
+from orchestrator.health.release_checks import ReleaseChecks
+from orchestrator.rollback import roll_back
 from orchestrator.runlog import RunLog
-from orchestrator.strategies import execute, plan_rollout
+from orchestrator.strategies import RolloutFailure, execute, plan_rollout
 from tests.peers.k8s_emulator import K8sEmulator
 
-from .conftest import APP, NAMESPACE, MakePlatform, deploy_config, versions_seen
+from .conftest import APP, NAMESPACE, MakePlatform, deploy_config, replicas, selector_version, versions_seen
+from .test_canary import SamplingChecks
 
 
-def _template_image(emu: K8sEmulator) -> str:
-    return str(emu.get("deployments", NAMESPACE, APP)["spec"]["template"]["spec"]["containers"][0]["image"])  # type: ignore[index]
+def _rolling() -> DeployConfig:
+    return deploy_config("rolling")
 
 
-def test_rolling_update_replaces_the_template_with_max_unavailable_zero(
-    emu: K8sEmulator, make_platform: MakePlatform
-) -> None:
-    platform = make_platform("rolling")
-    assert platform.cuts_over_itself is True
-    config = deploy_config("rolling")
-    plan = plan_rollout(config, platform=platform, old="v1", new="v2", image="registry.example/shop:v2")
+def test_rolling_moves_one_pod_at_a_time_and_states_the_plan(emu: K8sEmulator, make_platform: MakePlatform) -> None:
+    platform = make_platform()
+    plan = plan_rollout(_rolling(), platform=platform, old="v1", new="v2", image="registry.example/shop:v2")
     assert plan.describe() == [
         "1. start release v2 (registry.example/shop:v2)",
-        "2. verify the live release (health, database, endpoints, jobs, metrics)",
+        "2. health-check the new release before traffic moves",
+        "3. route 75% to v1, 25% to v2",
+        "4. analysis at 25%",
+        "5. route 50% to v1, 50% to v2",
+        "6. analysis at 50%",
+        "7. route 25% to v1, 75% to v2",
+        "8. analysis at 75%",
+        "9. route 100% to v2",
+        "10. verify the live release (health, database, endpoints, jobs, metrics)",
     ]
+    checks = SamplingChecks(emu)
 
-    outcome = execute(plan, platform, ReleaseChecks(config, dsn=None), RunLog())
+    outcome = execute(plan, platform, checks, RunLog(), sleep=lambda _s: None)
 
-    assert outcome.traffic_moved and all(p.passed for p in outcome.probes)
-    deployment = emu.get("deployments", NAMESPACE, APP)
-    assert deployment is not None
-    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    assert deployment["spec"]["progressDeadlineSeconds"] == 5
-    assert _template_image(emu) == "registry.example/shop:v2"
-    kept = json.loads(deployment["metadata"]["annotations"]["deploy-orchestrator/previous-template"])
-    assert kept["spec"]["containers"][0]["image"] == "registry.example/shop:v1"
-    assert versions_seen(platform.live_url()) == {"v2": 12}
+    assert outcome.traffic_moved
+    assert [s[1:] for s in checks.samples[:3]] == [(3, 1), (2, 2), (1, 3)], "one pod's share per step"
+    assert checks.samples[1][0] == Counter({"v1": 20, "v2": 20})
+    assert checks.samples[3][0] == Counter({"v2": 40})
+    assert selector_version(emu) == "v2"
+    assert replicas(emu, "shop-v2") == 4 and replicas(emu, APP) == 0
     assert [r.version for r in platform.releases()] == ["v2", "v1"]
-    assert emu.names("deployments", NAMESPACE) == [APP], "no second Deployment for a rolling update"
 
 
-def test_progress_deadline_exceeded_names_the_deployment_and_restores_the_old_template(
-    emu: K8sEmulator, make_platform: MakePlatform
-) -> None:
-    emu.never_ready.add("v2")
-    platform = make_platform("rolling", deadline=1)
+def test_a_failed_step_sends_every_request_back_to_the_old_pods(emu: K8sEmulator, make_platform: MakePlatform) -> None:
+    platform = make_platform()
+    plan = plan_rollout(_rolling(), platform=platform, old="v1", new="v2", image="registry.example/shop:v2")
 
-    with pytest.raises(DeployError) as error:
-        platform.start("v2", "registry.example/shop:v2")
+    with pytest.raises(RolloutFailure, match="analysis at 50% failed"):
+        execute(plan, platform, SamplingChecks(emu, fail_at=2), RunLog(), sleep=lambda _s: None)
+    report = roll_back(
+        platform=platform,
+        previous=Release("v1", ref=APP),
+        failed_version="v2",
+        traffic_moved=True,
+        reason="analysis failed",
+        checks=ReleaseChecks(_rolling(), dsn=None),
+        undo_migrations=list,
+        budget_seconds=30,
+        log=RunLog(),
+    )
 
-    message = str(error.value)
-    assert "deployment shop in namespace prod did not roll out" in message
-    assert "condition Progressing=False, reason ProgressDeadlineExceeded" in message
-    assert "the previous template (v1) was restored" in message
-    assert error.value.platform == "kubernetes"
-    assert _template_image(emu) == "registry.example/shop:v1"
-    assert versions_seen(platform.live_url()) == {"v1": 12}, "the old pods kept serving"
-    platform.stop("v2")
-    assert _template_image(emu) == "registry.example/shop:v1", "stop after the undo changes nothing"
-
-
-def test_rollback_restores_the_previous_template_and_never_goes_forward_to_the_one_it_left(
-    emu: K8sEmulator, make_platform: MakePlatform
-) -> None:
-    platform = make_platform("rolling")
-    platform.start("v2", "registry.example/shop:v2")
-
-    platform.rollback(Release("v1"))
-
-    assert _template_image(emu) == "registry.example/shop:v1"
-    assert versions_seen(platform.live_url()) == {"v1": 12}
-    assert [r.version for r in platform.releases()] == ["v1"], "v2 was rolled back from: no candidate"
-    with pytest.raises(DeployError, match="keeps the templates of no release"):
-        platform.route({"v2": 100})
+    assert report.error is None, report.error
+    assert replicas(emu, APP) == 4 and selector_version(emu) == "v1"
+    assert versions_seen(platform.live_url(), 20) == {"v1": 20}
+    assert emu.get("deployments", NAMESPACE, "shop-v2") is None
 
 
-def test_an_undone_rollout_keeps_the_releases_before_it_and_never_the_failed_one(
-    emu: K8sEmulator, make_platform: MakePlatform
-) -> None:
-    platform = make_platform("rolling", deadline=1)
-    platform.start("v2", "registry.example/shop:v2")
-    platform.start("v3", "registry.example/shop:v3")
+def test_a_first_rolling_deploy_is_a_plain_switch(emu: K8sEmulator, make_platform: MakePlatform) -> None:
+    platform = make_platform()
+    plan = plan_rollout(_rolling(), platform=platform, old=None, new="v2", image=None)
+    assert plan.describe()[2] == "3. route 100% to v2"
+
+
+def test_a_failed_rollout_is_never_kept_to_return_to(emu: K8sEmulator, make_platform: MakePlatform) -> None:
+    platform = make_platform(deadline=1)
+    for version in ("v2", "v3"):
+        plan = plan_rollout(_rolling(), platform=platform, old=None, new=version, image=f"shop:{version}")
+        execute(plan, platform, SamplingChecks(emu), RunLog(), sleep=lambda _s: None)
     emu.never_ready.add("bad4")
-    with pytest.raises(DeployError, match=r"the previous template \(v3\) was restored"):
-        platform.start("bad4", "registry.example/shop:bad4")
+    plan = plan_rollout(_rolling(), platform=platform, old="v3", new="bad4", image="shop:bad4")
+
+    with pytest.raises(RolloutFailure, match="did not roll out"):
+        execute(plan, platform, SamplingChecks(emu), RunLog(), sleep=lambda _s: None)
+    platform.stop("bad4")
 
     assert [r.version for r in platform.releases()] == ["v3", "v2", "v1"]
+    assert versions_seen(platform.live_url()) == {"v3": 12}, "the old pods kept serving"
     platform.rollback(Release("v2"))
-    assert _template_image(emu) == "registry.example/shop:v2"
     assert versions_seen(platform.live_url()) == {"v2": 12}
-    assert [r.version for r in platform.releases()] == ["v2", "v1"]
-    assert platform.retire(0) == ["v1"]
-    assert [r.version for r in platform.releases()] == ["v2"]
-
-
-def test_rolling_refuses_a_traffic_split_and_unknown_releases(make_platform: MakePlatform) -> None:
-    platform = make_platform("rolling")
-    with pytest.raises(DeployError, match="cannot hold a split; use strategy canary"):
-        platform.route({"v1": 50, "v2": 50})
-    with pytest.raises(DeployError, match="keeps the templates of no release to return to"):
-        platform.rollback(Release("v0"))
-
-
-def test_rolling_refuses_a_new_image_under_the_live_version_label_and_rollback_still_works(
-    emu: K8sEmulator, make_platform: MakePlatform
-) -> None:
-    platform = make_platform("rolling")
-    platform.start("v2", "registry.example/shop:v2")
-    generation = emu.get("deployments", NAMESPACE, APP)["metadata"]["generation"]  # type: ignore[index]
-
-    with pytest.raises(DeployError) as error:
-        platform.start("v2", "registry.example/shop:v2-rebuilt")
-
-    assert str(error.value).startswith(
-        "rolling update to v2: release v2 is live with image registry.example/shop:v2 (Deployment shop); "
-        "deploy the new image registry.example/shop:v2-rebuilt under a new version label"
-    )
-    assert emu.get("deployments", NAMESPACE, APP)["metadata"]["generation"] == generation  # type: ignore[index]
-    assert _template_image(emu) == "registry.example/shop:v2"
-    assert [r.version for r in platform.releases()] == ["v2", "v1"]
-    # The same image (or none) is an idempotent re-run.
-    assert platform.start("v2", "registry.example/shop:v2").image == "registry.example/shop:v2"
-    assert platform.start("v2", None).image == "registry.example/shop:v2"
-
-    platform.rollback(Release("v1"))
-    assert _template_image(emu) == "registry.example/shop:v1"
-    assert versions_seen(platform.live_url()) == {"v1": 12}

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import DeployError
-from orchestrator.platforms.base import Platform
 from orchestrator.platforms.local import (
     LocalPlatform,
     read_status,
@@ -57,12 +56,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def test_local_platform_implements_the_protocol(platform_factory: Factory) -> None:
+def test_local_platform_is_public_on_its_listen_address(platform_factory: Factory) -> None:
     platform = platform_factory()
-    assert isinstance(platform, Platform)
     assert platform.name == "local"
-    assert platform.strategies == frozenset({"blue_green", "canary", "rolling"})
-    assert platform.cuts_over_itself is False
     assert platform.live_url() == "http://" + platform._config.listen
 
 

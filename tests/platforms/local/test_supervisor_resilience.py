@@ -19,6 +19,9 @@ from orchestrator.errors import DeployError
 from orchestrator.platforms.local import LocalPlatform
 from orchestrator.platforms.local.control import read_status
 from orchestrator.platforms.local.process import process_start_ticks
+from orchestrator.platforms.local.targets import config_for
+from orchestrator.platforms.registry import Target
+from orchestrator.preview import deploy_preview
 from tests.platforms.local.conftest import DEMO, kill_leftovers
 
 Factory = Callable[..., LocalPlatform]
@@ -80,17 +83,20 @@ def test_preview_releases_never_see_withheld_secrets(
     save_env = "import json,os,sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
     command = wrapped(f'"{sys.executable}" -c "{save_env}" "{dump}" && exec "$@"')
     base = platform_factory(command=command)
-    platform = LocalPlatform(base._config, base._workspace, withheld=frozenset({SECRET_NAME}))
-    preview_dir = platform.paths.root / "previews" / "pr-7"
+    target = Target.preview(7, "o/r")
+    preview_config = config_for(base._config, base._workspace, target)
+    platform = LocalPlatform(preview_config, base._workspace, withheld=frozenset({SECRET_NAME}), target=target)
+    preview_dir = base.paths.root / "previews" / "pr-7"
+    assert platform.paths.root == preview_dir
     try:
-        release = platform.create_preview(7, "o/r", None, "pr7-abc")
+        release = deploy_preview(platform, "pr7-abc", None)
         assert answers_with(release.url or "", "pr7-abc")
         env = json.loads(dump.read_text())
         assert env.get("ORCH_TEST_HARMLESS") == "visible", "the dump must come from the preview release"
         assert SECRET_NAME not in env
         assert SECRET_VALUE not in json.dumps(env)
     finally:
-        platform.delete_preview(7, "o/r")
+        platform.remove()
         kill_leftovers(preview_dir)
 
 

@@ -1,0 +1,58 @@
+"""The `local` platform as the registry sees it: config checks, lock key, capabilities, factory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.contract import DeployConfig, DeploymentConfig
+from orchestrator.paths import outside_problem
+from orchestrator.platforms.base import Previews, Retirement, TrafficRouter
+from orchestrator.platforms.registry import PlatformContext, PlatformDescriptor, Target
+
+if TYPE_CHECKING:
+    from orchestrator.platforms.local.platform import LocalPlatform
+
+__all__ = ["DESCRIPTOR"]
+
+
+def _problems(deployment: Mapping[str, Any], workspace: Path) -> Iterable[str]:
+    local = deployment.get("local")
+    if local is None:
+        yield (
+            "deployment_config.local: required when platform is local; "
+            "add local: {command: [...], listen: '127.0.0.1:8080'}"
+        )
+        return
+    for key in ("state_dir", "cwd"):
+        if key in local:
+            problem = outside_problem(workspace, local[key], f"deployment_config.local.{key}", must_exist=False)
+            if problem:
+                yield problem
+
+
+def _lock_key(deployment: DeploymentConfig) -> str:
+    return f"local/{deployment.local.listen if deployment.local else ''}"
+
+
+def _create(config: DeployConfig, context: PlatformContext, target: Target) -> LocalPlatform:
+    from orchestrator.platforms.local.platform import LocalPlatform
+    from orchestrator.platforms.local.targets import config_for
+
+    local = config.deployment.local
+    assert local is not None, "checked by the config (deployment_config.local)"
+    workspace = Path(context.workspace)
+    # Releases get the environment they run in, less the orchestrator's own secrets: the app may
+    # need its database DSN, but never the agentbench, platform or GitHub tokens.
+    withheld = frozenset(config.secret_env_vars()) - {config.credentials.db_connection_env_var}
+    return LocalPlatform(config_for(local, workspace, target), workspace, withheld=withheld, target=target)
+
+
+DESCRIPTOR = PlatformDescriptor(
+    name="local",
+    capabilities=frozenset({TrafficRouter, Retirement, Previews}),
+    create=_create,
+    config_problems=_problems,
+    lock_key=_lock_key,
+)
