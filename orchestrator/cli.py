@@ -159,16 +159,19 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
     except ConfigError as exc:
         return _refused(exc, env, in_actions)
     try:
-        platform = build_platform(request, env)
+        target = target_of(request, env)
+        platform = build_platform(request, env, target)
     except ConfigError as exc:
         return _refused(exc, env, in_actions)
     except Exception:  # an adapter failing to start up is a surprise like any other below
         log.error("unexpected error:\n%s", redact(traceback.format_exc()))
         return _bare(1, env, in_actions)
     try:
+        from orchestrator.compose import assemble
         from orchestrator.pipeline import Pipeline
 
-        result = Pipeline(request, platform, env, RunLog()).run()
+        run_log = RunLog()
+        result = Pipeline(request, assemble(request, platform, target, env, run_log), run_log).run()
         written = report.write_outputs(result, request.inputs.workspace, env)
     except Exception:  # the one broad catch: any surprise is a failed deploy with its traceback logged
         log.error("unexpected error:\n%s", redact(traceback.format_exc()))
@@ -239,12 +242,12 @@ def _require_credentials(request: Request, env: Mapping[str, str]) -> None:
         )
 
 
-def build_platform(request: Request, env: Mapping[str, str]) -> Platform:
-    """The platform adapter for the run's target: production, or the pull request's preview.
+def build_platform(request: Request, env: Mapping[str, str], target: Target | None = None) -> Platform:
+    """The platform adapter for `target` (default: the run's own, see `target_of`).
     Raises ConfigError (a platform this build lacks, a missing credential)."""
     described = registry.descriptor(request.config.deployment.platform)
     context = PlatformContext(workspace=str(request.inputs.workspace), env=env)
-    return described.create(request.config, context, target_of(request, env))
+    return described.create(request.config, context, target or target_of(request, env))
 
 
 def target_of(request: Request, env: Mapping[str, str]) -> Target:

@@ -12,103 +12,57 @@ run's migrations and re-checks the old release; if that fails, on-call is paged.
 from __future__ import annotations
 
 import time
-import traceback
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
 
-from orchestrator import artifacts as artifact_digests
-from orchestrator import gates, good_releases, ledger, metrics, notify, odoo
-from orchestrator.contract import (
-    DeploymentDetails,
-    HardeningOutcome,
-    HealthProbe,
-    MigrationProvenance,
-    MigrationResult,
-    Request,
-    Result,
-    RollbackOutcome,
-    Status,
-)
+from orchestrator import gates, good_releases, odoo
+from orchestrator.admission import admit
+from orchestrator.compose import Collaborators
+from orchestrator.contract import MigrationResult, Request, Result
 from orchestrator.deploy_lock import hold_deploy_lock
 from orchestrator.errors import ConfigError, DeployError, GateError, MigrationError, OrchestratorError, RollbackError
-from orchestrator.github import GitHubClient
-from orchestrator.github_updates import GitHubUpdates, TrackedDeployment, track_deployment
+from orchestrator.github_updates import TrackedDeployment, track_deployment
 from orchestrator.hardening import pairs as hardening_pairs
-from orchestrator.hardening.loop import Hardening
-from orchestrator.health.release_checks import ReleaseChecks
-from orchestrator.health.verdict import CheckVerdict
-from orchestrator.migrations import runner as migration_runner
 from orchestrator.migrations import scripts as migration_scripts
-from orchestrator.migrations.scripts import version_key
-from orchestrator.platforms import registry
-from orchestrator.platforms.base import NativeRollback, Platform, Release, Retirement
+from orchestrator.migrations.plan import MigrationPlan
+from orchestrator.migrations.runner import MigrationRunner
+from orchestrator.migrations.session import migration_session
+from orchestrator.platforms.base import Retirement
 from orchestrator.platforms.registry import PRODUCTION, Target
 from orchestrator.preview import preview_target, run_preview, run_teardown
-from orchestrator.redaction import Secret
-from orchestrator.rollback import RollbackReport, roll_back
+from orchestrator.record import record_run
+from orchestrator.rollback import RollbackReport, applied_since, manual_rollback, roll_back, undo_scripts_for
+from orchestrator.run_state import NO_VERSION, RunState, result_of, unexpected
 from orchestrator.runlog import RunLog, utc_now
-from orchestrator.sqlagent import attach_provenance, required_lines
+from orchestrator.sqlagent import required_lines
 from orchestrator.strategies import RolloutFailure, execute, plan_rollout
 
 __all__ = ["Pipeline", "RunState"]
 
-NO_VERSION = "none"
-
-
-@dataclass
-class RunState:
-    """What the run has done so far: everything the result, the ledger and the pair are built from."""
-
-    deployment_id: str
-    started_at: str
-    started: float
-    previous: Release | None = None
-    probes: list[HealthProbe] = field(default_factory=list)
-    migrations: list[MigrationResult] = field(default_factory=list)
-    provenance: dict[str, MigrationProvenance] = field(default_factory=dict)
-    """Migration file name -> the SQLAgent record the gates accepted for it."""
-    rollback: RollbackOutcome = field(default_factory=lambda: RollbackOutcome(triggered=False))
-    hardening: HardeningOutcome = field(default_factory=HardeningOutcome)
-    status: Status = "failed"
-    exit_code: int = 1
-    error: OrchestratorError | None = None
-    traffic_moved: bool = False
-    url: str | None = None
-    released: str | None = None
-    """The release this run made live, when not the version input (a manual rollback's target)."""
-    extras: dict[str, Any] = field(default_factory=dict)
-
 
 class Pipeline:
-    def __init__(self, request: Request, platform: Platform, env: Mapping[str, str], log: RunLog) -> None:
+    def __init__(self, request: Request, parts: Collaborators, log: RunLog) -> None:
+        """`parts` are built once, by `compose.assemble`; the pipeline only uses them."""
         self.request = request
         self.config = request.config
         self.inputs = request.inputs
-        self.platform = platform
-        self.env = env
         self.log = log
-        self.dsn = self._secret(self.config.credentials.db_connection_env_var)
+        self.parts = parts
+        self.platform = parts.platform
+        self.descriptor = parts.descriptor
+        self.env = parts.env
+        self.dsn = parts.secrets.dsn
+        self.ledger_dsn = parts.secrets.ledger_dsn
+        self.checks = parts.checks
+        self.ledger = parts.ledger
+        self.hardening = parts.hardening
+        self.github = parts.github
+        self.run_url = parts.run_url
         self.state = RunState(deployment_id=str(uuid.uuid4()), started_at=utc_now(), started=time.monotonic())
-        self.checks = ReleaseChecks(self.config, dsn=self.dsn)
-        ledger_dsn = self._secret(self.config.ledger.dsn_env_var) or self.dsn
-        schema = self.config.ledger.schema
-        enabled = self.config.ledger.enabled
-        self.ledger = ledger.open_ledger(ledger_dsn, self.config.ledger, log, schema=schema) if enabled else None
-        self.hardening = Hardening(self.config, ledger_dsn, self.inputs.workspace, env, log, schema=schema)
-        self.run_url = notify.run_url(env)
-        self.github = GitHubUpdates(GitHubClient.from_env(env, self.inputs.github_token, log_to=log), log)
         self.tracked: TrackedDeployment | None = None
         self.modules: tuple[odoo.OdooModule, ...] = ()
-        self.ledger_dsn = ledger_dsn
-        self.descriptor = registry.descriptor(self.config.deployment.platform)
         self._held = ExitStack()
-
-    def _secret(self, name: str | None) -> Secret | None:
-        value = self.env.get(name) if name else None
-        return Secret(value, name or "secret") if value else None
 
     # --- the sequence ------------------------------------------------------------------------
 
@@ -135,11 +89,11 @@ class Pipeline:
             except OrchestratorError as exc:
                 self._fail(exc)
             except Exception as exc:  # still harden and record: a lost run is worse than a late traceback
-                self._fail(_unexpected(exc, self.log))
+                self._fail(unexpected(exc, self.log))
             self._harden()
-            result = self._result()
+            result = result_of(self.request, self.state, self.log.entries, self._url())
             with self.log.phase("Record"):
-                self._record(result)
+                record_run(self.request, result, self.parts, tracked=self.tracked, error=self.state.error, log=self.log)
         self.hardening.close()
         return result
 
@@ -168,21 +122,10 @@ class Pipeline:
     def _pass_gates(self) -> gates.GateReport:
         """Digest the artifacts and hold them against the verdicts. Raises GateError (or ConfigError)."""
         self._at("gates")
-        digests = artifact_digests.digest_artifacts(
-            self.config.artifacts, self.inputs.workspace, image=self._image(), log=self.log
-        )
-        self.state.extras["artifacts"] = digests.to_dict()
-        self.modules = odoo.read_modules(self.config.artifacts.odoo_modules, self.inputs.workspace)
-        if self.modules:
-            self.state.extras["odoo_modules"] = [m.to_dict() for m in self.modules]
-        report = gates.check_gates(
-            self.request.validation_run_id, digests, gates.open_source(self.config, self.env), self.config.gates
-        )
-        for line in report.describe():
-            self.log.info(f"gate: {line}")
-        self.state.extras["gates"] = report.to_dict()
-        self.state.provenance.update(report.provenance.files)
-        return report
+        admitted = admit(self.request, self.env, self._image(), self.log, extras=self.state.extras)
+        self.modules = admitted.modules
+        self.state.provenance.update(admitted.report.provenance.files)
+        return admitted.report
 
     def _deploy(self, *, plan_only: bool) -> None:
         with self.log.phase("Gates"):
@@ -211,7 +154,7 @@ class Pipeline:
             for line in [*plan_lines, *sqlagent_lines, *rollout.describe()]:
                 self.log.info(f"plan: {line}")
             if plan_only:
-                self.state.status, self.state.exit_code = "success", 0
+                self.state.succeed()
                 return
             applied: list[MigrationResult] = []
             rollout_began = False
@@ -230,7 +173,7 @@ class Pipeline:
                 self.state.probes.extend(outcome.probes)
                 self.state.traffic_moved = outcome.traffic_moved
             except Exception as raised:
-                exc = raised if isinstance(raised, OrchestratorError) else _unexpected(raised, self.log)
+                exc = raised if isinstance(raised, OrchestratorError) else unexpected(raised, self.log)
                 if isinstance(exc, MigrationError):
                     applied = [r for r in exc.results if r.success]
                 # An error we did not foresee may have struck mid-switch: sending traffic back is
@@ -251,43 +194,34 @@ class Pipeline:
             retired = []
         if retired:
             self.log.info(f"retired releases beyond keep_previous_versions: {', '.join(retired)}")
-        self.state.status, self.state.exit_code = "success", 0
+        self.state.succeed()
         self.log.info(f"{self.inputs.version} is live at {self.platform.live_url()}")
 
-    def _apply_migrations(self, runner: Any, plan: Any) -> list[MigrationResult]:
+    def _apply_migrations(self, runner: MigrationRunner, plan: MigrationPlan) -> list[MigrationResult]:
         try:
-            applied: list[MigrationResult] = runner.apply(plan)
+            applied = runner.apply(plan)
         except MigrationError as exc:
             self.state.migrations.extend(exc.results)
             raise
         self.state.migrations.extend(applied)
         return applied
 
-    @contextmanager
-    def _migration_session(self, scripts: Sequence[Any], *, read_only: bool) -> Iterator[Any]:
-        if not scripts:
-            yield None
-            return
-        if self.dsn is None:
-            raise MigrationError(
-                f"migrations are listed but ${self.config.credentials.db_connection_env_var} is not set; "
-                "export the database DSN under that name (credentials.db_connection_env_var)"
-            )
-        session = migration_runner.MigrationRunner(
-            self.dsn,
-            self.config.migrations,
-            deployment_id=self.state.deployment_id,
-            installed_by=self.env.get("GITHUB_ACTOR") or "deploy-orchestrator",
-            read_only=read_only,
+    def _migration_session(
+        self, scripts: Sequence[migration_scripts.MigrationScript], *, read_only: bool
+    ) -> AbstractContextManager[MigrationRunner | None]:
+        return migration_session(
+            scripts, self.dsn, self.config, self.env, deployment_id=self.state.deployment_id, read_only=read_only
         )
-        with session:
-            yield session
 
     def _roll_back_after(
-        self, exc: OrchestratorError, runner: Any, applied: Sequence[MigrationResult], traffic_moved: bool
+        self,
+        exc: OrchestratorError,
+        runner: MigrationRunner | None,
+        applied: Sequence[MigrationResult],
+        traffic_moved: bool,
     ) -> None:
         cause = exc.cause if isinstance(exc, RolloutFailure) else exc
-        self.state.error = cause
+        self.state.error = self.state.cause = cause
         reason = f"{cause.step}: {cause}"
         if not self.config.rollback.auto_rollback_on_failure:
             self.log.error(f"{reason} (auto_rollback_on_failure is false: nothing undone)")
@@ -299,7 +233,7 @@ class Pipeline:
         self._absorb(report)
 
     def _roll_back(
-        self, reason: str, runner: Any, applied: Sequence[MigrationResult], traffic_moved: bool
+        self, reason: str, runner: MigrationRunner | None, applied: Sequence[MigrationResult], traffic_moved: bool
     ) -> RollbackReport:
         def undo() -> Sequence[MigrationResult]:
             return runner.undo(applied) if runner and applied else []
@@ -332,116 +266,54 @@ class Pipeline:
     def _manual_rollback(self) -> None:
         self._lock(PRODUCTION)
         releases = self.platform.releases()
-        live = self.platform.live()
-        self.state.previous = live
+        live = self.state.previous = self.platform.live()
         target = good_releases.rollback_target(self.inputs.rollback_to, releases, live, self._judgement())
         self.state.released = target.version
         self.log.info(f"manual rollback from {live.version if live else NO_VERSION} to {target.version}")
         scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
         with self._migration_session(scripts, read_only=False) as runner:
-            applied = self._applied_since(target.version, runner, scripts)
-            began = time.monotonic()
-            budget = self.config.rollback.max_rollback_duration_seconds
-            try:
-                with self.log.phase(f"Rollback to {target.version}"):
-                    self.platform.rollback(target)
-                    if applied:
-                        self._undo_for_rollback(runner, applied, scripts)
-                    verdict = self.checks.release(self.platform.live_url(), analysis=False, deadline=began + budget)
-                    if isinstance(self.platform, NativeRollback):
-                        self.platform.confirm_rollback(verdict.passed)
-            except Exception as exc:  # whatever broke, production is in doubt: record it and page
-                if isinstance(self.platform, NativeRollback):
-                    with suppress(Exception):
-                        self.platform.confirm_rollback(False)
-                self.state.rollback = RollbackOutcome(
-                    triggered=True,
-                    reason=f"manual rollback to {target.version}",
-                    previous_version=target.version,
-                    duration_seconds=round(time.monotonic() - began, 3),
-                    succeeded=False,
-                )
-                raise RollbackError(f"the manual rollback to {target.version} failed: {exc}") from exc
-        self._manual_rollback_done(target, verdict, began)
+            environment = self.config.environment
+            applied = applied_since(target.version, runner, scripts, self.ledger, environment=environment, log=self.log)
+            if would_run := undo_scripts_for(applied, scripts):
+                source = gates.open_source(self.config, self.env)
+                self.state.provenance.update(gates.check_undo_provenance(would_run, source))
+            report = manual_rollback(
+                platform=self.platform,
+                target=target,
+                runner=runner,
+                applied=applied,
+                scripts=scripts,
+                checks=self.checks,
+                budget_seconds=self.config.rollback.max_rollback_duration_seconds,
+                log=self.log,
+            )
+        self.state.rollback = report.outcome
+        self.state.probes.extend(report.probes)
+        self.state.migrations.extend(report.undone)
+        if report.error is not None:
+            raise report.error
+        self.state.succeed(status="rolled_back")
 
     def _judgement(self) -> good_releases.ReleaseJudgement | None:
         """The ledger's view of which releases are good (None: no ledger, the platform's list decides)."""
         if self.ledger is None or self.ledger_dsn is None:
             return None
-        d = self.config.deployment
         try:
             return good_releases.read_judgement(
                 self.ledger_dsn,
                 schema=self.config.ledger.schema,
                 environment=self.config.environment,
-                platform=d.platform,
+                platform=self.config.deployment.platform,
                 exclude=self.state.deployment_id,
             )
         except OrchestratorError as exc:
             self.log.warn(f"the ledger cannot say which releases are good ({exc}); going by the platform's list")
             return None
 
-    def _applied_since(self, version: str, runner: Any, scripts: Sequence[Any]) -> list[MigrationResult]:
-        """The migrations applied by every deploy since `version`, each undo script checked against the
-        digest it was validated with. Reads only; raises GateError before anything is touched."""
-        if runner is None:
-            return []
-        since = self.ledger.deployments_after(version, self.config.environment) if self.ledger else None
-        if since is None:
-            self.log.warn(
-                f"the ledger has no record of {version} going live, so migrations applied since stay in place"
-            )
-            return []
-        undo_scripts = {s.key: s for s in scripts if s.kind == "undo"}
-        applied: list[MigrationResult] = []
-        for deployment_id in since:
-            mine = runner.applied_by(deployment_id)
-            if not mine:
-                continue
-            validated = (self.ledger.migration_digests(deployment_id) if self.ledger else None) or {}
-            for migration in mine:
-                undo = undo_scripts.get(version_key(migration.version))
-                if undo is not None and validated.get(undo.filename) != undo.checksum:
-                    raise GateError(
-                        f"gate artifacts: undo script {undo.filename} is not the one validated with deployment "
-                        f"{deployment_id} (validated {validated.get(undo.filename) or 'nothing'}, "
-                        f"now {undo.checksum}); "
-                        "roll back from the commit that deployment came from",
-                        gate="artifacts",
-                        facts={"artifact": undo.filename, "deployment_id": deployment_id},
-                    )
-            applied.extend(mine)
-        would_run = {u.filename: u.checksum for r in applied if (u := undo_scripts.get(version_key(r.version)))}
-        if would_run:
-            source = gates.open_source(self.config, self.env)
-            self.state.provenance.update(gates.check_undo_provenance(would_run, source))
-        return applied
-
-    def _undo_for_rollback(self, runner: Any, applied: Sequence[MigrationResult], scripts: Sequence[Any]) -> None:
-        try:
-            undone = runner.undo(applied, scripts=scripts)
-        except MigrationError as exc:
-            self.state.migrations.extend(exc.results)
-            raise
-        self.state.migrations.extend(undone)
-
-    def _manual_rollback_done(self, target: Release, verdict: CheckVerdict, began: float) -> None:
-        self.state.probes.extend(verdict.probes)
-        self.state.rollback = RollbackOutcome(
-            triggered=True,
-            reason=f"manual rollback to {target.version}",
-            previous_version=target.version,
-            duration_seconds=round(time.monotonic() - began, 3),
-            succeeded=verdict.passed,
-        )
-        if not verdict.passed:
-            raise RollbackError(f"{target.version} is unhealthy after the rollback: {verdict.reason}")
-        self.state.status, self.state.exit_code = "rolled_back", 0
-
     def _preview(self) -> None:
         target = preview_target(self.inputs, self.env, run_url=self.run_url)
         self._pass_gates()
-        self._lock(Target.preview(target.pr_number, target.repository))
+        self._lock(self.parts.target)
         analysis = self.config.verification.before_switch
         outcome = run_preview(
             self.platform, target, lambda url: self.checks.release(url, analysis=analysis), self.github, self.log
@@ -456,19 +328,18 @@ class Pipeline:
         }
         if outcome.status != "success":
             raise DeployError(outcome.error or "the preview failed", operation=outcome.failed_step or "preview")
-        self.state.status, self.state.exit_code = "success", 0
+        self.state.succeed()
 
     def _teardown(self) -> None:
-        pr_number = self.inputs.pr_number
-        repository = self.inputs.repository or self.env.get("GITHUB_REPOSITORY")
-        if pr_number is None or repository is None:
-            raise ConfigError("pr-number and GITHUB_REPOSITORY are needed to find the preview to remove")
-        self._lock(Target.preview(pr_number, repository))
+        pr_number = self.parts.target.pr_number
+        if pr_number is None:
+            raise ConfigError("pr-number: required in preview modes (run on pull_request events or pass --pr-number)")
+        self._lock(self.parts.target)
         outcome = run_teardown(self.platform, pr_number, self.github, self.log)
         self.state.extras["preview"] = {"pr_number": pr_number, "deleted": outcome.deleted}
         if outcome.status != "success":
             raise DeployError(outcome.error or "the preview teardown failed", operation="preview-teardown")
-        self.state.status, self.state.exit_code = "success", 0
+        self.state.succeed()
 
     def _track(self, *, production: bool, environment: str) -> None:
         """A GitHub Deployment for this run (never fatal; skipped without a token)."""
@@ -506,52 +377,6 @@ class Pipeline:
         else:
             s.hardening = self.hardening.queued_outcome()
 
-    def _result(self) -> Result:
-        s = self.state
-        error = s.error
-        extras = dict(s.extras)
-        if error is not None and isinstance(error, GateError):
-            extras["refused"] = {"gate": error.gate, "reason": str(error), **error.facts}
-        return Result(
-            deployment_id=s.deployment_id,
-            validation_run_id=self.request.validation_run_id or "",
-            deployed_at=s.started_at,
-            status=s.status,
-            deployment_details=DeploymentDetails(
-                strategy=self.config.deployment.strategy,
-                platform=self.config.deployment.platform,
-                previous_version=s.previous.version if s.previous else NO_VERSION,
-                new_version=s.released or self.inputs.version,
-                duration_seconds=round(time.monotonic() - s.started, 3),
-            ),
-            health_checks=tuple(s.probes),
-            migrations_applied=attach_provenance(s.migrations, s.provenance),
-            rollback=s.rollback,
-            hardening=s.hardening,
-            logs=self.log.entries,
-            mode=self.inputs.mode,
-            url=self._url(),
-            exit_code=s.exit_code,
-            error=str(error) if error else None,
-            failed_step=error.step if error else None,
-            extras=tuple(sorted(extras.items())),
-        )
-
-    def _record(self, result: Result) -> None:
-        """Ledger, lineage, metrics, notification, paging: each logged on failure, none fatal."""
-        if self.inputs.mode == "plan":
-            return
-        if self.ledger:
-            self.ledger.finish(result, run_url=self.run_url)
-        environment = self.config.environment
-        metrics.record_run(result, self.config.metrics, self.inputs.workspace, environment=environment, log=self.log)
-        notifier = notify.Notifier(self.config.notifications, self.env, log=self.log)
-        notifier.announce(result, environment=environment)
-        if self.tracked is not None:
-            self.tracked.finish(result.status, result.url, self.run_url, result.error or f"{result.mode} succeeded")
-        if isinstance(self.state.error, RollbackError):
-            notifier.page(result, str(self.state.error))
-
     def _image(self) -> str | None:
         return self.inputs.image or self.config.artifacts.docker_image
 
@@ -567,11 +392,3 @@ class Pipeline:
         if self.ledger is None or self.inputs.mode == "plan":
             return {}
         return self.ledger.last_module_digests(self.config.environment)
-
-
-def _unexpected(error: Exception, log: RunLog) -> OrchestratorError:
-    """A bug or an untranslated driver error after a side effect: still roll back, with the traceback logged."""
-    log.error("unexpected error:\n" + "".join(traceback.format_exception(error)))
-    wrapped = DeployError(f"unexpected {type(error).__name__}: {error}", operation="deploy")
-    wrapped.__cause__ = error
-    return wrapped

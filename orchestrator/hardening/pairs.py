@@ -72,10 +72,11 @@ class RunFacts(Protocol):
     @property
     def error(self) -> BaseException | None: ...
     @property
+    def cause(self) -> BaseException | None:
+        """The failure a rollback answered (None when none ran); its `step` is data."""
+
+    @property
     def traffic_moved(self) -> bool: ...
-
-
-_STEPS = frozenset({"gates", "migrations", "odoo", "deploy", "health", "switch", "verification", "rollback"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +114,8 @@ class FailureContext:
     ) -> FailureContext:
         """The context of a finished, failed run.
 
-        After a failed rollback the state's error is the rollback's; the original failure is
-        then read from `rollback.reason` ("<step>: <message>", as the pipeline writes it).
+        After a failed rollback the state's error is the rollback's; the original failure is the
+        state's `cause`, with its step.
         """
         rollback = state.rollback
         rollback_failed = rollback.triggered and rollback.succeeded is False
@@ -124,9 +125,9 @@ class FailureContext:
         rollback_error = None
         if rollback_failed:
             rollback_error = reason
-            reason = rollback.reason or reason
-            head = reason.split(":", 1)[0].strip()
-            step = head if head in _STEPS else "rollback"
+            cause = state.cause
+            step = str(getattr(cause, "step", "rollback")) if cause is not None else "rollback"
+            reason = f"{step}: {cause}" if cause is not None else (rollback.reason or reason)
         return cls(
             deployment_id=state.deployment_id,
             environment=request.config.environment,

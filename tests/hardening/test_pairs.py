@@ -20,7 +20,7 @@ from orchestrator.contract import (
     RollbackOutcome,
     RunInputs,
 )
-from orchestrator.errors import HealthError, RollbackError
+from orchestrator.errors import HealthError, OrchestratorError, RollbackError
 from orchestrator.hardening.pairs import AGENT_NAME, FailureContext, build_pair, priority_of, write_trl_jsonl
 from orchestrator.redaction import Secret
 from tests.hardening.samples import failure, probe
@@ -154,6 +154,7 @@ class _State:
     migrations: list[MigrationResult] = field(default_factory=list)
     rollback: RollbackOutcome = field(default_factory=lambda: RollbackOutcome(triggered=False))
     error: BaseException | None = None
+    cause: BaseException | None = None
     traffic_moved: bool = False
 
 
@@ -193,8 +194,10 @@ def test_from_run_reads_a_rollback_after_traffic_moved() -> None:
 def test_from_run_after_a_failed_rollback_keeps_the_original_step_and_the_rollback_error() -> None:
     state = _State(
         error=RollbackError("v1 is unhealthy after the rollback"),
+        cause=OrchestratorError("/api answered 500", step="verification"),
         traffic_moved=True,
-        rollback=RollbackOutcome(triggered=True, reason="verification: /api answered 500", succeeded=False),
+        # The outcome's reason is only shown; the step is read from the cause, never parsed from it.
+        rollback=RollbackOutcome(triggered=True, reason="a sentence: that is not a step", succeeded=False),
     )
     ctx = FailureContext.from_run(_request(), state)
     assert (ctx.step, ctx.reason) == ("verification", "verification: /api answered 500")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.errors import DeployError
@@ -37,7 +36,6 @@ from .api import PLATFORM, ConflictError
 from .cluster import Cluster, now_iso
 from .manifest import (
     NAME_LABEL,
-    STARTED_ANNOTATION,
     TOTAL_ANNOTATION,
     VERSION_LABEL,
     for_update,
@@ -51,13 +49,18 @@ from .manifest import (
     with_image,
     with_selector,
 )
+from .releases import RETIRED_ANNOTATION, refuse_live_image_change, template_source
+from .releases import is_retired as _is_retired
+from .releases import notes_of as _annotations
+from .releases import release as _release
+from .releases import replicas as _replicas
+from .releases import serving as _serving
+from .releases import started as _started
+from .releases import total as _total
 
 __all__ = ["RETIRED_ANNOTATION", "KubernetesPlatform"]
 
 log = logging.getLogger(__name__)
-
-RETIRED_ANNOTATION = "deploy-orchestrator/retired-at"
-_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 class KubernetesPlatform:
@@ -118,11 +121,11 @@ class KubernetesPlatform:
         operation = f"start {version}"
         main = self.cluster.main_service(operation)
         deployments = self._deployments()
-        source = self._template_source(main, deployments, operation)
+        source = template_source(main, deployments, self.cluster, operation)
         total = _total(source)
         replicas = max(1, (total * weight + 50) // 100) if weight < 100 and _serving(main, deployments) else total
         name = release_name(self.app, version)
-        self._refuse_live_image_change(main, deployments, version, image, operation)
+        refuse_live_image_change(main, deployments, version, image, self.cluster.container, operation)
         main = self._pin_live(main, deployments, source, version, operation)
         existing = self.api.get_deployment(name)
         if existing is None:
@@ -222,49 +225,6 @@ class KubernetesPlatform:
             if base is not None:
                 found[self.app] = base
         return list(found.values())
-
-    def _template_source(
-        self, main: dict[str, Any], deployments: list[dict[str, Any]], operation: str
-    ) -> dict[str, Any]:
-        serving = _serving(main, deployments)
-        source = max(serving, key=lambda d: (_total(d), _started(d))) if serving else None
-        if source is None:
-            source = next((d for d in deployments if d["metadata"]["name"] == self.app), None)
-        if source is None:
-            raise DeployError(
-                f"{operation}: Deployment {self.app} not found in namespace {self.cluster.namespace}; create it "
-                "first: its pod template is the template of every release",
-                platform=PLATFORM,
-                operation=operation,
-            )
-        if version_of(source) is None:
-            name = source["metadata"]["name"]
-            raise DeployError(
-                f"{operation}: the pods of Deployment {name} carry no {VERSION_LABEL} label, so the Service cannot "
-                f"tell them from the new release's; label its pod template with the version it runs "
-                f"(spec.template.metadata.labels: {{{VERSION_LABEL}: <version>}}) and deploy again",
-                platform=PLATFORM,
-                operation=operation,
-            )
-        return source
-
-    def _refuse_live_image_change(
-        self, main: dict[str, Any], deployments: list[dict[str, Any]], version: str, image: str | None, operation: str
-    ) -> None:
-        """Refuse to run another image under a version label that already serves traffic: it would
-        replace (or join) the live pods without a pre-switch check, and a rollback to the previous
-        release, found by version label, would then have nothing to return to."""
-        if image is None:
-            return
-        for deployment in _serving(main, deployments):
-            running = image_of(deployment, self.cluster.container)
-            if version_of(deployment) == version and running != image:
-                raise DeployError(
-                    f"{operation}: release {version} is live with image {running} (Deployment "
-                    f"{deployment['metadata']['name']}); deploy the new image {image} under a new version label",
-                    platform=PLATFORM,
-                    operation=operation,
-                )
 
     def _pin_live(
         self,
@@ -423,51 +383,3 @@ class KubernetesPlatform:
             self.api.scale_deployment(name, 0, {RETIRED_ANNOTATION: now_iso()})
         else:
             self.api.delete_deployment(name)
-
-
-def _annotations(deployment: dict[str, Any]) -> dict[str, str]:
-    return dict((deployment.get("metadata") or {}).get("annotations") or {})
-
-
-def _replicas(deployment: dict[str, Any]) -> int:
-    return int((deployment.get("spec") or {}).get("replicas", 1))
-
-
-def _total(deployment: dict[str, Any]) -> int:
-    noted = _annotations(deployment).get(TOTAL_ANNOTATION)
-    return int(noted) if noted and noted.isdigit() else max(_replicas(deployment), 1)
-
-
-def _started(deployment: dict[str, Any]) -> datetime:
-    """When the release started (our annotation, else the object's creation), for newest-first order."""
-    metadata = deployment.get("metadata") or {}
-    stamp = str(_annotations(deployment).get(STARTED_ANNOTATION) or metadata.get("creationTimestamp") or "")
-    try:
-        parsed = datetime.fromisoformat(stamp)
-    except ValueError:
-        return _EPOCH
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _is_retired(deployment: dict[str, Any]) -> bool:
-    return RETIRED_ANNOTATION in _annotations(deployment)
-
-
-def _labels(deployment: dict[str, Any]) -> dict[str, str]:
-    return dict(((deployment.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {})
-
-
-def _serving(service: dict[str, Any], deployments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Deployments with pods that the Service's selector picks."""
-    selector = (service.get("spec") or {}).get("selector") or {}
-    if not selector:
-        return []
-    return [d for d in deployments if _replicas(d) > 0 and all(_labels(d).get(k) == v for k, v in selector.items())]
-
-
-def _release(deployment: dict[str, Any]) -> Release:
-    return Release(
-        version=version_of(deployment) or deployment["metadata"]["name"],
-        image=image_of(deployment),
-        ref=deployment["metadata"]["name"],
-    )

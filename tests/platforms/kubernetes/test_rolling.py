@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from orchestrator.contract import DeployConfig
-from orchestrator.platforms.base import Release
 from orchestrator.health.release_checks import ReleaseChecks
+from orchestrator.platforms.base import Release
 from orchestrator.rollback import roll_back
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import RolloutFailure, execute, plan_rollout
