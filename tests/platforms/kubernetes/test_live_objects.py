@@ -26,7 +26,7 @@ def _without_version(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_replaces_never_send_back_what_the_server_owns(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     platform.start("v2", "registry.example/shop:v2")
     platform.route({"v2": 100})
 
@@ -44,7 +44,7 @@ def test_a_release_copies_the_live_template_with_every_server_default(
     live = _template(emu, APP)
     assert live["spec"]["dnsPolicy"] == "ClusterFirst"  # the emulator filled it, as a server does
 
-    make_platform("blue_green").start("v2", "registry.example/shop:v2")
+    make_platform().start("v2", "registry.example/shop:v2")
 
     release = _template(emu, "shop-v2")
     assert release["spec"]["containers"][0]["image"] == "registry.example/shop:v2"
@@ -52,7 +52,7 @@ def test_a_release_copies_the_live_template_with_every_server_default(
 
 
 def test_a_second_start_of_the_same_release_writes_nothing(emu: K8sEmulator, make_platform: MakePlatform) -> None:
-    platform = make_platform("blue_green")
+    platform = make_platform()
     platform.start("v2", "registry.example/shop:v2")
     writes = len(emu.writes)
 
@@ -61,14 +61,16 @@ def test_a_second_start_of_the_same_release_writes_nothing(emu: K8sEmulator, mak
     assert emu.writes[writes:] == []
 
 
-def test_rolling_there_and_back_restores_the_full_template_exactly(
+def test_there_and_back_leaves_the_users_template_exactly_as_it_was(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
-    platform = make_platform("rolling")
+    platform = make_platform()
     before = _template(emu, APP)
 
-    platform.start("v2", "registry.example/shop:v2")
-    assert _template(emu, APP)["spec"]["containers"][0]["image"] == "registry.example/shop:v2"
+    platform.start_sized("v2", "registry.example/shop:v2", 25)
+    platform.route({"v1": 75, "v2": 25})
+    platform.route({"v2": 100})
+    assert _template(emu, "shop-v2")["spec"]["containers"][0]["image"] == "registry.example/shop:v2"
     platform.rollback(Release("v1"))
 
-    assert _template(emu, APP) == before
+    assert _template(emu, APP) == before, "every release is its own Deployment; the user's is only scaled"
