@@ -200,15 +200,17 @@ def test_migration_error(tmp_path: Path, pg_dsn: str, canary_role: CanaryRole, s
 
 
 _BROKEN_ADAPTER = """
-import json, os, sys
-import orchestrator.platforms.local
-from orchestrator.platforms.base import REGISTRY
+import dataclasses, json, os, sys
+from orchestrator.platforms import registry
 
 def broken_adapter(*_):
     dsn = os.environ["DATABASE_URL"]
     raise RuntimeError(f"adapter exploded near {dsn} / {json.dumps({'dsn': dsn})} / {dsn!r}")
 
-REGISTRY["local"] = broken_adapter
+# A platform whose factory blows up: the local descriptor with its factory replaced.
+found = dict(registry.descriptors())
+found["local"] = dataclasses.replace(found["local"], create=broken_adapter)
+registry.descriptors = lambda: found
 from orchestrator.cli import main
 sys.exit(main())
 """
