@@ -302,6 +302,8 @@ def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
                 replicas=local.get("replicas", 1),
                 drain_seconds=float(local.get("drain_seconds", 10)),
                 startup_timeout_seconds=float(local.get("startup_timeout_seconds", 30)),
+                proxy=local.get("proxy", "python"),
+                max_connections=int(local.get("max_connections", 10_000)),
             )
             if local
             else None

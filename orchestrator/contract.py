@@ -38,6 +38,9 @@ class LocalConfig:
     replicas: int = 1
     drain_seconds: float = 10.0
     startup_timeout_seconds: float = 30.0
+    proxy: str = "python"
+    """The data plane on `listen`: "python" (ours) or "haproxy" (driven through its runtime API)."""
+    max_connections: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)

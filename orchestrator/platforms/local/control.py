@@ -20,6 +20,7 @@ from typing import Any
 import orchestrator
 from orchestrator.errors import DeployError
 from orchestrator.platforms.local.channel import reachable
+from orchestrator.platforms.local.data_plane import DEFAULT, DataPlane
 from orchestrator.platforms.local.process import log_tail
 from orchestrator.platforms.local.state import StatePaths, load_state
 
@@ -177,6 +178,7 @@ def ensure_supervisor(
     *,
     drain_seconds: float = 10.0,
     withheld: frozenset[str] = frozenset(),
+    data_plane: DataPlane = DEFAULT,
 ) -> ControlClient:
     """A client for a supervisor serving `listen`, starting one (detached) if none runs.
 
@@ -187,12 +189,20 @@ def ensure_supervisor(
     try:
         status = client.call("status")
     except SupervisorNotRunningError:
-        launch_supervisor(paths, listen, drain_seconds, withheld=withheld)
+        launch_supervisor(paths, listen, drain_seconds, withheld=withheld, data_plane=data_plane)
         status = _wait_until_up(client, timeout)
     if status["listen"] != listen:
         raise DeployError(
             f"the local supervisor in {paths.root} serves {status['listen']}, but local.listen is {listen}: "
             "set local.listen back, or stop the supervisor (stop verb) so it restarts on the new address",
+            platform="local",
+            operation="supervisor",
+        )
+    serving = (status.get("proxy") or {}).get("kind", "python")
+    if serving != data_plane.kind:
+        raise DeployError(
+            f"the local supervisor in {paths.root} serves through {serving}, but local.proxy is {data_plane.kind}: "
+            "set local.proxy back, or stop the supervisor (stop verb) so it restarts with the new data plane",
             platform="local",
             operation="supervisor",
         )
@@ -213,7 +223,12 @@ def release_environment(environ: Mapping[str, str], withheld: frozenset[str]) ->
 
 
 def launch_supervisor(
-    paths: StatePaths, listen: str, drain_seconds: float, *, withheld: frozenset[str] = frozenset()
+    paths: StatePaths,
+    listen: str,
+    drain_seconds: float,
+    *,
+    withheld: frozenset[str] = frozenset(),
+    data_plane: DataPlane = DEFAULT,
 ) -> None:
     """Start a supervisor daemon for `paths` (it exits at once if one runs). Raises DeployError."""
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -222,7 +237,8 @@ def launch_supervisor(
     package_root = str(Path(orchestrator.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     argv = [sys.executable, "-m", "orchestrator.platforms.local.daemon"]
-    argv += ["--state-dir", str(paths.root), "--listen", listen, "--drain-seconds", str(drain_seconds), "--daemon"]
+    argv += ["--state-dir", str(paths.root), "--listen", listen, "--drain-seconds", str(drain_seconds)]
+    argv += [*data_plane.argv(), "--daemon"]
     # The launched process forks the daemon and exits at once; it inherits none of our stdio.
     with open(paths.supervisor_log, "ab") as log:
         done = subprocess.run(
@@ -281,7 +297,9 @@ def readopt(paths: StatePaths, *, withheld: frozenset[str] = frozenset()) -> Con
         raise DeployError(str(exc), platform="local", operation="supervisor") from exc
     if saved is None:
         return None
-    return ensure_supervisor(paths, saved.listen, drain_seconds=saved.drain_seconds, withheld=withheld)
+    return ensure_supervisor(
+        paths, saved.listen, drain_seconds=saved.drain_seconds, withheld=withheld, data_plane=saved.data_plane
+    )
 
 
 def read_status(state_dir: Path) -> SupervisorStatus | None:

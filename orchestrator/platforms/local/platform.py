@@ -25,6 +25,7 @@ from orchestrator.platforms.local.control import (
     readopt,
     stop_supervisor,
 )
+from orchestrator.platforms.local.data_plane import DataPlane
 from orchestrator.platforms.local.process import log_tail
 from orchestrator.platforms.local.state import StatePaths, check_version, load_state
 
@@ -56,7 +57,11 @@ class LocalPlatform:
     def _control(self) -> ControlClient:
         if self._client is None:
             self._client = ensure_supervisor(
-                self.paths, self._config.listen, drain_seconds=self._config.drain_seconds, withheld=self._withheld
+                self.paths,
+                self._config.listen,
+                drain_seconds=self._config.drain_seconds,
+                withheld=self._withheld,
+                data_plane=DataPlane(self._config.proxy, self._config.max_connections),
             )
         return self._client
 

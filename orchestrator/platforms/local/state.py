@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from orchestrator.platforms.local.data_plane import DEFAULT, DEFAULT_MAX_CONNECTIONS, DataPlane
+
 __all__ = [
     "ReleaseRecord",
     "Replica",
@@ -168,6 +170,8 @@ class State:
     next_seq: int = 1
     drain_seconds: float = 10.0
     """local.drain_seconds as last configured: a supervisor started again without a config drains this long."""
+    data_plane: DataPlane = DEFAULT
+    """local.proxy and local.max_connections as last configured (for the same reason)."""
 
 
 def save_state(paths: StatePaths, state: State) -> None:
@@ -178,6 +182,8 @@ def save_state(paths: StatePaths, state: State) -> None:
         "live": state.live,
         "next_seq": state.next_seq,
         "drain_seconds": state.drain_seconds,
+        "proxy": state.data_plane.kind,
+        "max_connections": state.data_plane.max_connections,
         "weights": dict(state.weights),
         "releases": [_dump_release(r) for r in sorted(state.releases.values(), key=lambda r: r.seq)],
     }
@@ -209,6 +215,9 @@ def load_state(paths: StatePaths) -> State | None:
             live=doc.get("live"),
             next_seq=int(doc.get("next_seq", len(releases) + 1)),
             drain_seconds=float(doc.get("drain_seconds", 10.0)),
+            data_plane=DataPlane(
+                str(doc.get("proxy", "python")), int(doc.get("max_connections", DEFAULT_MAX_CONNECTIONS))
+            ),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(

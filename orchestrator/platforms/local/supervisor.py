@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from orchestrator.platforms.local.channel import NotListeningError, OperationError, RefusedError, serve
+from orchestrator.platforms.local.data_plane import DEFAULT, DataPlane
+from orchestrator.platforms.local.haproxy import HaproxyError, HaproxyLink
 from orchestrator.platforms.local.process import (
     ReleaseStartError,
     free_ports,
@@ -62,11 +64,21 @@ _MAX_REPLICAS = 16
 _Result = dict[str, Any]
 
 
+def make_link(data_plane: DataPlane, paths: StatePaths, listen: str, drain_seconds: float) -> ProxyLink | HaproxyLink:
+    """The supervisor's side of the data plane `local.proxy` names (both have one interface)."""
+    if data_plane.kind == "haproxy":
+        return HaproxyLink(paths, listen, drain_seconds, data_plane.max_connections)
+    return ProxyLink(paths, listen, drain_seconds, data_plane.max_connections)
+
+
 class Supervisor:
-    def __init__(self, paths: StatePaths, listen: str, drain_seconds: float = 10.0) -> None:
+    def __init__(
+        self, paths: StatePaths, listen: str, drain_seconds: float = 10.0, data_plane: DataPlane = DEFAULT
+    ) -> None:
         self._paths = paths
         self._listen = listen
-        self._link = ProxyLink(paths, listen, drain_seconds)
+        self._data_plane = data_plane
+        self._link = make_link(data_plane, paths, listen, drain_seconds)
         self._releases: dict[str, ReleaseRecord] = {}
         self._popens: dict[str, dict[int, subprocess.Popen[bytes]]] = {}
         """version -> replica index -> the process we launched (re-adopted ones have none)."""
@@ -103,7 +115,7 @@ class Supervisor:
             self._restore(saved)
         try:
             await self._link.attach()
-        except (OSError, ProxyStartError, NotListeningError, RefusedError) as exc:
+        except (OSError, ProxyStartError, HaproxyError, NotListeningError, RefusedError) as exc:
             log.error("cannot serve %s: %s (another process uses it? change local.listen)", self._listen, exc)
             return 1
         self._published = {r.version: tuple(x.port for x in r.replicas) for r in self._releases.values()}
@@ -167,6 +179,7 @@ class Supervisor:
             live=self._live,
             next_seq=self._next_seq,
             drain_seconds=self._link.drain_seconds,
+            data_plane=self._data_plane,
         )
         save_state(self._paths, state)
 
@@ -266,6 +279,8 @@ class Supervisor:
                 "pid": proxy["pid"] if proxy else self._link.pid,
                 "weights": proxy["weights"] if proxy else {},
                 "in_sync": proxy is not None and self._synced,
+                "kind": self._data_plane.kind,
+                "max_connections": self._data_plane.max_connections,
             },
             "releases": [self._describe(r, served.get(r.version, {}).get("inflight", 0)) for r in newest_first],
         }
