@@ -67,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_digests(args[1:])
     if args and args[0] == "run":
         args = args[1:]
+    elif args and args[0] == "recover":
+        # The same run as `--mode recover`: settle runs that died, return to a verified good release.
+        args = [*args[1:], "--mode", "recover"]
     return run(args, os.environ)
 
 
@@ -80,8 +83,10 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="deploy-orchestrator",
-        description="Gate, migrate, deploy, verify and roll back. "
-        "Commands: run (default), demo, digests, local status|stop.",
+        description=(
+            "Gate, migrate, deploy, verify and roll back. Commands: run (default), recover (settle runs that "
+            "died and return to a verified good release), demo, digests, local status|stop."
+        ),
         allow_abbrev=False,
     )
     for name, help_text in config_module.INPUTS.items():

@@ -64,11 +64,11 @@ DEFAULT_CONFIG = ".github/deploy-orchestrator.yml"
 
 INPUTS: dict[str, str] = {
     "config": "Path of the config file (YAML or JSON), relative to the workspace.",
-    "mode": "deploy | plan | rollback | preview | preview-teardown.",
+    "mode": "deploy | plan | rollback | preview | preview-teardown | recover.",
     "validation-run-id": "The ValidationAgent run that passed for these artifacts.",
     "version": "Label of the new release (default: the short commit SHA).",
     "image": "Container image of the new release (overrides artifacts.docker_image; pin by digest).",
-    "rollback-to": "With mode rollback: the release to return to (default: the previous one).",
+    "rollback-to": "With mode rollback: the release to return to (default: the newest good release not live).",
     "pr-number": "Pull request number for preview modes (default: from the event payload).",
     "github-token": "Token for PR comments and GitHub Deployments (optional; never a flag: else $GITHUB_TOKEN).",
 }
@@ -104,6 +104,8 @@ def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
             "(the id the ValidationAgent printed)"
         )
     version = (raw.get("version") or "").strip() or (env.get("GITHUB_SHA") or "")[:7]
+    if not version and mode == "recover":
+        version = "recover"  # recovery deploys nothing of its own: it returns to a release already kept
     if not version:
         problems.append("version: missing; pass --version (the Action defaults it to the short commit SHA)")
     elif not _VERSION.match(version):

@@ -16,13 +16,13 @@ from orchestrator.redaction import Secret
 
 Strategy = Literal["blue_green", "canary", "rolling"]
 PlatformName = Literal["local", "digitalocean", "kubernetes"]
-Mode = Literal["deploy", "plan", "rollback", "preview", "preview-teardown"]
+Mode = Literal["deploy", "plan", "rollback", "preview", "preview-teardown", "recover"]
 Status = Literal["success", "failed", "rolled_back"]
 LogLevel = Literal["info", "warn", "error"]
 
 STRATEGIES: tuple[str, ...] = ("blue_green", "canary", "rolling")
 PLATFORMS: tuple[str, ...] = ("local", "digitalocean", "kubernetes")
-MODES: tuple[str, ...] = ("deploy", "plan", "rollback", "preview", "preview-teardown")
+MODES: tuple[str, ...] = ("deploy", "plan", "rollback", "preview", "preview-teardown", "recover")
 
 
 # --- the config (input contract) -------------------------------------------------------------

@@ -45,6 +45,10 @@ from orchestrator.migrations import scripts as migration_scripts
 from orchestrator.migrations.scripts import version_key
 from orchestrator.platforms.base import Platform, Release
 from orchestrator.preview import PreviewPlatform, preview_target, run_preview, run_teardown
+from orchestrator.recovery import crash_points
+from orchestrator.recovery import crashed as crashed_rows
+from orchestrator.recovery.liveness import hold_run_lock
+from orchestrator.recovery.reconcile import RecoveryContext, RecoveryError, RecoveryReport, reconcile
 from orchestrator.redaction import Secret
 from orchestrator.rollback import RollbackReport, roll_back
 from orchestrator.runlog import RunLog, utc_now
@@ -118,11 +122,15 @@ class Pipeline:
         if mode != "plan":
             self.hardening.deliver_pending()
         if self.ledger and mode != "plan":
+            # Held until the process ends: while it is, no recovery takes this run for a dead one.
+            self._held.enter_context(hold_run_lock(self.ledger_dsn, self.state.deployment_id))
             self.ledger.start(self.state.deployment_id, self.request, run_url=self.run_url)
         with self._held:
             try:
                 if mode == "rollback":
                     self._manual_rollback()
+                elif mode == "recover":
+                    self._recover()
                 elif mode == "preview":
                     self._preview()
                 elif mode == "preview-teardown":
@@ -136,6 +144,7 @@ class Pipeline:
             self._harden()
             result = self._result()
             with self.log.phase("Record"):
+                crash_points.reach("during-record")
                 self._record(result)
         self.hardening.close()
         return result
@@ -156,6 +165,55 @@ class Pipeline:
                 deployment_id=self.state.deployment_id,
             )
         )
+        if target == self._target() and self.ledger is not None:
+            self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Before touching the target: recover from runs on it that died (orchestrator/recovery/)."""
+        report: RecoveryReport | None = None
+        try:
+            report = self._reconciled()
+        except RecoveryError as exc:
+            report = exc.report
+            raise
+        finally:
+            if report is not None:
+                self.state.extras["recovery"] = report.to_dict()
+                self.state.migrations.extend(report.undone)
+
+    def _reconciled(self) -> RecoveryReport | None:
+        assert self.ledger_dsn is not None
+        return reconcile(
+            RecoveryContext(
+                deployment_id=self.state.deployment_id,
+                config=self.config,
+                platform=self.platform,
+                checks=self.checks,
+                ledger_dsn=self.ledger_dsn,
+                dsn=self.dsn,
+                scripts=migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace),
+                installed_by=self.env.get("GITHUB_ACTOR") or "deploy-orchestrator",
+                hardening=self.hardening,
+                log=self.log,
+                deployments_after=lambda version: (
+                    self.ledger.deployments_after(version, self.config.environment) if self.ledger else None
+                ),
+                validated_digests=lambda deployment_id: (
+                    self.ledger.migration_digests(deployment_id) if self.ledger else None
+                ),
+                run_url=self.run_url,
+            )
+        )
+
+    def _recover(self) -> None:
+        """mode recover: only the recovery, then say what serves."""
+        self._lock(self._target())
+        live = self.platform.live()
+        self.state.previous = live
+        self.state.released = live.version if live else NO_VERSION
+        if "recovery" not in self.state.extras:
+            self.log.info("recover: no run on this target died before finishing; nothing to do")
+        self.state.status, self.state.exit_code = "success", 0
 
     def _target(self) -> str:
         d = self.config.deployment
@@ -165,6 +223,11 @@ class Pipeline:
             return f"kubernetes/{d.k8s_namespace}/{d.k8s_deployment}"
         listen = d.local.listen if d.local else ""
         return f"local/{listen}"
+
+    def _checkpoint(self, **facts: Any) -> None:
+        """What a recovery of this run would need, should it die (recovery/crashed.py)."""
+        if self.ledger is not None:
+            crashed_rows.note(self.ledger_dsn, self.state.deployment_id, schema=self.config.ledger.schema, **facts)
 
     def _at(self, step: str) -> None:
         """Record the pipeline position, so a crashed run shows where it stopped."""
@@ -195,9 +258,12 @@ class Pipeline:
             report = self._pass_gates()
         if not plan_only:
             self._lock(self._target())
+            crash_points.reach("after-gates")
             self._track(production=True, environment=self.config.environment)
         self.state.previous = self.platform.live()
         previous = self.state.previous.version if self.state.previous else None
+        if not plan_only:
+            self._checkpoint(digests=self.state.extras.get("artifacts"), previous=previous or NO_VERSION)
         rollout = plan_rollout(
             self.config, platform=self.platform, old=previous, new=self.inputs.version, image=self._image()
         )
@@ -248,6 +314,7 @@ class Pipeline:
                 self.state.traffic_moved = traffic_moved
                 self._roll_back_after(exc, runner, applied, traffic_moved)
                 return
+        self._at("verified")
         try:
             retired = self.platform.retire(self.config.rollback.keep_previous_versions)
         except OrchestratorError as exc:
@@ -341,6 +408,8 @@ class Pipeline:
         self.state.previous = live
         target = good_releases.rollback_target(self.inputs.rollback_to, releases, live, self._judgement())
         self.state.released = target.version
+        self._checkpoint(release=target.version, previous=live.version if live else NO_VERSION)
+        self._at("rollback")
         self.log.info(f"manual rollback from {live.version if live else NO_VERSION} to {target.version}")
         scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
         with self._migration_session(scripts, read_only=False) as runner:
@@ -439,6 +508,7 @@ class Pipeline:
         )
         if not verdict.passed:
             raise RollbackError(f"{target.version} is unhealthy after the rollback: {verdict.reason}")
+        self._at("verified")
         self.state.status, self.state.exit_code = "rolled_back", 0
 
     def _preview(self) -> None:

@@ -198,6 +198,17 @@ def summary_markdown(result: Result) -> str:
             f"- took: {rb.duration_seconds or 0:.2f} s",
             f"- result: {'succeeded' if rb.succeeded else '**FAILED: on-call paged**'}",
         ]
+    recovery = data.get("recovery")
+    if recovery:
+        lines += ["", "### Recovery", ""]
+        lines.append(
+            f"Recovered from {len(recovery.get('crashed') or [])} run(s) that died before finishing "
+            f"({', '.join(f'`{k}` at {v}' for k, v in (recovery.get('crashed_steps') or {}).items())}), "
+            f"in {recovery.get('seconds', 0):.2f} s:"
+        )
+        lines += [f"- {_cell(str(a))}" for a in recovery.get("actions") or []]
+        if recovery.get("error"):
+            lines.append(f"- **FAILED: on-call paged**: {_cell(str(recovery['error']))}")
     h = result.hardening
     if h.dpo_pairs_generated or h.queued or h.delivered:
         lines += [

@@ -17,6 +17,7 @@ from orchestrator.contract import HealthProbe, MigrationResult, RollbackOutcome
 from orchestrator.errors import MigrationError, OrchestratorError, RollbackError
 from orchestrator.health.verdict import Checks
 from orchestrator.platforms.base import Platform, Release
+from orchestrator.recovery import crash_points
 from orchestrator.runlog import RunLog
 
 __all__ = ["RollbackReport", "roll_back"]
@@ -58,6 +59,7 @@ def roll_back(
         if previous is not None and traffic_moved:
             platform.rollback(previous)
             log.info(f"traffic back on {previous.version}")
+            crash_points.reach("during-rollback")
         try:
             undone = tuple(undo_migrations())
         except MigrationError as exc:

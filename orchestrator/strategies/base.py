@@ -15,6 +15,7 @@ from orchestrator.contract import DeployConfig, HealthProbe
 from orchestrator.errors import DeployError, HealthError, OrchestratorError
 from orchestrator.health.verdict import Checks, CheckVerdict
 from orchestrator.platforms.base import Platform, Release
+from orchestrator.recovery import crash_points
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import blue_green, canary, rolling
 from orchestrator.strategies.steps import Analysis, Pause, PreSwitchCheck, Route, Start, Step, Verify, describe
@@ -94,6 +95,7 @@ def execute(
             _run_step(step, plan, platform, checks, outcome, log, sleep)
         except OrchestratorError as exc:
             raise RolloutFailure(exc, outcome) from exc
+        crash_points.reach(f"after-{type(step).__name__.lower()}")
     return outcome
 
 

@@ -1,0 +1,87 @@
+"""Issue 11's crash matrix: SIGKILL at each point, then `recover`; everything must be consistent."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.peers.agentbench import AgentbenchPeer
+from tests.recovery.matrix import ARMED, POINTS, Point, Site, run_point
+
+
+@pytest.fixture
+def agentbench() -> Iterator[AgentbenchPeer]:
+    peer = AgentbenchPeer(token="agentbench-token-canary-crash-5e")
+    yield peer
+    peer.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", POINTS, ids=[p.hook or p.watch or p.label for p in POINTS])
+def test_a_crash_at_any_point_recovers_to_a_verified_good_release(
+    point: Point, tmp_path: Path, pg_dsn: str, agentbench: AgentbenchPeer
+) -> None:
+    outcome = run_point(point, tmp_path, pg_dsn, agentbench)
+    assert outcome.consistent, "\n".join([*outcome.problems, "recovery did:", *outcome.actions])
+
+
+def test_the_next_deploy_recovers_first_and_says_so_in_its_result_summary_and_log(
+    tmp_path: Path, pg_dsn: str, agentbench: AgentbenchPeer
+) -> None:
+    site = Site(tmp_path, pg_dsn, agentbench)
+    try:
+        site.prepare("v1", ["db1"])
+        assert site.orchestrator(*site.deploy_args("v1")).wait(120) == 0
+        site.prepare("v2", ["db1", "db2"])
+        crashing = site.orchestrator(
+            *site.deploy_args("v2"), env={**ARMED, "DEPLOY_ORCHESTRATOR_CRASH_AT": "after-route"}
+        )
+        assert crashing.wait(120) == -signal.SIGKILL
+        assert site.serving() == "v2", "the dead run had switched"
+        site.env["GITHUB_STEP_SUMMARY"] = str(tmp_path / "summary.md")
+        site.prepare("v3", ["db1", "db2"])
+
+        assert site.orchestrator(*site.deploy_args("v3")).wait(120) == 0
+
+        result = json.loads((tmp_path / ".deploy-orchestrator" / "result.json").read_text())
+        assert result["status"] == "success" and result["deployment_details"]["new_version"] == "v3"
+        assert result["deployment_details"]["previous_version"] == "v1", "recovery returned to v1 first"
+        recovery = result["recovery"]
+        assert recovery["verified"] and recovery["serving"] == "v1" and recovery["crashed_steps"]
+        assert "traffic back on v1 (was on v2)" in recovery["actions"]
+        assert any(e["message"].startswith("recovery: ") for e in result["logs"])
+        summary = (tmp_path / "summary.md").read_text()
+        assert "### Recovery" in summary and "traffic back on v1 (was on v2)" in summary
+        assert site.serving() == "v3"
+        statuses = dict(site.query("SELECT new_version, status FROM deployment_log WHERE mode = 'deploy'"))
+        assert statuses == {"v1": "success", "v2": "crashed", "v3": "success"}
+        [crashed_id] = [d for (d,) in site.query("SELECT deployment_id FROM deployment_log WHERE status = 'crashed'")]
+        pairs = [p for p in agentbench.stored.values() if p["metadata"]["deployment_id"] == crashed_id]
+        assert len(pairs) == 1 and agentbench.duplicates == 0
+        # What recovery undid, v3 applied again: the schema is v3's.
+        applied = site.query(
+            "SELECT version FROM deploy_orchestrator.schema_history WHERE type = 'SQL' AND undone_at IS NULL"
+        )
+        assert sorted(v for (v,) in applied) == ["1", "2", "3"]
+    finally:
+        site.stop()
+
+
+def test_recover_with_nothing_crashed_changes_nothing(tmp_path: Path, pg_dsn: str, agentbench: AgentbenchPeer) -> None:
+    site = Site(tmp_path, pg_dsn, agentbench)
+    try:
+        site.prepare("v1", ["db1"])
+        assert site.orchestrator(*site.deploy_args("v1")).wait(120) == 0
+        assert site.orchestrator("recover", "--config", "deploy.json").wait(120) == 0
+        result = json.loads((tmp_path / ".deploy-orchestrator" / "result.json").read_text())
+        assert result["mode"] == "recover" and result["status"] == "success" and "recovery" not in result
+        assert result["deployment_details"]["new_version"] == "v1"
+        assert any("nothing to do" in e["message"] for e in result["logs"])
+        assert site.serving() == "v1"
+        assert agentbench.stored == {}
+    finally:
+        site.stop()
