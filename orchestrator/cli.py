@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from orchestrator import config as config_module
-from orchestrator import report
+from orchestrator import progress, report
 from orchestrator.config_file import read_config_file, secret_variable_names
 from orchestrator.console_logging import log_to_stderr
 from orchestrator.contract import Request, Result
@@ -80,6 +80,31 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"command line: {message}; see --help")
 
 
+_RUN_EPILOG = """\
+workspace:
+  GITHUB_WORKSPACE when set (inside Actions), otherwise the current directory. The config path and
+  every path in the config are relative to it; results go to <workspace>/.deploy-orchestrator/.
+
+environment:
+  INPUT_<NAME>            each input as the Actions runner passes it (hyphens kept, e.g.
+                          INPUT_VALIDATION-RUN-ID); a flag above overrides it
+  INPUT_GITHUB-TOKEN      the github-token input: tokens are read from the environment only
+  DATABASE_URL            the pipeline store / ledger DSN (named by credentials.db_connection_env_var)
+  DIGITALOCEAN_TOKEN      App Platform token (named by credentials.do_api_token_env_var)
+  DIGITALOCEAN_API_URL, DIGITALOCEAN_CA_BUNDLE   another App Platform endpoint and its CA (tests)
+  AGENTBENCH_TOKEN        agentbench bearer token (named by agentbench_config.token_env_var)
+  GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_EVENT_PATH, GITHUB_ACTIONS   set by the runner
+  Any other variable the config names (webhook URLs, paging keys, kubeconfig) is read the same way
+  and treated as a secret: masked in every log, output and summary.
+
+exit codes:
+  0  deployed (or nothing to do, or plan mode)
+  1  the deploy failed or was rolled back
+  2  invalid input or config: nothing was touched
+  3  refused by a gate (validation, compliance, artifacts): nothing was touched
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="deploy-orchestrator",
@@ -88,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
             "died and return to a verified good release), demo, digests, local status|stop."
         ),
         allow_abbrev=False,
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for name, help_text in config_module.INPUTS.items():
         if name not in ENV_ONLY_INPUTS:
@@ -171,13 +198,15 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
     try:
         from orchestrator.pipeline import Pipeline
 
-        result = Pipeline(request, platform, env, RunLog()).run()
+        run_log = RunLog()
+        with progress.bound(run_log), run_log.capturing():
+            result = Pipeline(request, platform, env, run_log).run()
         written = report.write_outputs(result, request.inputs.workspace, env)
     except Exception:  # the one broad catch: any surprise is a failed deploy with its traceback logged
         log.error("unexpected error:\n%s", redact(traceback.format_exc()))
         return _bare(1, env, in_actions)
     if result.error:
-        _annotate("error", f"deploy {result.status}", result.error, in_actions)
+        _annotate("error", _annotation_title(result), result.error, in_actions)
     exit_code = result.exit_code
     if written.failures:
         _report_unwritten(written.failures, result if exit_code == 0 else None, in_actions)
@@ -230,6 +259,15 @@ def _register_named_secrets(raw: Mapping[str, str], env: Mapping[str, str]) -> N
     for name in sorted(secret_variable_names(document)):
         if env.get(name):
             register(env[name])
+
+
+def _annotation_title(result: Result) -> str:
+    """What happened, in the words a reader scans the run page for."""
+    if result.exit_code == 3:
+        return "refused by gate"
+    if result.status == "rolled_back":
+        return "rolled back"
+    return "deploy failed"
 
 
 def _require_credentials(request: Request, env: Mapping[str, str]) -> None:

@@ -119,8 +119,6 @@ class Pipeline:
             f"deployment {self.state.deployment_id}: {mode} {self.inputs.version} "
             f"({self.config.deployment.strategy} on {self.config.deployment.platform})"
         )
-        if mode != "plan":
-            self.hardening.deliver_pending()
         if self.ledger and mode != "plan":
             # Held until the process ends: while it is, no recovery takes this run for a dead one.
             self._held.enter_context(hold_run_lock(self.ledger_dsn, self.state.deployment_id))
@@ -142,6 +140,10 @@ class Pipeline:
             except Exception as exc:  # still harden and record: a lost run is worse than a late traceback
                 self._fail(_unexpected(exc, self.log))
             self._harden()
+            if mode != "plan" and self.hardening.report is None:
+                # Earlier runs' pairs go out after this run's own work (a failure's emit sends them with its
+                # own), so an agentbench that is down never delays a deploy or a rollback.
+                self.hardening.deliver_pending()
             result = self._result()
             with self.log.phase("Record"):
                 crash_points.reach("during-record")

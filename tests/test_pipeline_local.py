@@ -454,3 +454,17 @@ def test_a_manual_rollback_refuses_an_undo_script_edited_since_it_was_validated(
     assert "undo script U1__create_greetings.sql is not the one validated" in back.result.error
     assert ws.serving() == "v2"
     assert "greetings" in public_tables(ws.dsn)
+
+
+def test_earlier_pairs_are_delivered_after_the_runs_own_work_not_before_it(ws: Workspace, agentbench: HttpPeer) -> None:
+    agentbench.route("POST", "/api/dpo-pairs", Reply(503, {"error": "down"}))
+    assert ws.deploy("v1").exit_code == 0
+    assert ws.deploy("v2", unhealthy=True).exit_code == 1  # its pair stays queued: agentbench is down
+    done = ws.deploy("v3")
+    assert done.exit_code == 0
+    assert done.result is not None
+    messages = [entry.message for entry in done.result.logs]
+    backlog = next(i for i, m in enumerate(messages) if m.startswith("hardening:") and "still queued" in m)
+    health = max(i for i, m in enumerate(messages) if m.startswith("health:"))
+    assert health < backlog, messages
+    assert ws.serving() == "v3"

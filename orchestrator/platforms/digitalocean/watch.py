@@ -56,7 +56,8 @@ def wait_for_deployment(
 ) -> Outcome:
     """Poll until ACTIVE, ERROR, CANCELED or SUPERSEDED, or until the deadline. Raises DeployError
     only when the API itself fails past its retries; a failed or late deployment is an Outcome."""
-    wait = BoundedWait(deadline_seconds, backoff, clock=clock, sleep=sleep)
+    what = f"DigitalOcean deployment {deployment_id} to finish"
+    wait = BoundedWait(deadline_seconds, backoff, clock=clock, sleep=sleep, what=what)
     polls = 0
     phase, phase_since = "", 0.0
     while True:
