@@ -47,6 +47,7 @@ from orchestrator.platforms.base import Platform, Release
 from orchestrator.preview import PreviewPlatform, preview_target, run_preview, run_teardown
 from orchestrator.recovery import crash_points
 from orchestrator.recovery import crashed as crashed_rows
+from orchestrator.recovery.cancel import Cancelled, cancel_rollout, on_signals
 from orchestrator.recovery.liveness import hold_run_lock
 from orchestrator.recovery.reconcile import RecoveryContext, RecoveryError, RecoveryReport, reconcile
 from orchestrator.redaction import Secret
@@ -79,6 +80,8 @@ class RunState:
     error: OrchestratorError | None = None
     traffic_moved: bool = False
     url: str | None = None
+    step: str | None = None
+    """The last pipeline position recorded (`_at`)."""
     released: str | None = None
     """The release this run made live, when not the version input (a manual rollback's target)."""
     extras: dict[str, Any] = field(default_factory=dict)
@@ -123,7 +126,7 @@ class Pipeline:
             # Held until the process ends: while it is, no recovery takes this run for a dead one.
             self._held.enter_context(hold_run_lock(self.ledger_dsn, self.state.deployment_id))
             self.ledger.start(self.state.deployment_id, self.request, run_url=self.run_url)
-        with self._held:
+        with self._held, on_signals() as cancellation:
             try:
                 if mode == "rollback":
                     self._manual_rollback()
@@ -139,6 +142,12 @@ class Pipeline:
                 self._fail(exc)
             except Exception as exc:  # still harden and record: a lost run is worse than a late traceback
                 self._fail(_unexpected(exc, self.log))
+            except Cancelled as stop:
+                cancellation.armed = False
+                self._cancelled(stop)
+                self.hardening.close()
+                return self._result()
+            cancellation.armed = False
             self._harden()
             if mode != "plan" and self.hardening.report is None:
                 # Earlier runs' pairs go out after this run's own work (a failure's emit sends them with its
@@ -231,8 +240,28 @@ class Pipeline:
         if self.ledger is not None:
             crashed_rows.note(self.ledger_dsn, self.state.deployment_id, schema=self.config.ledger.schema, **facts)
 
+    def _cancelled(self, stop: Cancelled) -> None:
+        """SIGINT/SIGTERM: traffic back if this run moved it; the rest is left to recovery (recovery/cancel.py)."""
+        step = self.state.step
+        outcome = cancel_rollout(self.platform, self.state.previous, step)
+        message = (
+            f"{stop} during step {step or 'start'}: {outcome.note}; the schema, the new release and this run's "
+            "ledger row are left to recovery (the next run, or `deploy-orchestrator recover`)"
+        )
+        self.log.error(message)
+        self.state.error = OrchestratorError(message, step="cancelled")
+        self.state.status, self.state.exit_code = "failed", 1
+        if step != "verified":
+            self._at("cancelled")
+        self.state.extras["cancelled"] = {
+            "signal": stop.signal_name,
+            "step": step,
+            "traffic_returned_to": outcome.traffic_returned_to,
+        }
+
     def _at(self, step: str) -> None:
         """Record the pipeline position, so a crashed run shows where it stopped."""
+        self.state.step = step
         if self.ledger and self.inputs.mode != "plan":
             self.ledger.step(self.state.deployment_id, step)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,5 +84,46 @@ def test_recover_with_nothing_crashed_changes_nothing(tmp_path: Path, pg_dsn: st
         assert any("nothing to do" in e["message"] for e in result["logs"])
         assert site.serving() == "v1"
         assert agentbench.stored == {}
+    finally:
+        site.stop()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_cancelled_deploy_puts_traffic_back_exits_non_zero_and_leaves_the_rest_to_recovery(
+    tmp_path: Path, pg_dsn: str, agentbench: AgentbenchPeer, signum: signal.Signals
+) -> None:
+    site = Site(tmp_path, pg_dsn, agentbench)
+    try:
+        site.prepare("v1", ["db1"])
+        assert site.orchestrator(*site.deploy_args("v1")).wait(120) == 0
+        site.prepare("v2", ["db1", "db2"])
+        (site.flags / "verify-v2.hold").write_text("")
+        deploying = site.orchestrator(*site.deploy_args("v2"))
+        deadline = time.monotonic() + 120
+        while not (site.flags / "verify-v2.held").exists():
+            assert deploying.poll() is None and time.monotonic() < deadline, "the deploy never reached /verify"
+            time.sleep(0.01)
+        assert site.serving() == "v2", "traffic had moved to v2"
+
+        deploying.send_signal(signum)
+
+        assert deploying.wait(30) == 1, "it stopped waiting on the held /verify and exited non-zero"
+        assert site.serving() == "v1", "traffic is back on v1, never split"
+        result = json.loads((tmp_path / ".deploy-orchestrator" / "result.json").read_text())
+        assert result["status"] == "failed" and result["failed_step"] == "cancelled"
+        assert result["cancelled"] == {"signal": signum.name, "step": "rollout", "traffic_returned_to": "v1"}
+        assert "left to recovery" in result["error"]
+        [(status, step)] = site.query("SELECT status, current_step FROM deployment_log WHERE new_version = 'v2'")
+        assert (status, step) == ("in_progress", "cancelled")
+
+        (site.flags / "verify-v2.hold").unlink()
+        assert site.orchestrator("recover", "--config", "deploy.json").wait(120) == 0
+        [(status,)] = site.query("SELECT status FROM deployment_log WHERE new_version = 'v2'")
+        assert status == "crashed"
+        applied = site.query(
+            "SELECT version FROM deploy_orchestrator.schema_history WHERE type = 'SQL' AND undone_at IS NULL"
+        )
+        assert [v for (v,) in applied] == ["1"], "recovery undid what the cancelled run applied"
+        assert site.serving() == "v1"
     finally:
         site.stop()
