@@ -158,6 +158,8 @@ class Execution:
 def run(args: Sequence[str], env: Mapping[str, str]) -> int:
     log_to_stderr()
     in_actions = env.get("GITHUB_ACTIONS") == "true"
+    # Before the arguments are parsed: a refusal of them may quote any of them, secrets included.
+    _register_named_secrets({"config": _config_argument(args, env)}, env)
     try:
         raw = raw_inputs(args, env)
     except ConfigError as exc:
@@ -247,6 +249,16 @@ def _report_unwritten(failures: Sequence[WriteFailure], succeeded: Result | None
         _annotate("error", "outputs not written", message, in_actions)
     else:
         print(f"error: {redact(message)}", file=sys.stderr)
+
+
+def _config_argument(args: Sequence[str], env: Mapping[str, str]) -> str:
+    """The config path the arguments name, read leniently (they are not validated yet)."""
+    for index, arg in enumerate(args):
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+        if arg == "--config" and index + 1 < len(args):
+            return args[index + 1]
+    return env.get("INPUT_CONFIG") or config_module.DEFAULT_CONFIG
 
 
 def _register_named_secrets(raw: Mapping[str, str], env: Mapping[str, str]) -> None:
