@@ -88,7 +88,8 @@ workspace:
 environment:
   INPUT_<NAME>            each input as the Actions runner passes it (hyphens kept, e.g.
                           INPUT_VALIDATION-RUN-ID); a flag above overrides it
-  INPUT_GITHUB-TOKEN      the github-token input: tokens are read from the environment only
+  INPUT_GITHUB-TOKEN      the github-token input, else GITHUB_TOKEN: tokens are read from the
+                          environment only (--github-token is refused: argv is public)
   DATABASE_URL            the pipeline store / ledger DSN (named by credentials.db_connection_env_var)
   DIGITALOCEAN_TOKEN      App Platform token (named by credentials.do_api_token_env_var)
   DIGITALOCEAN_API_URL, DIGITALOCEAN_CA_BUNDLE   another App Platform endpoint and its CA (tests)
@@ -102,6 +103,7 @@ exit codes:
   1  the deploy failed or was rolled back
   2  invalid input or config: nothing was touched
   3  refused by a gate (validation, compliance, artifacts): nothing was touched
+  4  deployed, but GITHUB_OUTPUT, the step summary or the result file could not be written
 """
 
 
