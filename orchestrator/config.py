@@ -222,11 +222,19 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
             if problem:
                 yield problem
     local = deployment.get("local") or {}
-    for key in ("state_dir", "cwd"):
+    for key in ("state_dir", "cwd", "source"):
         if key in local:
-            problem = _path_problem(workspace, local[key], f"deployment_config.local.{key}", must_exist=False)
+            problem = _path_problem(workspace, local[key], f"deployment_config.local.{key}", must_exist=key == "source")
             if problem:
                 yield problem
+    if "cwd" in local:
+        source = (workspace / local.get("source", ".")).resolve()
+        cwd = (workspace / local["cwd"]).resolve()
+        if cwd != source and source not in cwd.parents:
+            yield (
+                f"deployment_config.local.cwd: {local['cwd']!r} is outside local.source "
+                f"({local.get('source', '.')!r}); releases run from their captured files, so put cwd inside source"
+            )
     metrics_file = (doc.get("metrics") or {}).get("textfile")
     if metrics_file:
         problem = _path_problem(workspace, metrics_file, "metrics.textfile", must_exist=False, kinds=("file",))
@@ -300,6 +308,7 @@ def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
                 listen=local.get("listen", "127.0.0.1:8080"),
                 state_dir=Path(local.get("state_dir", ".deploy-orchestrator/local")),
                 cwd=Path(local["cwd"]) if "cwd" in local else None,
+                source=Path(local["source"]) if "source" in local else None,
                 env=tuple(sorted(local.get("env", {}).items())),
                 replicas=local.get("replicas", 1),
                 drain_seconds=float(local.get("drain_seconds", 10)),

@@ -34,6 +34,8 @@ class LocalConfig:
     listen: str = "127.0.0.1:8080"
     state_dir: Path = Path(".deploy-orchestrator/local")
     cwd: Path | None = None
+    source: Path | None = None
+    """The release's files (default: the workspace); captured into the state dir at deploy."""
     env: tuple[tuple[str, str], ...] = ()
     replicas: int = 1
     drain_seconds: float = 10.0

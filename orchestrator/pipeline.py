@@ -43,7 +43,7 @@ from orchestrator.health.verdict import CheckVerdict
 from orchestrator.migrations import runner as migration_runner
 from orchestrator.migrations import scripts as migration_scripts
 from orchestrator.migrations.scripts import version_key
-from orchestrator.platforms.base import Platform, Release
+from orchestrator.platforms.base import PinsArtifacts, Platform, Release
 from orchestrator.preview import PreviewPlatform, preview_target, run_preview, run_teardown
 from orchestrator.recovery import crash_points
 from orchestrator.recovery import crashed as crashed_rows
@@ -288,6 +288,8 @@ class Pipeline:
         with self.log.phase("Gates"):
             report = self._pass_gates()
         if not plan_only:
+            if isinstance(self.platform, PinsArtifacts):
+                self.platform.pin_artifacts(self.inputs.version, report.digests)
             self._lock(self._target())
             crash_points.reach("after-gates")
             self._track(production=True, environment=self.config.environment)

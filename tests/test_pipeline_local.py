@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import sys
 import threading
@@ -18,7 +20,7 @@ import requests
 from orchestrator.artifacts import digest_artifacts
 from orchestrator.cli import Execution, execute
 from orchestrator.config import parse_config
-from orchestrator.platforms.local import supervisor_stop
+from orchestrator.platforms.local import read_status, supervisor_stop
 from tests.peers.github_api import GitHubApiPeer
 from tests.peers.http import HttpPeer, Reply
 from tests.peers.verdicts import seed_passed
@@ -468,3 +470,39 @@ def test_earlier_pairs_are_delivered_after_the_runs_own_work_not_before_it(ws: W
     health = max(i for i, m in enumerate(messages) if m.startswith("health:"))
     assert health < backlog, messages
     assert ws.serving() == "v3"
+
+
+APP_ANSWERING = """\
+import http.server, json, sys
+ANSWER = {answer!r}
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({{"version": ANSWER}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_a_manual_rollback_runs_the_code_the_release_was_deployed_with(ws: Workspace) -> None:
+    """The issue's attack: v1 answers A, v2 answers B, v1's process dies, `mode: rollback` -> A."""
+    ws.config["deployment_config"]["local"]["command"] = [sys.executable, "app.py", "{port}"]
+    (ws.root / "app.py").write_text(APP_ANSWERING.format(answer="A"))
+    assert ws.deploy("v1").exit_code == 0
+    assert ws.serving() == "A"
+    (ws.root / "app.py").write_text(APP_ANSWERING.format(answer="B"))
+    assert ws.deploy("v2").exit_code == 0
+    assert ws.serving() == "B"
+    state_dir = ws.root / ".deploy-orchestrator" / "local"
+    status = read_status(state_dir)
+    assert status is not None
+    os.killpg(next(r.pid for r in status.releases if r.version == "v1"), signal.SIGKILL)
+
+    back = ws.deploy("v2", mode="rollback", seed=False)
+
+    assert back.exit_code == 0, back.result and back.result.error
+    assert ws.serving() == "A"

@@ -17,9 +17,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from orchestrator.artifacts import ArtifactDigests
 from orchestrator.contract import DeployConfig
 
-__all__ = ["REGISTRY", "Platform", "PlatformFactory", "Release", "register", "supported_strategies"]
+__all__ = [
+    "REGISTRY",
+    "PinsArtifacts",
+    "Platform",
+    "PlatformFactory",
+    "Release",
+    "register",
+    "supported_strategies",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,14 @@ class Platform(Protocol):
 
     def stop(self, version: str) -> None:
         """Stop one release that has no traffic (an aborted one). Idempotent."""
+
+
+@runtime_checkable
+class PinsArtifacts(Protocol):
+    """A platform that captures a release's files itself (local): it holds its copies to the gate's digests."""
+
+    def pin_artifacts(self, version: str, digests: ArtifactDigests) -> None:
+        """The gate approved `digests` for `version`; `start(version)` refuses files that differ."""
 
 
 PlatformFactory = Callable[[DeployConfig, "PlatformContext"], Platform]

@@ -52,6 +52,8 @@ class ReplicaStatus:
     pid: int
     alive: bool
     log: str
+    health: dict[str, Any] | None = None
+    """The last probe: {"ok": bool, "at": epoch seconds, "detail": str}; None before the first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +70,35 @@ class ReleaseStatus:
     started_at: float
     log: str
     replicas: tuple[ReplicaStatus, ...] = ()
+    release_dir: str | None = None
+    """The snapshot it runs from (None: recorded before snapshots)."""
+    tree_digest: str | None = None
+    gated: tuple[tuple[str, str, str], ...] = ()
+    """(section, path, digest) of the gated artifacts its snapshot covers."""
+    not_restarted: str | None = None
+    """Why its dead replicas are not restarted (snapshot missing or changed), if so."""
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> ReleaseStatus:
-        fields = {k: doc[k] for k in cls.__dataclass_fields__ if k != "replicas"}
+        fields: dict[str, Any] = {k: doc.get(k) for k in cls.__dataclass_fields__ if k not in ("replicas", "gated")}
         # A supervisor from before replicas ran one process per release and did not list it.
         listed = doc.get("replicas") or [{"index": 0, **{k: doc[k] for k in ("port", "pid", "alive", "log")}}]
-        return cls(**fields, replicas=tuple(ReplicaStatus(**{k: r[k] for k in _REPLICA_FIELDS}) for r in listed))
+        replicas = tuple(ReplicaStatus(**{k: r.get(k) for k in _REPLICA_FIELDS}) for r in listed)
+        gated = tuple((str(a), str(b), str(c)) for a, b, c in doc.get("gated", ()))
+        return cls(**fields, replicas=replicas, gated=gated)
 
 
 _REPLICA_FIELDS = tuple(ReplicaStatus.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredStatus:
+    """A retired release: its snapshot is gone, its digests are remembered."""
+
+    version: str
+    tree_digest: str
+    image: str | None
+    retired_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +123,8 @@ class SupervisorStatus:
     proxy: ProxyStatus | None = None
     """None from a supervisor that served the proxy itself."""
     drain_seconds: float | None = None
+    retired: tuple[RetiredStatus, ...] = ()
+    """Newest first."""
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> SupervisorStatus:
@@ -115,7 +138,11 @@ class SupervisorStatus:
             releases=releases,
             proxy=ProxyStatus(**{k: proxy[k] for k in ProxyStatus.__dataclass_fields__}) if proxy else None,
             drain_seconds=doc.get("drain_seconds"),
+            retired=tuple(RetiredStatus(**{k: r[k] for k in _RETIRED_FIELDS}) for r in doc.get("retired", ())),
         )
+
+
+_RETIRED_FIELDS = tuple(RetiredStatus.__dataclass_fields__)
 
 
 class ControlClient:
