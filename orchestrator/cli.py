@@ -296,10 +296,12 @@ def _require_credentials(request: Request, env: Mapping[str, str]) -> None:
 
 def build_platform(request: Request, env: Mapping[str, str]) -> Platform:
     """Pick the platform adapter. A platform this build lacks is a config error naming the others."""
-    _load_adapters()
     name = request.config.deployment.platform
+    # Only the configured adapter: the SDKs of the others cost most of a run's start-up time.
+    _load_adapters((name,) if name in _ADAPTERS else _ADAPTERS)
     factory = REGISTRY.get(name)
     if factory is None:
+        _load_adapters(_ADAPTERS)
         available = ", ".join(sorted(REGISTRY)) or "none"
         raise ConfigError(
             f"deployment_config.platform: {name} is not available in this version of deploy-orchestrator; "
@@ -308,11 +310,13 @@ def build_platform(request: Request, env: Mapping[str, str]) -> Platform:
     return factory(request.config, PlatformContext(workspace=str(request.inputs.workspace), env=env))
 
 
-def _load_adapters() -> None:
+_ADAPTERS = ("local", "digitalocean", "kubernetes")
+
+
+def _load_adapters(adapters: Sequence[str]) -> None:
     """Import the adapters so they register themselves; a broken optional one must not hide the others."""
     import importlib
 
-    adapters = ("local", "digitalocean", "kubernetes")
     for module in (f"orchestrator.platforms.{name}" for name in adapters):
         try:
             importlib.import_module(module)

@@ -95,6 +95,8 @@ class Outcome:
     """The whole `recover` run, settling and delivery included."""
     serving: str | None = None
     problems: list[str] = field(default_factory=list)
+    unrecovered: list[str] = field(default_factory=list)
+    """What was wrong right after the crash, before recovery (the same checks)."""
 
     @property
     def consistent(self) -> bool:
@@ -216,6 +218,7 @@ def run_point(point: Point, root: Path, dsn: str, agentbench: AgentbenchPeer) ->
         if code != -signal.SIGKILL:
             outcome.problems.append(f"the orchestrator was meant to die by SIGKILL, but exited {code}")
         (site.flags / "verify-v2.hold").unlink(missing_ok=True)
+        outcome.unrecovered = _state_problems(site, point)
         began, launched = time.monotonic(), time.time()
         recovering = site.orchestrator("recover", "--config", "deploy.json")
         if blocker is not None:
@@ -257,23 +260,8 @@ def _check(site: Site, outcome: Outcome, launched: float) -> None:
     else:
         outcome.recover_seconds = round(float(recovery["verified_at"]) - launched, 2)
     outcome.serving = site.serving()
-    if outcome.serving != point.serves:
-        problems.append(f"the public address serves {outcome.serving}, not {point.serves}")
-    problems.extend(_schema_problems(site, point.serves))
-    rows = site.query("SELECT deployment_id, status, recovery IS NOT NULL FROM deployment_log WHERE mode = 'deploy'")
-    if any(status == "in_progress" for _, status, _ in rows):
-        problems.append("a ledger row is still in_progress")
-    crashed = [d for d, status, settled in rows if status == "crashed" and settled]
-    if len(crashed) != 1:
-        problems.append(f"expected one row settled as crashed, found {len(crashed)}")
-    environment = site.query("SELECT environment FROM deployment_log LIMIT 1")[0][0]
-    lock = AdvisoryLock(DEPLOYS, f"{environment}/local/127.0.0.1:{site.port}", purpose="check", wait_setting="-")
-    with psycopg2.connect(site.dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", lock.key)
-        free = cur.fetchone()
-        if not (free and free[0]):
-            problems.append("the deploy lock is still held")
-        cur.execute("SELECT pg_advisory_unlock_all()")
+    problems.extend(_state_problems(site, point))
+    crashed = [d for (d,) in site.query("SELECT deployment_id FROM deployment_log WHERE status = 'crashed'")]
     if crashed:
         pairs = [
             p for p in site.agentbench.stored.values() if (p.get("metadata") or {}).get("deployment_id") == crashed[0]
@@ -282,6 +270,30 @@ def _check(site: Site, outcome: Outcome, launched: float) -> None:
             problems.append(f"agentbench holds {len(pairs)} pairs for the crashed run, not exactly one")
     if site.agentbench.duplicates:
         problems.append(f"agentbench received {site.agentbench.duplicates} duplicate pair(s)")
+
+
+def _state_problems(site: Site, point: Point) -> list[str]:
+    """Serving, schema, ledger and lock, as they are now."""
+    problems: list[str] = []
+    serving = site.serving()
+    if serving != point.serves:
+        problems.append(f"the public address serves {serving}, not {point.serves}")
+    problems.extend(_schema_problems(site, point.serves))
+    rows = site.query("SELECT status, recovery IS NOT NULL FROM deployment_log WHERE mode = 'deploy'")
+    if any(status == "in_progress" for status, _ in rows):
+        problems.append("a ledger row is still in_progress")
+    settled = [status for status, recovered in rows if status == "crashed" and recovered]
+    if len(settled) != 1:
+        problems.append(f"expected one row settled as crashed, found {len(settled)}")
+    environment = site.query("SELECT environment FROM deployment_log LIMIT 1")[0][0]
+    lock = AdvisoryLock(DEPLOYS, f"{environment}/local/127.0.0.1:{site.port}", purpose="check", wait_setting="-")
+    with psycopg2.connect(site.dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", lock.key)
+        free = cur.fetchone()
+        if not (free and free[0]):
+            problems.append("the deploy lock is still held")
+        cur.execute("SELECT pg_advisory_unlock_all()")
+    return problems
 
 
 def _schema_problems(site: Site, serves: str) -> list[str]:
