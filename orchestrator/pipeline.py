@@ -452,6 +452,7 @@ class Pipeline:
             try:
                 with self.log.phase(f"Rollback to {target.version}"):
                     self.platform.rollback(target)
+                    crash_points.reach("during-manual-rollback")
                     if applied:
                         self._undo_for_rollback(runner, applied, scripts)
                     verdict = self.checks.release(self.platform.live_url(), analysis=False, deadline=began + budget)

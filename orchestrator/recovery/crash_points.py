@@ -27,6 +27,7 @@ POINTS = (
     "after-route",
     "after-verify",
     "during-rollback",
+    "during-manual-rollback",
     "during-record",
 )
 _ARMED = "kill-this-process"

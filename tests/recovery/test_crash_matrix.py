@@ -127,3 +127,35 @@ def test_a_cancelled_deploy_puts_traffic_back_exits_non_zero_and_leaves_the_rest
         assert site.serving() == "v1"
     finally:
         site.stop()
+
+
+def test_a_manual_rollback_that_died_is_finished_by_recovery(
+    tmp_path: Path, pg_dsn: str, agentbench: AgentbenchPeer
+) -> None:
+    site = Site(tmp_path, pg_dsn, agentbench)
+    try:
+        site.prepare("v1", ["db1"])
+        assert site.orchestrator(*site.deploy_args("v1")).wait(120) == 0
+        site.prepare("v2", ["db1", "db2"])
+        assert site.orchestrator(*site.deploy_args("v2")).wait(120) == 0
+        crash = {**ARMED, "DEPLOY_ORCHESTRATOR_CRASH_AT": "during-manual-rollback"}
+        rolling_back = site.orchestrator(*site.deploy_args("v2"), "--mode", "rollback", env=crash)
+        assert rolling_back.wait(120) == -signal.SIGKILL
+        assert site.serving() == "v1", "traffic had moved, the schema not yet"
+
+        assert site.orchestrator("recover", "--config", "deploy.json").wait(120) == 0
+
+        result = json.loads((tmp_path / ".deploy-orchestrator" / "result.json").read_text())
+        assert result["recovery"]["serving"] == "v1" and result["recovery"]["verified"]
+        applied = site.query(
+            "SELECT version FROM deploy_orchestrator.schema_history WHERE type = 'SQL' AND undone_at IS NULL"
+        )
+        assert [v for (v,) in applied] == ["1"], "recovery undid what every deploy since v1 applied"
+        [(status, new)] = site.query("SELECT status, new_version FROM deployment_log WHERE mode = 'rollback'")
+        assert (status, new) == ("crashed", "v1")
+        # v2 was rolled back from: a further rollback finds no good release (v1 is live).
+        refused = site.orchestrator(*site.deploy_args("v1"), "--mode", "rollback")
+        assert refused.wait(120) == 2
+        assert site.serving() == "v1"
+    finally:
+        site.stop()
