@@ -394,6 +394,18 @@ class Pipeline:
         cause = exc.cause if isinstance(exc, RolloutFailure) else exc
         self.state.error = cause
         reason = f"{cause.step}: {cause}"
+        if self.platform.cuts_over_itself and not traffic_moved and not applied:
+            # The platform kept the old release serving (its deployment never went live) and no
+            # migration ran: there is nothing to roll back, and claiming one would be untrue.
+            serving = self.state.previous
+            with suppress(OrchestratorError):
+                serving = self.platform.live()
+            self.log.error(
+                f"{reason}; {self.inputs.version} never went live, so nothing was rolled back: "
+                f"{serving.version if serving else 'no release'} is still serving"
+            )
+            self.state.status, self.state.exit_code = "failed", 1
+            return
         if not self.config.rollback.auto_rollback_on_failure:
             self.log.error(f"{reason} (auto_rollback_on_failure is false: nothing undone)")
             self.state.status, self.state.exit_code = "failed", 1

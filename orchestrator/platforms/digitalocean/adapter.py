@@ -11,11 +11,10 @@ nothing to do, and a deployment that failed never received traffic.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
@@ -25,10 +24,13 @@ from orchestrator.redaction import Secret
 
 from . import previews
 from .api import PLATFORM, AppsApi, RetryPolicy
-from .image import ImageSource, parse_image
-from .logs import fetch_log_tail
+from .deployments import failure, rolled_back_from, same_image, when
+from .image import parse_image
+from .logs import DeploymentLogs, fetch_logs
+from .pinning import Pinning
+from .region import check_region
 from .spec import image_of, select_component, version_of, with_release
-from .watch import Backoff, Outcome, wait_for_deployment
+from .watch import Backoff, wait_for_deployment
 
 __all__ = ["DEFAULT_DEADLINE_SECONDS", "DEFAULT_ENDPOINT", "DigitalOceanPlatform"]
 
@@ -38,7 +40,6 @@ DEFAULT_ENDPOINT = "https://api.digitalocean.com"
 DEFAULT_DEADLINE_SECONDS = 15 * 60.0
 _KEPT_PHASES = ("ACTIVE", "SUPERSEDED")
 _RECENT = 50
-_EPOCH = datetime.min.replace(tzinfo=UTC)
 _BACKOFF = Backoff()
 _RETRY = RetryPolicy()
 
@@ -70,14 +71,16 @@ class DigitalOceanPlatform:
             )
         self.app_id = deployment.do_app_id
         self._component = deployment.do_component
+        self._region = deployment.do_region
         self._health = health
         self._verify = verify
         self._deadline = deadline_seconds
         self._backoff = backoff
         self._sleep = sleep
         self.api = AppsApi(token, endpoint=endpoint, verify=verify, policy=retry, sleep=sleep)
-        self.last_logs: tuple[str, ...] = ()
-        """Tail of the deploy logs of the last deployment that failed (for the step summary)."""
+        self._pinning = Pinning(self.api, self._await)
+        self.last_logs: DeploymentLogs | None = None
+        """Build and deploy logs of the last deployment that failed, or that `start` made live."""
 
     # --- read-only ------------------------------------------------------------------------------
 
@@ -106,10 +109,10 @@ class DigitalOceanPlatform:
         body = self.api.read("list deployments", self.api.apps.list_deployments, self.app_id, per_page=_RECENT)
         deployments = sorted(
             (d for d in (body or {}).get("deployments") or [] if d.get("phase") in _KEPT_PHASES),
-            key=lambda d: _when(d.get("created_at")),
+            key=lambda d: when(d.get("created_at")),
             reverse=True,
         )
-        left = _rolled_back_from(deployments)
+        left = rolled_back_from(deployments)
         kept: list[Release] = []
         seen: set[str] = set()
         for deployment in deployments:
@@ -136,7 +139,7 @@ class DigitalOceanPlatform:
         component = select_component(app.get("spec") or {}, self._component)
         active = app.get("active_deployment") or {}
         if version_of(active.get("spec"), component) == version and (
-            source is None or _same_image(image_of(active.get("spec"), component), source)
+            source is None or same_image(image_of(active.get("spec"), component), source)
         ):
             log.info("version %s is already live (deployment %s)", version, active.get("id"))
             return self._release(active)
@@ -144,7 +147,7 @@ class DigitalOceanPlatform:
         if deployment is None:
             spec = with_release(app.get("spec") or {}, component, version, source, self._health)
             deployment = self._update_spec(app, spec, version, component)
-        release = self._await(self.app_id, deployment, f"deploy of {version}")
+        release = self._await(self.app_id, deployment, f"deploy of {version}", logs=True)
         # The reference as given: App Platform's DOCR block drops the registry name.
         return Release(release.version, image=image or release.image, ref=release.ref)
 
@@ -181,70 +184,12 @@ class DigitalOceanPlatform:
         """
         ref = to.ref or self._deployment_of(to.version)
         app = self._app(self.app_id)
-        operation = f"rollback to {to.version}"
-        verdict = self.api.read(
-            "validate rollback",
-            self.api.apps.validate_rollback,
-            self.app_id,
-            {"deployment_id": ref, "skip_pin": False},
-        )
-        warnings = [_condition(w) for w in (verdict or {}).get("warnings") or []]
-        if not (verdict or {}).get("valid"):
-            reasons = [_condition((verdict or {}).get("error") or {})] + [f"warning {w}" for w in warnings]
-            raise DeployError(
-                f"{operation}: App Platform refuses the rollback to deployment {ref}: {'; '.join(reasons)}",
-                platform=PLATFORM,
-                operation="validate rollback",
-            )
-        for warning in warnings:
-            log.warning("%s: %s", operation, warning)
-        before = _when(app.get("last_deployment_created_at"))
-
-        def send() -> dict[str, Any]:
-            body = self.api.once(
-                "rollback", self.api.apps.create_rollback, self.app_id, {"deployment_id": ref, "skip_pin": False}
-            )
-            return dict((body or {}).get("deployment") or {})
-
-        def look() -> dict[str, Any] | None:
-            now = self._app(self.app_id)
-            if not now.get("pinned_deployment"):
-                return None
-            return _newest_after(now, before, lambda d: d.get("cloned_from") == ref or self._is(d, to.version))
-
-        deployment = self.api.create("rollback", send, look)
-        self._await(self.app_id, deployment, operation)
+        self._pinning.roll_back(app, ref, f"rollback to {to.version}", lambda d: self._is(d, to.version))
 
     def confirm_rollback(self, healthy: bool) -> None:
         """Commit the pinned rollback (healthy) or revert it (App Platform redeploys the spec from
         before the rollback, and we wait for that). Nothing to do when the app is not pinned."""
-        app = self._app(self.app_id)
-        if not app.get("pinned_deployment"):
-            log.info("app %s is not pinned: no rollback to %s", self.app_id, "commit" if healthy else "revert")
-            return
-
-        def unpinned() -> bool | None:
-            return True if not self._app(self.app_id).get("pinned_deployment") else None
-
-        def commit() -> bool:
-            self.api.once("commit rollback", self.api.apps.commit_rollback, self.app_id)
-            return True
-
-        if healthy:
-            self.api.create("commit rollback", commit, unpinned)
-            return
-        before = _when(app.get("last_deployment_created_at"))
-
-        def send() -> dict[str, Any]:
-            body = self.api.once("revert rollback", self.api.apps.revert_rollback, self.app_id)
-            return dict((body or {}).get("deployment") or {})
-
-        def look() -> dict[str, Any] | None:
-            now = self._app(self.app_id)
-            return None if now.get("pinned_deployment") else _newest_after(now, before, lambda _d: True)
-
-        deployment = self.api.create("revert rollback", send, look)
-        self._await(self.app_id, deployment, "revert of the rollback")
+        self._pinning.confirm(self.app_id, healthy)
 
     def retire(self, keep: int) -> list[str]:
         """App Platform replaces instances itself; old deployments hold no resources to stop."""
@@ -267,8 +212,12 @@ class DigitalOceanPlatform:
     # --- internals --------------------------------------------------------------------------------
 
     def _app(self, app_id: str) -> dict[str, Any]:
+        """GET the app; production's is held to `do_region` (a ConfigError before anything changed)."""
         body = self.api.read("get app", self.api.apps.get, app_id)
-        return dict((body or {}).get("app") or {})
+        app = dict((body or {}).get("app") or {})
+        if app_id == self.app_id and self._region:
+            check_region(app, self._region)
+        return app
 
     def _release(self, deployment: dict[str, Any], url: str | None = None) -> Release:
         spec = deployment.get("spec")
@@ -311,7 +260,7 @@ class DigitalOceanPlatform:
         of `version` created after the app's last one before sending again.
         """
         app_id = str(app["id"])
-        before = _when(app.get("last_deployment_created_at"))
+        before = when(app.get("last_deployment_created_at"))
 
         def send() -> dict[str, Any]:
             body = self.api.once("update app spec", self.api.apps.update, app_id, {"spec": spec})
@@ -337,12 +286,9 @@ class DigitalOceanPlatform:
     ) -> dict[str, Any] | None:
         body = self.api.read("list deployments", self.api.apps.list_deployments, app_id, per_page=_RECENT)
         for deployment in sorted(
-            (body or {}).get("deployments") or [], key=lambda d: _when(d.get("created_at")), reverse=True
+            (body or {}).get("deployments") or [], key=lambda d: when(d.get("created_at")), reverse=True
         ):
-            if (
-                _when(deployment.get("created_at")) > before
-                and version_of(deployment.get("spec"), component) == version
-            ):
+            if when(deployment.get("created_at")) > before and version_of(deployment.get("spec"), component) == version:
                 return dict(deployment)
         return None
 
@@ -356,7 +302,8 @@ class DigitalOceanPlatform:
             operation="rollback",
         )
 
-    def _await(self, app_id: str, deployment: dict[str, Any], operation: str) -> Release:
+    def _await(self, app_id: str, deployment: dict[str, Any], operation: str, *, logs: bool = False) -> Release:
+        """Wait for `deployment`; its logs are read when it fails, and on success when `logs`."""
         deployment_id = str(deployment.get("id"))
         outcome = wait_for_deployment(
             self.api,
@@ -367,13 +314,15 @@ class DigitalOceanPlatform:
             sleep=self._sleep,
         )
         if outcome.phase == "ACTIVE":
+            if logs:
+                self.last_logs = fetch_logs(self.api, app_id, deployment_id, verify=self._verify)
             return self._release(outcome.deployment)
         if outcome.timed_out:
             self._cancel(app_id, deployment_id)
-        self.last_logs = fetch_log_tail(self.api, app_id, deployment_id, verify=self._verify)
-        tail = "\n".join(f"    {line}" for line in self.last_logs) or "    (no deploy logs available)"
+        self.last_logs = fetch_logs(self.api, app_id, deployment_id, verify=self._verify)
+        tail = "\n".join(f"    {line}" for line in self.last_logs.tail()) or "    (no logs available)"
         raise DeployError(
-            f"{operation}: {_failure(outcome, self._deadline)}\n  last deploy log lines:\n{tail}",
+            f"{operation}: {failure(outcome, self._deadline)}\n  last log lines (build, then deploy):\n{tail}",
             platform=PLATFORM,
             operation="wait for deployment",
         )
@@ -385,80 +334,3 @@ class DigitalOceanPlatform:
             self.api.read("cancel deployment", self.api.apps.cancel_deployment, app_id, deployment_id)
         except DeployError as exc:
             log.warning("could not cancel deployment %s after the deadline: %s", deployment_id, exc)
-
-
-def _rolled_back_from(newest_first: list[dict[str, Any]]) -> set[str]:
-    """Ids of deployments that the next deployment to go live rolled back from (a rollback
-    deployment, `cloned_from` another one)."""
-    left: set[str] = set()
-    for newer, older in itertools.pairwise(newest_first):
-        cloned = newer.get("cloned_from")
-        if cloned and cloned != older.get("id"):
-            left.add(str(older.get("id")))
-    return left
-
-
-def _same_image(current: ImageSource | None, wanted: ImageSource) -> bool:
-    return current is not None and current.to_spec() == wanted.to_spec()
-
-
-def _failure(outcome: Outcome, deadline: float) -> str:
-    deployment_id = outcome.deployment.get("id")
-    if outcome.timed_out:
-        return (
-            f"deployment {deployment_id} still in phase {outcome.phase} after {outcome.elapsed:.1f} s "
-            f"({outcome.phase_elapsed:.1f} s in {outcome.phase}; deadline {deadline:g} s). It was cancelled and "
-            "the previous release keeps serving; if builds are legitimately this slow, raise the deadline"
-        )
-    cause = _cause(outcome.deployment)
-    if outcome.phase == "ERROR":
-        return (
-            f"deployment {deployment_id} failed (ERROR{': ' + cause if cause else ''}) after "
-            f"{outcome.elapsed:.1f} s; App Platform kept the previous release serving"
-        )
-    if outcome.phase == "SUPERSEDED":
-        return f"deployment {deployment_id} was superseded by a newer deployment of the app before it went live"
-    return f"deployment {deployment_id} was cancelled (phase {outcome.phase}) before it went live"
-
-
-def _cause(deployment: dict[str, Any]) -> str:
-    steps = ((deployment.get("progress") or {}).get("steps")) or []
-    reasons = [
-        f"{s.get('name')}: {(s.get('reason') or {}).get('message')}"
-        for s in steps
-        if (s.get("reason") or {}).get("message")
-    ]
-    return "; ".join(reasons)
-
-
-def _condition(condition: dict[str, Any]) -> str:
-    components = condition.get("components") or []
-    where = f" (components: {', '.join(components)})" if components else ""
-    return f"{condition.get('code', 'unknown')}: {condition.get('message', 'no message')}{where}"
-
-
-def _newest_after(
-    app: dict[str, Any], before: datetime, matches: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any] | None:
-    candidates: list[dict[str, Any] | None] = [
-        app.get(key)
-        for key in ("pending_deployment", "in_progress_deployment", "pinned_deployment", "active_deployment")
-    ]
-    fresh: list[dict[str, Any]] = [
-        d for d in candidates if d and d.get("id") and _when(d.get("created_at")) > before and matches(d)
-    ]
-    if not fresh:
-        return None
-    newest = max(fresh, key=lambda d: _when(d.get("created_at")))
-    return dict(newest)
-
-
-def _when(stamp: Any) -> datetime:
-    """An API timestamp as a comparable aware datetime; missing or unreadable sorts first."""
-    if not stamp:
-        return _EPOCH
-    try:
-        parsed = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return _EPOCH
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -16,13 +16,13 @@ from orchestrator.platforms.base import Release
 
 from .api import PLATFORM, AppsApi, NotFoundError
 from .image import parse_image
-from .preview_spec import preview_name, preview_spec
+from .preview_spec import legacy_preview_name, preview_name, preview_spec
 from .spec import select_component, version_of, with_release
 
 if TYPE_CHECKING:
     from .adapter import DigitalOceanPlatform
 
-__all__ = ["create_preview", "delete_preview"]
+__all__ = ["create_preview", "delete_app", "delete_preview"]
 
 # Every deployment of an app we have just created is new.
 _NEW_APP = datetime.min.replace(tzinfo=UTC)
@@ -82,13 +82,21 @@ def create_preview(
 
 
 def delete_preview(api: AppsApi, pr_number: int, repo: str) -> bool:
-    """Delete the PR's preview app. Idempotent: True if it deleted one, False if none existed."""
-    name = preview_name(repo, pr_number)
+    """Delete the PR's preview app, also one named the way releases before issue 15 named it.
+    Idempotent: True if it deleted one, False if none existed."""
+    deleted = False
+    for name in dict.fromkeys((preview_name(repo, pr_number), legacy_preview_name(repo, pr_number))):
+        deleted = delete_app(api, name) or deleted
+    return deleted
+
+
+def delete_app(api: AppsApi, name: str) -> bool:
+    """Delete the app named `name`. Idempotent: True if it deleted one, False if none existed."""
     app = _find_app(api, name)
     if app is None:
         return False
     try:
-        api.read("delete preview app", api.apps.delete, str(app["id"]))
+        api.read("delete app", api.apps.delete, str(app["id"]))
     except NotFoundError:
         return False
     return True
