@@ -212,6 +212,7 @@ class Pipeline:
                 validated_digests=lambda deployment_id: (
                     self.ledger.migration_digests(deployment_id) if self.ledger else None
                 ),
+                undo_provenance=self._undo_provenance,
                 run_url=self.run_url,
             )
         )
@@ -530,10 +531,14 @@ class Pipeline:
                     )
             applied.extend(mine)
         would_run = {u.filename: u.checksum for r in applied if (u := undo_scripts.get(version_key(r.version)))}
-        if would_run:
-            source = gates.open_source(self.config, self.env)
-            self.state.provenance.update(gates.check_undo_provenance(would_run, source))
+        self._undo_provenance(would_run)
         return applied
+
+    def _undo_provenance(self, undos: Mapping[str, str]) -> Mapping[str, MigrationProvenance]:
+        """The SQLAgent record of each undo script that would run (file name -> sha256); GateError if one lacks it."""
+        found = gates.check_undo_provenance(undos, gates.open_source(self.config, self.env)) if undos else {}
+        self.state.provenance.update(found)
+        return found
 
     def _undo_for_rollback(self, runner: Any, applied: Sequence[MigrationResult], scripts: Sequence[Any]) -> None:
         try:

@@ -9,7 +9,8 @@ rollback uses (users first):
    verification passed, its own release; a manual rollback that died is finished to its target;
 3. schema: what a killed no-transaction script left is cleaned up (migrations/leftovers.py), and the
    dead run's committed migrations are undone when the serving release predates them (history
-   rows carry the deployment id; undo scripts must match the digests its gates approved);
+   rows carry the deployment id; undo scripts must match the digests its gates approved and carry
+   the SQLAgent's record, sqlagent.py);
 4. the serving release is verified through the public route, the dead run's own release stopped;
 5. one preference pair per dead run (pair.py), then its row is settled as `crashed` with all of this.
 
@@ -26,8 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.contract import DeployConfig, MigrationResult
-from orchestrator.errors import OrchestratorError, RollbackError
+from orchestrator.contract import DeployConfig, MigrationProvenance, MigrationResult
+from orchestrator.errors import GateError, OrchestratorError, RollbackError
 from orchestrator.good_releases import ReleaseJudgement, read_judgement
 from orchestrator.hardening.loop import Hardening
 from orchestrator.health.verdict import Checks
@@ -66,6 +67,8 @@ class RecoveryContext:
     log: RunLog
     deployments_after: Callable[[str], list[str] | None]
     validated_digests: Callable[[str], dict[str, str] | None]
+    undo_provenance: Callable[[Mapping[str, str]], Mapping[str, MigrationProvenance]]
+    """Undo file name -> sha256 to the SQLAgent record of each; raises GateError when one has none."""
     run_url: str | None = None
 
 
@@ -289,6 +292,15 @@ class _Recovery:
                     f"{migration.filename} stays applied; run `deploy-orchestrator recover` from the commit that "
                     "deployment came from"
                 )
+        would_run = {u.filename: u.checksum for m in applied if (u := undos.get(version_key(m.version)))}
+        if not would_run:
+            return
+        try:
+            self.ctx.undo_provenance(would_run)
+        except GateError as exc:
+            raise RecoveryError(
+                f"the undo scripts of deployment {deployment_id} stay unrun, its migrations applied: {exc}"
+            ) from None
 
     def _stop_leftover_releases(self) -> None:
         kept = {r.version for r in self.ctx.platform.releases()}
