@@ -19,6 +19,7 @@ from orchestrator.platforms.local.control import (
     ReplicaStatus,
     SupervisorStatus,
     read_status,
+    readopt,
     stop_supervisor,
 )
 from orchestrator.platforms.local.platform import LocalPlatform, state_dir_of, supervisor_status, supervisor_stop
@@ -30,6 +31,7 @@ __all__ = [
     "SupervisorStatus",
     "create",
     "read_status",
+    "readopt",
     "state_dir_of",
     "stop_supervisor",
     "supervisor_status",

@@ -45,7 +45,14 @@ class LocalPlatform:
     strategies = frozenset({"blue_green", "canary", "rolling"})
     cuts_over_itself = False
 
-    def __init__(self, config: LocalConfig, workspace: Path, *, withheld: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        config: LocalConfig,
+        workspace: Path,
+        *,
+        withheld: frozenset[str] = frozenset(),
+        leave_out: tuple[Path, ...] = (),
+    ) -> None:
         self._config = config
         self._withheld = withheld
         self._workspace = Path(workspace)
@@ -54,6 +61,8 @@ class LocalPlatform:
         self._cwd = self._resolve(config.cwd) if config.cwd is not None else None
         self._client: ControlClient | None = None
         self._approved: dict[str, ArtifactDigests] = {}
+        self._leave_out = (self.paths.root, *leave_out)
+        """Never captured into a snapshot: the state dirs (a preview's lies inside production's)."""
 
     def _resolve(self, path: Path) -> Path:
         return _resolve(self._workspace, path)
@@ -208,7 +217,7 @@ class LocalPlatform:
                     "release, or deploy it again"
                 )
             directory = self.paths.releases / version
-            digest = capture(self._source, directory, leave_out=[self.paths.root], version=version)
+            digest = capture(self._source, directory, leave_out=self._leave_out, version=version)
             if restore and remembered is not None and digest != remembered["tree_digest"]:
                 remove(directory)
                 raise SnapshotError(

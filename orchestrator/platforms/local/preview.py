@@ -42,7 +42,10 @@ class LocalPreviews:
 
     def create(self, pr_number: int, image: str | None, version: str) -> Release:
         """Start `version` as PR `pr_number`'s preview and give it the preview address. Raises DeployError."""
-        platform = LocalPlatform(self._config_for(pr_number), self._workspace, withheld=self._withheld)
+        production = state_dir_of(self._config, self._workspace)
+        platform = LocalPlatform(
+            self._config_for(pr_number), self._workspace, withheld=self._withheld, leave_out=(production,)
+        )
         platform.start(version, image)
         platform.route({version: 100})
         platform.retire(keep=0)

@@ -78,7 +78,9 @@ def capture(source: Path, destination: Path, *, leave_out: Iterable[Path] = (), 
     skipped = {Path(p).resolve() for p in leave_out}
     destination.parent.mkdir(parents=True, exist_ok=True)
     incoming = destination.with_name(f"{_INCOMING}{destination.name}-{os.getpid()}")
-    remove(incoming)
+    # Left by a capture that crashed (one deploy runs at a time per target, so none is under way).
+    for stale in destination.parent.glob(f"{_INCOMING}{destination.name}-*"):
+        remove(stale)
     try:
         _copy_tree(top, top, incoming, skipped, version)
         digest = digest_tree(incoming, version=version)

@@ -318,7 +318,21 @@ class Supervisor(ReplicaKeeper):
         idle.sort(key=lambda r: r.seq, reverse=True)
         victims = [r.version for r in idle[max(keep, 0) :]]
         stopped = await asyncio.gather(*(self._stop_release(v, drain) for v in victims))
+        await asyncio.to_thread(self._prune_snapshots)
         return [v for v, done in zip(victims, stopped, strict=True) if done]
+
+    def _prune_snapshots(self) -> None:
+        """Delete snapshots no release runs from (left by a run that crashed between capture and start).
+
+        Called on retire, at the end of a deploy, when no capture is under way (one deploy at a time).
+        """
+        if not self._paths.releases.is_dir():
+            return
+        kept = {Path(r.release_dir).name for r in self._releases.values() if r.release_dir}
+        for entry in self._paths.releases.iterdir():
+            if entry.name not in kept:
+                log.info("removing %s: no release runs from it", entry)
+                remove(entry)
 
     async def _op_stop(self, request: dict[str, Any]) -> _Result:
         version = check_version(str(request["version"]))

@@ -243,3 +243,13 @@ def test_a_symlink_leading_outside_the_source_is_refused(tmp_path: Path, platfor
     platform = LocalPlatform(platform_factory(command=COMMAND)._config, workspace)
     with pytest.raises(DeployError, match=r"symlink secrets in local\.source leads outside it"):
         platform.start("v1", None)
+
+
+def test_retiring_prunes_snapshots_no_release_runs_from(app_platform: LocalPlatform) -> None:
+    platform = app_platform
+    orphan = platform.paths.releases / "v9"  # a run crashed between its capture and its start
+    orphan.mkdir(parents=True)
+    (orphan / "app.py").write_text("left behind")
+    deploy(platform, "v1")
+    assert platform.retire(keep=1) == []
+    assert sorted(p.name for p in platform.paths.releases.iterdir()) == ["v1"]
