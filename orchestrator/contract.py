@@ -309,6 +309,14 @@ class HealthProbe:
     passed: bool
     timestamp: str
     detail: str | None = None
+    release: str | None = None
+    """The release this probe checked (a canary step's public route: the new release's label)."""
+    phase: str | None = None
+    """When in the run: `pre-switch`, `canary 10%`, `verification`, `rollback re-check`, `preview`."""
+
+    def during(self, phase: str, release: str | None) -> HealthProbe:
+        """This probe labelled with where in the run it was taken (labels already set are kept)."""
+        return dataclasses.replace(self, phase=self.phase or phase, release=self.release or release)
 
 
 @dataclass(frozen=True, slots=True)

@@ -438,7 +438,8 @@ class Pipeline:
 
     def _absorb(self, report: RollbackReport) -> None:
         self.state.rollback = report.outcome
-        self.state.probes.extend(report.probes)
+        back_to = report.outcome.previous_version
+        self.state.probes.extend(p.during("rollback re-check", back_to) for p in report.probes)
         self.state.migrations.extend(report.undone)
         if report.error is None:
             self.state.status = "rolled_back"
@@ -549,7 +550,7 @@ class Pipeline:
         self.state.migrations.extend(undone)
 
     def _manual_rollback_done(self, target: Release, verdict: CheckVerdict, began: float) -> None:
-        self.state.probes.extend(verdict.probes)
+        self.state.probes.extend(p.during("rollback re-check", target.version) for p in verdict.probes)
         self.state.rollback = RollbackOutcome(
             triggered=True,
             reason=f"manual rollback to {target.version}",
@@ -623,9 +624,10 @@ class Pipeline:
         if not self.state.rollback.triggered or isinstance(exc, RollbackError):
             self.state.status = "failed"
         if isinstance(exc, GateError):
-            self.log.error(f"refused by the {exc.gate} gate: {exc}")
+            said = str(exc).removeprefix(f"gate {exc.gate}: ")  # the gate's own words already name it
+            self.log.error(f"refused by the {exc.gate} gate: {said}")
         else:
-            self.log.error(f"{exc.step} failed: {exc}")
+            self.log.error(f"{exc.step} failed: {str(exc).removeprefix(f'{exc.step}: ')}")
 
     # --- after the run -----------------------------------------------------------------------
 

@@ -148,7 +148,7 @@ def summary_markdown(result: Result) -> str:
     if result.url:
         lines.append(f"| url | {result.url} |")
     if result.error:
-        lines += ["", f"**{result.failed_step or 'error'}:** {_cell(result.error)}"]
+        lines += ["", *_error_lines(result.failed_step or "error", result.error)]
     refused = data.get("refused")
     if refused:
         lines += ["", f"Refused by the **{refused.get('gate')}** gate; nothing was touched."]
@@ -161,12 +161,18 @@ def summary_markdown(result: Result) -> str:
     if gate_lines:
         lines += ["", "### Gates", ""] + [f"- {_cell(g)}" for g in gate_lines]
     if result.health_checks:
-        lines += ["", "### Checks", "", "| check | status | time (ms) | result | at |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "### Checks",
+            "",
+            "| release | phase | check | status | time (ms) | result | at |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for probe in result.health_checks:
             outcome = "pass" if probe.passed else f"**fail** {_cell(probe.detail or '')}"
             lines.append(
-                f"| `{_cell(probe.endpoint)}` | {probe.status_code} | {probe.response_time_ms:.1f} | {outcome} | "
-                f"{probe.timestamp} |"
+                f"| `{_cell(probe.release or '—')}` | {_cell(probe.phase or '—')} | `{_cell(probe.endpoint)}` | "
+                f"{probe.status_code} | {probe.response_time_ms:.1f} | {outcome} | {probe.timestamp} |"
             )
     if result.migrations_applied:
         lines += [
@@ -244,6 +250,13 @@ def summary_markdown(result: Result) -> str:
             + "\n\n…(cut: the full result is in result-file)\n"
         )
     return text
+
+
+def _error_lines(step: str, error: str) -> list[str]:
+    """The error under its step; a multi-line one (a refusal listing every artifact) keeps its lines."""
+    if "\n" not in error:
+        return [f"**{step}:** {_cell(error)}"]
+    return [f"**{step}:**", "", "~~~~text", error.replace("~~~~", "~~~"), "~~~~"]
 
 
 def _cell(text: str) -> str:

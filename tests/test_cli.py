@@ -143,3 +143,12 @@ def test_a_gate_refusal_is_annotated_as_refused_by_gate_not_as_a_failed_deploy(t
     assert done.returncode == 3
     assert "::error title=refused by gate::" in done.stdout
     assert "title=deploy failed" not in done.stdout
+
+
+def test_a_refusal_is_logged_once_under_its_gate_without_a_doubled_prefix(tmp_path: Path, pg_dsn: str) -> None:
+    write_config(tmp_path, base_config())
+    done = run_entrypoint(tmp_path, {"config": "deploy.json", "version": "v1"}, DATABASE_URL=pg_dsn)
+    assert done.returncode == 3
+    assert "refused by the validation gate: no validation run id" in done.stderr
+    assert "gate validation: gate validation" not in done.stderr
+    assert "refused by the validation gate: gate validation:" not in done.stderr

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -506,3 +507,60 @@ def test_a_manual_rollback_runs_the_code_the_release_was_deployed_with(ws: Works
 
     assert back.exit_code == 0, back.result and back.result.error
     assert ws.serving() == "A"
+
+
+def _local_cli(ws: Workspace, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    entry = Path(__file__).resolve().parent.parent / "entrypoint.py"
+    env = {**os.environ, "GITHUB_WORKSPACE": str(ws.root)}
+    return subprocess.run(
+        [sys.executable, str(entry), "local", *args],
+        env=env,
+        cwd=cwd or ws.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_local_status_and_stop_work_when_the_rest_of_the_config_is_broken(ws: Workspace, tmp_path: Path) -> None:
+    ws.migration("V1__t.sql", "CREATE TABLE t (id bigint);")
+    ws.migration("U1__t.sql", "DROP TABLE t;")
+    assert ws.deploy("v1").exit_code == 0
+    (ws.root / "db").rename(ws.root / "db-moved")  # the config now names a migrations folder that is gone
+    try:
+        status = _local_cli(ws, "status", "--config", "deploy.json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["running"] is True
+        stopped = _local_cli(ws, "stop", "--config", "deploy.json")
+        assert stopped.returncode == 0, stopped.stderr
+    finally:
+        (ws.root / "db-moved").rename(ws.root / "db")
+    with pytest.raises(requests.RequestException):
+        requests.get(f"http://127.0.0.1:{ws.port}/version", timeout=2)
+
+
+def test_local_stop_by_state_dir_works_from_anywhere(ws: Workspace, tmp_path: Path) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    state_dir = ws.root / ".deploy-orchestrator" / "local"
+    stopped = _local_cli(ws, "stop", "--state-dir", str(state_dir), cwd=elsewhere)
+    assert stopped.returncode == 0, stopped.stderr
+    with pytest.raises(requests.RequestException):
+        requests.get(f"http://127.0.0.1:{ws.port}/version", timeout=2)
+
+
+def test_the_summary_says_which_release_and_phase_each_check_belongs_to(ws: Workspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    ws.config["verification"] = {"critical_endpoints": [{"path": "/version", "body_contains": "v1"}]}
+    done = ws.deploy("v2")
+    assert done.result is not None and done.result.status == "rolled_back", done.result and done.result.error
+    phases = {(p.release, p.phase, p.passed) for p in done.result.health_checks}
+    assert ("v2", "pre-switch", True) in phases
+    assert ("v2", "verification", False) in phases
+    assert ("v1", "rollback re-check", True) in phases
+    assert done.result.failed_step == "verification", "the critical endpoint failed, not the health endpoint"
+    summary = (ws.root / "summary.md").read_text()
+    assert "| release | phase | check |" in summary
+    assert "| `v2` | verification |" in summary
+    assert "| `v1` | rollback re-check |" in summary

@@ -117,7 +117,8 @@ def _run_step(
             release = outcome.started
             if release is None or release.url is None:
                 raise DeployError("the new release has no direct address for pre-switch checks", operation="start")
-            _require(checks.release(release.url, analysis=analysis), outcome, "pre-switch health check")
+            verdict = checks.release(release.url, analysis=analysis)
+            _require(verdict, outcome, "pre-switch health check", phase="pre-switch", step="health")
         case Route(weights):
             began = time.perf_counter()
             platform.route(dict(weights))
@@ -129,12 +130,15 @@ def _run_step(
         case Pause(seconds):
             sleep(seconds)
         case Analysis(weight):
-            _require(checks.live(platform.live_url()), outcome, f"analysis at {weight}%")
+            verdict = checks.live(platform.live_url())
+            _require(verdict, outcome, f"analysis at {weight}%", phase=f"canary {weight}%", step="analysis")
         case Verify():
-            _require(checks.live(platform.live_url()), outcome, "post-switch verification")
+            verdict = checks.live(platform.live_url())
+            _require(verdict, outcome, "post-switch verification", phase="verification", step="verification")
 
 
-def _require(verdict: CheckVerdict, outcome: RolloutOutcome, what: str) -> None:
-    outcome.probes.extend(verdict.probes)
+def _require(verdict: CheckVerdict, outcome: RolloutOutcome, what: str, *, phase: str, step: str) -> None:
+    release = outcome.started.version if outcome.started is not None else None
+    outcome.probes.extend(p.during(phase, release) for p in verdict.probes)
     if not verdict.passed:
-        raise HealthError(f"{what} failed: {verdict.reason or 'no reason given'}", check=what)
+        raise HealthError(f"{what} failed: {verdict.reason or 'no reason given'}", check=what, step=step)
