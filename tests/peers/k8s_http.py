@@ -77,7 +77,9 @@ def handler(emu: K8sEmulator) -> type[BaseHTTPRequestHandler]:
                 self._stream(answer.watch)
                 return
             table = k8s_contract.TABLE_MEDIA if (answer.doc or {}).get("kind") == "Table" else ""
-            self._answer(path, query, body, answer.status, answer.doc, table)
+            quoted = ['299 - "' + w.replace('"', '\\"') + '"' for w in answer.warnings]
+            warnings = {"Warning": ", ".join(quoted)}
+            self._answer(path, query, body, answer.status, answer.doc, table, warnings if answer.warnings else None)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
