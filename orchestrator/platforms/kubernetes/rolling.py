@@ -85,6 +85,7 @@ class KubernetesRollingPlatform:
         version; refuses a new image under the live version label. Raises DeployError (the previous
         template restored) when the rollout fails."""
         operation = f"rolling update to {version}"
+        self.cluster.require_version_label(version, operation)
         deployment = self._deployment(operation)
         current = version_of(deployment)
         running = image_of(deployment, self.cluster.container)

@@ -271,3 +271,17 @@ def test_unknown_fields_are_dropped_with_a_warning_or_refused_when_strict(raw: R
     assert emu.get("deployments", NAMESPACE, "api") is None
     assert emu.violations  # both requests broke the description; this test sent them on purpose
     emu.violations.clear()
+
+
+def test_names_and_labels_are_validated_as_the_server_does(raw: Raw) -> None:
+    bad_label = _deployment("web", "v1-")  # a label value must end alphanumeric
+    refused = raw("POST", DEPLOYMENTS, bad_label)
+    assert refused.status_code == 422
+    assert 'Invalid value: "v1-"' in refused.json()["message"]
+    too_long = _deployment("web", "v" + "1" * 63)
+    assert raw("POST", DEPLOYMENTS, too_long).status_code == 422
+    service = {"metadata": {"name": "9lives"}, "spec": {"ports": [{"port": 80}]}}
+    assert raw("POST", SERVICES, service).status_code == 422  # a Service name is a DNS-1035 label
+    big = _deployment("web", "v1")
+    big["metadata"]["annotations"] = {"note": "x" * (256 * 1024)}
+    assert "Too long: must have at most 262144 bytes" in raw("POST", DEPLOYMENTS, big).json()["message"]
