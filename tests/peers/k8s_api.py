@@ -27,6 +27,7 @@ from tests.peers.k8s_objects import (
     managed_entry,
     owned_fields,
     resource,
+    scale_of,
     status_doc,
     timestamp,
     validate,
@@ -39,6 +40,7 @@ __all__ = ["Answer", "Api", "WatchRequest"]
 
 _GROUPS = {"deployments": "/apis/apps/v1", "services": "/api/v1"}
 _COLLECTION = re.compile(r"^(/apis/apps/v1|/api/v1)(?:/namespaces/([^/]+))?/(deployments|services)$")
+_SCALE = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale$")
 _OBJECT = re.compile(r"^(/apis/apps/v1|/api/v1)/namespaces/([^/]+)/(deployments|services)/([^/]+)(/status)?$")
 _DEFINITIONS = {"deployments": "io.k8s.api.apps.v1.Deployment", "services": "io.k8s.api.core.v1.Service"}
 _PATCHES = {
@@ -104,6 +106,8 @@ class Api:
             if method == "POST" and namespace is not None:
                 document, warnings = _decode(kind, json.loads(body), validation)
                 return Answer(201, self.create(kind, namespace, document, manager), warnings=warnings)
+        if (m := _SCALE.match(path)) is not None:
+            return self._scale(("deployments", *m.groups()), method, headers, body, manager)
         if (m := _OBJECT.match(path)) is not None and _GROUPS[m.group(3)] == m.group(1):
             _group, namespace, kind, name, sub = m.groups()
             key = (kind, namespace, name)
@@ -137,6 +141,34 @@ class Api:
             message = f"the server does not allow this method on the requested resource ({method})"
             raise ApiError(405, status_doc(405, "MethodNotAllowed", message, name, kind))
         return Answer(404, status_doc(404, "NotFound", "the server could not find the requested resource"))
+
+    def _scale(self, key: Key, method: str, headers: dict[str, str], body: bytes, manager: str) -> Answer:
+        """The `scale` subresource (autoscaling/v1 Scale), what `kubectl scale` reads and patches."""
+        if key not in self.store.objects:
+            raise _not_found("deployments", key[2])
+        current = self.store.objects[key]
+        if method == "GET":
+            return Answer(200, scale_of(current))
+        if method not in ("PUT", "PATCH"):
+            raise ApiError(405, status_doc(405, "MethodNotAllowed", f"{method} is not allowed on scale"))
+        sent = json.loads(body)
+        if method == "PATCH":
+            patch = _PATCHES.get(headers.get("content-type", "").split(";")[0].strip())
+            if patch is None:
+                raise ApiError(415, status_doc(415, "UnsupportedMediaType", "unsupported patch type"))
+            sent = patch(scale_of(current), sent)
+        replicas = (sent.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            message = (
+                f'Scale.autoscaling "{key[2]}" is invalid: spec.replicas: Invalid value: {replicas!r}: '
+                "must be greater than or equal to 0"
+            )
+            raise ApiError(422, status_doc(422, "Invalid", message, key[2], "deployments"))
+        wanted = copy.deepcopy(current)
+        wanted["spec"]["replicas"] = replicas
+        wanted["metadata"]["resourceVersion"] = (sent.get("metadata") or {}).get("resourceVersion") or ""
+        owned = {"f:spec": {"f:replicas": {}}}
+        return Answer(200, scale_of(self.update(key, wanted, manager, status_only=False, owned=owned)))
 
     def _list(self, kind: str, namespace: str | None, query: dict[str, str], wants_table: bool) -> Answer:
         selection = Query(

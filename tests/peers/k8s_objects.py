@@ -24,6 +24,7 @@ __all__ = [
     "field_set",
     "managed_entry",
     "resource",
+    "scale_of",
     "status_doc",
     "timestamp",
     "validate",
@@ -277,3 +278,19 @@ def owned_fields(obj: dict[str, Any]) -> dict[str, Any]:
     if not metadata:
         doc.pop("metadata", None)
     return field_set(doc)
+
+
+def scale_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The Deployment's autoscaling/v1 Scale: its replicas, and its pods' selector as a string."""
+    metadata = deployment["metadata"]
+    selector = (deployment["spec"].get("selector") or {}).get("matchLabels") or {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: metadata[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
+        "spec": {"replicas": int(deployment["spec"].get("replicas", 1))},
+        "status": {
+            "replicas": int((deployment.get("status") or {}).get("replicas") or 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+        },
+    }

@@ -119,7 +119,7 @@ def test_discovery_names_what_is_served(raw: Raw) -> None:
     assert raw("GET", "/api").json()["versions"] == ["v1"]
     assert [g["name"] for g in raw("GET", "/apis").json()["groups"]] == ["apps"]
     apps = raw("GET", "/apis/apps/v1").json()
-    assert {r["name"] for r in apps["resources"]} == {"deployments", "deployments/status"}
+    assert {r["name"] for r in apps["resources"]} == {"deployments", "deployments/status", "deployments/scale"}
     core = raw("GET", "/api/v1").json()
     assert "svc" in next(r for r in core["resources"] if r["name"] == "services")["shortNames"]
 
