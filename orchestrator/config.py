@@ -296,6 +296,8 @@ def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
         do_region=d.get("do_region"),
         do_component=d.get("do_component"),
         do_deploy_timeout_seconds=float(d["do_deploy_timeout_seconds"]) if "do_deploy_timeout_seconds" in d else None,
+        do_print_build_logs=bool(d.get("do_print_build_logs", False)),
+        do_print_deploy_logs=bool(d.get("do_print_deploy_logs", False)),
         k8s_namespace=d.get("k8s_namespace"),
         k8s_deployment=d.get("k8s_deployment"),
         k8s_progress_deadline_seconds=d.get("k8s_progress_deadline_seconds"),

@@ -66,6 +66,8 @@ class DeploymentConfig:
     do_region: str | None = None
     do_component: str | None = None
     do_deploy_timeout_seconds: float | None = None
+    do_print_build_logs: bool = False
+    do_print_deploy_logs: bool = False
     k8s_namespace: str | None = None
     k8s_deployment: str | None = None
     k8s_progress_deadline_seconds: int | None = None

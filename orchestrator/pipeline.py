@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import artifacts as artifact_digests
-from orchestrator import gates, good_releases, ledger, metrics, notify, odoo
+from orchestrator import gates, good_releases, ledger, metrics, notify, odoo, platform_outputs
 from orchestrator.contract import (
     DeploymentDetails,
     HardeningOutcome,
@@ -148,6 +148,7 @@ class Pipeline:
                 self.hardening.close()
                 return self._result()
             cancellation.armed = False
+            self._platform_outputs()
             self._harden()
             if mode != "plan" and self.hardening.report is None:
                 # Earlier runs' pairs go out after this run's own work (a failure's emit sends them with its
@@ -641,6 +642,15 @@ class Pipeline:
             s.hardening = self.hardening.emit(hardening_pairs.FailureContext.from_run(self.request, s))
         else:
             s.hardening = self.hardening.queued_outcome()
+
+    def _platform_outputs(self) -> None:
+        """What the platform reports beyond the contract (App Platform's app and logs), printed
+        in groups and kept for the Action's outputs."""
+        found = platform_outputs.collect(self.platform)
+        if found is None:
+            return
+        platform_outputs.print_groups(found)
+        self.state.extras["platform_outputs"] = found.to_dict()
 
     def _result(self) -> Result:
         s = self.state

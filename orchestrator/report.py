@@ -34,6 +34,9 @@ OUTPUTS: dict[str, str] = {
     "url": "The public URL of the live release.",
     "rolled-back": "true when a rollback ran.",
     "result-file": "Path of the result JSON under the workspace.",
+    "app": "Platform digitalocean: the app as JSON after the run (app_action's `app`); empty elsewhere.",
+    "build_logs": "Platform digitalocean: the deployment's build logs (newest 64 KiB, redacted); empty elsewhere.",
+    "deploy_logs": "Platform digitalocean: the deployment's deploy logs (newest 64 KiB, redacted); empty elsewhere.",
 }
 """The Action's outputs. A test keeps action.yml in step with this table."""
 
@@ -53,6 +56,8 @@ OUTPUT_LIMIT = 900_000
 
 def outputs(result: Result, result_file: str) -> dict[str, str]:
     data = result.to_dict()
+    # The app and its logs have outputs of their own; the result file keeps them too.
+    platform = data.pop("platform_outputs", None) or {}
     compact = _json_text(data)
     if len(compact.encode()) > OUTPUT_LIMIT:
         data["logs"] = [
@@ -73,6 +78,9 @@ def outputs(result: Result, result_file: str) -> dict[str, str]:
         "url": result.url or "",
         "rolled-back": "true" if result.rollback.triggered else "false",
         "result-file": result_file,
+        "app": redact(json.dumps(platform["app"], separators=(",", ":"), sort_keys=True)) if "app" in platform else "",
+        "build_logs": redact(str(platform.get("build_logs", ""))),
+        "deploy_logs": redact(str(platform.get("deploy_logs", ""))),
     }
 
 

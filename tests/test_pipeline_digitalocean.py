@@ -174,3 +174,52 @@ def test_a_manual_rollback_after_a_rolled_back_deploy_never_returns_to_the_faile
     assert refused.result is not None and refused.result.error is not None
     assert "no good release to roll back to; good releases to roll back to: none" in refused.result.error
     assert live_version(sim, app_id) == "v1"
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """$GITHUB_OUTPUT as GitHub reads it: `name=value` lines and `name<<DELIM` blocks."""
+    found: dict[str, str] = {}
+    lines = iter(path.read_text().split("\n"))
+    for line in lines:
+        if "<<" in line and "=" not in line.split("<<", 1)[0]:
+            name, delimiter = line.split("<<", 1)
+            body = []
+            for inner in lines:
+                if inner == delimiter:
+                    break
+                body.append(inner)
+            found[name] = "\n".join(body)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            found[name] = value
+    return found
+
+
+def test_app_and_logs_are_outputs_and_printed_in_groups_when_asked(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    app_id = sim.seed_app("shop", version="v1")
+    target = tmp_path / "github-output"
+    done = deploy(
+        tmp_path,
+        sim,
+        app_id,
+        pg_dsn,
+        "v2",
+        env={"GITHUB_OUTPUT": str(target)},
+        deployment_extra={"do_print_build_logs": True},
+    )
+    assert done.exit_code == 0, done.result and done.result.error
+    outputs = read_outputs(target)
+    app = json.loads(outputs["app"])
+    assert app["id"] == app_id and app["active_deployment"]["phase"] == "ACTIVE"
+    assert "using prebuilt image shop@sha256:" in outputs["build_logs"]
+    assert "all instances healthy; routing traffic" in outputs["deploy_logs"]
+    assert "platform_outputs" not in json.loads(outputs["result"]), "the result output leaves them to their own"
+    printed = capsys.readouterr().out
+    assert "::group::App Platform build logs of deployment" in printed
+    assert "::group::App Platform deploy logs" not in printed, "do_print_deploy_logs is off"
+    assert "::stop-commands::" in printed
+    result = json.loads((tmp_path / ".deploy-orchestrator" / "result.json").read_text())
+    assert result["platform_outputs"]["deploy_logs"] == outputs["deploy_logs"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
 from orchestrator.errors import ConfigError, DeployError
+from orchestrator.platform_outputs import PlatformOutputs
 from orchestrator.platforms.base import Release
 from orchestrator.redaction import Secret
 
@@ -26,7 +27,7 @@ from . import previews
 from .api import PLATFORM, AppsApi, RetryPolicy
 from .deployments import failure, rolled_back_from, same_image, when
 from .image import parse_image
-from .logs import DeploymentLogs, fetch_logs
+from .logs import KINDS, DeploymentLogs, fetch_logs
 from .pinning import Pinning
 from .region import check_region
 from .spec import image_of, select_component, version_of, with_release
@@ -81,6 +82,10 @@ class DigitalOceanPlatform:
         self._pinning = Pinning(self.api, self._await)
         self.last_logs: DeploymentLogs | None = None
         """Build and deploy logs of the last deployment that failed, or that `start` made live."""
+        self.last_app: dict[str, Any] | None = None
+        """The app as the last GET showed it (the `app` output)."""
+        self._logs_failed = False
+        self._print = {"BUILD": deployment.do_print_build_logs, "DEPLOY": deployment.do_print_deploy_logs}
 
     # --- read-only ------------------------------------------------------------------------------
 
@@ -209,6 +214,25 @@ class DigitalOceanPlatform:
         """Delete the PR's preview app. Idempotent: True if it deleted one, False if none existed."""
         return previews.delete_preview(self.api, pr_number, repo)
 
+    def run_outputs(self) -> PlatformOutputs | None:
+        """app_action's outputs (`app`, `build_logs`, `deploy_logs`) and the logs to print: a failed
+        deployment's always, a successful one's as `do_print_build_logs` / `do_print_deploy_logs` ask."""
+        logs = self.last_logs
+        if logs is None and self.last_app is None:
+            return None
+        printed: list[tuple[str, str]] = []
+        for kind in KINDS:
+            if logs is not None and (self._logs_failed or self._print[kind]):
+                printed.append(
+                    (f"App Platform {kind.lower()} logs of deployment {logs.deployment_id}", logs.text(kind))
+                )
+        return PlatformOutputs(
+            app=self.last_app,
+            build_logs=logs.text("BUILD") if logs else "",
+            deploy_logs=logs.text("DEPLOY") if logs else "",
+            printed=tuple(printed),
+        )
+
     # --- internals --------------------------------------------------------------------------------
 
     def _app(self, app_id: str) -> dict[str, Any]:
@@ -217,6 +241,7 @@ class DigitalOceanPlatform:
         app = dict((body or {}).get("app") or {})
         if app_id == self.app_id and self._region:
             check_region(app, self._region)
+        self.last_app = app
         return app
 
     def _release(self, deployment: dict[str, Any], url: str | None = None) -> Release:
@@ -316,10 +341,12 @@ class DigitalOceanPlatform:
         if outcome.phase == "ACTIVE":
             if logs:
                 self.last_logs = fetch_logs(self.api, app_id, deployment_id, verify=self._verify)
+                self._logs_failed = False
             return self._release(outcome.deployment)
         if outcome.timed_out:
             self._cancel(app_id, deployment_id)
         self.last_logs = fetch_logs(self.api, app_id, deployment_id, verify=self._verify)
+        self._logs_failed = True
         tail = "\n".join(f"    {line}" for line in self.last_logs.tail()) or "    (no logs available)"
         raise DeployError(
             f"{operation}: {failure(outcome, self._deadline)}\n  last log lines (build, then deploy):\n{tail}",
