@@ -24,18 +24,26 @@ from orchestrator.platforms.digitalocean.adapter import DigitalOceanPlatform
 from orchestrator.platforms.digitalocean.api import RetryPolicy
 from orchestrator.platforms.digitalocean.watch import Backoff
 from orchestrator.redaction import Secret
+from tests.peers import do_contract
 from tests.peers.do_simulator import DoSimulator
 
 SCALE = 0.02
 REAL_PHASES = {"PENDING_BUILD": 10.0, "BUILDING": 90.0, "PENDING_DEPLOY": 10.0, "DEPLOYING": 60.0}
-REAL_BACKOFF = Backoff(initial=1.0, factor=1.6, maximum=10.0)
+REAL_BACKOFF = Backoff()
 APP_ACTION_POLL = 2.0
 
 
 def main() -> None:
-    sim = DoSimulator(phases={k: v * SCALE for k, v in REAL_PHASES.items()}, validate=False)
+    sim = DoSimulator(phases={k: v * SCALE for k, v in REAL_PHASES.items()}, validate=True)
+    if not sim.validate:
+        sim.close()
+        sys.exit(
+            f"the DigitalOcean OpenAPI description is missing ({do_contract.SPEC_PATH}); spec validation must be on"
+        )
     try:
-        app_id = sim.seed_app("shop", version="v1")
+        app_id = sim.seed_app(
+            "shop", version="v1", image={"registry_type": "DOCR", "repository": "shop", "digest": "sha256:" + "01" * 32}
+        )
         platform = DigitalOceanPlatform(
             DeploymentConfig(strategy="blue_green", platform="digitalocean", do_app_id=app_id),
             HealthCheckConfig(
@@ -66,6 +74,8 @@ def main() -> None:
         assert requests.get(platform.live_url() + "/version", timeout=5).text == "v1"
     finally:
         sim.close()
+    if sim.violations:
+        sys.exit("requests or answers outside DigitalOcean's OpenAPI description:\n" + "\n".join(sim.violations))
 
     deploy_real = sum(REAL_PHASES.values())
     rollback_real = REAL_PHASES["PENDING_DEPLOY"] + REAL_PHASES["DEPLOYING"]
@@ -88,6 +98,7 @@ def main() -> None:
     ]
     print(f"App Platform simulator, phases {REAL_PHASES} s real, scaled x{SCALE} ({deploy_real:.0f} s deploy)")
     print(f"our polling: backoff {REAL_BACKOFF.initial:g} s x{REAL_BACKOFF.factor:g} up to {REAL_BACKOFF.maximum:g} s")
+    print("every request and answer checked against DigitalOcean's OpenAPI description: 0 violations")
     print()
     print(f"{'operation':<16} {'who':<34} {'API calls':>9} {'wall s':>8} {'real-equiv s':>13}")
     for operation, who, calls, wall, real in rows:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.errors import LockError
+from orchestrator.progress import Reporter
 
 __all__ = ["DEPLOYS", "MIGRATIONS", "AdvisoryLock", "LockHolder", "migration_lock"]
 
@@ -53,15 +54,17 @@ class AdvisoryLock:
     def acquire(self, cur: Any, *, wait_seconds: float, where: str) -> None:
         """Take the lock, polling until `wait_seconds` have passed. Raises LockError naming the holder."""
         deadline = time.monotonic() + wait_seconds
+        if self._try(cur):
+            return
+        progress = Reporter(f"the {self.purpose} on {where}, held by another run", wait_seconds)
         while True:
-            cur.execute("SELECT pg_try_advisory_lock(%s, %s)", self.key)
-            row = cur.fetchone()
-            if row and row[0]:
-                return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            progress.tick(wait_seconds - remaining)
             time.sleep(min(_POLL_SECONDS, remaining))
+            if self._try(cur):
+                return
         holder = self.holder(cur)
         who = holder.describe() if holder else "a session that has just released it"
         error = LockError(
@@ -71,6 +74,11 @@ class AdvisoryLock:
         )
         error.holder = holder
         raise error
+
+    def _try(self, cur: Any) -> bool:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", self.key)
+        row = cur.fetchone()
+        return bool(row and row[0])
 
     def release(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_unlock(%s, %s)", self.key)

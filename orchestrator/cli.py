@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from orchestrator import config as config_module
-from orchestrator import report
+from orchestrator import progress, report
 from orchestrator.config_file import read_config_file, secret_variable_names
 from orchestrator.console_logging import log_to_stderr
-from orchestrator.contract import Request, Result
+from orchestrator.contract import LocalConfig, Request, Result
 from orchestrator.errors import ConfigError
 from orchestrator.platforms import registry
 from orchestrator.platforms.base import Platform
@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_digests(args[1:])
     if args and args[0] == "run":
         args = args[1:]
+    elif args and args[0] == "recover":
+        # The same run as `--mode recover`: settle runs that died, return to a verified good release.
+        args = [*args[1:], "--mode", "recover"]
     return run(args, os.environ)
 
 
@@ -79,12 +82,43 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"command line: {message}; see --help")
 
 
+_RUN_EPILOG = """\
+workspace:
+  GITHUB_WORKSPACE when set (inside Actions), otherwise the current directory. The config path and
+  every path in the config are relative to it; results go to <workspace>/.deploy-orchestrator/.
+
+environment:
+  INPUT_<NAME>            each input as the Actions runner passes it (hyphens kept, e.g.
+                          INPUT_VALIDATION-RUN-ID); a flag above overrides it
+  INPUT_GITHUB-TOKEN      the github-token input, else GITHUB_TOKEN: tokens are read from the
+                          environment only (--github-token is refused: argv is public)
+  DATABASE_URL            the pipeline store / ledger DSN (named by credentials.db_connection_env_var)
+  DIGITALOCEAN_TOKEN      App Platform token (named by credentials.do_api_token_env_var)
+  DIGITALOCEAN_API_URL, DIGITALOCEAN_CA_BUNDLE   another App Platform endpoint and its CA (tests)
+  AGENTBENCH_TOKEN        agentbench bearer token (named by agentbench_config.token_env_var)
+  GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_EVENT_PATH, GITHUB_ACTIONS   set by the runner
+  Any other variable the config names (webhook URLs, paging keys, kubeconfig) is read the same way
+  and treated as a secret: masked in every log, output and summary.
+
+exit codes:
+  0  deployed (or nothing to do, or plan mode)
+  1  the deploy failed or was rolled back
+  2  invalid input or config: nothing was touched
+  3  refused by a gate (validation, compliance, artifacts): nothing was touched
+  4  deployed, but GITHUB_OUTPUT, the step summary or the result file could not be written
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="deploy-orchestrator",
-        description="Gate, migrate, deploy, verify and roll back. "
-        "Commands: run (default), demo, digests, local status|stop.",
+        description=(
+            "Gate, migrate, deploy, verify and roll back. Commands: run (default), recover (settle runs that "
+            "died and return to a verified good release), demo, digests, local status|stop."
+        ),
         allow_abbrev=False,
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for name, help_text in config_module.INPUTS.items():
         if name not in ENV_ONLY_INPUTS:
@@ -128,6 +162,8 @@ class Execution:
 def run(args: Sequence[str], env: Mapping[str, str]) -> int:
     log_to_stderr()
     in_actions = env.get("GITHUB_ACTIONS") == "true"
+    # Before the arguments are parsed: a refusal of them may quote any of them, secrets included.
+    _register_named_secrets({"config": _config_argument(args, env)}, env)
     try:
         raw = raw_inputs(args, env)
     except ConfigError as exc:
@@ -159,25 +195,24 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
     except ConfigError as exc:
         return _refused(exc, env, in_actions)
     try:
-        target = target_of(request, env)
-        platform = build_platform(request, env, target)
+        platform = build_platform(request, env)
     except ConfigError as exc:
         return _refused(exc, env, in_actions)
     except Exception:  # an adapter failing to start up is a surprise like any other below
         log.error("unexpected error:\n%s", redact(traceback.format_exc()))
         return _bare(1, env, in_actions)
     try:
-        from orchestrator.compose import assemble
         from orchestrator.pipeline import Pipeline
 
         run_log = RunLog()
-        result = Pipeline(request, assemble(request, platform, target, env, run_log), run_log).run()
+        with progress.bound(run_log), run_log.capturing():
+            result = Pipeline(request, platform, env, run_log).run()
         written = report.write_outputs(result, request.inputs.workspace, env)
     except Exception:  # the one broad catch: any surprise is a failed deploy with its traceback logged
         log.error("unexpected error:\n%s", redact(traceback.format_exc()))
         return _bare(1, env, in_actions)
     if result.error:
-        _annotate("error", f"deploy {result.status}", result.error, in_actions)
+        _annotate("error", _annotation_title(result), result.error, in_actions)
     exit_code = result.exit_code
     if written.failures:
         _report_unwritten(written.failures, result if exit_code == 0 else None, in_actions)
@@ -220,6 +255,16 @@ def _report_unwritten(failures: Sequence[WriteFailure], succeeded: Result | None
         print(f"error: {redact(message)}", file=sys.stderr)
 
 
+def _config_argument(args: Sequence[str], env: Mapping[str, str]) -> str:
+    """The config path the arguments name, read leniently (they are not validated yet)."""
+    for index, arg in enumerate(args):
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+        if arg == "--config" and index + 1 < len(args):
+            return args[index + 1]
+    return env.get("INPUT_CONFIG") or config_module.DEFAULT_CONFIG
+
+
 def _register_named_secrets(raw: Mapping[str, str], env: Mapping[str, str]) -> None:
     """Register the secrets the config names before it is validated: any error may quote them."""
     workspace = Path(env.get("GITHUB_WORKSPACE") or ".")
@@ -230,6 +275,15 @@ def _register_named_secrets(raw: Mapping[str, str], env: Mapping[str, str]) -> N
     for name in sorted(secret_variable_names(document)):
         if env.get(name):
             register(env[name])
+
+
+def _annotation_title(result: Result) -> str:
+    """What happened, in the words a reader scans the run page for."""
+    if result.exit_code == 3:
+        return "refused by gate"
+    if result.status == "rolled_back":
+        return "rolled back"
+    return "deploy failed"
 
 
 def _require_credentials(request: Request, env: Mapping[str, str]) -> None:
@@ -243,8 +297,8 @@ def _require_credentials(request: Request, env: Mapping[str, str]) -> None:
 
 
 def build_platform(request: Request, env: Mapping[str, str], target: Target | None = None) -> Platform:
-    """The platform adapter for `target` (default: the run's own, see `target_of`).
-    Raises ConfigError (a platform this build lacks, a missing credential)."""
+    """The platform adapter for `target` (default: the run's own, see `target_of`). Only the configured
+    platform's SDK is imported. Raises ConfigError (a platform this build lacks, a missing credential)."""
     described = registry.descriptor(request.config.deployment.platform)
     context = PlatformContext(workspace=str(request.inputs.workspace), env=env)
     return described.create(request.config, context, target or target_of(request, env))
@@ -266,30 +320,54 @@ def target_of(request: Request, env: Mapping[str, str]) -> Target:
 
 
 def _local_command(args: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="deploy-orchestrator local", description="The local platform's supervisor.")
+    parser = argparse.ArgumentParser(
+        prog="deploy-orchestrator local",
+        description="The local platform's supervisor. Reads only deployment_config.local's listen and "
+        "state_dir from the config (the rest may be broken or moved: stop always works), or --state-dir.",
+    )
     parser.add_argument("action", choices=["status", "stop"])
     parser.add_argument("--config", default=config_module.DEFAULT_CONFIG)
+    parser.add_argument("--state-dir", help="the supervisor's state directory, instead of reading the config")
     parsed = parser.parse_args(list(args))
     log_to_stderr()
     env = os.environ
     workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
     try:
-        document = config_module.read_config_file(workspace / parsed.config, shown_as=parsed.config)
-        cfg = config_module.parse_config(document, workspace)
+        local = _local_block(workspace, parsed.config, parsed.state_dir)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
-        return 2
-    if cfg.deployment.local is None:
-        print("deployment_config.local: this config has no local platform block", file=sys.stderr)
         return 2
     from orchestrator.platforms.local import supervisor_status, supervisor_stop
 
     if parsed.action == "status":
-        print(json.dumps(supervisor_status(cfg.deployment.local, workspace), indent=2, sort_keys=True))
+        print(json.dumps(supervisor_status(local, workspace), indent=2, sort_keys=True))
     else:
-        supervisor_stop(cfg.deployment.local, workspace)
+        supervisor_stop(local, workspace)
         print("stopped")
     return 0
+
+
+def _local_block(workspace: Path, config_path: str, state_dir: str | None) -> LocalConfig:
+    """Just what `local status|stop` need: a bad artifact or a moved migrations folder elsewhere in the
+    config must never keep `stop` from stopping the supervisor."""
+    if state_dir is not None:
+        return LocalConfig(command=(), state_dir=Path(state_dir))
+    try:
+        document = config_module.read_config_file(workspace / config_path, shown_as=config_path)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}\n(or pass --state-dir with the supervisor's state directory)") from exc
+    block = ((document.get("deployment_config") or {}) if isinstance(document, dict) else {}).get("local")
+    if not isinstance(block, dict):
+        raise ConfigError(
+            f"deployment_config.local: {config_path} has no local platform block; pass --state-dir instead"
+        )
+    listen, folder, command = block.get("listen"), block.get("state_dir"), block.get("command")
+    defaults = LocalConfig(command=())
+    return LocalConfig(
+        command=tuple(str(c) for c in command) if isinstance(command, list) else (),
+        listen=listen if isinstance(listen, str) else defaults.listen,
+        state_dir=Path(folder) if isinstance(folder, str) else defaults.state_dir,
+    )
 
 
 def _annotate(level: str, title: str, message: str, in_actions: bool) -> None:

@@ -66,11 +66,11 @@ DEFAULT_CONFIG = ".github/deploy-orchestrator.yml"
 
 INPUTS: dict[str, str] = {
     "config": "Path of the config file (YAML or JSON), relative to the workspace.",
-    "mode": "deploy | plan | rollback | preview | preview-teardown.",
+    "mode": "deploy | plan | rollback | preview | preview-teardown | recover.",
     "validation-run-id": "The ValidationAgent run that passed for these artifacts.",
     "version": "Label of the new release (default: the short commit SHA).",
     "image": "Container image of the new release (overrides artifacts.docker_image; pin by digest).",
-    "rollback-to": "With mode rollback: the release to return to (default: the previous one).",
+    "rollback-to": "With mode rollback: the release to return to (default: the newest good release not live).",
     "pr-number": "Pull request number for preview modes (default: from the event payload).",
     "github-token": "Token for PR comments and GitHub Deployments (optional; never a flag: else $GITHUB_TOKEN).",
 }
@@ -106,6 +106,8 @@ def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
             "(the id the ValidationAgent printed)"
         )
     version = (raw.get("version") or "").strip() or (env.get("GITHUB_SHA") or "")[:7]
+    if not version and mode == "recover":
+        version = "recover"  # recovery deploys nothing of its own: it returns to a release already kept
     if not version:
         problems.append("version: missing; pass --version (the Action defaults it to the short commit SHA)")
     elif not _VERSION.match(version):
@@ -276,6 +278,8 @@ def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
         do_region=d.get("do_region"),
         do_component=d.get("do_component"),
         do_deploy_timeout_seconds=float(d["do_deploy_timeout_seconds"]) if "do_deploy_timeout_seconds" in d else None,
+        do_print_build_logs=bool(d.get("do_print_build_logs", False)),
+        do_print_deploy_logs=bool(d.get("do_print_deploy_logs", False)),
         k8s_namespace=d.get("k8s_namespace"),
         k8s_deployment=d.get("k8s_deployment"),
         k8s_progress_deadline_seconds=d.get("k8s_progress_deadline_seconds"),
@@ -288,10 +292,13 @@ def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
                 listen=local.get("listen", "127.0.0.1:8080"),
                 state_dir=Path(local.get("state_dir", ".deploy-orchestrator/local")),
                 cwd=Path(local["cwd"]) if "cwd" in local else None,
+                source=Path(local["source"]) if "source" in local else None,
                 env=tuple(sorted(local.get("env", {}).items())),
                 replicas=local.get("replicas", 1),
                 drain_seconds=float(local.get("drain_seconds", 10)),
                 startup_timeout_seconds=float(local.get("startup_timeout_seconds", 30)),
+                proxy=local.get("proxy", "python"),
+                max_connections=int(local.get("max_connections", 10_000)),
             )
             if local
             else None

@@ -2,7 +2,8 @@
 
 Each field already has a finite range in the schema; these catch combinations that are each
 in range but cannot work together: health checks whose worst case runs for days, verification
-retries that cannot fit in their deadline, canary pauses adding up past a day.
+retries that cannot fit in their deadline, canary pauses adding up past a day, a metric range
+no value can fall in.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def bound_problems(doc: Mapping[str, Any]) -> Iterator[str]:
             f"which does not fit in verification.deadline_seconds ({deadline:g}); raise deadline_seconds "
             "or lower retries or interval_seconds"
         )
+    for index, check in enumerate(v.get("metrics", [])):
+        if "min" in check and "max" in check and check["min"] > check["max"]:
+            yield (
+                f"verification.metrics[{index}].min: {check['min']:g} is above max {check['max']:g}, so no value "
+                "could pass; swap them or widen the range"
+            )
     steps = ((doc["deployment_config"].get("canary") or {}).get("steps")) or []
     paused = sum(step.get("pause_seconds", 0) for step in steps)
     if paused > MAX_RUN_SECONDS:

@@ -26,6 +26,7 @@ import yaml.resolver
 
 from orchestrator.errors import ConfigError
 from orchestrator.safe_files import read_regular
+from orchestrator.schema_errors import join_path
 
 __all__ = [
     "MAX_CONFIG_BYTES",
@@ -128,7 +129,7 @@ class _Level:
     def child_path(self) -> str:
         if not self.is_mapping:
             return f"{self.path}[{self.index}]"
-        return f"{self.path}.{self.key}" if self.path else self.key
+        return join_path(self.path, self.key)
 
     def advance(self) -> None:
         if self.is_mapping:
@@ -184,7 +185,7 @@ def _check_yaml_events(text: str, name: str) -> None:
 def _check_key(event: yaml.ScalarEvent, level: _Level, resolver: yaml.resolver.Resolver, at: str) -> None:
     key = event.value
     resolved = resolver.resolve(yaml.ScalarNode, key, event.implicit)  # type: ignore[no-untyped-call]
-    where = f"{level.path}.{key}" if level.path else key
+    where = join_path(level.path, key)
     if resolved != _STR_TAG:
         reads_as = _TAG_WORDS.get(resolved, resolved)
         raise ConfigError(
@@ -229,10 +230,10 @@ def _walk(value: Any, path: str, depth: int) -> Iterator[str]:
                     f'(in YAML, quote keys such as "on", "yes" or "no")'
                 )
                 continue
-            yield from _walk(item, f"{path}.{key}" if path else key, depth + 1)
+            yield from _walk(item, join_path(path, key), depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _walk(item, f"{path}[{index}]", depth + 1)
+            yield from _walk(item, join_path(path, index), depth + 1)
     elif isinstance(value, float):
         if not math.isfinite(value):
             yield f"{where}: {value!r} is not a finite number; write a number within the field's range"

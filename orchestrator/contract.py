@@ -16,13 +16,13 @@ from orchestrator.redaction import Secret
 
 Strategy = Literal["blue_green", "canary", "rolling"]
 PlatformName = Literal["local", "digitalocean", "kubernetes"]
-Mode = Literal["deploy", "plan", "rollback", "preview", "preview-teardown"]
+Mode = Literal["deploy", "plan", "rollback", "preview", "preview-teardown", "recover"]
 Status = Literal["success", "failed", "rolled_back"]
 LogLevel = Literal["info", "warn", "error"]
 
 STRATEGIES: tuple[str, ...] = ("blue_green", "canary", "rolling")
 PLATFORMS: tuple[str, ...] = ("local", "digitalocean", "kubernetes")
-MODES: tuple[str, ...] = ("deploy", "plan", "rollback", "preview", "preview-teardown")
+MODES: tuple[str, ...] = ("deploy", "plan", "rollback", "preview", "preview-teardown", "recover")
 
 
 # --- the config (input contract) -------------------------------------------------------------
@@ -34,10 +34,15 @@ class LocalConfig:
     listen: str = "127.0.0.1:8080"
     state_dir: Path = Path(".deploy-orchestrator/local")
     cwd: Path | None = None
+    source: Path | None = None
+    """The release's files (default: the workspace); captured into the state dir at deploy."""
     env: tuple[tuple[str, str], ...] = ()
     replicas: int = 1
     drain_seconds: float = 10.0
     startup_timeout_seconds: float = 30.0
+    proxy: str = "python"
+    """The data plane on `listen`: "python" (ours) or "haproxy" (driven through its runtime API)."""
+    max_connections: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,8 @@ class DeploymentConfig:
     do_region: str | None = None
     do_component: str | None = None
     do_deploy_timeout_seconds: float | None = None
+    do_print_build_logs: bool = False
+    do_print_deploy_logs: bool = False
     k8s_namespace: str | None = None
     k8s_deployment: str | None = None
     k8s_progress_deadline_seconds: int | None = None
@@ -304,6 +311,14 @@ class HealthProbe:
     passed: bool
     timestamp: str
     detail: str | None = None
+    release: str | None = None
+    """The release this probe checked (a canary step's public route: the new release's label)."""
+    phase: str | None = None
+    """When in the run: `pre-switch`, `canary 10%`, `verification`, `rollback re-check`, `preview`."""
+
+    def during(self, phase: str, release: str | None) -> HealthProbe:
+        """This probe labelled with where in the run it was taken (labels already set are kept)."""
+        return dataclasses.replace(self, phase=self.phase or phase, release=self.release or release)
 
 
 @dataclass(frozen=True, slots=True)

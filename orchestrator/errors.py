@@ -110,8 +110,10 @@ class DeployError(OrchestratorError):
 class HealthError(OrchestratorError):
     step = "health"
 
-    def __init__(self, message: str, *, check: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, check: str | None = None, step: str | None = None) -> None:
+        # `step` says which checks failed: a failed critical endpoint is a failed verification, not a
+        # failed health endpoint.
+        super().__init__(message, step=step)
         self.check = check
 
 

@@ -104,6 +104,8 @@ def judge(events: Iterable[LedgerEvent]) -> ReleaseJudgement:
             elif event.status == "failed" and event.failed_step == "rollback":
                 mark(event.new_version, False)
             elif event.status == "crashed" and event.kept_live:
+                if event.kept_live == event.new_version and event.previous_version != event.new_version:
+                    mark(event.previous_version, False)  # recovery finished the rollback away from it
                 mark(event.kept_live, True)
     good = tuple(v for v in reversed(order) if verdict.get(v))
     return ReleaseJudgement(good=good, bad=frozenset(v for v, ok in verdict.items() if not ok))

@@ -81,16 +81,17 @@ def call_with_retries(
     look: Callable[[TransientError], T | None] | None = None,
     deadline: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """`attempt()`'s result, retrying it while it raises TransientError, within `policy`.
 
-    `deadline` (a `time.monotonic()` value) bounds the waits beside `policy.budget_seconds`.
+    `deadline` (a `clock()` value, `time.monotonic` unless given) bounds the waits beside `policy.budget_seconds`.
     With `look`, an ambiguous failure is followed by `look(that failure)` before the next send and
     before giving up; a result other than None is the call's result. Raises what `attempt` or
     `look` raise other than TransientError at once, and `on_exhausted(last failure, attempts)`
     (chained to it) when the retries or the time run out.
     """
-    started = time.monotonic()
+    started = clock()
     ends = min(
         deadline if deadline is not None else math.inf,
         started + policy.budget_seconds if policy.budget_seconds is not None else math.inf,
@@ -106,7 +107,7 @@ def call_with_retries(
     def stop(state: RetryCallState) -> bool:
         if policy.retries is not None and state.attempt_number > policy.retries:
             return True
-        return time.monotonic() + (state.upcoming_sleep or 0.0) > ends
+        return clock() + (state.upcoming_sleep or 0.0) > ends
 
     def before_sleep(state: RetryCallState) -> None:
         of = f" of {policy.retries}" if policy.retries is not None else ""

@@ -12,57 +12,110 @@ run's migrations and re-checks the old release; if that fails, on-call is paged.
 from __future__ import annotations
 
 import time
+import traceback
 import uuid
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
 
-from orchestrator import gates, good_releases, odoo
-from orchestrator.admission import admit
-from orchestrator.compose import Collaborators
-from orchestrator.contract import MigrationResult, Request, Result
+from orchestrator import artifacts as artifact_digests
+from orchestrator import gates, good_releases, ledger, metrics, notify, odoo, platform_outputs
+from orchestrator.contract import (
+    DeploymentDetails,
+    HardeningOutcome,
+    HealthProbe,
+    MigrationProvenance,
+    MigrationResult,
+    Request,
+    Result,
+    RollbackOutcome,
+    Status,
+)
 from orchestrator.deploy_lock import hold_deploy_lock
 from orchestrator.errors import ConfigError, DeployError, GateError, MigrationError, OrchestratorError, RollbackError
-from orchestrator.github_updates import TrackedDeployment, track_deployment
+from orchestrator.github import GitHubClient
+from orchestrator.github_updates import GitHubUpdates, TrackedDeployment, track_deployment
 from orchestrator.hardening import pairs as hardening_pairs
+from orchestrator.hardening.loop import Hardening
+from orchestrator.health.release_checks import ReleaseChecks
+from orchestrator.health.verdict import CheckVerdict
+from orchestrator.migrations import runner as migration_runner
 from orchestrator.migrations import scripts as migration_scripts
-from orchestrator.migrations.plan import MigrationPlan
-from orchestrator.migrations.runner import MigrationRunner
-from orchestrator.migrations.session import migration_session
-from orchestrator.platforms.base import Retirement
-from orchestrator.platforms.registry import PRODUCTION, Target
+from orchestrator.migrations.scripts import version_key
+from orchestrator.platforms import registry
+from orchestrator.platforms.base import NativeRollback, PinsArtifacts, Platform, Release, Retirement, TrafficRouter
 from orchestrator.preview import preview_target, run_preview, run_teardown
-from orchestrator.record import record_run
-from orchestrator.rollback import RollbackReport, applied_since, manual_rollback, roll_back, undo_scripts_for
-from orchestrator.run_state import NO_VERSION, RunState, result_of, unexpected
+from orchestrator.recovery import crash_points
+from orchestrator.recovery import crashed as crashed_rows
+from orchestrator.recovery.cancel import Cancelled, cancel_rollout, on_signals
+from orchestrator.recovery.liveness import hold_run_lock
+from orchestrator.recovery.reconcile import RecoveryContext, RecoveryError, RecoveryReport, reconcile
+from orchestrator.redaction import Secret
+from orchestrator.rollback import RollbackReport, roll_back
 from orchestrator.runlog import RunLog, utc_now
-from orchestrator.sqlagent import required_lines
+from orchestrator.sqlagent import attach_provenance, required_lines
 from orchestrator.strategies import RolloutFailure, execute, plan_rollout
 
 __all__ = ["Pipeline", "RunState"]
 
+NO_VERSION = "none"
+
+
+@dataclass
+class RunState:
+    """What the run has done so far: everything the result, the ledger and the pair are built from."""
+
+    deployment_id: str
+    started_at: str
+    started: float
+    previous: Release | None = None
+    probes: list[HealthProbe] = field(default_factory=list)
+    migrations: list[MigrationResult] = field(default_factory=list)
+    provenance: dict[str, MigrationProvenance] = field(default_factory=dict)
+    """Migration file name -> the SQLAgent record the gates accepted for it."""
+    rollback: RollbackOutcome = field(default_factory=lambda: RollbackOutcome(triggered=False))
+    hardening: HardeningOutcome = field(default_factory=HardeningOutcome)
+    status: Status = "failed"
+    exit_code: int = 1
+    error: OrchestratorError | None = None
+    cause: OrchestratorError | None = None
+    """The failure a rollback answered (its step is data), kept when the rollback's error replaces `error`."""
+    traffic_moved: bool = False
+    url: str | None = None
+    step: str | None = None
+    """The last pipeline position recorded (`_at`)."""
+    released: str | None = None
+    """The release this run made live, when not the version input (a manual rollback's target)."""
+    extras: dict[str, Any] = field(default_factory=dict)
+
 
 class Pipeline:
-    def __init__(self, request: Request, parts: Collaborators, log: RunLog) -> None:
-        """`parts` are built once, by `compose.assemble`; the pipeline only uses them."""
+    def __init__(self, request: Request, platform: Platform, env: Mapping[str, str], log: RunLog) -> None:
         self.request = request
         self.config = request.config
         self.inputs = request.inputs
+        self.platform = platform
+        self.env = env
         self.log = log
-        self.parts = parts
-        self.platform = parts.platform
-        self.descriptor = parts.descriptor
-        self.env = parts.env
-        self.dsn = parts.secrets.dsn
-        self.ledger_dsn = parts.secrets.ledger_dsn
-        self.checks = parts.checks
-        self.ledger = parts.ledger
-        self.hardening = parts.hardening
-        self.github = parts.github
-        self.run_url = parts.run_url
+        self.dsn = self._secret(self.config.credentials.db_connection_env_var)
         self.state = RunState(deployment_id=str(uuid.uuid4()), started_at=utc_now(), started=time.monotonic())
+        self.checks = ReleaseChecks(self.config, dsn=self.dsn)
+        ledger_dsn = self._secret(self.config.ledger.dsn_env_var) or self.dsn
+        schema = self.config.ledger.schema
+        enabled = self.config.ledger.enabled
+        self.ledger = ledger.open_ledger(ledger_dsn, self.config.ledger, log, schema=schema) if enabled else None
+        self.hardening = Hardening(self.config, ledger_dsn, self.inputs.workspace, env, log, schema=schema)
+        self.run_url = notify.run_url(env)
+        self.github = GitHubUpdates(GitHubClient.from_env(env, self.inputs.github_token, log_to=log), log)
         self.tracked: TrackedDeployment | None = None
         self.modules: tuple[odoo.OdooModule, ...] = ()
+        self.ledger_dsn = ledger_dsn
         self._held = ExitStack()
+
+    def _secret(self, name: str | None) -> Secret | None:
+        value = self.env.get(name) if name else None
+        return Secret(value, name or "secret") if value else None
 
     # --- the sequence ------------------------------------------------------------------------
 
@@ -72,14 +125,16 @@ class Pipeline:
             f"deployment {self.state.deployment_id}: {mode} {self.inputs.version} "
             f"({self.config.deployment.strategy} on {self.config.deployment.platform})"
         )
-        if mode != "plan":
-            self.hardening.deliver_pending()
         if self.ledger and mode != "plan":
+            # Held until the process ends: while it is, no recovery takes this run for a dead one.
+            self._held.enter_context(hold_run_lock(self.ledger_dsn, self.state.deployment_id))
             self.ledger.start(self.state.deployment_id, self.request, run_url=self.run_url)
-        with self._held:
+        with self._held, on_signals() as cancellation:
             try:
                 if mode == "rollback":
                     self._manual_rollback()
+                elif mode == "recover":
+                    self._recover()
                 elif mode == "preview":
                     self._preview()
                 elif mode == "preview-teardown":
@@ -89,15 +144,27 @@ class Pipeline:
             except OrchestratorError as exc:
                 self._fail(exc)
             except Exception as exc:  # still harden and record: a lost run is worse than a late traceback
-                self._fail(unexpected(exc, self.log))
+                self._fail(_unexpected(exc, self.log))
+            except Cancelled as stop:
+                cancellation.armed = False
+                self._cancelled(stop)
+                self.hardening.close()
+                return self._result()
+            cancellation.armed = False
+            self._platform_outputs()
             self._harden()
-            result = result_of(self.request, self.state, self.log.entries, self._url())
+            if mode != "plan" and self.hardening.report is None:
+                # Earlier runs' pairs go out after this run's own work (a failure's emit sends them with its
+                # own), so an agentbench that is down never delays a deploy or a rollback.
+                self.hardening.deliver_pending()
+            result = self._result()
             with self.log.phase("Record"):
-                record_run(self.request, result, self.parts, tracked=self.tracked, error=self.state.error, log=self.log)
+                crash_points.reach("during-record")
+                self._record(result)
         self.hardening.close()
         return result
 
-    def _lock(self, target: Target) -> None:
+    def _lock(self, target: str) -> None:
         """Hold the deploy lock for `target` until the run is recorded (see deploy_lock.py)."""
         if self.ledger_dsn is None:
             self.log.warn(
@@ -108,33 +175,128 @@ class Pipeline:
         self._held.enter_context(
             hold_deploy_lock(
                 self.ledger_dsn,
-                f"{self.config.environment}/{self.descriptor.target_key(self.config.deployment, target)}",
+                f"{self.config.environment}/{target}",
                 wait_seconds=self.config.deploy_lock.wait_seconds,
                 deployment_id=self.state.deployment_id,
             )
         )
+        if target == self._target() and self.ledger is not None:
+            self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Before touching the target: recover from runs on it that died (orchestrator/recovery/)."""
+        report: RecoveryReport | None = None
+        try:
+            report = self._reconciled()
+        except RecoveryError as exc:
+            report = exc.report
+            raise
+        finally:
+            if report is not None:
+                self.state.extras["recovery"] = report.to_dict()
+                self.state.migrations.extend(report.undone)
+
+    def _reconciled(self) -> RecoveryReport | None:
+        assert self.ledger_dsn is not None
+        return reconcile(
+            RecoveryContext(
+                deployment_id=self.state.deployment_id,
+                config=self.config,
+                platform=self.platform,
+                checks=self.checks,
+                ledger_dsn=self.ledger_dsn,
+                dsn=self.dsn,
+                scripts=migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace),
+                installed_by=self.env.get("GITHUB_ACTOR") or "deploy-orchestrator",
+                hardening=self.hardening,
+                log=self.log,
+                deployments_after=lambda version: (
+                    self.ledger.deployments_after(version, self.config.environment) if self.ledger else None
+                ),
+                validated_digests=lambda deployment_id: (
+                    self.ledger.migration_digests(deployment_id) if self.ledger else None
+                ),
+                undo_provenance=self._undo_provenance,
+                run_url=self.run_url,
+            )
+        )
+
+    def _recover(self) -> None:
+        """mode recover: only the recovery, then say what serves."""
+        self._lock(self._target())
+        live = self.platform.live()
+        self.state.previous = live
+        self.state.released = live.version if live else NO_VERSION
+        if "recovery" not in self.state.extras:
+            self.log.info("recover: no run on this target died before finishing; nothing to do")
+        self.state.status, self.state.exit_code = "success", 0
+
+    def _target(self) -> str:
+        """Production's deploy-lock key, as the platform's descriptor names it."""
+        return registry.descriptor(self.config.deployment.platform).lock_key(self.config.deployment)
+
+    def _checkpoint(self, **facts: Any) -> None:
+        """What a recovery of this run would need, should it die (recovery/crashed.py)."""
+        if self.ledger is not None:
+            crashed_rows.note(self.ledger_dsn, self.state.deployment_id, schema=self.config.ledger.schema, **facts)
+
+    def _cancelled(self, stop: Cancelled) -> None:
+        """SIGINT/SIGTERM: traffic back if this run moved it; the rest is left to recovery (recovery/cancel.py)."""
+        step = self.state.step
+        outcome = cancel_rollout(self.platform, self.state.previous, step)
+        message = (
+            f"{stop} during step {step or 'start'}: {outcome.note}; the schema, the new release and this run's "
+            "ledger row are left to recovery (the next run, or `deploy-orchestrator recover`)"
+        )
+        self.log.error(message)
+        self.state.error = OrchestratorError(message, step="cancelled")
+        self.state.status, self.state.exit_code = "failed", 1
+        if step != "verified":
+            self._at("cancelled")
+        self.state.extras["cancelled"] = {
+            "signal": stop.signal_name,
+            "step": step,
+            "traffic_returned_to": outcome.traffic_returned_to,
+        }
 
     def _at(self, step: str) -> None:
         """Record the pipeline position, so a crashed run shows where it stopped."""
+        self.state.step = step
         if self.ledger and self.inputs.mode != "plan":
             self.ledger.step(self.state.deployment_id, step)
 
     def _pass_gates(self) -> gates.GateReport:
         """Digest the artifacts and hold them against the verdicts. Raises GateError (or ConfigError)."""
         self._at("gates")
-        admitted = admit(self.request, self.env, self._image(), self.log, extras=self.state.extras)
-        self.modules = admitted.modules
-        self.state.provenance.update(admitted.report.provenance.files)
-        return admitted.report
+        digests = artifact_digests.digest_artifacts(
+            self.config.artifacts, self.inputs.workspace, image=self._image(), log=self.log
+        )
+        self.state.extras["artifacts"] = digests.to_dict()
+        self.modules = odoo.read_modules(self.config.artifacts.odoo_modules, self.inputs.workspace)
+        if self.modules:
+            self.state.extras["odoo_modules"] = [m.to_dict() for m in self.modules]
+        report = gates.check_gates(
+            self.request.validation_run_id, digests, gates.open_source(self.config, self.env), self.config.gates
+        )
+        for line in report.describe():
+            self.log.info(f"gate: {line}")
+        self.state.extras["gates"] = report.to_dict()
+        self.state.provenance.update(report.provenance.files)
+        return report
 
     def _deploy(self, *, plan_only: bool) -> None:
         with self.log.phase("Gates"):
             report = self._pass_gates()
         if not plan_only:
-            self._lock(PRODUCTION)
+            if isinstance(self.platform, PinsArtifacts):
+                self.platform.pin_artifacts(self.inputs.version, report.digests)
+            self._lock(self._target())
+            crash_points.reach("after-gates")
             self._track(production=True, environment=self.config.environment)
         self.state.previous = self.platform.live()
         previous = self.state.previous.version if self.state.previous else None
+        if not plan_only:
+            self._checkpoint(digests=self.state.extras.get("artifacts"), previous=previous or NO_VERSION)
         rollout = plan_rollout(
             self.config, platform=self.platform, old=previous, new=self.inputs.version, image=self._image()
         )
@@ -154,7 +316,7 @@ class Pipeline:
             for line in [*plan_lines, *sqlagent_lines, *rollout.describe()]:
                 self.log.info(f"plan: {line}")
             if plan_only:
-                self.state.succeed()
+                self.state.status, self.state.exit_code = "success", 0
                 return
             applied: list[MigrationResult] = []
             rollout_began = False
@@ -173,7 +335,7 @@ class Pipeline:
                 self.state.probes.extend(outcome.probes)
                 self.state.traffic_moved = outcome.traffic_moved
             except Exception as raised:
-                exc = raised if isinstance(raised, OrchestratorError) else unexpected(raised, self.log)
+                exc = raised if isinstance(raised, OrchestratorError) else _unexpected(raised, self.log)
                 if isinstance(exc, MigrationError):
                     applied = [r for r in exc.results if r.success]
                 # An error we did not foresee may have struck mid-switch: sending traffic back is
@@ -185,6 +347,7 @@ class Pipeline:
                 self.state.traffic_moved = traffic_moved
                 self._roll_back_after(exc, runner, applied, traffic_moved)
                 return
+        self._at("verified")
         try:
             keep = self.config.rollback.keep_previous_versions
             retired = self.platform.retire(keep) if isinstance(self.platform, Retirement) else []
@@ -194,35 +357,56 @@ class Pipeline:
             retired = []
         if retired:
             self.log.info(f"retired releases beyond keep_previous_versions: {', '.join(retired)}")
-        self.state.succeed()
+        self.state.status, self.state.exit_code = "success", 0
         self.log.info(f"{self.inputs.version} is live at {self.platform.live_url()}")
 
-    def _apply_migrations(self, runner: MigrationRunner, plan: MigrationPlan) -> list[MigrationResult]:
+    def _apply_migrations(self, runner: Any, plan: Any) -> list[MigrationResult]:
         try:
-            applied = runner.apply(plan)
+            applied: list[MigrationResult] = runner.apply(plan)
         except MigrationError as exc:
             self.state.migrations.extend(exc.results)
             raise
         self.state.migrations.extend(applied)
         return applied
 
-    def _migration_session(
-        self, scripts: Sequence[migration_scripts.MigrationScript], *, read_only: bool
-    ) -> AbstractContextManager[MigrationRunner | None]:
-        return migration_session(
-            scripts, self.dsn, self.config, self.env, deployment_id=self.state.deployment_id, read_only=read_only
+    @contextmanager
+    def _migration_session(self, scripts: Sequence[Any], *, read_only: bool) -> Iterator[Any]:
+        if not scripts:
+            yield None
+            return
+        if self.dsn is None:
+            raise MigrationError(
+                f"migrations are listed but ${self.config.credentials.db_connection_env_var} is not set; "
+                "export the database DSN under that name (credentials.db_connection_env_var)"
+            )
+        session = migration_runner.MigrationRunner(
+            self.dsn,
+            self.config.migrations,
+            deployment_id=self.state.deployment_id,
+            installed_by=self.env.get("GITHUB_ACTOR") or "deploy-orchestrator",
+            read_only=read_only,
         )
+        with session:
+            yield session
 
     def _roll_back_after(
-        self,
-        exc: OrchestratorError,
-        runner: MigrationRunner | None,
-        applied: Sequence[MigrationResult],
-        traffic_moved: bool,
+        self, exc: OrchestratorError, runner: Any, applied: Sequence[MigrationResult], traffic_moved: bool
     ) -> None:
         cause = exc.cause if isinstance(exc, RolloutFailure) else exc
         self.state.error = self.state.cause = cause
         reason = f"{cause.step}: {cause}"
+        if not isinstance(self.platform, TrafficRouter) and not traffic_moved and not applied:
+            # The platform kept the old release serving (its deployment never went live) and no
+            # migration ran: there is nothing to roll back, and claiming one would be untrue.
+            serving = self.state.previous
+            with suppress(OrchestratorError):
+                serving = self.platform.live()
+            self.log.error(
+                f"{reason}; {self.inputs.version} never went live, so nothing was rolled back: "
+                f"{serving.version if serving else 'no release'} is still serving"
+            )
+            self.state.status, self.state.exit_code = "failed", 1
+            return
         if not self.config.rollback.auto_rollback_on_failure:
             self.log.error(f"{reason} (auto_rollback_on_failure is false: nothing undone)")
             self.state.status, self.state.exit_code = "failed", 1
@@ -233,7 +417,7 @@ class Pipeline:
         self._absorb(report)
 
     def _roll_back(
-        self, reason: str, runner: MigrationRunner | None, applied: Sequence[MigrationResult], traffic_moved: bool
+        self, reason: str, runner: Any, applied: Sequence[MigrationResult], traffic_moved: bool
     ) -> RollbackReport:
         def undo() -> Sequence[MigrationResult]:
             return runner.undo(applied) if runner and applied else []
@@ -254,7 +438,8 @@ class Pipeline:
 
     def _absorb(self, report: RollbackReport) -> None:
         self.state.rollback = report.outcome
-        self.state.probes.extend(report.probes)
+        back_to = report.outcome.previous_version
+        self.state.probes.extend(p.during("rollback re-check", back_to) for p in report.probes)
         self.state.migrations.extend(report.undone)
         if report.error is None:
             self.state.status = "rolled_back"
@@ -264,59 +449,130 @@ class Pipeline:
         self.state.exit_code = 1
 
     def _manual_rollback(self) -> None:
-        self._lock(PRODUCTION)
+        self._lock(self._target())
         releases = self.platform.releases()
-        live = self.state.previous = self.platform.live()
+        live = self.platform.live()
+        self.state.previous = live
         target = good_releases.rollback_target(self.inputs.rollback_to, releases, live, self._judgement())
         self.state.released = target.version
+        self._checkpoint(release=target.version, previous=live.version if live else NO_VERSION)
+        self._at("rollback")
         self.log.info(f"manual rollback from {live.version if live else NO_VERSION} to {target.version}")
         scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
         with self._migration_session(scripts, read_only=False) as runner:
-            environment = self.config.environment
-            applied = applied_since(target.version, runner, scripts, self.ledger, environment=environment, log=self.log)
-            if would_run := undo_scripts_for(applied, scripts):
-                source = gates.open_source(self.config, self.env)
-                self.state.provenance.update(gates.check_undo_provenance(would_run, source))
-            report = manual_rollback(
-                platform=self.platform,
-                target=target,
-                runner=runner,
-                applied=applied,
-                scripts=scripts,
-                checks=self.checks,
-                budget_seconds=self.config.rollback.max_rollback_duration_seconds,
-                log=self.log,
-            )
-        self.state.rollback = report.outcome
-        self.state.probes.extend(report.probes)
-        self.state.migrations.extend(report.undone)
-        if report.error is not None:
-            raise report.error
-        self.state.succeed(status="rolled_back")
+            applied = self._applied_since(target.version, runner, scripts)
+            began = time.monotonic()
+            budget = self.config.rollback.max_rollback_duration_seconds
+            try:
+                with self.log.phase(f"Rollback to {target.version}"):
+                    self.platform.rollback(target)
+                    crash_points.reach("during-manual-rollback")
+                    if applied:
+                        self._undo_for_rollback(runner, applied, scripts)
+                    verdict = self.checks.release(self.platform.live_url(), analysis=False, deadline=began + budget)
+                    if isinstance(self.platform, NativeRollback):
+                        self.platform.confirm_rollback(verdict.passed)
+            except Exception as exc:  # whatever broke, production is in doubt: record it and page
+                if isinstance(self.platform, NativeRollback):
+                    with suppress(Exception):
+                        self.platform.confirm_rollback(False)
+                self.state.rollback = RollbackOutcome(
+                    triggered=True,
+                    reason=f"manual rollback to {target.version}",
+                    previous_version=target.version,
+                    duration_seconds=round(time.monotonic() - began, 3),
+                    succeeded=False,
+                )
+                raise RollbackError(f"the manual rollback to {target.version} failed: {exc}") from exc
+        self._manual_rollback_done(target, verdict, began)
 
     def _judgement(self) -> good_releases.ReleaseJudgement | None:
         """The ledger's view of which releases are good (None: no ledger, the platform's list decides)."""
         if self.ledger is None or self.ledger_dsn is None:
             return None
+        d = self.config.deployment
         try:
             return good_releases.read_judgement(
                 self.ledger_dsn,
                 schema=self.config.ledger.schema,
                 environment=self.config.environment,
-                platform=self.config.deployment.platform,
+                platform=d.platform,
                 exclude=self.state.deployment_id,
             )
         except OrchestratorError as exc:
             self.log.warn(f"the ledger cannot say which releases are good ({exc}); going by the platform's list")
             return None
 
+    def _applied_since(self, version: str, runner: Any, scripts: Sequence[Any]) -> list[MigrationResult]:
+        """The migrations applied by every deploy since `version`, each undo script checked against the
+        digest it was validated with. Reads only; raises GateError before anything is touched."""
+        if runner is None:
+            return []
+        since = self.ledger.deployments_after(version, self.config.environment) if self.ledger else None
+        if since is None:
+            self.log.warn(
+                f"the ledger has no record of {version} going live, so migrations applied since stay in place"
+            )
+            return []
+        undo_scripts = {s.key: s for s in scripts if s.kind == "undo"}
+        applied: list[MigrationResult] = []
+        for deployment_id in since:
+            mine = runner.applied_by(deployment_id)
+            if not mine:
+                continue
+            validated = (self.ledger.migration_digests(deployment_id) if self.ledger else None) or {}
+            for migration in mine:
+                undo = undo_scripts.get(version_key(migration.version))
+                if undo is not None and validated.get(undo.filename) != undo.checksum:
+                    raise GateError(
+                        f"gate artifacts: undo script {undo.filename} is not the one validated with deployment "
+                        f"{deployment_id} (validated {validated.get(undo.filename) or 'nothing'}, "
+                        f"now {undo.checksum}); "
+                        "roll back from the commit that deployment came from",
+                        gate="artifacts",
+                        facts={"artifact": undo.filename, "deployment_id": deployment_id},
+                    )
+            applied.extend(mine)
+        would_run = {u.filename: u.checksum for r in applied if (u := undo_scripts.get(version_key(r.version)))}
+        self._undo_provenance(would_run)
+        return applied
+
+    def _undo_provenance(self, undos: Mapping[str, str]) -> Mapping[str, MigrationProvenance]:
+        """The SQLAgent record of each undo script that would run (file name -> sha256); GateError if one lacks it."""
+        found = gates.check_undo_provenance(undos, gates.open_source(self.config, self.env)) if undos else {}
+        self.state.provenance.update(found)
+        return found
+
+    def _undo_for_rollback(self, runner: Any, applied: Sequence[MigrationResult], scripts: Sequence[Any]) -> None:
+        try:
+            undone = runner.undo(applied, scripts=scripts)
+        except MigrationError as exc:
+            self.state.migrations.extend(exc.results)
+            raise
+        self.state.migrations.extend(undone)
+
+    def _manual_rollback_done(self, target: Release, verdict: CheckVerdict, began: float) -> None:
+        self.state.probes.extend(p.during("rollback re-check", target.version) for p in verdict.probes)
+        self.state.rollback = RollbackOutcome(
+            triggered=True,
+            reason=f"manual rollback to {target.version}",
+            previous_version=target.version,
+            duration_seconds=round(time.monotonic() - began, 3),
+            succeeded=verdict.passed,
+        )
+        if not verdict.passed:
+            raise RollbackError(f"{target.version} is unhealthy after the rollback: {verdict.reason}")
+        self._at("verified")
+        self.state.status, self.state.exit_code = "rolled_back", 0
+
     def _preview(self) -> None:
+        platform = self.platform  # built by the CLI for the pull request's target
         target = preview_target(self.inputs, self.env, run_url=self.run_url)
         self._pass_gates()
-        self._lock(self.parts.target)
+        self._lock(f"{self._target()}/pr-{target.pr_number}")
         analysis = self.config.verification.before_switch
         outcome = run_preview(
-            self.platform, target, lambda url: self.checks.release(url, analysis=analysis), self.github, self.log
+            platform, target, lambda url: self.checks.release(url, analysis=analysis), self.github, self.log
         )
         self.state.probes.extend(outcome.probes)
         self.state.url = outcome.url
@@ -328,18 +584,20 @@ class Pipeline:
         }
         if outcome.status != "success":
             raise DeployError(outcome.error or "the preview failed", operation=outcome.failed_step or "preview")
-        self.state.succeed()
+        self.state.status, self.state.exit_code = "success", 0
 
     def _teardown(self) -> None:
-        pr_number = self.parts.target.pr_number
-        if pr_number is None:
-            raise ConfigError("pr-number: required in preview modes (run on pull_request events or pass --pr-number)")
-        self._lock(self.parts.target)
-        outcome = run_teardown(self.platform, pr_number, self.github, self.log)
+        platform = self.platform  # built by the CLI for the pull request's target
+        pr_number = self.inputs.pr_number
+        repository = self.inputs.repository or self.env.get("GITHUB_REPOSITORY")
+        if pr_number is None or repository is None:
+            raise ConfigError("pr-number and GITHUB_REPOSITORY are needed to find the preview to remove")
+        self._lock(f"{self._target()}/pr-{pr_number}")
+        outcome = run_teardown(platform, pr_number, self.github, self.log)
         self.state.extras["preview"] = {"pr_number": pr_number, "deleted": outcome.deleted}
         if outcome.status != "success":
             raise DeployError(outcome.error or "the preview teardown failed", operation="preview-teardown")
-        self.state.succeed()
+        self.state.status, self.state.exit_code = "success", 0
 
     def _track(self, *, production: bool, environment: str) -> None:
         """A GitHub Deployment for this run (never fatal; skipped without a token)."""
@@ -360,9 +618,10 @@ class Pipeline:
         if not self.state.rollback.triggered or isinstance(exc, RollbackError):
             self.state.status = "failed"
         if isinstance(exc, GateError):
-            self.log.error(f"refused by the {exc.gate} gate: {exc}")
+            said = str(exc).removeprefix(f"gate {exc.gate}: ")  # the gate's own words already name it
+            self.log.error(f"refused by the {exc.gate} gate: {said}")
         else:
-            self.log.error(f"{exc.step} failed: {exc}")
+            self.log.error(f"{exc.step} failed: {str(exc).removeprefix(f'{exc.step}: ')}")
 
     # --- after the run -----------------------------------------------------------------------
 
@@ -376,6 +635,61 @@ class Pipeline:
             s.hardening = self.hardening.emit(hardening_pairs.FailureContext.from_run(self.request, s))
         else:
             s.hardening = self.hardening.queued_outcome()
+
+    def _platform_outputs(self) -> None:
+        """What the platform reports beyond the contract (App Platform's app and logs), printed
+        in groups and kept for the Action's outputs."""
+        found = platform_outputs.collect(self.platform)
+        if found is None:
+            return
+        platform_outputs.print_groups(found)
+        self.state.extras["platform_outputs"] = found.to_dict()
+
+    def _result(self) -> Result:
+        s = self.state
+        error = s.error
+        extras = dict(s.extras)
+        if error is not None and isinstance(error, GateError):
+            extras["refused"] = {"gate": error.gate, "reason": str(error), **error.facts}
+        return Result(
+            deployment_id=s.deployment_id,
+            validation_run_id=self.request.validation_run_id or "",
+            deployed_at=s.started_at,
+            status=s.status,
+            deployment_details=DeploymentDetails(
+                strategy=self.config.deployment.strategy,
+                platform=self.config.deployment.platform,
+                previous_version=s.previous.version if s.previous else NO_VERSION,
+                new_version=s.released or self.inputs.version,
+                duration_seconds=round(time.monotonic() - s.started, 3),
+            ),
+            health_checks=tuple(s.probes),
+            migrations_applied=attach_provenance(s.migrations, s.provenance),
+            rollback=s.rollback,
+            hardening=s.hardening,
+            logs=self.log.entries,
+            mode=self.inputs.mode,
+            url=self._url(),
+            exit_code=s.exit_code,
+            error=str(error) if error else None,
+            failed_step=error.step if error else None,
+            extras=tuple(sorted(extras.items())),
+        )
+
+    def _record(self, result: Result) -> None:
+        """Ledger, lineage, metrics, notification, paging: each logged on failure, none fatal."""
+        if self.inputs.mode == "plan":
+            return
+        if self.ledger:
+            self.ledger.finish(result, run_url=self.run_url)
+        environment = self.config.environment
+        metrics.record_run(result, self.config.metrics, self.inputs.workspace, environment=environment, log=self.log)
+        notifier = notify.Notifier(self.config.notifications, self.env, log=self.log)
+        notifier.announce(result, environment=environment)
+        if self.tracked is not None:
+            self.tracked.finish(result.status, result.url, self.run_url, result.error or f"{result.mode} succeeded")
+        if isinstance(self.state.error, RollbackError):
+            notifier.page(result, str(self.state.error))
 
     def _image(self) -> str | None:
         return self.inputs.image or self.config.artifacts.docker_image
@@ -392,3 +706,11 @@ class Pipeline:
         if self.ledger is None or self.inputs.mode == "plan":
             return {}
         return self.ledger.last_module_digests(self.config.environment)
+
+
+def _unexpected(error: Exception, log: RunLog) -> OrchestratorError:
+    """A bug or an untranslated driver error after a side effect: still roll back, with the traceback logged."""
+    log.error("unexpected error:\n" + "".join(traceback.format_exception(error)))
+    wrapped = DeployError(f"unexpected {type(error).__name__}: {error}", operation="deploy")
+    wrapped.__cause__ = error
+    return wrapped

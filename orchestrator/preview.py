@@ -168,7 +168,7 @@ def run_preview(
         else:
             log.info(f"preview: {target.environment} is up at {mask_url(url)}; checking its health")
             verdict = check(url)
-            probes = verdict.probes
+            probes = tuple(p.during("preview", target.version) for p in verdict.probes)
             if not verdict.passed:
                 error, failed_step = f"health check failed: {verdict.reason or 'no reason given'}", "health"
     except OrchestratorError as exc:
@@ -183,6 +183,10 @@ def run_preview(
     else:
         log.info(f"preview: {target.environment} is healthy at {mask_url(url or '')}")
         tracked.finish("success", url, target.run_url, f"preview of {target.version} is live")
+        # Transient environments are not deactivated by GitHub's auto_inactive: without this, the pull
+        # request would list one active preview per push instead of the one that serves.
+        if tracked.deployment_id is not None:
+            _deactivate_all(updates, target.environment, keep=tracked.deployment_id)
     body = _preview_comment(target, status, url, probes, error)
     updates.run("PR comment", lambda gh: gh.upsert_comment(target.pr_number, COMMENT_MARKER, body))
     _note_skipped(updates, log)
@@ -222,17 +226,25 @@ def run_teardown(
         _note_skipped(updates, log)
         return TeardownOutcome("failed", False, (), str(exc), tuple(updates.skipped))
     log.info(f"preview-teardown: {environment} {'removed' if deleted else 'was already gone'}")
-    deactivated: list[int] = []
-    for deployment_id in updates.run("Deployments list", lambda gh: gh.find_deployments(environment)) or []:
-        # A second teardown finds them inactive already and adds nothing.
-        if updates.run("Deployment state", partial(_state, deployment_id=deployment_id)) == "inactive":
-            continue
-        if updates.run("Deployment status inactive", partial(_deactivate, deployment_id=deployment_id)):
-            deactivated.append(deployment_id)
+    deactivated = _deactivate_all(updates, environment)
     body = _teardown_comment(environment, "The preview was removed." if deleted else "No preview was running.")
     updates.run("PR comment", lambda gh: gh.upsert_comment(pr_number, COMMENT_MARKER, body))
     _note_skipped(updates, log)
     return TeardownOutcome("success", deleted, tuple(deactivated), None, tuple(updates.skipped))
+
+
+def _deactivate_all(updates: GitHubUpdates, environment: str, *, keep: int | None = None) -> list[int]:
+    """Mark every Deployment to `environment` but `keep` inactive; return the ones this call changed."""
+    deactivated: list[int] = []
+    for deployment_id in updates.run("Deployments list", lambda gh: gh.find_deployments(environment)) or []:
+        # One already inactive (a second teardown, an earlier push's) is left as it is.
+        if deployment_id == keep:
+            continue
+        if updates.run("Deployment state", partial(_state, deployment_id=deployment_id)) == "inactive":
+            continue
+        if updates.run("Deployment status inactive", partial(_deactivate, deployment_id=deployment_id)):
+            deactivated.append(deployment_id)
+    return deactivated
 
 
 # --- the comment ------------------------------------------------------------------------------

@@ -34,6 +34,9 @@ OUTPUTS: dict[str, str] = {
     "url": "The public URL of the live release.",
     "rolled-back": "true when a rollback ran.",
     "result-file": "Path of the result JSON under the workspace.",
+    "app": "Platform digitalocean: the app as JSON after the run (app_action's `app`); empty elsewhere.",
+    "build_logs": "Platform digitalocean: the deployment's build logs (newest 64 KiB, redacted); empty elsewhere.",
+    "deploy_logs": "Platform digitalocean: the deployment's deploy logs (newest 64 KiB, redacted); empty elsewhere.",
 }
 """The Action's outputs. A test keeps action.yml in step with this table."""
 
@@ -53,6 +56,8 @@ OUTPUT_LIMIT = 900_000
 
 def outputs(result: Result, result_file: str) -> dict[str, str]:
     data = result.to_dict()
+    # The app and its logs have outputs of their own; the result file keeps them too.
+    platform = data.pop("platform_outputs", None) or {}
     compact = _json_text(data)
     if len(compact.encode()) > OUTPUT_LIMIT:
         data["logs"] = [
@@ -73,6 +78,9 @@ def outputs(result: Result, result_file: str) -> dict[str, str]:
         "url": result.url or "",
         "rolled-back": "true" if result.rollback.triggered else "false",
         "result-file": result_file,
+        "app": redact(json.dumps(platform["app"], separators=(",", ":"), sort_keys=True)) if "app" in platform else "",
+        "build_logs": redact(str(platform.get("build_logs", ""))),
+        "deploy_logs": redact(str(platform.get("deploy_logs", ""))),
     }
 
 
@@ -148,7 +156,7 @@ def summary_markdown(result: Result) -> str:
     if result.url:
         lines.append(f"| url | {result.url} |")
     if result.error:
-        lines += ["", f"**{result.failed_step or 'error'}:** {_cell(result.error)}"]
+        lines += ["", *_error_lines(result.failed_step or "error", result.error)]
     refused = data.get("refused")
     if refused:
         lines += ["", f"Refused by the **{refused.get('gate')}** gate; nothing was touched."]
@@ -161,12 +169,18 @@ def summary_markdown(result: Result) -> str:
     if gate_lines:
         lines += ["", "### Gates", ""] + [f"- {_cell(g)}" for g in gate_lines]
     if result.health_checks:
-        lines += ["", "### Checks", "", "| check | status | time (ms) | result | at |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "### Checks",
+            "",
+            "| release | phase | check | status | time (ms) | result | at |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for probe in result.health_checks:
             outcome = "pass" if probe.passed else f"**fail** {_cell(probe.detail or '')}"
             lines.append(
-                f"| `{_cell(probe.endpoint)}` | {probe.status_code} | {probe.response_time_ms:.1f} | {outcome} | "
-                f"{probe.timestamp} |"
+                f"| `{_cell(probe.release or '—')}` | {_cell(probe.phase or '—')} | `{_cell(probe.endpoint)}` | "
+                f"{probe.status_code} | {probe.response_time_ms:.1f} | {outcome} | {probe.timestamp} |"
             )
     if result.migrations_applied:
         lines += [
@@ -198,6 +212,17 @@ def summary_markdown(result: Result) -> str:
             f"- took: {rb.duration_seconds or 0:.2f} s",
             f"- result: {'succeeded' if rb.succeeded else '**FAILED: on-call paged**'}",
         ]
+    recovery = data.get("recovery")
+    if recovery:
+        lines += ["", "### Recovery", ""]
+        lines.append(
+            f"Recovered from {len(recovery.get('crashed') or [])} run(s) that died before finishing "
+            f"({', '.join(f'`{k}` at {v}' for k, v in (recovery.get('crashed_steps') or {}).items())}), "
+            f"in {recovery.get('seconds', 0):.2f} s:"
+        )
+        lines += [f"- {_cell(str(a))}" for a in recovery.get("actions") or []]
+        if recovery.get("error"):
+            lines.append(f"- **FAILED: on-call paged**: {_cell(str(recovery['error']))}")
     h = result.hardening
     if h.dpo_pairs_generated or h.queued or h.delivered:
         lines += [
@@ -233,6 +258,13 @@ def summary_markdown(result: Result) -> str:
             + "\n\n…(cut: the full result is in result-file)\n"
         )
     return text
+
+
+def _error_lines(step: str, error: str) -> list[str]:
+    """The error under its step; a multi-line one (a refusal listing every artifact) keeps its lines."""
+    if "\n" not in error:
+        return [f"**{step}:** {_cell(error)}"]
+    return [f"**{step}:**", "", "~~~~text", error.replace("~~~~", "~~~"), "~~~~"]
 
 
 def _cell(text: str) -> str:

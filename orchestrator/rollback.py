@@ -1,5 +1,4 @@
-"""Rollbacks: undo a failed rollout (`roll_back`), or return to a kept release on request
-(`manual_rollback`, mode rollback): traffic back, migrations undone, the old release re-checked.
+"""Undo a failed rollout: traffic back, this run's migrations undone, the old release re-checked.
 
 Order matters: traffic goes back first (users first), then the schema, because the old release
 already ran against the new schema during the switch; the old release is checked last, through
@@ -11,20 +10,17 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from orchestrator.contract import HealthProbe, MigrationResult, RollbackOutcome
-from orchestrator.errors import GateError, MigrationError, OrchestratorError, RollbackError
+from orchestrator.errors import MigrationError, OrchestratorError, RollbackError
 from orchestrator.health.verdict import Checks
-from orchestrator.migrations.runner import MigrationRunner
-from orchestrator.migrations.scripts import MigrationScript, version_key
 from orchestrator.platforms.base import NativeRollback, Platform, Release, Retirement
+from orchestrator.recovery import crash_points
 from orchestrator.runlog import RunLog
 
-__all__ = ["DeployHistory", "RollbackReport", "applied_since", "manual_rollback", "roll_back", "undo_scripts_for"]
+__all__ = ["RollbackReport", "roll_back"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +59,7 @@ def roll_back(
         if previous is not None and traffic_moved:
             platform.rollback(previous)
             log.info(f"traffic back on {previous.version}")
+            crash_points.reach("during-rollback")
         try:
             undone = tuple(undo_migrations())
         except MigrationError as exc:
@@ -97,110 +94,6 @@ def roll_back(
         reason=reason,
         previous_version=previous.version if previous else None,
         duration_seconds=round(duration, 3),
-        succeeded=error is None,
-    )
-    return RollbackReport(outcome=outcome, probes=probes, undone=undone, error=error)
-
-
-# --- mode rollback ----------------------------------------------------------------------------
-
-
-class DeployHistory(Protocol):
-    """What a manual rollback asks the ledger (structurally typed: rollback never opens it)."""
-
-    def deployments_after(self, version: str, environment: str | None = None) -> list[str] | None: ...
-
-    def migration_digests(self, deployment_id: str) -> dict[str, str] | None: ...
-
-
-def applied_since(
-    version: str,
-    runner: MigrationRunner | None,
-    scripts: Sequence[MigrationScript],
-    history: DeployHistory | None,
-    *,
-    environment: str,
-    log: RunLog,
-) -> list[MigrationResult]:
-    """The migrations applied by every deploy since `version`, each undo script checked against the
-    digest it was validated with. Reads only; raises GateError before anything is touched."""
-    if runner is None:
-        return []
-    since = history.deployments_after(version, environment) if history else None
-    if since is None:
-        log.warn(f"the ledger has no record of {version} going live, so migrations applied since stay in place")
-        return []
-    undo_scripts = {s.key: s for s in scripts if s.kind == "undo"}
-    applied: list[MigrationResult] = []
-    for deployment_id in since:
-        mine = runner.applied_by(deployment_id)
-        if not mine:
-            continue
-        validated: Mapping[str, str] = (history.migration_digests(deployment_id) if history else None) or {}
-        for migration in mine:
-            undo = undo_scripts.get(version_key(migration.version))
-            if undo is not None and validated.get(undo.filename) != undo.checksum:
-                raise GateError(
-                    f"gate artifacts: undo script {undo.filename} is not the one validated with deployment "
-                    f"{deployment_id} (validated {validated.get(undo.filename) or 'nothing'}, now {undo.checksum}); "
-                    "roll back from the commit that deployment came from",
-                    gate="artifacts",
-                    facts={"artifact": undo.filename, "deployment_id": deployment_id},
-                )
-        applied.extend(mine)
-    return applied
-
-
-def undo_scripts_for(applied: Sequence[MigrationResult], scripts: Sequence[MigrationScript]) -> dict[str, str]:
-    """The undo scripts undoing `applied` would run: file name -> checksum."""
-    undo = {s.key: s for s in scripts if s.kind == "undo"}
-    return {u.filename: u.checksum for r in applied if (u := undo.get(version_key(r.version)))}
-
-
-def manual_rollback(
-    *,
-    platform: Platform,
-    target: Release,
-    runner: MigrationRunner | None,
-    applied: Sequence[MigrationResult],
-    scripts: Sequence[MigrationScript],
-    checks: Checks,
-    budget_seconds: float,
-    log: RunLog,
-) -> RollbackReport:
-    """Return to `target`, undo `applied`, re-check it through the public route. Never raises: a
-    failure (production is then in doubt) comes back as `error`, for the caller to record and page."""
-    began = time.monotonic()
-    probes: tuple[HealthProbe, ...] = ()
-    undone: tuple[MigrationResult, ...] = ()
-    error: RollbackError | None = None
-    passed = False
-    try:
-        with log.phase(f"Rollback to {target.version}"):
-            platform.rollback(target)
-            if applied and runner is not None:
-                try:
-                    undone = tuple(runner.undo(applied, scripts=scripts))
-                except MigrationError as exc:
-                    undone = tuple(exc.results)
-                    raise
-            verdict = checks.release(platform.live_url(), analysis=False, deadline=began + budget_seconds)
-            probes, passed = verdict.probes, verdict.passed
-            if isinstance(platform, NativeRollback):
-                platform.confirm_rollback(verdict.passed)
-        if not passed:
-            error = RollbackError(f"{target.version} is unhealthy after the rollback: {verdict.reason}")
-    except Exception as exc:  # whatever broke, production is in doubt: record it and page
-        if isinstance(platform, NativeRollback):
-            with suppress(Exception):
-                platform.confirm_rollback(False)
-        error = RollbackError(f"the manual rollback to {target.version} failed: {exc}")
-        error.__cause__ = exc
-    outcome = RollbackOutcome(
-        triggered=True,
-        reason=f"manual rollback to {target.version}",
-        previous_version=target.version,
-        duration_seconds=round(time.monotonic() - began, 3),
         succeeded=error is None,
     )
     return RollbackReport(outcome=outcome, probes=probes, undone=undone, error=error)

@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 import jsonschema.validators
 
-__all__ = ["schema_problems"]
+__all__ = ["join_path", "schema_problems"]
 
 
 def schema_problems(schema: Mapping[str, Any], document: Mapping[str, Any]) -> list[str]:
@@ -36,10 +36,22 @@ _Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
 )
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def join_path(path: str, key: Any) -> str:
+    """`path.key`, `path[3]`, or `path['odd key']` for a key that would not read as one."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{path}[{key}]"
+    if isinstance(key, str) and _PLAIN_KEY.match(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{key!r}]"
+
+
 def _path(parts: Iterable[Any]) -> str:
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        out = join_path(out, part)
     return out or "(top level)"
 
 
@@ -68,7 +80,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         extras = sorted(map(str, set(error.instance) - set(allowed))) if isinstance(error.instance, dict) else []
         lines = []
         for extra in extras:
-            full = f"{where}.{extra}" if error.absolute_path else extra
+            full = join_path(where if error.absolute_path else "", extra)
             close = difflib.get_close_matches(extra, allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
             lines.append(f"{full}: unknown field; remove it ({hint})")

@@ -243,5 +243,7 @@ def check_problems(problems: Sequence[str], document: Any = None) -> None:
         match = _PATH_HEAD.match(problem)
         assert match is not None, f"no field path in {problem!r}"
         head = re.split(r"[.\[]", match["head"], maxsplit=1)[0].removeprefix("--")
-        named_key = any(problem.startswith(key) for key in keys if key)
+        named_key = any(problem.startswith((key, f"[{key!r}]")) for key in keys if key) or any(
+            problem.startswith(f"[{key!r}]") for key in keys
+        )
         assert head in _KNOWN_HEADS or named_key, f"unexpected field in {problem!r}"

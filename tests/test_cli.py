@@ -135,3 +135,20 @@ def test_a_bad_config_writes_a_step_summary_listing_every_problem(tmp_path: Path
     assert "invalid configuration" in text and "Nothing was touched" in text
     assert "deployment_config.strategy: 'big_bang' is not allowed" in text
     assert "health_check.retries: 0 is out of range" in text
+
+
+def test_a_gate_refusal_is_annotated_as_refused_by_gate_not_as_a_failed_deploy(tmp_path: Path, pg_dsn: str) -> None:
+    write_config(tmp_path, base_config())
+    done = run_entrypoint(tmp_path, {"config": "deploy.json", "version": "v1"}, DATABASE_URL=pg_dsn)
+    assert done.returncode == 3
+    assert "::error title=refused by gate::" in done.stdout
+    assert "title=deploy failed" not in done.stdout
+
+
+def test_a_refusal_is_logged_once_under_its_gate_without_a_doubled_prefix(tmp_path: Path, pg_dsn: str) -> None:
+    write_config(tmp_path, base_config())
+    done = run_entrypoint(tmp_path, {"config": "deploy.json", "version": "v1"}, DATABASE_URL=pg_dsn)
+    assert done.returncode == 3
+    assert "refused by the validation gate: no validation run id" in done.stderr
+    assert "gate validation: gate validation" not in done.stderr
+    assert "refused by the validation gate: gate validation:" not in done.stderr

@@ -113,3 +113,16 @@ def test_secrets_the_config_names_are_masked_even_in_errors_before_validation(tm
     assert "mode: '***' is not a mode" in done.stderr
     assert "tok-early-canary-41" not in done.stderr
     assert [ln for ln in done.stdout.splitlines() if "tok-early-canary-41" in ln] == ["::add-mask::tok-early-canary-41"]
+
+
+def test_a_secret_quoted_back_by_the_argument_parser_is_masked(tmp_path: Path) -> None:
+    write_config(tmp_path, base_config())
+    done = run_entrypoint(
+        tmp_path,
+        {"config": "deploy.json"},
+        args=["tok-argv-canary-83"],
+        AGENTBENCH_TOKEN="tok-argv-canary-83",
+    )
+    assert done.returncode == 2
+    assert "command line: unrecognized arguments: ***; see --help" in done.stderr
+    assert "tok-argv-canary-83" not in done.stderr

@@ -29,10 +29,24 @@ def sim() -> Iterator[DoSimulator]:
 
 
 def deploy(
-    tmp_path: Path, sim: DoSimulator, app_id: str, dsn: str, version: str, mode: str = "deploy", **extra: Any
+    tmp_path: Path,
+    sim: DoSimulator,
+    app_id: str,
+    dsn: str,
+    version: str,
+    mode: str = "deploy",
+    *,
+    env: dict[str, str] | None = None,
+    deployment_extra: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> Execution:
     config = base_config()
-    config["deployment_config"] = {"strategy": "blue_green", "platform": "digitalocean", "do_app_id": app_id}
+    config["deployment_config"] = {
+        "strategy": "blue_green",
+        "platform": "digitalocean",
+        "do_app_id": app_id,
+        **(deployment_extra or {}),
+    }
     config["artifacts"]["docker_image"] = IMAGE
     config["health_check"].update(retries=2, interval_seconds=0.1)
     config.update(extra)
@@ -46,6 +60,7 @@ def deploy(
         "DIGITALOCEAN_API_URL": sim.url,
         "DIGITALOCEAN_CA_BUNDLE": sim.ca_bundle,
         "AGENTBENCH_TOKEN": "t0ken-canary-do",
+        **(env or {}),
     }
     raw = {"config": "deploy.json", "version": version, "validation-run-id": f"run-{version}", "mode": mode}
     return execute(raw, env)
@@ -82,13 +97,50 @@ def test_a_failed_verification_rolls_back_through_the_rollback_api(
     assert sim.token not in json.dumps(result)
 
 
-def test_an_unhealthy_release_never_takes_traffic(tmp_path: Path, sim: DoSimulator, pg_dsn: str) -> None:
+def test_an_unhealthy_release_never_takes_traffic_and_nothing_is_rolled_back(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str
+) -> None:
     app_id = sim.seed_app("shop", version="v1")
     sim.set_health("v2", False)
+    outputs = tmp_path / "github-output"
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2", env={"GITHUB_OUTPUT": str(outputs)})
+    assert done.exit_code == 1
+    assert done.result is not None
+    assert done.result.status == "failed", done.result.error
+    assert not done.result.rollback.triggered
+    assert "rolled-back=false" in outputs.read_text()
+    assert live_version(sim, app_id) == "v1"
+    assert sim.count("POST", r".*/rollback.*") == 0
+
+
+def test_a_build_that_ends_in_error_is_failed_with_the_old_release_still_serving(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str
+) -> None:
+    app_id = sim.seed_app("shop", version="v1")
+    sim.fail_next_build = "Dockerfile:7: RUN npm ci exited with code 1"
     done = deploy(tmp_path, sim, app_id, pg_dsn, "v2")
     assert done.exit_code == 1
     assert done.result is not None
-    assert done.result.status == "rolled_back", done.result.error
+    assert done.result.status == "failed", done.result.error
+    assert not done.result.rollback.triggered
+    messages = [entry.message for entry in done.result.logs]
+    assert any("v2 never went live, so nothing was rolled back: v1 is still serving" in m for m in messages)
+    assert "RUN npm ci exited with code 1" in (done.result.error or "")
+    assert live_version(sim, app_id) == "v1"
+    assert [kind for _, kind in sim.log_requests] == ["BUILD", "DEPLOY"], "read in the order they happened"
+
+
+def test_an_app_in_another_region_is_a_config_error_before_anything_is_touched(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str
+) -> None:
+    app_id = sim.seed_app("shop", version="v1")
+    config = {"deployment_config": {"do_region": "nyc"}}
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2", deployment_extra=config["deployment_config"])
+    assert done.exit_code == 2
+    assert done.result is not None and done.result.error is not None
+    assert "deployment_config.do_region: app shop" in done.result.error
+    assert "runs in region 'ams', not 'nyc'" in done.result.error
+    assert sim.count("PUT") == 0 and sim.count("POST") == 0
     assert live_version(sim, app_id) == "v1"
 
 
@@ -122,3 +174,52 @@ def test_a_manual_rollback_after_a_rolled_back_deploy_never_returns_to_the_faile
     assert refused.result is not None and refused.result.error is not None
     assert "no good release to roll back to; good releases to roll back to: none" in refused.result.error
     assert live_version(sim, app_id) == "v1"
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """$GITHUB_OUTPUT as GitHub reads it: `name=value` lines and `name<<DELIM` blocks."""
+    found: dict[str, str] = {}
+    lines = iter(path.read_text().split("\n"))
+    for line in lines:
+        if "<<" in line and "=" not in line.split("<<", 1)[0]:
+            name, delimiter = line.split("<<", 1)
+            body = []
+            for inner in lines:
+                if inner == delimiter:
+                    break
+                body.append(inner)
+            found[name] = "\n".join(body)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            found[name] = value
+    return found
+
+
+def test_app_and_logs_are_outputs_and_printed_in_groups_when_asked(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    app_id = sim.seed_app("shop", version="v1")
+    target = tmp_path / "github-output"
+    done = deploy(
+        tmp_path,
+        sim,
+        app_id,
+        pg_dsn,
+        "v2",
+        env={"GITHUB_OUTPUT": str(target)},
+        deployment_extra={"do_print_build_logs": True},
+    )
+    assert done.exit_code == 0, done.result and done.result.error
+    outputs = read_outputs(target)
+    app = json.loads(outputs["app"])
+    assert app["id"] == app_id and app["active_deployment"]["phase"] == "ACTIVE"
+    assert "using prebuilt image shop@sha256:" in outputs["build_logs"]
+    assert "all instances healthy; routing traffic" in outputs["deploy_logs"]
+    assert "platform_outputs" not in json.loads(outputs["result"]), "the result output leaves them to their own"
+    printed = capsys.readouterr().out
+    assert "::group::App Platform build logs of deployment" in printed
+    assert "::group::App Platform deploy logs" not in printed, "do_print_deploy_logs is off"
+    assert "::stop-commands::" in printed
+    result = json.loads((tmp_path / ".deploy-orchestrator" / "result.json").read_text())
+    assert result["platform_outputs"]["deploy_logs"] == outputs["deploy_logs"]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -18,7 +21,7 @@ import requests
 from orchestrator.artifacts import digest_artifacts
 from orchestrator.cli import Execution, execute
 from orchestrator.config import parse_config
-from orchestrator.platforms.local import supervisor_stop
+from orchestrator.platforms.local import read_status, supervisor_stop
 from tests.peers.github_api import GitHubApiPeer
 from tests.peers.http import HttpPeer, Reply
 from tests.peers.verdicts import seed_passed
@@ -331,11 +334,10 @@ class _SwitchThenCrash:
 
 
 def test_an_unexpected_error_after_the_switch_still_rolls_back(ws: Workspace) -> None:
+
     from orchestrator.cli import build_platform
-    from orchestrator.compose import assemble
     from orchestrator.config import load_request
     from orchestrator.pipeline import Pipeline
-    from orchestrator.platforms.registry import PRODUCTION
     from orchestrator.runlog import RunLog
 
     assert ws.deploy("v1").exit_code == 0
@@ -344,8 +346,7 @@ def test_an_unexpected_error_after_the_switch_still_rolls_back(ws: Workspace) ->
     seed_passed(ws.dsn, "run-v2", digests)
     request = load_request({"config": "deploy.json", "version": "v2", "validation-run-id": "run-v2"}, ws.env)
     platform = _SwitchThenCrash(build_platform(request, ws.env))
-    run_log = RunLog()
-    result = Pipeline(request, assemble(request, platform, PRODUCTION, ws.env, run_log), run_log).run()
+    result = Pipeline(request, platform, ws.env, RunLog()).run()
     assert result.status == "rolled_back"
     assert result.error is not None and "unexpected KeyError" in result.error
     assert ws.serving() == "v1"
@@ -457,3 +458,110 @@ def test_a_manual_rollback_refuses_an_undo_script_edited_since_it_was_validated(
     assert "undo script U1__create_greetings.sql is not the one validated" in back.result.error
     assert ws.serving() == "v2"
     assert "greetings" in public_tables(ws.dsn)
+
+
+def test_earlier_pairs_are_delivered_after_the_runs_own_work_not_before_it(ws: Workspace, agentbench: HttpPeer) -> None:
+    agentbench.route("POST", "/api/dpo-pairs", Reply(503, {"error": "down"}))
+    assert ws.deploy("v1").exit_code == 0
+    assert ws.deploy("v2", unhealthy=True).exit_code == 1  # its pair stays queued: agentbench is down
+    done = ws.deploy("v3")
+    assert done.exit_code == 0
+    assert done.result is not None
+    messages = [entry.message for entry in done.result.logs]
+    backlog = next(i for i, m in enumerate(messages) if m.startswith("hardening:") and "still queued" in m)
+    health = max(i for i, m in enumerate(messages) if m.startswith("health:"))
+    assert health < backlog, messages
+    assert ws.serving() == "v3"
+
+
+APP_ANSWERING = """\
+import http.server, json, sys
+ANSWER = {answer!r}
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({{"version": ANSWER}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_a_manual_rollback_runs_the_code_the_release_was_deployed_with(ws: Workspace) -> None:
+    """The issue's attack: v1 answers A, v2 answers B, v1's process dies, `mode: rollback` -> A."""
+    ws.config["deployment_config"]["local"]["command"] = [sys.executable, "app.py", "{port}"]
+    (ws.root / "app.py").write_text(APP_ANSWERING.format(answer="A"))
+    assert ws.deploy("v1").exit_code == 0
+    assert ws.serving() == "A"
+    (ws.root / "app.py").write_text(APP_ANSWERING.format(answer="B"))
+    assert ws.deploy("v2").exit_code == 0
+    assert ws.serving() == "B"
+    state_dir = ws.root / ".deploy-orchestrator" / "local"
+    status = read_status(state_dir)
+    assert status is not None
+    os.killpg(next(r.pid for r in status.releases if r.version == "v1"), signal.SIGKILL)
+
+    back = ws.deploy("v2", mode="rollback", seed=False)
+
+    assert back.exit_code == 0, back.result and back.result.error
+    assert ws.serving() == "A"
+
+
+def _local_cli(ws: Workspace, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    entry = Path(__file__).resolve().parent.parent / "entrypoint.py"
+    env = {**os.environ, "GITHUB_WORKSPACE": str(ws.root)}
+    return subprocess.run(
+        [sys.executable, str(entry), "local", *args],
+        env=env,
+        cwd=cwd or ws.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_local_status_and_stop_work_when_the_rest_of_the_config_is_broken(ws: Workspace, tmp_path: Path) -> None:
+    ws.migration("V1__t.sql", "CREATE TABLE t (id bigint);")
+    ws.migration("U1__t.sql", "DROP TABLE t;")
+    assert ws.deploy("v1").exit_code == 0
+    (ws.root / "db").rename(ws.root / "db-moved")  # the config now names a migrations folder that is gone
+    try:
+        status = _local_cli(ws, "status", "--config", "deploy.json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["running"] is True
+        stopped = _local_cli(ws, "stop", "--config", "deploy.json")
+        assert stopped.returncode == 0, stopped.stderr
+    finally:
+        (ws.root / "db-moved").rename(ws.root / "db")
+    with pytest.raises(requests.RequestException):
+        requests.get(f"http://127.0.0.1:{ws.port}/version", timeout=2)
+
+
+def test_local_stop_by_state_dir_works_from_anywhere(ws: Workspace, tmp_path: Path) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    state_dir = ws.root / ".deploy-orchestrator" / "local"
+    stopped = _local_cli(ws, "stop", "--state-dir", str(state_dir), cwd=elsewhere)
+    assert stopped.returncode == 0, stopped.stderr
+    with pytest.raises(requests.RequestException):
+        requests.get(f"http://127.0.0.1:{ws.port}/version", timeout=2)
+
+
+def test_the_summary_says_which_release_and_phase_each_check_belongs_to(ws: Workspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    ws.config["verification"] = {"critical_endpoints": [{"path": "/version", "body_contains": "v1"}]}
+    done = ws.deploy("v2")
+    assert done.result is not None and done.result.status == "rolled_back", done.result and done.result.error
+    phases = {(p.release, p.phase, p.passed) for p in done.result.health_checks}
+    assert ("v2", "pre-switch", True) in phases
+    assert ("v2", "verification", False) in phases
+    assert ("v1", "rollback re-check", True) in phases
+    assert done.result.failed_step == "verification", "the critical endpoint failed, not the health endpoint"
+    summary = (ws.root / "summary.md").read_text()
+    assert "| release | phase | check |" in summary
+    assert "| `v2` | verification |" in summary
+    assert "| `v1` | rollback re-check |" in summary

@@ -145,6 +145,8 @@ def run_demo(args: Sequence[str], execute: Execute) -> int:
 
 def _config(port: int, agentbench_url: str, *, healthy: bool) -> dict[str, Any]:
     command = [sys.executable, "-m", "orchestrator.demo.app", "--port", "{port}", "--version", "{version}"]
+    # The app is the installed package; the release's own files are its migrations. The workspace
+    # also holds the demo's PostgreSQL data directory, which is no part of any release.
     return {
         "deployment_config": {
             "strategy": "blue_green",
@@ -152,6 +154,7 @@ def _config(port: int, agentbench_url: str, *, healthy: bool) -> dict[str, Any]:
             "local": {
                 "command": command + ([] if healthy else ["--unhealthy"]),
                 "listen": f"127.0.0.1:{port}",
+                "source": "db",
                 "drain_seconds": 2,
             },
         },

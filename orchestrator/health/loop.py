@@ -17,6 +17,7 @@ from orchestrator.contract import HealthCheckConfig, HealthProbe
 from orchestrator.errors import HealthError
 from orchestrator.health.checks.base import timed
 from orchestrator.health.checks.http import health_check, resolve_url
+from orchestrator.progress import Reporter
 from orchestrator.redaction import mask_url, redact
 
 __all__ = ["HealthVerdict", "wait_until_healthy"]
@@ -51,7 +52,10 @@ def wait_until_healthy(
     where = mask_url(resolve_url(base_url, check.endpoint))
     probes: list[HealthProbe] = []
     cut_by_deadline = False
+    started = time.monotonic()
+    progress = Reporter(f"{who}health at {where}", None if deadline is None else deadline - started)
     for attempt in range(1, check.retries + 1):
+        progress.tick(time.monotonic() - started)
         timeout = check.timeout_seconds
         if deadline is not None:
             remaining = deadline - time.monotonic()

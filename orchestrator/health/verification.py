@@ -49,6 +49,7 @@ from orchestrator.health.checks.database import database_check
 from orchestrator.health.checks.http import endpoint_check, health_check
 from orchestrator.health.checks.jobs import job_check
 from orchestrator.health.checks.metrics import metric_check
+from orchestrator.progress import Reporter
 from orchestrator.redaction import Secret, redact
 
 __all__ = ["VerificationVerdict", "decide", "plan_checks", "verify"]
@@ -132,14 +133,16 @@ def run_checks(checks: Sequence[Check], config: VerificationConfig) -> Verificat
         # Daemon threads: a check hung past the deadline must not keep the process (or this call) alive.
         threading.Thread(target=run.run, args=(done, index), name=f"verify-{index}", daemon=True).start()
     pending = len(runs)
+    progress = Reporter(f"{len(runs)} verification checks", config.deadline_seconds)
     while pending:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
+        progress.tick(time.monotonic() - started)
         try:
-            done.get(timeout=remaining)
+            done.get(timeout=min(remaining, 1.0))  # wake up to say how the wait goes
         except queue.Empty:
-            break
+            continue
         pending -= 1
     stop.set()
     for run in runs:

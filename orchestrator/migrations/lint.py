@@ -61,6 +61,14 @@ REFUSING_RULES: frozenset[str] = frozenset(
     }
 )
 
+SATISFIED_BY_THE_RUNNER: frozenset[str] = frozenset(
+    {
+        # the runner runs every migration under `SET LOCAL lock_timeout` (migrations.lock_timeout_seconds)
+        "require-lock-timeout",
+    }
+)
+"""Advice the runner already follows for every file: reporting it would only teach readers to skip advice."""
+
 _INSTALL_HINT = "squawk is not installed: `pip install squawk-cli` (or set migrations.lint.enabled: false)"
 _TIMEOUT_SECONDS = 120.0
 
@@ -184,6 +192,8 @@ def _to_findings(
         if script is None:
             continue
         rule = str(item.get("rule_name") or "unknown")
+        if rule in SATISFIED_BY_THE_RUNNER:
+            continue
         help_text = item.get("help")
         findings.append(
             LintFinding(

@@ -3,14 +3,12 @@
     with MigrationRunner(dsn, config, deployment_id=..., installed_by=...) as runner:
         plan = runner.plan(scripts, approved)   # refuses before anything is touched
         applied = runner.apply(plan)            # each migration commits with its history row
-        ...
         runner.undo(applied)                    # on rollback: newest first, U scripts
 
 Entering connects (autocommit), refuses transaction poolers, takes the session advisory lock
 (waiting up to `lock_wait_seconds`) and creates the history table on first use. The lock is held
 until exit, across plan, apply and undo, so no other run migrates in between. Plan mode uses
-`read_only=True`: same checks and plan, no lock, nothing created, apply/undo refused, and the
-session is READ ONLY so nothing can be written by mistake.
+`read_only=True`: same checks and plan, no lock, nothing created, a READ ONLY session.
 """
 
 from __future__ import annotations
@@ -31,10 +29,12 @@ from orchestrator.errors import MigrationError
 from orchestrator.migrations import history as hist
 from orchestrator.migrations.connection import check_session_pooling, connect, describe_dsn, server_version
 from orchestrator.migrations.history import HistoryRow
+from orchestrator.migrations.leftovers import Leftovers, clean_up
 from orchestrator.migrations.lint import lint
 from orchestrator.migrations.plan import MigrationPlan, build_plan, pending_scripts
 from orchestrator.migrations.scripts import MigrationScript, version_key
 from orchestrator.migrations.statements import split_statements
+from orchestrator.recovery import crash_points
 from orchestrator.redaction import Secret, redact
 
 __all__ = ["MigrationRunner"]
@@ -140,6 +140,18 @@ class MigrationRunner:
             if row.is_applied and row.deployment_id == deployment_id
         ]
 
+    def clean_up_leftovers(self, scripts: Sequence[MigrationScript], *, deployment_id: str) -> Leftovers:
+        """Clean what killed no-transaction scripts left (leftovers.py), recording for `deployment_id`."""
+        self._require_writable("clean up")
+        with self._cursor as cur:
+            return clean_up(
+                cur,
+                pending_scripts(scripts, self.history()),
+                record=lambda c, script: self._insert_history(
+                    c, 0.0, script=script, kind=hist.APPLY, deployment_id=deployment_id
+                ),
+            )
+
     # --- deciding --------------------------------------------------------------------------------
 
     def plan(self, scripts: Sequence[MigrationScript], approved: Mapping[str, str] | None) -> MigrationPlan:
@@ -191,7 +203,7 @@ class MigrationRunner:
             script = item.script
             started = time.perf_counter()
             try:
-                self._run(script, record=partial(self._record_apply, script=script))
+                self._run(script, record=partial(self._insert_history, script=script, kind=hist.APPLY))
             except (psycopg2.Error, _EndedTransactionError) as exc:
                 elapsed = (time.perf_counter() - started) * 1000
                 message = self._failure_message(script, exc, "apply")
@@ -202,6 +214,7 @@ class MigrationRunner:
             elapsed = (time.perf_counter() - started) * 1000
             results.append(MigrationResult(script.version, script.filename, elapsed, True, direction="up"))
             log.info("applied %s in %.0f ms", script.filename, elapsed)
+            crash_points.reach("between-migrations")
         return results
 
     def undo(
@@ -284,8 +297,8 @@ class MigrationRunner:
             finally:
                 if not conn.closed:
                     cur.execute("RESET lock_timeout")
-            # The script itself is not transactional, but its history row is: a failed insert must not
-            # leave the session in an aborted transaction that would break the rollback's undo.
+            crash_points.reach("inside-no-transaction")
+            # The history row is transactional: a failed insert must not leave an aborted session for undo.
             cur.execute("BEGIN")
             try:
                 record(cur, (time.perf_counter() - started) * 1000)
@@ -295,14 +308,13 @@ class MigrationRunner:
                     cur.execute("ROLLBACK")
                 raise
 
-    def _record_apply(self, cur: Any, elapsed_ms: float, *, script: MigrationScript) -> None:
-        self._insert_history(cur, script, hist.APPLY, elapsed_ms)
-
     def _record_undo(self, cur: Any, elapsed_ms: float, *, undo: MigrationScript, row: HistoryRow) -> None:
         hist.mark_undone(cur, self._config.history_schema, row.installed_rank)
-        self._insert_history(cur, undo, hist.UNDO, elapsed_ms)
+        self._insert_history(cur, elapsed_ms, script=undo, kind=hist.UNDO)
 
-    def _insert_history(self, cur: Any, script: MigrationScript, kind: str, elapsed_ms: float) -> None:
+    def _insert_history(
+        self, cur: Any, elapsed_ms: float, *, script: MigrationScript, kind: str, deployment_id: str | None = None
+    ) -> None:
         hist.insert_row(
             cur,
             self._config.history_schema,
@@ -313,7 +325,7 @@ class MigrationRunner:
             checksum=script.checksum,
             installed_by=self.installed_by,
             execution_time_ms=elapsed_ms,
-            deployment_id=self.deployment_id,
+            deployment_id=deployment_id or self.deployment_id,
         )
 
     def _failure_message(self, script: MigrationScript, exc: Exception, action: str) -> str:

@@ -10,6 +10,7 @@ dataclasses (never raw SDK objects) and translate SDK errors into `DeployError` 
 - `Retirement`: releases hold resources we stop (`local`, `kubernetes`).
 - `NativeRollback`: the platform's rollback is a transaction to commit or revert (`digitalocean`).
 - `Previews`: the platform can run a target per pull request and remove it again.
+- `PinsArtifacts`: the platform captures a release's files itself and holds them to the gate's digests.
 
 Which strategies a platform can run follows from these (`orchestrator.strategies.support`).
 """
@@ -20,7 +21,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["NativeRollback", "Platform", "Previews", "Release", "Retirement", "TrafficRouter", "TrafficShape"]
+from orchestrator.artifacts import ArtifactDigests
+
+__all__ = [
+    "NativeRollback",
+    "PinsArtifacts",
+    "Platform",
+    "Previews",
+    "Release",
+    "Retirement",
+    "TrafficRouter",
+    "TrafficShape",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +118,14 @@ class NativeRollback(Protocol):
     def confirm_rollback(self, healthy: bool) -> None:
         """After `rollback` and the re-check of the old release: keep it (healthy) or undo the rollback.
         Raises DeployError."""
+
+
+@runtime_checkable
+class PinsArtifacts(Protocol):
+    """A platform that captures a release's files itself (local): it holds its copies to the gate's digests."""
+
+    def pin_artifacts(self, version: str, digests: ArtifactDigests) -> None:
+        """The gate approved `digests` for `version`; `start(version)` refuses files that differ."""
 
 
 @runtime_checkable

@@ -3,7 +3,8 @@
 Shared by the DigitalOcean and Kubernetes adapters, which poll different things (a deployment's
 phase, a rollout's status) the same way. No busy polling: the gap between looks starts at `initial`
 seconds and grows to `maximum`, since early phases are short and builds and rollouts long. The
-deadline is always finite, and no sleep runs past it.
+deadline is always finite, and no sleep runs past it. Given `what`, a wait says where it stands in
+the job log while it lasts (progress.py).
 
 Each adapter subclasses `Backoff` with defaults suited to what it waits for.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from orchestrator.progress import Reporter
 
 __all__ = ["Backoff", "BoundedWait"]
 
@@ -41,8 +44,10 @@ class BoundedWait:
         *,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
+        what: str | None = None,
     ) -> None:
         self._deadline = deadline_seconds
+        self._progress = Reporter(what, deadline_seconds) if what else None
         self._delays = backoff.delays()
         self._clock = clock
         self._sleep = sleep
@@ -58,5 +63,7 @@ class BoundedWait:
         remaining = self._deadline - elapsed
         if remaining <= 0:
             return False
+        if self._progress is not None:
+            self._progress.tick(elapsed)
         self._sleep(min(next(self._delays), remaining))
         return True

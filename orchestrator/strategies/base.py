@@ -18,6 +18,7 @@ from orchestrator.contract import DeployConfig, HealthProbe
 from orchestrator.errors import DeployError, HealthError, OrchestratorError
 from orchestrator.health.verdict import Checks, CheckVerdict
 from orchestrator.platforms.base import Platform, Release, TrafficRouter, TrafficShape
+from orchestrator.recovery import crash_points
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import blue_green, canary, rolling
 from orchestrator.strategies.steps import Analysis, Pause, PreSwitchCheck, Route, Start, Step, Verify, describe
@@ -116,6 +117,7 @@ def execute(
             _run_step(step, plan, platform, checks, outcome, log, sleep)
         except OrchestratorError as exc:
             raise RolloutFailure(exc, outcome) from exc
+        crash_points.reach(f"after-{type(step).__name__.lower()}")
     return outcome
 
 
@@ -140,7 +142,8 @@ def _run_step(
             release = outcome.started
             if release is None or release.url is None:
                 raise DeployError("the new release has no direct address for pre-switch checks", operation="start")
-            _require(checks.release(release.url, analysis=analysis), outcome, "pre-switch health check")
+            verdict = checks.release(release.url, analysis=analysis)
+            _require(verdict, outcome, "pre-switch health check", phase="pre-switch", step="health")
         case Route(weights):
             if router is None:
                 raise DeployError(
@@ -156,12 +159,15 @@ def _run_step(
         case Pause(seconds):
             sleep(seconds)
         case Analysis(weight):
-            _require(checks.live(platform.live_url()), outcome, f"analysis at {weight}%")
+            verdict = checks.live(platform.live_url())
+            _require(verdict, outcome, f"analysis at {weight}%", phase=f"canary {weight}%", step="analysis")
         case Verify():
-            _require(checks.live(platform.live_url()), outcome, "post-switch verification")
+            verdict = checks.live(platform.live_url())
+            _require(verdict, outcome, "post-switch verification", phase="verification", step="verification")
 
 
-def _require(verdict: CheckVerdict, outcome: RolloutOutcome, what: str) -> None:
-    outcome.probes.extend(verdict.probes)
+def _require(verdict: CheckVerdict, outcome: RolloutOutcome, what: str, *, phase: str, step: str) -> None:
+    release = outcome.started.version if outcome.started is not None else None
+    outcome.probes.extend(p.during(phase, release) for p in verdict.probes)
     if not verdict.passed:
-        raise HealthError(f"{what} failed: {verdict.reason or 'no reason given'}", check=what)
+        raise HealthError(f"{what} failed: {verdict.reason or 'no reason given'}", check=what, step=step)

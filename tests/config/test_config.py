@@ -134,7 +134,10 @@ def test_inputs_are_checked_with_the_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_request(raw, {"GITHUB_WORKSPACE": str(tmp_path)})
     problems = caught.value.problems
-    assert problems[0] == "mode: 'yolo' is not a mode; use one of deploy, plan, rollback, preview, preview-teardown"
+    assert (
+        problems[0]
+        == "mode: 'yolo' is not a mode; use one of deploy, plan, rollback, preview, preview-teardown, recover"
+    )
     assert problems[1].startswith("validation-run-id: should be 1-128 characters")
     assert any(p.startswith("version: missing") for p in problems)
     assert any(p == "pr-number: '-3' should be a positive whole number" for p in problems)

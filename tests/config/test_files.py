@@ -15,6 +15,7 @@ from orchestrator.config import load_request, parse_config, read_config_file
 from orchestrator.errors import ConfigError
 from orchestrator.github_event import read_event
 from orchestrator.migrations.scripts import discover
+from orchestrator.schema_errors import join_path
 from tests.workspace import base_config, write_config
 
 pytestmark = pytest.mark.timeout(30)  # a FIFO opened for reading would block here for ever
@@ -167,8 +168,8 @@ def test_any_non_string_yaml_key_is_refused(tmp_path: Path, key: str, reads_as: 
     with pytest.raises(ConfigError) as caught:
         read_config_file(path, shown_as="deploy.yml")
     assert caught.value.problems == (
-        f"config: deploy.yml line 2: {key}: YAML reads the unquoted key {key!r} as {reads_as}, and keys must be "
-        f'strings; quote it ("{key}":)',
+        f"config: deploy.yml line 2: {join_path('', key)}: YAML reads the unquoted key {key!r} as {reads_as}, "
+        f'and keys must be strings; quote it ("{key}":)',
     )
 
 
@@ -228,3 +229,16 @@ def test_the_event_payload_is_read_safely(tmp_path: Path) -> None:
         f"could not be read (GITHUB_EVENT_PATH: {fifo} is a FIFO (named pipe), not a regular file; point it at a "
         "regular file)",
     )
+
+
+def test_odd_keys_are_quoted_in_field_paths(tmp_path: Path) -> None:
+    config = base_config()
+    config[""] = {"x": "\x00"}
+    config["a b"] = 1
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config, tmp_path)
+    assert caught.value.problems == ("[''].x: contains a NUL byte; remove it",)
+    del config[""]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config, tmp_path)
+    assert caught.value.problems[0].startswith("['a b']: unknown field; remove it")

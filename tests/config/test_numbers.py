@@ -168,3 +168,12 @@ def test_canary_pauses_may_not_add_up_past_a_day(tmp_path: Path) -> None:
     assert _problems(config, tmp_path) == (
         "deployment_config.canary.steps: the pauses add up to 41.7 h; keep the whole rollout within 24 h",
     )
+
+
+def test_a_metric_range_no_value_can_fall_in_is_refused(tmp_path: Path) -> None:
+    config = base_config()
+    check = {"name": "errors", "scrape_path": "/metrics", "series": "errors_total", "min": 5, "max": 1}
+    config["verification"] = {"metrics": [check]}
+    assert _problems(config, tmp_path) == (
+        "verification.metrics[0].min: 5 is above max 1, so no value could pass; swap them or widen the range",
+    )

@@ -143,8 +143,8 @@ def test_per_page_is_capped_at_100_with_link_pagination(github_peer: GitHubApiPe
 def test_an_exhausted_primary_rate_limit_is_waited_out_until_the_reset(
     client: GitHubClient, github_peer: GitHubApiPeer
 ) -> None:
-    github_peer.rate_remaining = 0
-    github_peer.rate_reset = int(time.time()) + 1
+    github_peer.limits.remaining = 0
+    github_peer.limits.reset = int(time.time()) + 1
 
     assert client.find_deployments("production") == []
 
@@ -164,3 +164,17 @@ def test_the_contract_check_rejects_what_github_never_says() -> None:
         f"response 503 to GET {path}: message: 5 is not of type 'string'"
     ]
     assert github_contract.validation_problems("POST", DEPLOYMENTS, json.dumps({"ref": 1}).encode())
+
+
+def test_the_secondary_limit_on_writes_is_waited_out_after_retry_after(
+    client: GitHubClient, github_peer: GitHubApiPeer
+) -> None:
+    github_peer.limits.secondary = (2, 1.0)
+    first = _deploy(client)
+    client.set_status(first, "in_progress", environment_url=None, log_url=None, description="x")
+
+    client.set_status(first, "success", environment_url=None, log_url=None, description="ok")
+
+    posts = github_peer.requests("POST", rf"{DEPLOYMENTS}/{first}/statuses")
+    assert len(posts) == 3  # the second status was refused once (403, Retry-After: 1), then accepted
+    assert [s["state"] for s in github_peer.statuses[first]] == ["in_progress", "success"]

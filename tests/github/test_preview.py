@@ -67,6 +67,9 @@ def test_next_push_updates_the_same_comment_and_adds_a_deployment(
 
     assert (first.status, second.status) == ("success", "success")
     assert first.github_deployment_id != second.github_deployment_id
+    # One active preview on the pull request: the earlier push's Deployment is inactive now.
+    assert github_peer.statuses[first.github_deployment_id or 0][-1]["state"] == "inactive"
+    assert github_peer.statuses[second.github_deployment_id or 0][-1]["state"] == "success"
     assert "| Version | `v2` |" in _comment(github_peer)
     assert demo_platform.running[7].version == "v2"
 
@@ -111,10 +114,11 @@ def test_teardown_removes_the_preview_and_is_idempotent(
 
     removed = run_teardown(demo_platform, 7, client, RunLog())
     assert (removed.status, removed.deleted) == ("success", True)
-    assert sorted(removed.deactivated) == sorted([first.github_deployment_id, second.github_deployment_id])
+    # The first push's Deployment went inactive when the second one went live; teardown ends the second.
+    assert removed.deactivated == (second.github_deployment_id,)
     assert process.poll() is not None
-    for deployment_id in removed.deactivated:
-        assert github_peer.statuses[deployment_id][-1]["state"] == "inactive"
+    for deployment_id in (first.github_deployment_id, second.github_deployment_id):
+        assert github_peer.statuses[deployment_id or 0][-1]["state"] == "inactive"
     assert "### 🧹 Preview removed (pr-7)" in _comment(github_peer)
     status_count = sum(len(s) for s in github_peer.statuses.values())
 

@@ -75,6 +75,16 @@ def test_rules_that_break_the_old_release_or_block_traffic_refuse_others_advise(
     assert [f.line for f in lines] == [4]
 
 
+def test_advice_the_runner_already_follows_is_not_reported(workspace: Workspace) -> None:
+    workspace.write("V1__column.sql", "ALTER TABLE orders ADD COLUMN note text;\n")
+    workspace.write("U1__column.sql", "ALTER TABLE orders DROP COLUMN note;")
+    report = lint(workspace.scripts(), MigrationsConfig(), pg_version="15.0")
+    rules = {f.rule for f in report.findings}
+    # Every migration runs under SET LOCAL lock_timeout; statement_timeout is not set, so that advice stays.
+    assert "require-lock-timeout" not in rules
+    assert "require-statement-timeout" in rules
+
+
 def test_no_transaction_scripts_are_linted_as_run_outside_a_transaction(workspace: Workspace) -> None:
     workspace.write(
         "V1__index.sql", "-- deploy-orchestrator: no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);"

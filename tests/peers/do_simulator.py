@@ -25,6 +25,7 @@ OpenAPI description; problems land in `violations`.
 from __future__ import annotations
 
 import json
+import queue
 import re
 import ssl
 import tempfile
@@ -54,6 +55,15 @@ DEFAULT_PHASES: dict[str, float] = {
 }
 VERSION_ENV = "DEPLOY_ORCHESTRATOR_VERSION"
 _TERMINAL = ("ACTIVE", "SUPERSEDED", "ERROR", "CANCELED")
+COMPONENT_KINDS = ("services", "workers", "jobs")
+SEALED = "EV[1:"
+"""App Platform's prefix for a value it encrypted (registry_credentials, SECRET envs)."""
+
+
+def components(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every service, worker and job of a spec."""
+    for kind in COMPONENT_KINDS:
+        yield from spec.get(kind) or []
 
 
 @dataclass
@@ -91,13 +101,15 @@ class _Deployment:
     error: str | None = None
     """Why it will end in ERROR (image marker or switch), decided at creation."""
     cloned_from: str | None = None
+    build_error: str | None = None
+    """Why its build fails (it never reaches PENDING_DEPLOY)."""
     final: str | None = None
     final_at: float | None = None
     reason: str | None = None
 
     @property
     def version(self) -> str:
-        for service in self.spec.get("services") or []:
+        for service in components(self.spec):
             for env in service.get("envs") or []:
                 if env.get("key") == VERSION_ENV:
                     return str(env.get("value"))
@@ -126,6 +138,7 @@ class _App:
     spec_before_rollback: dict[str, Any] | None = None
     server: ThreadingHTTPServer | None = None
     live_url: str = ""
+    project_id: str | None = None
 
 
 class DoSimulator:
@@ -149,8 +162,20 @@ class DoSimulator:
         self.fail_next_deploy: str | None = None
         self.rollback_refusal: tuple[str, str] | None = None
         """(code, message): make every rollback validation fail with this condition."""
+        self.omit_pinned = False
+        """GET app leaves out `pinned_deployment` (it is optional) while the app is pinned."""
+        self.fail_next_build: str | None = None
+        """The next deployment ends in ERROR at its build step: build logs only, no deploy logs."""
+        self.private_repositories: set[str] = set()
+        """Image repositories that pull only with the right `registry_credentials`."""
+        self.log_requests: list[tuple[str, str]] = []
+        """(deployment id, BUILD | DEPLOY) of every logs request, in order."""
+        self._sealed: dict[str, str] = {}
+        """Encrypted registry_credentials -> the plain value (what App Platform decrypts)."""
         self.apps: dict[str, _App] = {}
         self._lock = threading.RLock()
+        self._checks: queue.Queue[tuple[str, str, dict[str, str], bytes, int, bytes]] = queue.Queue()
+        threading.Thread(target=self._check_exchanges, daemon=True).start()
         self._last_stamp = 0.0
         self._tmp = tempfile.TemporaryDirectory(prefix="do-sim-")
         ca = trustme.CA()
@@ -175,22 +200,33 @@ class DoSimulator:
         version: str = "v1",
         image: dict[str, Any] | None = None,
         services: tuple[str, ...] = ("web",),
+        workers: tuple[str, ...] = (),
+        jobs: tuple[str, ...] = (),
         extra: dict[str, Any] | None = None,
     ) -> str:
         """An app whose first deployment of `version` is already ACTIVE; returns its id."""
         spec: dict[str, Any] = {"name": name, "region": "ams", **(extra or {})}
-        spec["services"] = [
-            {
-                "name": service,
+
+        def component(name: str, **more: Any) -> dict[str, Any]:
+            return {
+                "name": name,
                 "image": dict(image or {"registry_type": "DOCR", "repository": "shop", "tag": version}),
-                "http_port": 8080,
                 "instance_count": 1,
                 "instance_size_slug": "apps-s-1vcpu-0.5gb",
                 "envs": [{"key": VERSION_ENV, "value": version, "scope": "RUN_TIME", "type": "GENERAL"}],
+                **more,
             }
-            for service in services
-        ]
+
+        if services:
+            spec["services"] = [component(s, http_port=8080) for s in services]
+        if workers:
+            spec["workers"] = [component(w) for w in workers]
+        if jobs:
+            spec["jobs"] = [{**component(j), "kind": "PRE_DEPLOY"} for j in jobs]
+            for job in spec["jobs"]:
+                job.pop("instance_count")
         with self._lock:
+            spec = self._seal(spec)
             app = self._create_app(spec)
             first = app.deployments[0]
             first.final, first.final_at = "ACTIVE", first.created
@@ -228,8 +264,25 @@ class DoSimulator:
         with self._lock:
             return next((a.id for a in self.apps.values() if a.spec.get("name") == name), None)
 
+    def _check_exchanges(self) -> None:
+        # Checked beside the answer, not before it: the client's timing (polls, backoff) is then
+        # App Platform's, not the checker's. `close()` waits until every exchange was checked.
+        while True:
+            method, path, query, raw, status, payload = self._checks.get()
+            try:
+                problems = do_contract.check(method, path, query, raw, status, payload)
+                if problems:
+                    with self._lock:
+                        self.violations.extend(problems)
+            except Exception as exc:  # a checker bug must fail the test, not hang close()
+                with self._lock:
+                    self.violations.append(f"{method} {path}: the contract check itself failed: {exc!r}")
+            finally:
+                self._checks.task_done()
+
     def close(self) -> None:
         self._server.shutdown()
+        self._checks.join()
         self._server.server_close()
         with self._lock:
             for app in list(self.apps.values()):
@@ -269,19 +322,43 @@ class DoSimulator:
             stuck_phase=self.stuck_phase,
             error=self._planned_error(spec),
             cloned_from=cloned_from,
+            build_error=self.fail_next_build,
         )
         self.fail_next_deploy = None
+        self.fail_next_build = None
         app.deployments.append(deployment)
         return deployment
 
     def _planned_error(self, spec: dict[str, Any]) -> str | None:
         if self.fail_next_deploy:
             return self.fail_next_deploy
-        for service in spec.get("services") or []:
+        for service in components(spec):
             image = service.get("image") or {}
+            if image.get("repository") in self.private_repositories:
+                plain = self._sealed.get(str(image.get("registry_credentials", "")))
+                if plain is None:
+                    return f"pull access denied for {image['repository']}: no registry_credentials (unauthorized)"
             if "fail" in str(image.get("tag", "")) + str(image.get("digest", "")):
                 return "container exited with code 1 right after start (image marked `fail`)"
         return None
+
+    def _seal(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """App Platform encrypts `registry_credentials` on first submission and takes the encrypted
+        value back on later ones. Raises ValueError for an encrypted value it never issued."""
+        sealed = json.loads(json.dumps(spec))
+        for service in components(sealed):
+            image = service.get("image") or {}
+            value = image.get("registry_credentials")
+            if not value:
+                continue
+            if str(value).startswith(SEALED):
+                if value not in self._sealed:
+                    raise ValueError(f"component {service.get('name')}: registry_credentials cannot be decrypted")
+                continue
+            token = f"{SEALED}{uuid.uuid4().hex}]"
+            self._sealed[token] = str(value)
+            image["registry_credentials"] = token
+        return sealed
 
     def _settle(self, app: _App) -> None:
         """Advance every deployment to what the clock says; apply cutovers in order."""
@@ -291,6 +368,10 @@ class DoSimulator:
                 continue
             phase, since = deployment.natural(now)
             if phase != "DONE":
+                continue
+            if deployment.build_error:
+                built = deployment.created + sum(deployment.durations.get(p, 0.0) for p in PHASES[:2])
+                deployment.final, deployment.final_at, deployment.reason = "ERROR", built, deployment.build_error
                 continue
             if deployment.error:
                 deployment.final, deployment.final_at, deployment.reason = "ERROR", since, deployment.error
@@ -325,9 +406,11 @@ class DoSimulator:
                 "name": name,
                 "status": "SUCCESS" if phase in ("ACTIVE", "SUPERSEDED") else "PENDING",
             }
-            if phase == "ERROR" and name == "deploy":
+            failed_here = "build" if deployment.build_error else "deploy"
+            if phase == "ERROR" and name == failed_here:
                 step["status"] = "ERROR"
-                step["reason"] = {"code": "DeployContainerHealthChecksFailed", "message": deployment.reason or "failed"}
+                code = "BuildJobFailed" if deployment.build_error else "DeployContainerHealthChecksFailed"
+                step["reason"] = {"code": code, "message": deployment.reason or "failed"}
             steps.append(step)
         body: dict[str, Any] = {
             "id": deployment.id,
@@ -344,7 +427,11 @@ class DoSimulator:
                 "steps": steps,
             },
             "spec": deployment.spec,
-            "services": [{"name": s.get("name", "")} for s in deployment.spec.get("services") or []],
+            **{
+                kind: [{"name": c.get("name", "")} for c in deployment.spec.get(kind) or []]
+                for kind in COMPONENT_KINDS
+                if deployment.spec.get(kind)
+            },
             "tier_slug": "basic",
         }
         if deployment.cloned_from:
@@ -363,6 +450,7 @@ class DoSimulator:
             "live_url_base": app.live_url,
             "live_domain": urlsplit(app.live_url).netloc,
             "tier_slug": "basic",
+            "region": {"slug": app.spec.get("region", "ams"), "data_centers": [f"{app.spec.get('region', 'ams')}3"]},
         }
         if app.deployments:
             body["last_deployment_created_at"] = _iso(app.deployments[-1].created)
@@ -373,7 +461,7 @@ class DoSimulator:
             body["in_progress_deployment"] = self._deployment_json(running[-1])
         if pending is not None:
             body["pending_deployment"] = self._deployment_json(pending)
-        if app.pinned is not None:
+        if app.pinned is not None and not self.omit_pinned:
             body["pinned_deployment"] = self._deployment_json(app.pinned)
         return body
 
@@ -426,7 +514,12 @@ class DoSimulator:
             return 400, _error("bad_request", "spec.name is required")
         if any(a.spec.get("name") == spec["name"] for a in self.apps.values()):
             return 409, _error("conflict", f"an app named {spec['name']} already exists")
+        try:
+            spec = self._seal(spec)
+        except ValueError as exc:
+            return 400, _error("bad_request", str(exc))
         app = self._create_app(spec)
+        app.project_id = (body or {}).get("project_id")
         return 200, {"app": self._app_json(app, pending=app.deployments[-1])}
 
     def _app_route(self, app: _App, method: str, rest: list[str], query: dict[str, str], body: Any) -> tuple[int, Any]:
@@ -438,7 +531,10 @@ class DoSimulator:
                     return 400, _error(
                         "bad_request", f"app is pinned to deployment {app.pinned.id}; commit or revert the rollback"
                     )
-                app.spec = (body or {}).get("spec") or app.spec
+                try:
+                    app.spec = self._seal((body or {}).get("spec") or app.spec)
+                except ValueError as exc:
+                    return 400, _error("bad_request", str(exc))
                 app.updated = self._stamp()
                 deployment = self._new_deployment(app, app.spec, "app spec updated")
                 return 200, {"app": self._app_json(app, pending=deployment)}
@@ -468,8 +564,11 @@ class DoSimulator:
                 return 200, {"deployment": self._deployment_json(deployment)}
             if rest[2:] == ["logs"] and method == "GET":
                 kind = query.get("type", "UNSPECIFIED")
+                self.log_requests.append((deployment.id, kind))
                 if deployment.final is None:
                     return 200, {"live_url": f"wss://127.0.0.1:{self.port}/_sim/live/{deployment.id}"}
+                if kind == "DEPLOY" and deployment.build_error:
+                    return 400, _error("bad_request", "the deployment never reached the deploy step")
                 return 200, {"historic_urls": [f"{self.url}/_sim/logs/{deployment.id}/{kind}"]}
         if rest[0] == "rollback" and method == "POST":
             return self._rollback(app, rest[1:], body)
@@ -483,6 +582,7 @@ class DoSimulator:
             if not verdict["valid"]:
                 return 400, _error("bad_request", verdict["error"]["message"])
             target = next(d for d in app.deployments if d.id == body["deployment_id"])
+            forced = self.fail_next_deploy
             app.spec_before_rollback = app.spec
             app.spec = json.loads(json.dumps(target.spec))
             deployment = self._new_deployment(app, target.spec, "rollback", cloned_from=target.id)
@@ -491,7 +591,7 @@ class DoSimulator:
                 "PENDING_DEPLOY": self.phases.get("PENDING_DEPLOY", 0.0),
                 "DEPLOYING": self.phases.get("DEPLOYING", 0.0),
             }
-            deployment.error = None
+            deployment.error = forced
             if not body.get("skip_pin"):
                 app.pinned = deployment
             return 200, {"deployment": self._deployment_json(deployment)}
@@ -550,11 +650,18 @@ class DoSimulator:
         return None
 
     def _log_lines(self, deployment: _Deployment, kind: str) -> Iterator[str]:
-        image = ((deployment.spec.get("services") or [{}])[0].get("image")) or {}
+        first = next(components(deployment.spec), {})
+        image = first.get("image") or {}
         ref = image.get("digest") or image.get("tag") or "latest"
         stamp = _iso(deployment.created)
         if kind == "BUILD":
-            yield f"{stamp} [build] using prebuilt image {image.get('repository', '?')}@{ref}: nothing to build"
+            git = first.get("github") or first.get("git") or {}
+            if git:
+                yield f"{stamp} [build] cloning {git.get('repo') or git.get('repo_clone_url')} at {git.get('branch')}"
+            else:
+                yield f"{stamp} [build] using prebuilt image {image.get('repository', '?')}@{ref}: nothing to build"
+            if deployment.build_error:
+                yield f"{stamp} [build] error: {deployment.build_error}"
             return
         yield f"{stamp} [deploy] pulling image {image.get('repository', '?')}:{ref}"
         yield f"{stamp} [deploy] starting {len(deployment.spec.get('services') or [])} instance(s)"
@@ -644,10 +751,7 @@ def _api_handler(sim: DoSimulator) -> type[BaseHTTPRequestHandler]:
         ) -> None:
             payload = b"" if answer is None else json.dumps(answer).encode()
             if sim.validate:
-                problems = do_contract.check(method, path, query, raw, status, payload)
-                if problems:
-                    with sim._lock:
-                        sim.violations.extend(problems)
+                sim._checks.put((method, path, query, raw, status, payload))
             self._reply(status, payload, "application/json", headers)
 
         def _reply(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:

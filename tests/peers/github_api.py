@@ -24,14 +24,13 @@ import itertools
 import json
 import re
 import threading
-import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.peers import github_contract, github_shapes
-from tests.peers.github_faults import SECONDARY_RATE_LIMIT, Fault, rate_limited
+from tests.peers.github_faults import SECONDARY_RATE_LIMIT, Fault, RateLimits, rate_limited
 from tests.peers.github_shapes import error
 
 __all__ = ["SECONDARY_RATE_LIMIT", "Fault", "GitHubApiPeer", "Seen", "rate_limited"]
@@ -80,9 +79,7 @@ class GitHubApiPeer:
         """Branches behind the default one (a deployment with auto_merge merges it in: 202)."""
         self.commit_statuses: dict[str, dict[str, str]] = {}
         """sha -> context -> state (success, failure, pending, error)."""
-        self.rate_limit = rate_limit
-        self.rate_remaining = rate_limit
-        self.rate_reset = github_shapes.next_reset()
+        self.limits = RateLimits(rate_limit)
         self.validate = validate and github_contract.is_available()
         self.violations: list[str] = []
         self.users: dict[str, dict[str, Any]] = {}
@@ -198,7 +195,7 @@ class GitHubApiPeer:
     ) -> None:
         data = json.dumps(payload).encode() if payload is not None else b""
         with self._lock:
-            rate = github_shapes.rate_headers(self.rate_limit, self.rate_remaining, self.rate_reset)
+            rate = self.limits.headers()
         sent = {
             **rate,
             "X-GitHub-Request-Id": github_shapes.request_id(),
@@ -225,13 +222,9 @@ class GitHubApiPeer:
             raise _Reply(401, error("Bad credentials"))
         if headers.get("x-github-api-version", API_VERSION) != API_VERSION:
             raise _Reply(400, error(f"Unsupported API version {headers['x-github-api-version']}"))
-        if time.time() >= self.rate_reset:
-            self.rate_remaining, self.rate_reset = self.rate_limit, github_shapes.next_reset()
-        if self.rate_remaining <= 0:
-            raise _Reply(
-                403, error("API rate limit exceeded for installation.", "/overview/rate-limits-for-the-rest-api")
-            )
-        self.rate_remaining -= 1
+        refusal = self.limits.charge(method)
+        if refusal is not None:
+            raise _Reply(*refusal)
         prefix = f"/repos/{self.repository}"
         if not path.startswith(prefix + "/"):
             raise _Reply(404, error("Not Found"))

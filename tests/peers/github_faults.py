@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.peers import github_shapes
 from tests.peers.github_shapes import error
 
-__all__ = ["SECONDARY_RATE_LIMIT", "Fault", "rate_limited"]
+__all__ = ["SECONDARY_RATE_LIMIT", "Fault", "RateLimits", "rate_limited"]
 
 SECONDARY_RATE_LIMIT = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
@@ -39,3 +41,45 @@ def rate_limited(method: str, path: str, *, retry_after: int) -> Fault:
         headers={"Retry-After": str(retry_after), "x-ratelimit-remaining": "4999"},
         body=error(SECONDARY_RATE_LIMIT, "/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"),
     )
+
+
+@dataclass
+class RateLimits:
+    """GitHub's two limits: the primary one (`limit` requests an hour, then 403 with
+    `x-ratelimit-remaining: 0` until `reset`) and, when `secondary` is (writes, seconds), the
+    secondary one on content creation (403 with Retry-After past it)."""
+
+    limit: int
+    remaining: int = -1
+    reset: int = 0
+    secondary: tuple[int, float] | None = None
+    writes: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.remaining = self.limit if self.remaining < 0 else self.remaining
+        self.reset = self.reset or github_shapes.next_reset()
+
+    def headers(self) -> dict[str, str]:
+        return github_shapes.rate_headers(self.limit, self.remaining, self.reset)
+
+    def charge(self, method: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        """Count one request; the refusal (status, body, headers) when a limit is reached."""
+        if time.time() >= self.reset:
+            self.remaining, self.reset = self.limit, github_shapes.next_reset()
+        if self.remaining <= 0:
+            return 403, error("API rate limit exceeded for installation.", "/overview/rate-limits-for-the-rest-api"), {}
+        self.remaining -= 1
+        if method == "GET" or self.secondary is None:
+            return None
+        count, window = self.secondary
+        now = time.monotonic()
+        self.writes = [t for t in self.writes if now - t < window]
+        if len(self.writes) >= count:
+            wait = max(1, int(self.writes[0] + window - now + 0.999))
+            return (
+                403,
+                error(SECONDARY_RATE_LIMIT, "/overview/rate-limits-for-the-rest-api"),
+                {"Retry-After": str(wait)},
+            )
+        self.writes.append(now)
+        return None

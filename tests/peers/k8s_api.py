@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.peers import k8s_contract
 from tests.peers.k8s_controller import Controller
 from tests.peers.k8s_discovery import discovery, table
 from tests.peers.k8s_objects import (
@@ -26,11 +27,12 @@ from tests.peers.k8s_objects import (
     managed_entry,
     owned_fields,
     resource,
+    scale_of,
     status_doc,
     timestamp,
     validate,
 )
-from tests.peers.k8s_patch import merge_patch, strategic_merge_patch
+from tests.peers.k8s_patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from tests.peers.k8s_selectors import SelectorError, parse_fields, parse_labels
 from tests.peers.k8s_store import Key, Query, Store
 
@@ -38,10 +40,13 @@ __all__ = ["Answer", "Api", "WatchRequest"]
 
 _GROUPS = {"deployments": "/apis/apps/v1", "services": "/api/v1"}
 _COLLECTION = re.compile(r"^(/apis/apps/v1|/api/v1)(?:/namespaces/([^/]+))?/(deployments|services)$")
+_SCALE = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale$")
 _OBJECT = re.compile(r"^(/apis/apps/v1|/api/v1)/namespaces/([^/]+)/(deployments|services)/([^/]+)(/status)?$")
+_DEFINITIONS = {"deployments": "io.k8s.api.apps.v1.Deployment", "services": "io.k8s.api.core.v1.Service"}
 _PATCHES = {
     "application/merge-patch+json": merge_patch,
     "application/strategic-merge-patch+json": strategic_merge_patch,
+    "application/json-patch+json": json_patch,
 }
 
 
@@ -60,13 +65,16 @@ class Answer:
     doc: dict[str, Any] | None = None
     content_type: str = "application/json"
     watch: WatchRequest | None = None
-    extra_headers: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """`Warning` headers (299): unknown fields dropped under fieldValidation=Warn."""
 
 
 class Api:
     def __init__(self, store: Store, controller: Controller) -> None:
         self.store = store
         self.controller = controller
+        self.namespaces = {"default", "kube-system", "kube-public", "kube-node-lease"}
+        """Namespaces that exist: creating in any other is 404, as on a real cluster."""
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> Answer:
         try:
@@ -82,6 +90,12 @@ class Api:
 
     def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> Answer:
         manager = query.get("fieldManager") or headers.get("user-agent", "unknown").split("/", 1)[0]
+        validation = query.get("fieldValidation") or "Warn"
+        if validation not in ("Ignore", "Warn", "Strict"):
+            message = (
+                f'fieldValidation: Unsupported value: "{validation}": supported values: "Ignore", "Strict", "Warn"'
+            )
+            raise ApiError(400, status_doc(400, "BadRequest", message))
         wants_table = "as=Table" in headers.get("accept", "")
         if method == "GET" and (doc := discovery(path)) is not None:
             return Answer(200, doc)
@@ -90,7 +104,10 @@ class Api:
             if method == "GET":
                 return self._list(kind, namespace, query, wants_table)
             if method == "POST" and namespace is not None:
-                return Answer(201, self.create(kind, namespace, json.loads(body), manager))
+                document, warnings = _decode(kind, json.loads(body), validation)
+                return Answer(201, self.create(kind, namespace, document, manager), warnings=warnings)
+        if (m := _SCALE.match(path)) is not None:
+            return self._scale(("deployments", *m.groups()), method, headers, body, manager)
         if (m := _OBJECT.match(path)) is not None and _GROUPS[m.group(3)] == m.group(1):
             _group, namespace, kind, name, sub = m.groups()
             key = (kind, namespace, name)
@@ -104,21 +121,54 @@ class Api:
             if method == "DELETE" and not sub:
                 return self._delete(key, query, json.loads(body) if body else {})
             if method == "PUT":
-                return Answer(200, self.update(key, json.loads(body), manager, status_only=bool(sub)))
+                document, warnings = _decode(kind, json.loads(body), validation)
+                return Answer(200, self.update(key, document, manager, status_only=bool(sub)), warnings=warnings)
             if method == "PATCH":
                 patch = _PATCHES.get(headers.get("content-type", "").split(";")[0].strip())
                 if patch is None:
                     message = f"the body of the request was in an unknown format: {headers.get('content-type')}"
                     raise ApiError(415, status_doc(415, "UnsupportedMediaType", message, name, kind))
                 changes = json.loads(body)
-                wanted = dict(patch(self.store.objects[key], changes))
-                if not ((changes.get("metadata") or {}).get("resourceVersion")):
-                    wanted["metadata"]["resourceVersion"] = self.store.objects[key]["metadata"]["resourceVersion"]
-                owned = owned_fields(changes)
-                return Answer(200, self.update(key, wanted, manager, status_only=bool(sub), owned=owned))
+                try:
+                    wanted = dict(patch(self.store.objects[key], changes))
+                except PatchError as exc:
+                    raise ApiError(422, status_doc(422, "Invalid", str(exc), name, kind)) from None
+                # A patch that names a resourceVersion is a precondition (checked by update), as on the server.
+                wanted, warnings = _decode(kind, wanted, validation)
+                owned = owned_fields(changes if isinstance(changes, dict) else wanted)
+                result = self.update(key, wanted, manager, status_only=bool(sub), owned=owned)
+                return Answer(200, result, warnings=warnings)
             message = f"the server does not allow this method on the requested resource ({method})"
             raise ApiError(405, status_doc(405, "MethodNotAllowed", message, name, kind))
         return Answer(404, status_doc(404, "NotFound", "the server could not find the requested resource"))
+
+    def _scale(self, key: Key, method: str, headers: dict[str, str], body: bytes, manager: str) -> Answer:
+        """The `scale` subresource (autoscaling/v1 Scale), what `kubectl scale` reads and patches."""
+        if key not in self.store.objects:
+            raise _not_found("deployments", key[2])
+        current = self.store.objects[key]
+        if method == "GET":
+            return Answer(200, scale_of(current))
+        if method not in ("PUT", "PATCH"):
+            raise ApiError(405, status_doc(405, "MethodNotAllowed", f"{method} is not allowed on scale"))
+        sent = json.loads(body)
+        if method == "PATCH":
+            patch = _PATCHES.get(headers.get("content-type", "").split(";")[0].strip())
+            if patch is None:
+                raise ApiError(415, status_doc(415, "UnsupportedMediaType", "unsupported patch type"))
+            sent = patch(scale_of(current), sent)
+        replicas = (sent.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            message = (
+                f'Scale.autoscaling "{key[2]}" is invalid: spec.replicas: Invalid value: {replicas!r}: '
+                "must be greater than or equal to 0"
+            )
+            raise ApiError(422, status_doc(422, "Invalid", message, key[2], "deployments"))
+        wanted = copy.deepcopy(current)
+        wanted["spec"]["replicas"] = replicas
+        wanted["metadata"]["resourceVersion"] = (sent.get("metadata") or {}).get("resourceVersion") or ""
+        owned = {"f:spec": {"f:replicas": {}}}
+        return Answer(200, scale_of(self.update(key, wanted, manager, status_only=False, owned=owned)))
 
     def _list(self, kind: str, namespace: str | None, query: dict[str, str], wants_table: bool) -> Answer:
         selection = Query(
@@ -168,6 +218,9 @@ class Api:
             raise ApiError(
                 500, status_doc(500, "InternalError", "resourceVersion should not be set on objects to be created")
             )
+        if namespace not in self.namespaces:
+            message = f'namespaces "{namespace}" not found'
+            raise ApiError(404, status_doc(404, "NotFound", message, namespace, "namespaces"))
         if (kind, namespace, name) in self.store.objects:
             raise ApiError(
                 409, status_doc(409, "AlreadyExists", f'{resource(kind)} "{name}" already exists', name, kind)
@@ -279,6 +332,30 @@ class Api:
         return Answer(
             200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
         )
+
+
+def _decode(kind: str, document: Any, validation: str) -> tuple[dict[str, Any], list[str]]:
+    """The object as the server decodes it: fields its type does not have are dropped, and refused
+    under fieldValidation=Strict (400) or reported as warnings under Warn, the default."""
+    if not isinstance(document, dict):
+        raise ApiError(400, status_doc(400, "BadRequest", "the object is not a JSON object"))
+    definition = _DEFINITIONS[kind]
+    unknown = k8s_contract.unknown_fields(definition, document) if k8s_contract.is_available() else []
+    if not unknown:
+        return document, []
+    names = [".".join([*(str(p) for p in path), name]) for path, name in unknown]
+    if validation == "Strict":
+        _api_version, kind_name = KINDS[kind]
+        detail = ", ".join(f'unknown field "{n}"' for n in names)
+        message = f'{kind_name} in version "v1" cannot be handled as a {kind_name}: strict decoding error: {detail}'
+        raise ApiError(400, status_doc(400, "BadRequest", message))
+    pruned = copy.deepcopy(document)
+    for path, name in sorted(unknown, key=lambda u: -len(u[0])):
+        holder: Any = pruned
+        for part in path:
+            holder = holder[part]
+        holder.pop(name, None)
+    return pruned, ([] if validation == "Ignore" else [f'unknown field "{n}"' for n in names])
 
 
 def _not_found(kind: str, name: str) -> ApiError:

@@ -248,6 +248,16 @@ def object_problems(definition: str, document: Any) -> list[str]:
     return [_describe(e) for e in errors[:5]]
 
 
+def unknown_fields(definition: str, document: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """(path of the enclosing object, field name) of every field the definition does not declare."""
+    found = []
+    for error in _validator(definition).iter_errors(document):
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            declared = set((error.schema.get("properties") or {}).keys())
+            found += [(tuple(error.absolute_path), name) for name in error.instance if name not in declared]
+    return sorted(found, key=lambda f: (len(f[0]), [str(p) for p in f[0]], f[1]))
+
+
 def _describe(error: ValidationError) -> str:
     error = best_match([error, *(error.context or ())]) or error
     where = ".".join(str(p) for p in error.absolute_path) or "(the document)"

@@ -2,8 +2,8 @@
 `/apis/apps/v1`, `/version`) and the server-side printing `kubectl get` asks for (a `meta.k8s.io/v1`
 Table with the columns the real API server prints for Deployments and Services).
 
-Only what the emulator serves is advertised: Deployments and Services with their `status`
-subresource, and the Service proxy.
+Only what the emulator serves is advertised: Deployments (with `status` and `scale`), Services
+(with `status`), and the Service proxy.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def _resources(group_version: str) -> dict[str, Any]:
         resources = [
             _resource("deployments", "deployment", "Deployment", _VERBS, short=["deploy"], categories=["all"]),
             _resource("deployments/status", "", "Deployment", _STATUS_VERBS),
+            {**_resource("deployments/scale", "", "Scale", _STATUS_VERBS), "group": "autoscaling", "version": "v1"},
         ]
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
 

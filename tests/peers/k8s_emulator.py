@@ -183,9 +183,14 @@ class K8sEmulator:
             },
         }
         with self.lock:
+            self.api.namespaces.add(namespace)
             self.api.create("deployments", namespace, deployment, "kubectl-create")
             self.api.create("services", namespace, service, "kubectl-create")
             self.controller.complete(("deployments", namespace, name), labels)
+
+    def add_namespace(self, namespace: str) -> None:
+        with self.lock:
+            self.api.namespaces.add(namespace)
 
     def create(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
         """Another writer creates an object (raises if it exists)."""

@@ -77,7 +77,9 @@ def handler(emu: K8sEmulator) -> type[BaseHTTPRequestHandler]:
                 self._stream(answer.watch)
                 return
             table = k8s_contract.TABLE_MEDIA if (answer.doc or {}).get("kind") == "Table" else ""
-            self._answer(path, query, body, answer.status, answer.doc, table)
+            quoted = ['299 - "' + w.replace('"', '\\"') + '"' for w in answer.warnings]
+            warnings = {"Warning": ", ".join(quoted)}
+            self._answer(path, query, body, answer.status, answer.doc, table, warnings if answer.warnings else None)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -117,7 +119,8 @@ def handler(emu: K8sEmulator) -> type[BaseHTTPRequestHandler]:
                 problems = k8s_contract.check(
                     self.command, path, query, body, status, payload, content_type=content_type
                 )
-                patched = self.command == "PATCH" and 200 <= status < 300 and payload
+                # A patch is checked as the object it made; a Scale's answer is checked as a Scale above.
+                patched = self.command == "PATCH" and 200 <= status < 300 and payload and not path.endswith("/scale")
                 if patched:
                     kind = next((k for k in _DEFINITIONS if f"/{k}/" in path), "")
                     problems += [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +24,18 @@ __all__ = [
     "field_set",
     "managed_entry",
     "resource",
+    "scale_of",
     "status_doc",
     "timestamp",
     "validate",
 ]
 
 KINDS = {"deployments": ("apps/v1", "Deployment"), "services": ("v1", "Service")}
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_ANNOTATIONS_MAX = 256 * 1024
 _PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
 _USER_MAPS = ("labels", "annotations", "matchLabels", "selector", "ports", "containers", "env", "volumes")
 _MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name", "ports": None}
@@ -165,11 +172,65 @@ def validate(kind: str, obj: dict[str, Any], current: dict[str, Any] | None) -> 
             problems.append(("spec.ports[1].name", "Required value"))
         if current is not None and spec.get("clusterIP") != current["spec"].get("clusterIP"):
             problems.append(("spec.clusterIP", f'Invalid value: "{spec.get("clusterIP")}": field is immutable'))
+    problems += _metadata_problems(kind, obj)
     if problems:
         kind_name = "Deployment.apps" if kind == "deployments" else "Service"
         message = f'{kind_name} "{name}" is invalid: ' + ", ".join(f"{f}: {m}" for f, m in problems)
         causes = [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in problems]
         raise ApiError(422, status_doc(422, "Invalid", message, name, kind, causes))
+
+
+def _metadata_problems(kind: str, obj: dict[str, Any]) -> list[tuple[str, str]]:
+    """Names, label keys and values, and the annotations' size, as `ValidateObjectMeta` checks them."""
+    problems: list[tuple[str, str]] = []
+    name = str(obj["metadata"].get("name") or "")
+    if kind == "services" and not (len(name) <= 63 and _DNS_1035_LABEL.match(name)):
+        problems.append(
+            (
+                "metadata.name",
+                f'Invalid value: "{name}": a DNS-1035 label must consist of lower case '
+                "alphanumeric characters or '-', start with an alphabetic character, and end with an "
+                "alphanumeric character",
+            )
+        )
+    if kind == "deployments" and not (len(name) <= 253 and _DNS_SUBDOMAIN.match(name)):
+        problems.append(
+            (
+                "metadata.name",
+                f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of '
+                "lower case alphanumeric characters, '-' or '.'",
+            )
+        )
+    spec = obj.get("spec") or {}
+    label_maps = {
+        "metadata.labels": obj["metadata"].get("labels"),
+        "spec.selector" if kind == "services" else "spec.selector.matchLabels": spec.get("selector")
+        if kind == "services"
+        else (spec.get("selector") or {}).get("matchLabels"),
+        "spec.template.metadata.labels": ((spec.get("template") or {}).get("metadata") or {}).get("labels"),
+    }
+    for where, labels in label_maps.items():
+        for key, value in (labels or {}).items():
+            prefix, _, short = str(key).rpartition("/")
+            if not (len(short) <= 63 and _QUALIFIED_NAME.match(short)) or (prefix and not _DNS_SUBDOMAIN.match(prefix)):
+                problems.append((where, f'Invalid value: "{key}": name part must consist of alphanumeric characters'))
+            if not (len(str(value)) <= 63 and _LABEL_VALUE.match(str(value))):
+                problems.append(
+                    (
+                        f"{where}",
+                        f'Invalid value: "{value}": a valid label must be an empty string or '
+                        "consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+                        "an alphanumeric character (at most 63 characters)",
+                    )
+                )
+    for where, meta in (
+        ("metadata", obj["metadata"]),
+        ("spec.template.metadata", (spec.get("template") or {}).get("metadata")),
+    ):
+        size = sum(len(k) + len(str(v)) for k, v in ((meta or {}).get("annotations") or {}).items())
+        if size > _ANNOTATIONS_MAX:
+            problems.append((f"{where}.annotations", f"Too long: must have at most {_ANNOTATIONS_MAX} bytes"))
+    return problems
 
 
 def field_set(value: Any, key: str | None = None) -> dict[str, Any]:
@@ -217,3 +278,19 @@ def owned_fields(obj: dict[str, Any]) -> dict[str, Any]:
     if not metadata:
         doc.pop("metadata", None)
     return field_set(doc)
+
+
+def scale_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The Deployment's autoscaling/v1 Scale: its replicas, and its pods' selector as a string."""
+    metadata = deployment["metadata"]
+    selector = (deployment["spec"].get("selector") or {}).get("matchLabels") or {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: metadata[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
+        "spec": {"replicas": int(deployment["spec"].get("replicas", 1))},
+        "status": {
+            "replicas": int((deployment.get("status") or {}).get("replicas") or 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+        },
+    }

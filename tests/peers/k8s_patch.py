@@ -1,4 +1,4 @@
-"""The two object patch formats the Kubernetes API server accepts from our client.
+"""The object patch formats the Kubernetes API server accepts (server-side apply aside).
 
 - JSON merge patch (RFC 7386, `application/merge-patch+json`): maps merge, `null` deletes a key,
   any other value (lists included) replaces.
@@ -7,6 +7,8 @@
   `containerPort`/`port`, env by `name`, conditions by `type`, ...) merge element by element, and
   the `$patch: replace|delete` directive on a map. Enough of it for the fields Deployments and
   Services use here.
+- JSON patch (RFC 6902, `application/json-patch+json`): a list of add, remove, replace, move, copy
+  and test operations on JSON pointers (`kubectl patch --type=json`); a failed one is a PatchError.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["merge_patch", "strategic_merge_patch"]
+__all__ = ["PatchError", "json_patch", "merge_patch", "strategic_merge_patch"]
 
 _MERGE_KEYS = {
     "containers": "name",
@@ -88,3 +90,80 @@ def _merge_list(target: list[Any], patch: list[Any], merge_key: str) -> list[Any
         else:
             out[index] = merged
     return out
+
+
+class PatchError(ValueError):
+    """A JSON patch operation that cannot apply (the API server answers 422)."""
+
+
+def json_patch(target: Any, operations: Any) -> Any:
+    if not isinstance(operations, list):
+        raise PatchError("the patch is not a list of operations")
+    doc = copy.deepcopy(target)
+    for operation in operations:
+        op, path = operation.get("op"), str(operation.get("path", ""))
+        if op in ("move", "copy"):
+            value = _pointer_get(doc, str(operation.get("from", "")))
+            if op == "move":
+                doc = _pointer_remove(doc, str(operation["from"]))
+            doc = _pointer_add(doc, path, copy.deepcopy(value))
+        elif op == "add":
+            doc = _pointer_add(doc, path, copy.deepcopy(operation.get("value")))
+        elif op == "remove":
+            doc = _pointer_remove(doc, path)
+        elif op == "replace":
+            doc = _pointer_add(_pointer_remove(doc, path), path, copy.deepcopy(operation.get("value")))
+        elif op == "test":
+            if _pointer_get(doc, path) != operation.get("value"):
+                raise PatchError(f"testing value {path} failed")
+        else:
+            raise PatchError(f"unexpected kind: {op}")
+    return doc
+
+
+def _parts(path: str) -> list[str]:
+    if path and not path.startswith("/"):
+        raise PatchError(f"invalid JSON pointer: {path}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
+
+
+def _pointer_get(doc: Any, path: str) -> Any:
+    for part in _parts(path):
+        try:
+            doc = doc[int(part)] if isinstance(doc, list) else doc[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise PatchError(f"doc is missing path: {path}") from None
+    return doc
+
+
+def _parent(doc: Any, path: str) -> tuple[Any, str]:
+    parts = _parts(path)
+    if not parts:
+        raise PatchError("the whole document cannot be patched")
+    return _pointer_get(doc, "".join(f"/{p.replace('~', '~0').replace('/', '~1')}" for p in parts[:-1])), parts[-1]
+
+
+def _pointer_add(doc: Any, path: str, value: Any) -> Any:
+    parent, last = _parent(doc, path)
+    if isinstance(parent, list):
+        index = len(parent) if last == "-" else int(last) if last.isdigit() else -1
+        if not 0 <= index <= len(parent):
+            raise PatchError(f"add operation does not apply: index {last} out of range: {path}")
+        parent.insert(index, value)
+    elif isinstance(parent, dict):
+        parent[last] = value
+    else:
+        raise PatchError(f"add operation does not apply: doc is missing path: {path}")
+    return doc
+
+
+def _pointer_remove(doc: Any, path: str) -> Any:
+    parent, last = _parent(doc, path)
+    try:
+        if isinstance(parent, list):
+            parent.pop(int(last))
+        else:
+            del parent[last]
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise PatchError(f"remove operation does not apply: doc is missing path: {path}") from None
+    return doc

@@ -3,12 +3,8 @@
 `start` writes the new image, version label and health check into the app spec; App Platform
 builds a deployment, keeps the old release serving until the new one passes that health check,
 then switches. We wait for the outcome with backoff under a deadline. Rollback uses App Platform's
-own rollback API, which pins the app until we commit (verification passed) or revert
-(`NativeRollback`).
-
-App Platform replaces instances itself and a deployment that failed never received traffic, so
-there is nothing to retire or stop, and no traffic to split: the adapter has no `TrafficRouter`
-and no `Retirement`.
+own rollback API, which pins the app until we commit or revert (`NativeRollback`). App Platform
+replaces instances itself and splits no traffic: no `TrafficRouter`, no `Retirement`.
 
 A target is production (`deployment_config.do_app_id`) or a pull request's preview app (production's
 spec renamed, see `preview_spec.py`), created by its first `start`, deleted by `remove`.
@@ -24,16 +20,19 @@ from typing import Any
 
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
 from orchestrator.errors import ConfigError, DeployError
+from orchestrator.platform_outputs import PlatformOutputs
 from orchestrator.platforms.base import Release
 from orchestrator.platforms.registry import PRODUCTION, Target
 from orchestrator.redaction import Secret
 
 from .api import PLATFORM, AppsApi, RetryPolicy
-from .deployments import EPOCH, condition, failure, newest_after, rolled_back_from, same_image, when
+from .deployments import EPOCH, failure, rolled_back_from, same_image, when
 from .image import ImageSource, parse_image
-from .logs import fetch_log_tail
-from .preview_spec import preview_name, preview_spec
+from .logs import KINDS, DeploymentLogs, fetch_logs
+from .pinning import Pinning
+from .preview_spec import legacy_preview_name, preview_name, preview_spec
 from .previews import create_app, delete_app, find_app
+from .region import check_region
 from .spec import image_of, select_component, version_of, with_release
 from .watch import Backoff, wait_for_deployment
 
@@ -50,9 +49,11 @@ _RETRY = RetryPolicy()
 
 
 class DigitalOceanPlatform:
-    """One App Platform app (production's, or a pull request's preview app), driven through pydo."""
+    """One App Platform app (`deployment_config.do_app_id`), driven through pydo."""
 
     name = "digitalocean"
+    strategies = frozenset({"blue_green", "rolling"})
+    cuts_over_itself = True
 
     def __init__(
         self,
@@ -71,15 +72,22 @@ class DigitalOceanPlatform:
         """`deployment.do_app_id` is set (the config checks it); it is production's app for every target."""
         self.app_id = str(deployment.do_app_id)
         self._preview = preview_name(str(target.repository), target.pr_number) if target.pr_number else None
+        self._legacy = legacy_preview_name(str(target.repository), target.pr_number) if target.pr_number else None
         self._component = deployment.do_component
+        self._region = deployment.do_region
         self._health = health
         self._verify = verify
         self._deadline = deadline_seconds
         self._backoff = backoff
         self._sleep = sleep
         self.api = AppsApi(token, endpoint=endpoint, verify=verify, policy=retry, sleep=sleep)
-        self.last_logs: tuple[str, ...] = ()
-        """Tail of the deploy logs of the last deployment that failed (for the step summary)."""
+        self._pinning = Pinning(self.api, self._await)
+        self.last_logs: DeploymentLogs | None = None
+        """Build and deploy logs of the last deployment that failed, or that `start` made live."""
+        self.last_app: dict[str, Any] | None = None
+        """The app as the last GET showed it (the `app` output)."""
+        self._logs_failed = False
+        self._print = {"BUILD": deployment.do_print_build_logs, "DEPLOY": deployment.do_print_deploy_logs}
 
     # --- read-only ------------------------------------------------------------------------------
 
@@ -101,8 +109,12 @@ class DigitalOceanPlatform:
         return str(url)
 
     def releases(self) -> list[Release]:
-        """Recent ACTIVE and SUPERSEDED deployments, newest first, one per version, less a version whose
-        newest deployment was rolled back from unless it is live (for runs without a ledger)."""
+        """Recent ACTIVE and SUPERSEDED deployments, newest first, one per version.
+
+        A version whose newest deployment was rolled back from (the next deployment to go live is a
+        rollback to another one) is left out, unless it is live: App Platform's own record that
+        it is no rollback candidate, for runs without a ledger.
+        """
         app = self._current()
         if app is None:
             return []
@@ -155,7 +167,7 @@ class DigitalOceanPlatform:
         if deployment is None:
             spec = with_release(base, component, version, source, self._health)
             deployment = self._update_spec(app, spec, version, component)
-        release = self._await(str(app["id"]), deployment, f"deploy of {version}")
+        release = self._await(str(app["id"]), deployment, f"deploy of {version}", logs=True)
         # The reference as given: App Platform's DOCR block drops the registry name.
         return Release(release.version, image=image or release.image, ref=release.ref)
 
@@ -170,80 +182,45 @@ class DigitalOceanPlatform:
         app = self._current()
         if app is None:
             raise DeployError(f"no app {self._shown()} to roll back", platform=PLATFORM, operation="get app")
-        app_id = str(app["id"])
-        operation = f"rollback to {to.version}"
-        verdict = self.api.read(
-            "validate rollback",
-            self.api.apps.validate_rollback,
-            app_id,
-            {"deployment_id": ref, "skip_pin": False},
-        )
-        warnings = [condition(w) for w in (verdict or {}).get("warnings") or []]
-        if not (verdict or {}).get("valid"):
-            reasons = [condition((verdict or {}).get("error") or {})] + [f"warning {w}" for w in warnings]
-            raise DeployError(
-                f"{operation}: App Platform refuses the rollback to deployment {ref}: {'; '.join(reasons)}",
-                platform=PLATFORM,
-                operation="validate rollback",
-            )
-        for warning in warnings:
-            log.warning("%s: %s", operation, warning)
-        before = when(app.get("last_deployment_created_at"))
-
-        def send() -> dict[str, Any]:
-            body = self.api.once(
-                "rollback", self.api.apps.create_rollback, app_id, {"deployment_id": ref, "skip_pin": False}
-            )
-            return dict((body or {}).get("deployment") or {})
-
-        def look() -> dict[str, Any] | None:
-            now = self._app(app_id)
-            if not now.get("pinned_deployment"):
-                return None
-            return newest_after(now, before, lambda d: d.get("cloned_from") == ref or self._is(d, to.version))
-
-        deployment = self.api.create("rollback", send, look)
-        self._await(app_id, deployment, operation)
+        self._pinning.roll_back(app, ref, f"rollback to {to.version}", lambda d: self._is(d, to.version))
 
     def confirm_rollback(self, healthy: bool) -> None:
         """Commit the pinned rollback (healthy) or revert it (App Platform redeploys the spec from
         before the rollback, and we wait for that). Nothing to do when the app is not pinned."""
         app = self._current()
-        if app is None or not app.get("pinned_deployment"):
-            log.info("app %s is not pinned: no rollback to %s", self._shown(), "commit" if healthy else "revert")
-            return
-        app_id = str(app["id"])
-
-        def unpinned() -> bool | None:
-            return True if not self._app(app_id).get("pinned_deployment") else None
-
-        def commit() -> bool:
-            self.api.once("commit rollback", self.api.apps.commit_rollback, app_id)
-            return True
-
-        if healthy:
-            self.api.create("commit rollback", commit, unpinned)
-            return
-        before = when(app.get("last_deployment_created_at"))
-
-        def send() -> dict[str, Any]:
-            body = self.api.once("revert rollback", self.api.apps.revert_rollback, app_id)
-            return dict((body or {}).get("deployment") or {})
-
-        def look() -> dict[str, Any] | None:
-            now = self._app(app_id)
-            return None if now.get("pinned_deployment") else newest_after(now, before, lambda _d: True)
-
-        deployment = self.api.create("revert rollback", send, look)
-        self._await(app_id, deployment, "revert of the rollback")
+        if app is not None:
+            self._pinning.confirm(str(app["id"]), healthy)
 
     # --- Previews ---------------------------------------------------------------------------------
 
     def remove(self) -> bool:
-        """Delete this pull request's preview app. Idempotent: False if none existed."""
-        if self._preview is None:
+        """Delete this pull request's preview app, also one under the name releases before issue 15
+        gave it. Idempotent: False if none existed."""
+        if self._preview is None or self._legacy is None:
             raise DeployError("only a preview target can be removed", platform=PLATFORM, operation="remove")
-        return delete_app(self.api, self._preview)
+        deleted = False
+        for name in dict.fromkeys((self._preview, self._legacy)):
+            deleted = delete_app(self.api, name) or deleted
+        return deleted
+
+    def run_outputs(self) -> PlatformOutputs | None:
+        """app_action's outputs (`app`, `build_logs`, `deploy_logs`) and the logs to print: a failed
+        deployment's always, a successful one's as `do_print_build_logs` / `do_print_deploy_logs` ask."""
+        logs = self.last_logs
+        if logs is None and self.last_app is None:
+            return None
+        printed: list[tuple[str, str]] = []
+        for kind in KINDS:
+            if logs is not None and (self._logs_failed or self._print[kind]):
+                printed.append(
+                    (f"App Platform {kind.lower()} logs of deployment {logs.deployment_id}", logs.text(kind))
+                )
+        return PlatformOutputs(
+            app=self.last_app,
+            build_logs=logs.text("BUILD") if logs else "",
+            deploy_logs=logs.text("DEPLOY") if logs else "",
+            printed=tuple(printed),
+        )
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -276,11 +253,16 @@ class DigitalOceanPlatform:
                 platform=PLATFORM,
                 operation="create preview app",
             )
-        return self._await(str(app["id"]), deployment, f"preview {self._preview} ({version})")
+        return self._await(str(app["id"]), deployment, f"preview {self._preview} ({version})", logs=True)
 
     def _app(self, app_id: str) -> dict[str, Any]:
+        """GET the app; production's is held to `do_region` (a ConfigError before anything changed)."""
         body = self.api.read("get app", self.api.apps.get, app_id)
-        return dict((body or {}).get("app") or {})
+        app = dict((body or {}).get("app") or {})
+        if app_id == self.app_id and self._region:
+            check_region(app, self._region)
+        self.last_app = app
+        return app
 
     def _release(self, deployment: dict[str, Any], url: str | None = None) -> Release:
         spec = deployment.get("spec")
@@ -365,7 +347,8 @@ class DigitalOceanPlatform:
             operation="rollback",
         )
 
-    def _await(self, app_id: str, deployment: dict[str, Any], operation: str) -> Release:
+    def _await(self, app_id: str, deployment: dict[str, Any], operation: str, *, logs: bool = False) -> Release:
+        """Wait for `deployment`; its logs are read when it fails, and on success when `logs`."""
         deployment_id = str(deployment.get("id"))
         outcome = wait_for_deployment(
             self.api,
@@ -376,13 +359,17 @@ class DigitalOceanPlatform:
             sleep=self._sleep,
         )
         if outcome.phase == "ACTIVE":
+            if logs:
+                self.last_logs = fetch_logs(self.api, app_id, deployment_id, verify=self._verify)
+                self._logs_failed = False
             return self._release(outcome.deployment)
         if outcome.timed_out:
             self._cancel(app_id, deployment_id)
-        self.last_logs = fetch_log_tail(self.api, app_id, deployment_id, verify=self._verify)
-        tail = "\n".join(f"    {line}" for line in self.last_logs) or "    (no deploy logs available)"
+        self.last_logs = fetch_logs(self.api, app_id, deployment_id, verify=self._verify)
+        self._logs_failed = True
+        tail = "\n".join(f"    {line}" for line in self.last_logs.tail()) or "    (no logs available)"
         raise DeployError(
-            f"{operation}: {failure(outcome, self._deadline)}\n  last deploy log lines:\n{tail}",
+            f"{operation}: {failure(outcome, self._deadline)}\n  last log lines (build, then deploy):\n{tail}",
             platform=PLATFORM,
             operation="wait for deployment",
         )

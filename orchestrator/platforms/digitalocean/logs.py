@@ -1,13 +1,15 @@
-"""A failed deployment's logs, tail only, for the error message and the step summary.
+"""A deployment's build and deploy logs, in the order they happened, bounded and redacted.
 
 App Platform's aggregate logs endpoint answers with links, not text: `historic_urls` (archived
 files, for finished deployments) and `live_url` (a websocket stream for running ones). We read the
-archived files; a stream cannot be drained without blocking, so it is only named.
+archived files; a stream cannot be drained without blocking, so it is only named. A deployment
+that never reached a step (a build that failed has no deploy) has no logs for it.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import requests
 
@@ -15,25 +17,37 @@ from orchestrator.redaction import redact
 
 from .api import AppsApi
 
-__all__ = ["TAIL_LINES", "fetch_log_tail"]
+__all__ = ["KINDS", "MAX_BYTES", "TAIL_LINES", "DeploymentLogs", "fetch_logs"]
 
 log = logging.getLogger(__name__)
+KINDS = ("BUILD", "DEPLOY")
+"""In the order they happen."""
 TAIL_LINES = 30
-_MAX_BYTES = 256 * 1024
+MAX_BYTES = 64 * 1024
+"""Per kind: the newest part is kept (an output, a summary and the job log stay readable)."""
 _TIMEOUT = 10.0
 
 
-def fetch_log_tail(
-    api: AppsApi,
-    app_id: str,
-    deployment_id: str,
-    *,
-    verify: str | bool,
-    kinds: tuple[str, ...] = ("DEPLOY", "BUILD"),
-) -> tuple[str, ...]:
-    """The last `TAIL_LINES` lines of the first log kind that has any. Never raises: logs are a
-    courtesy on a path that is already failing, and must not hide the original error."""
-    for kind in kinds:
+@dataclass(frozen=True, slots=True)
+class DeploymentLogs:
+    deployment_id: str
+    build: tuple[str, ...] = ()
+    deploy: tuple[str, ...] = ()
+
+    def tail(self, lines: int = TAIL_LINES) -> tuple[str, ...]:
+        """The last `lines` lines, build before deploy, each tagged with its kind."""
+        tagged = [f"[BUILD] {line}" for line in self.build] + [f"[DEPLOY] {line}" for line in self.deploy]
+        return tuple(tagged[-lines:])
+
+    def text(self, kind: str) -> str:
+        return "\n".join(self.build if kind == "BUILD" else self.deploy)
+
+
+def fetch_logs(api: AppsApi, app_id: str, deployment_id: str, *, verify: str | bool) -> DeploymentLogs:
+    """BUILD then DEPLOY logs of one deployment. Never raises: logs are a courtesy, and on a path
+    that is already failing they must not hide the original error."""
+    found: dict[str, tuple[str, ...]] = {}
+    for kind in KINDS:
         try:
             links = api.read(
                 f"get {kind.lower()} logs",
@@ -44,16 +58,14 @@ def fetch_log_tail(
                 type=kind,
             )
         except Exception as exc:
-            log.warning("could not read the %s logs of deployment %s: %s", kind, deployment_id, exc)
+            log.info("no %s logs for deployment %s: %s", kind, deployment_id, exc)
             continue
-        lines = _read_archives(links or {}, verify)
-        if lines:
-            return tuple(f"[{kind}] {line}" for line in lines[-TAIL_LINES:])
-    return ()
+        found[kind] = tuple(_read_archives(links or {}, verify))
+    return DeploymentLogs(deployment_id, build=found.get("BUILD", ()), deploy=found.get("DEPLOY", ()))
 
 
 def _read_archives(links: dict[str, object], verify: str | bool) -> list[str]:
-    lines: list[str] = []
+    chunks: list[bytes] = []
     urls = links.get("historic_urls") or []
     for url in urls if isinstance(urls, list) else []:
         try:
@@ -62,8 +74,9 @@ def _read_archives(links: dict[str, object], verify: str | bool) -> list[str]:
         except requests.RequestException as exc:
             log.warning("could not download a deployment log archive: %s", redact(str(exc)))
             continue
-        text = response.content[-_MAX_BYTES:].decode("utf-8", "replace")
-        lines.extend(redact(line) for line in text.splitlines() if line.strip())
+        chunks.append(response.content)
+    text = b"".join(chunks)[-MAX_BYTES:].decode("utf-8", "replace")
+    lines = [redact(line) for line in text.splitlines() if line.strip()]
     if not lines and links.get("live_url"):
         lines.append(f"(logs are still streaming at {links['live_url']}; no archive yet)")
     return lines

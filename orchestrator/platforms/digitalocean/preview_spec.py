@@ -1,10 +1,11 @@
 """Per-PR preview apps: a deterministic name and a spec derived from production's.
 
-The name follows digitalocean/app_action's scheme (`<owner>-<repo>-<pr>`, lowercased, cut, plus
-`-` and 8 hex chars of a sha256, at most 32 chars) so teardown finds the app again from the PR
-alone, with no state kept between runs. We keep the PR number whole and cut the owner/repo part
-instead, so a long repository name still shows which PR an app belongs to; the hash, taken over
-the uncut identity, keeps two long names that share a prefix apart.
+The name is digitalocean/app_action's, character for character (`<owner>-<repo>-<pr>-merge`,
+lowercased, `/` `_` `.` to `-`, `:` dropped, cut to 23 characters, plus `-` and the first 8 hex
+digits of the sha256 of the uncut name): teardown finds the app again from the PR alone, with no
+state kept between runs, and app_action's `from_pr_preview` delete finds ours (and we find its).
+Releases before issue 15 named previews `<owner>-<repo>-<pr>-<hash>`; `legacy_preview_name` keeps
+that name so their teardown still finds those apps.
 """
 
 from __future__ import annotations
@@ -14,26 +15,35 @@ import hashlib
 import re
 from typing import Any
 
-__all__ = ["MAX_NAME", "preview_name", "preview_spec"]
+__all__ = ["MAX_NAME", "legacy_preview_name", "preview_name", "preview_spec"]
 
 MAX_NAME = 32
+_REPLACED = (("/", "-"), (":", ""), ("_", "-"), (".", "-"))
 _NOT_ALLOWED = re.compile(r"[^a-z0-9-]+")
 _DASHES = re.compile(r"-{2,}")
 
 
 def preview_name(repo: str, pr_number: int) -> str:
-    """`acme-shop-42-1a2b3c4d` for `Acme/Shop` PR 42: valid as an App Platform app name, ≤ 32 chars."""
+    """`acme-shop-7-merge-1b740c92` for `Acme/Shop` PR 7, exactly as app_action names it."""
     if pr_number < 1:
         raise ValueError(f"pr_number should be a positive integer, not {pr_number}")
+    owner, _, name = repo.strip().partition("/")
+    base = f"{owner}-{name}-{pr_number}/merge".lower()
+    for old, new in _REPLACED:
+        base = base.replace(old, new)
+    suffix = "-" + hashlib.sha256(base.encode()).hexdigest()[:8]
+    return base[: MAX_NAME - len(suffix)] + suffix
+
+
+def legacy_preview_name(repo: str, pr_number: int) -> str:
+    """The name releases before issue 15 gave a preview app (`acme-shop-42-1a2b3c4d`)."""
     identity = f"{repo.strip().lower()}#{pr_number}"
     digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
     suffix = f"-{pr_number}-{digest}"
     stem = _DASHES.sub("-", _NOT_ALLOWED.sub("-", repo.strip().lower().replace("/", "-"))).strip("-")
     if not stem or not stem[0].isalpha():
-        # App names must start with a letter (`^[a-z][a-z0-9-]{0,30}[a-z0-9]$`).
         stem = ("pr-" + stem).strip("-")
-    stem = stem[: MAX_NAME - len(suffix)].rstrip("-")
-    return stem + suffix
+    return stem[: MAX_NAME - len(suffix)].rstrip("-") + suffix
 
 
 def preview_spec(production: dict[str, Any], name: str) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def delete_app(api: AppsApi, name: str) -> bool:
     if app is None:
         return False
     try:
-        api.read("delete preview app", api.apps.delete, str(app["id"]))
+        api.read("delete app", api.apps.delete, str(app["id"]))
     except NotFoundError:
         return False
     return True

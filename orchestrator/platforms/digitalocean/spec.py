@@ -31,6 +31,10 @@ VERSION_ENV = "DEPLOY_ORCHESTRATOR_VERSION"
 # A component has exactly one source; an image replaces whichever git source it had.
 _SOURCE_KEYS = ("git", "github", "gitlab", "bitbucket", "image")
 _BUILD_KEYS = ("dockerfile_path", "build_command", "source_dir", "environment_slug")
+# What we write into an `image` block; everything else in it (`registry_credentials`, encrypted
+# by App Platform on first submission and needed on every later one, `deploy_on_push`, fields
+# newer than this code) is carried through exactly as the app has it.
+_IMAGE_OWNED = ("registry_type", "registry", "repository", "tag", "digest")
 
 # App Platform's limits for a service health check (REFERENCE.md).
 _TIMEOUT_RANGE = (1, 120)
@@ -89,9 +93,11 @@ def with_release(
     new = copy.deepcopy(spec)
     service = _service(new, component)
     if image is not None:
+        current = service.get("image")
+        kept = {k: v for k, v in current.items() if k not in _IMAGE_OWNED} if isinstance(current, dict) else {}
         for key in (*_SOURCE_KEYS, *_BUILD_KEYS):
             service.pop(key, None)
-        service["image"] = image.to_spec()
+        service["image"] = {**kept, **image.to_spec()}
     envs = [e for e in service.get("envs") or [] if e.get("key") != VERSION_ENV]
     envs.append({"key": VERSION_ENV, "value": version, "scope": "RUN_TIME", "type": "GENERAL"})
     service["envs"] = envs

@@ -28,9 +28,11 @@ _DONE = FAILED_PHASES | {"ACTIVE"}
 
 @dataclass(frozen=True, slots=True)
 class Backoff(polling.Backoff):
-    initial: float = 1.0
+    # A real deploy takes minutes (a build, then a rollout) and a rollback about one: early looks
+    # catch the short phases, 15 s apart later keeps a 3-minute deploy under 20 API calls.
+    initial: float = 2.0
     factor: float = 1.6
-    maximum: float = 10.0
+    maximum: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,13 @@ def wait_for_deployment(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
     """Poll until ACTIVE, ERROR, CANCELED or SUPERSEDED, or until the deadline. Raises DeployError
-    only when the API itself fails past its retries; a failed or late deployment is an Outcome."""
-    wait = BoundedWait(deadline_seconds, backoff, clock=clock, sleep=sleep)
+    only when the API itself fails past its retries; a failed or late deployment is an Outcome.
+
+    The first look waits one backoff step: the caller has just created (or found) the deployment,
+    so an immediate look would only repeat what it knows."""
+    what = f"DigitalOcean deployment {deployment_id} to finish"
+    wait = BoundedWait(deadline_seconds, backoff, clock=clock, sleep=sleep, what=what)
+    wait.sleep_until_next_poll(0.0)
     polls = 0
     phase, phase_since = "", 0.0
     while True:

@@ -119,6 +119,7 @@ class KubernetesPlatform:
         version, so the new pods get no traffic before the switch; refuses a new image under a version
         label that serves traffic. Raises DeployError naming the Deployment and the failed condition."""
         operation = f"start {version}"
+        self.cluster.require_version_label(version, operation)
         main = self.cluster.main_service(operation)
         deployments = self._deployments()
         source = template_source(main, deployments, self.cluster, operation)

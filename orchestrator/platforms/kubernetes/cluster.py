@@ -19,7 +19,7 @@ from typing import Any
 from orchestrator.errors import DeployError
 
 from .api import PLATFORM, ConflictError, KubeApi
-from .manifest import RunInfo, for_update, proxy_path, service_port
+from .manifest import VERSION_LABEL, RunInfo, for_update, label_value_problem, proxy_path, service_port
 from .proxy import ServiceProxy
 from .rollout import Backoff, wait_for_rollout
 
@@ -85,6 +85,17 @@ class Cluster:
                 operation=operation,
             )
         return service
+
+    def require_version_label(self, version: str, operation: str) -> None:
+        """Refuse, before anything is written, a version the API server would refuse as a label."""
+        problem = label_value_problem(version)
+        if problem is not None:
+            raise DeployError(
+                f"{operation}: version {version!r} cannot be the Kubernetes label {VERSION_LABEL} ({problem}); "
+                "deploy it under a version that can, such as a short commit sha",
+                platform=PLATFORM,
+                operation=operation,
+            )
 
     def service_url(self, service: dict[str, Any]) -> str:
         """The Service's pods through the API server's service proxy (via our local authenticated proxy)."""

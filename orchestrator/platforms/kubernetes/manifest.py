@@ -34,6 +34,7 @@ __all__ = [
     "RunInfo",
     "for_update",
     "image_of",
+    "label_value_problem",
     "preview_name",
     "preview_service",
     "proxy_path",
@@ -55,6 +56,7 @@ STARTED_ANNOTATION = "deploy-orchestrator/started-at"
 TOTAL_ANNOTATION = "deploy-orchestrator/replicas"
 """The replica count the release serves with at 100% (canary scales below it on the way)."""
 _DNS_LABEL_MAX = 63
+_LABEL_VALUE = re.compile(r"^(?:(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,16 @@ class RunInfo:
             "provider": "GitHub" if self.run else "deploy-orchestrator",
         }
         return json.dumps(doc, separators=(",", ":"))
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why `value` cannot be a label value on the API server (None when it can): at most 63
+    characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit."""
+    if len(value) > _DNS_LABEL_MAX:
+        return f"{len(value)} characters, above the 63 a label value may have"
+    if not _LABEL_VALUE.match(value):
+        return "a label value holds only letters, digits, '-', '_' and '.', and starts and ends with a letter or digit"
+    return None
 
 
 def release_name(app: str, version: str) -> str:

@@ -86,7 +86,8 @@ def wait_for_rollout(
 ) -> dict[str, Any]:
     """Poll until the rollout is done; return the Deployment. Raises DeployError naming the Deployment
     and the condition when it failed, disappeared, or is still going at the deadline."""
-    wait = BoundedWait(deadline_seconds, backoff, clock=clock, sleep=sleep)
+    what = f"the rollout of deployment {name} in namespace {namespace}"
+    wait = BoundedWait(deadline_seconds, backoff, clock=clock, sleep=sleep, what=what)
     last = ""
     while True:
         deployment = read()

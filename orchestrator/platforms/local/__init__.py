@@ -15,6 +15,7 @@ from orchestrator.platforms.local.control import (
     ReplicaStatus,
     SupervisorStatus,
     read_status,
+    readopt,
     stop_supervisor,
 )
 from orchestrator.platforms.local.platform import LocalPlatform, supervisor_status, supervisor_stop
@@ -26,6 +27,7 @@ __all__ = [
     "ReplicaStatus",
     "SupervisorStatus",
     "read_status",
+    "readopt",
     "state_dir_of",
     "stop_supervisor",
     "supervisor_status",

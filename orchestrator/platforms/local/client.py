@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from orchestrator.platforms.local.exchange import Exchange
-from orchestrator.platforms.local.wire import CONTINUE, ProtocolError, answer, forwarded, framing_tokens
+from orchestrator.platforms.local.wire import CONTINUE, ProtocolError, answer, scan
 
 if TYPE_CHECKING:
     from orchestrator.platforms.local.proxy import Proxy
@@ -61,7 +61,8 @@ class Request:
         self.method = b""
         self.target = b""
         self.raw_headers: list[Header] = []
-        self.headers: list[Header] = []
+        self.headers = b""
+        """The end-to-end header lines, formatted for the upstream."""
         self.framing = b""
         self.head_done = False
         self.framed = False
@@ -93,13 +94,15 @@ class ClientConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._read_paused = False
         self._lingering = False
+        self._chunk = b""
 
     # --- asyncio.Protocol -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        self._set_deadline(self.proxy.limits.idle_seconds)
+        self._arm(self.loop.time())
         if self.proxy.admit(self):
-            self._set_deadline(self.proxy.limits.idle_seconds)
             return
         # Refused: say why, then read and drop what the client sends for a moment, so that the close
         # does not reset the connection (and the answer with it) under a request not yet read.
@@ -108,14 +111,15 @@ class ClientConnection(asyncio.Protocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._set_deadline(_LINGER_SECONDS)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._arm(self.loop.time())
 
     def data_received(self, data: bytes) -> None:
         if self.closed or self._refused is not None or self._upgraded or self._lingering:
             return
-        if self._parsing is None and not self._requests:
-            # The first byte of a request: from now on the head must arrive in time.
-            self._set_deadline(self.proxy.limits.head_seconds)
-            self.proxy.heading(self)
+        starting = self._parsing is None and not self._requests
+        self._chunk = data
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -130,6 +134,10 @@ class ClientConnection(asyncio.Protocol):
             self._refuse(ProtocolError(f"malformed request: {exc}"))
             return
         if self._parsing is not None and not self._parsing.head_done:
+            if starting:
+                # A head begun and not finished: from its first byte it must arrive in time.
+                self._set_deadline(self.proxy.limits.head_seconds)
+                self.proxy.heading(self)
             # llhttp keeps a partial head in memory: bound it before it completes.
             self._head_bytes += len(data)
             if self._head_bytes > self.proxy.limits.max_head_bytes:
@@ -186,19 +194,15 @@ class ClientConnection(asyncio.Protocol):
         request.method = parser.get_method()
         if request.method == b"CONNECT":
             raise ProtocolError("the proxy does not tunnel (CONNECT)", 405)
-        size = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.raw_headers)
-        if size > self.proxy.limits.max_head_bytes:
-            raise ProtocolError("request head too large", 431)
-        tokens, request.chunked = framing_tokens(request.raw_headers)
-        length = None
-        expects_continue = False
-        for name, value in request.raw_headers:
-            lower = name.lower()
-            if lower == b"content-length":
-                length = int(value)
-            elif lower == b"expect":
-                expects_continue = value.strip().lower() == b"100-continue"
-        request.headers = forwarded(request.raw_headers, tokens)
+        if self._head_bytes + len(self._chunk) > self.proxy.limits.max_head_bytes:
+            # The head may have come whole in one large read: only then is it worth measuring.
+            size = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.raw_headers)
+            if size > self.proxy.limits.max_head_bytes:
+                raise ProtocolError("request head too large", 431)
+        scanned = scan(request.raw_headers)
+        length = scanned.length
+        request.chunked = scanned.chunked
+        request.headers = scanned.lines
         request.raw_headers = []
         request.head_done = True
         request.framed = request.chunked or length is not None
@@ -210,7 +214,7 @@ class ClientConnection(asyncio.Protocol):
         self._requests.append(request)
         self.proxy.busy(self)
         self._set_deadline(self.proxy.limits.io_seconds)
-        if expects_continue and (request.chunked or length) and len(self._requests) == 1:
+        if scanned.expects_continue and (request.chunked or length) and len(self._requests) == 1:
             self.write(CONTINUE)
         if request.streamed:
             self._start_next()
@@ -304,8 +308,11 @@ class ClientConnection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self._deadline = self.loop.time() + self.proxy.limits.io_seconds
             self.transport.write(data)
+
+    def progress(self) -> None:
+        """An answer being relayed moved on: it has `Limits.io_seconds` again."""
+        self._deadline = self.loop.time() + self.proxy.limits.io_seconds
 
     def reply(self, status: int, message: str, *, keep: bool) -> None:
         self.write(answer(status, message, keep=keep))
@@ -341,10 +348,8 @@ class ClientConnection(asyncio.Protocol):
     # --- the one deadline -----------------------------------------------------------------------
 
     def _set_deadline(self, seconds: float) -> None:
-        now = self.loop.time()
-        self._deadline = now + seconds
-        if self._timer is None:
-            self._arm(now)
+        # The timer runs from connection_made to connection_lost: setting a deadline is one number.
+        self._deadline = self.loop.time() + seconds
 
     def _arm(self, now: float) -> None:
         # Never further ahead than the shortest limit: any deadline set meanwhile is at least that far

@@ -20,6 +20,7 @@ from typing import Any
 import orchestrator
 from orchestrator.errors import DeployError
 from orchestrator.platforms.local.channel import reachable
+from orchestrator.platforms.local.data_plane import DEFAULT, DataPlane
 from orchestrator.platforms.local.process import log_tail
 from orchestrator.platforms.local.state import StatePaths, load_state
 
@@ -51,6 +52,8 @@ class ReplicaStatus:
     pid: int
     alive: bool
     log: str
+    health: dict[str, Any] | None = None
+    """The last probe: {"ok": bool, "at": epoch seconds, "detail": str}; None before the first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +70,35 @@ class ReleaseStatus:
     started_at: float
     log: str
     replicas: tuple[ReplicaStatus, ...] = ()
+    release_dir: str | None = None
+    """The snapshot it runs from (None: recorded before snapshots)."""
+    tree_digest: str | None = None
+    gated: tuple[tuple[str, str, str], ...] = ()
+    """(section, path, digest) of the gated artifacts its snapshot covers."""
+    not_restarted: str | None = None
+    """Why its dead replicas are not restarted (snapshot missing or changed), if so."""
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> ReleaseStatus:
-        fields = {k: doc[k] for k in cls.__dataclass_fields__ if k != "replicas"}
+        fields: dict[str, Any] = {k: doc.get(k) for k in cls.__dataclass_fields__ if k not in ("replicas", "gated")}
         # A supervisor from before replicas ran one process per release and did not list it.
         listed = doc.get("replicas") or [{"index": 0, **{k: doc[k] for k in ("port", "pid", "alive", "log")}}]
-        return cls(**fields, replicas=tuple(ReplicaStatus(**{k: r[k] for k in _REPLICA_FIELDS}) for r in listed))
+        replicas = tuple(ReplicaStatus(**{k: r.get(k) for k in _REPLICA_FIELDS}) for r in listed)
+        gated = tuple((str(a), str(b), str(c)) for a, b, c in doc.get("gated", ()))
+        return cls(**fields, replicas=replicas, gated=gated)
 
 
 _REPLICA_FIELDS = tuple(ReplicaStatus.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredStatus:
+    """A retired release: its snapshot is gone, its digests are remembered."""
+
+    version: str
+    tree_digest: str
+    image: str | None
+    retired_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +123,8 @@ class SupervisorStatus:
     proxy: ProxyStatus | None = None
     """None from a supervisor that served the proxy itself."""
     drain_seconds: float | None = None
+    retired: tuple[RetiredStatus, ...] = ()
+    """Newest first."""
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> SupervisorStatus:
@@ -114,7 +138,11 @@ class SupervisorStatus:
             releases=releases,
             proxy=ProxyStatus(**{k: proxy[k] for k in ProxyStatus.__dataclass_fields__}) if proxy else None,
             drain_seconds=doc.get("drain_seconds"),
+            retired=tuple(RetiredStatus(**{k: r[k] for k in _RETIRED_FIELDS}) for r in doc.get("retired", ())),
         )
+
+
+_RETIRED_FIELDS = tuple(RetiredStatus.__dataclass_fields__)
 
 
 class ControlClient:
@@ -177,6 +205,7 @@ def ensure_supervisor(
     *,
     drain_seconds: float = 10.0,
     withheld: frozenset[str] = frozenset(),
+    data_plane: DataPlane = DEFAULT,
 ) -> ControlClient:
     """A client for a supervisor serving `listen`, starting one (detached) if none runs.
 
@@ -187,12 +216,20 @@ def ensure_supervisor(
     try:
         status = client.call("status")
     except SupervisorNotRunningError:
-        launch_supervisor(paths, listen, drain_seconds, withheld=withheld)
+        launch_supervisor(paths, listen, drain_seconds, withheld=withheld, data_plane=data_plane)
         status = _wait_until_up(client, timeout)
     if status["listen"] != listen:
         raise DeployError(
             f"the local supervisor in {paths.root} serves {status['listen']}, but local.listen is {listen}: "
             "set local.listen back, or stop the supervisor (stop verb) so it restarts on the new address",
+            platform="local",
+            operation="supervisor",
+        )
+    serving = (status.get("proxy") or {}).get("kind", "python")
+    if serving != data_plane.kind:
+        raise DeployError(
+            f"the local supervisor in {paths.root} serves through {serving}, but local.proxy is {data_plane.kind}: "
+            "set local.proxy back, or stop the supervisor (stop verb) so it restarts with the new data plane",
             platform="local",
             operation="supervisor",
         )
@@ -213,7 +250,12 @@ def release_environment(environ: Mapping[str, str], withheld: frozenset[str]) ->
 
 
 def launch_supervisor(
-    paths: StatePaths, listen: str, drain_seconds: float, *, withheld: frozenset[str] = frozenset()
+    paths: StatePaths,
+    listen: str,
+    drain_seconds: float,
+    *,
+    withheld: frozenset[str] = frozenset(),
+    data_plane: DataPlane = DEFAULT,
 ) -> None:
     """Start a supervisor daemon for `paths` (it exits at once if one runs). Raises DeployError."""
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -222,7 +264,8 @@ def launch_supervisor(
     package_root = str(Path(orchestrator.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     argv = [sys.executable, "-m", "orchestrator.platforms.local.daemon"]
-    argv += ["--state-dir", str(paths.root), "--listen", listen, "--drain-seconds", str(drain_seconds), "--daemon"]
+    argv += ["--state-dir", str(paths.root), "--listen", listen, "--drain-seconds", str(drain_seconds)]
+    argv += [*data_plane.argv(), "--daemon"]
     # The launched process forks the daemon and exits at once; it inherits none of our stdio.
     with open(paths.supervisor_log, "ab") as log:
         done = subprocess.run(
@@ -281,7 +324,9 @@ def readopt(paths: StatePaths, *, withheld: frozenset[str] = frozenset()) -> Con
         raise DeployError(str(exc), platform="local", operation="supervisor") from exc
     if saved is None:
         return None
-    return ensure_supervisor(paths, saved.listen, drain_seconds=saved.drain_seconds, withheld=withheld)
+    return ensure_supervisor(
+        paths, saved.listen, drain_seconds=saved.drain_seconds, withheld=withheld, data_plane=saved.data_plane
+    )
 
 
 def read_status(state_dir: Path) -> SupervisorStatus | None:

@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS, KINDS, DataPlane
 from orchestrator.platforms.local.state import StatePaths
 from orchestrator.platforms.local.supervisor import Supervisor
 from orchestrator.redaction import install_filter
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--listen", required=True)
     parser.add_argument("--drain-seconds", type=float, default=10.0, help="how long SIGTERM lets requests finish")
+    parser.add_argument("--proxy", choices=KINDS, default="python", help="the data plane on the public address")
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, help="client connection cap")
     parser.add_argument("--daemon", action="store_true", help="detach: fork, new session, no stdio")
     args = parser.parse_args(argv)
     paths = StatePaths(args.state_dir.resolve())
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.chdir(paths.root)
     try:
-        return asyncio.run(Supervisor(paths, args.listen, args.drain_seconds).run())
+        data_plane = DataPlane(args.proxy, args.max_connections)
+        return asyncio.run(Supervisor(paths, args.listen, args.drain_seconds, data_plane).run())
     finally:
         os.close(lock_fd)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.contract import DeployConfig, DeploymentConfig
 from orchestrator.paths import outside_problem
-from orchestrator.platforms.base import Previews, Retirement, TrafficRouter
+from orchestrator.platforms.base import PinsArtifacts, Previews, Retirement, TrafficRouter
 from orchestrator.platforms.registry import PlatformContext, PlatformDescriptor, Target
 
 if TYPE_CHECKING:
@@ -25,11 +25,20 @@ def _problems(deployment: Mapping[str, Any], workspace: Path) -> Iterable[str]:
             "add local: {command: [...], listen: '127.0.0.1:8080'}"
         )
         return
-    for key in ("state_dir", "cwd"):
+    for key in ("state_dir", "cwd", "source"):
         if key in local:
-            problem = outside_problem(workspace, local[key], f"deployment_config.local.{key}", must_exist=False)
+            field = f"deployment_config.local.{key}"
+            problem = outside_problem(workspace, local[key], field, must_exist=key == "source")
             if problem:
                 yield problem
+    if "cwd" in local:
+        source = (workspace / local.get("source", ".")).resolve()
+        cwd = (workspace / local["cwd"]).resolve()
+        if cwd != source and source not in cwd.parents:
+            yield (
+                f"deployment_config.local.cwd: {local['cwd']!r} is outside local.source "
+                f"({local.get('source', '.')!r}); releases run from their captured files, so put cwd inside source"
+            )
 
 
 def _lock_key(deployment: DeploymentConfig) -> str:
@@ -38,7 +47,7 @@ def _lock_key(deployment: DeploymentConfig) -> str:
 
 def _create(config: DeployConfig, context: PlatformContext, target: Target) -> LocalPlatform:
     from orchestrator.platforms.local.platform import LocalPlatform
-    from orchestrator.platforms.local.targets import config_for
+    from orchestrator.platforms.local.targets import config_for, state_dir_of
 
     local = config.deployment.local
     assert local is not None, "checked by the config (deployment_config.local)"
@@ -46,12 +55,16 @@ def _create(config: DeployConfig, context: PlatformContext, target: Target) -> L
     # Releases get the environment they run in, less the orchestrator's own secrets: the app may
     # need its database DSN, but never the agentbench, platform or GitHub tokens.
     withheld = frozenset(config.secret_env_vars()) - {config.credentials.db_connection_env_var}
-    return LocalPlatform(config_for(local, workspace, target), workspace, withheld=withheld, target=target)
+    # A preview never captures production's state directory into its release files.
+    leave_out = (state_dir_of(local, workspace),) if target.is_preview else ()
+    return LocalPlatform(
+        config_for(local, workspace, target), workspace, withheld=withheld, leave_out=leave_out, target=target
+    )
 
 
 DESCRIPTOR = PlatformDescriptor(
     name="local",
-    capabilities=frozenset({TrafficRouter, Retirement, Previews}),
+    capabilities=frozenset({TrafficRouter, Retirement, Previews, PinsArtifacts}),
     create=_create,
     config_problems=_problems,
     lock_key=_lock_key,

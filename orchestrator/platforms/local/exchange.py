@@ -25,7 +25,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from orchestrator.platforms.local.upstream import Backend, Upstream, UpstreamConnection
-from orchestrator.platforms.local.wire import LAST_CHUNK, chunk, forwarded, request_head, response_head
+from orchestrator.platforms.local.wire import LAST_CHUNK, ProtocolError, chunk, request_head, response_head, scan
 
 if TYPE_CHECKING:
     from orchestrator.platforms.local.client import ClientConnection, Request
@@ -41,6 +41,31 @@ class Exchange:
     """Sends `request` to a replica of `backend` and relays the answer to `client`; the client calls
     `feed_body`/`end_body` for a body still arriving, and `abort` if it goes away."""
 
+    __slots__ = (
+        "_close_delimited",
+        "_connecting",
+        "_excluded",
+        "_failure",
+        "_head",
+        "_held",
+        "_keep",
+        "_kept",
+        "_parts",
+        "_reason",
+        "_rechunk",
+        "_resent",
+        "_reused",
+        "_status",
+        "_up_keep",
+        "backend",
+        "client",
+        "committed",
+        "conn",
+        "done",
+        "request",
+        "upstream",
+    )
+
     def __init__(self, client: ClientConnection, request: Request, backend: Backend) -> None:
         self.client = client
         self.request = request
@@ -51,9 +76,9 @@ class Exchange:
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
         self._reused = False
-        self._excluded: set[Upstream] = set()
+        self._excluded: set[Upstream] | frozenset[Upstream] = frozenset()
         self._resent = False
-        self._failure = f"release {backend.version} has no replica to send to"
+        self._failure = ""
         self._connecting: asyncio.Task[UpstreamConnection] | None = None
         self._head: bytes | None = None
         self._parts: list[bytes] = []
@@ -64,7 +89,7 @@ class Exchange:
         self._keep = request.keep_alive
         self._status: int | None = None
         self._reason = b""
-        self._kept: list[Header] = []
+        self._kept = b""
 
     # --- sending --------------------------------------------------------------------------------
 
@@ -75,7 +100,7 @@ class Exchange:
     def _try_next(self) -> None:
         upstream = self.backend.pick(self._excluded)
         if upstream is None:
-            self._gateway_error(self._failure)
+            self._gateway_error(self._failure or f"release {self.backend.version} has no replica to send to")
             return
         conn = upstream.take()
         if conn is not None:
@@ -102,7 +127,7 @@ class Exchange:
         if self.done:
             return
         upstream.mark_down()
-        self._excluded.add(upstream)
+        self._excluded = self._excluded | {upstream}
         self._failure = f"{upstream.name}: {exc}"
         self._try_next()
 
@@ -150,33 +175,25 @@ class Exchange:
 
     def on_head(self, status: int, reason: bytes, headers: list[Header], keep_alive: bool) -> None:
         self._up_keep = keep_alive
-        tokens: set[bytes] = set()
-        length: int | None = None
-        chunked = False
-        framing_lines: list[Header] = []
-        for name, value in headers:
-            lower = name.lower()
-            if lower == b"content-length":
-                length = int(value)
-                framing_lines.append((name, value))
-            elif lower == b"transfer-encoding":
-                chunked = True
-                framing_lines.append((name, value))
-            elif lower == b"connection":
-                tokens.update(t.strip().lower() for t in value.split(b","))
-        kept = forwarded(headers, frozenset(tokens))
+        try:
+            scanned = scan(headers)
+        except ProtocolError as exc:
+            raise ProtocolError(f"sent an answer the proxy cannot relay: {exc}", 502) from exc
         if self.request.method == b"HEAD" or status in (204, 304):
             # No body follows: the client learns what a GET would have had.
-            self._head = response_head(status, reason, kept + framing_lines, self._connection(self._keep))
+            framing = scanned.framing + self._connection(self._keep)
+            self._head = response_head(status, reason, scanned.lines, framing)
             return
-        self._close_delimited = length is None and not chunked
-        self._status, self._reason, self._kept = status, reason, kept
+        length = scanned.length
+        self._close_delimited = length is None and not scanned.chunked
+        self._status, self._reason, self._kept = status, reason, scanned.lines
         if length is not None and length > SMALL_ANSWER:
             self._commit(b"Content-Length: %d\r\n" % length)
 
     def on_body(self, data: bytes) -> None:
         if self.committed:
             self.client.write(chunk(data) if self._rechunk else data)
+            self.client.progress()
             return
         self._parts.append(data)
         self._held += len(data)
@@ -202,8 +219,7 @@ class Exchange:
             assert self._status is not None
             self.client.write(response_head(self._status, self._reason, self._kept, framing) + body)
         elif self._rechunk:
-            kept = forwarded(trailers, frozenset())
-            self.client.write(b"0\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in kept) + b"\r\n")
+            self.client.write(b"0\r\n" + scan(trailers).lines + b"\r\n")
         self._finish(reusable=not self._close_delimited)
 
     def on_failed(self, error: Exception) -> None:
@@ -244,7 +260,7 @@ class Exchange:
         # A dying replica can still accept connections for a moment: resend elsewhere when there is an
         # elsewhere; a lone replica gets a fresh connection (its idle one had merely timed out).
         if not self._reused or len(self.backend.upstreams) > 1:
-            self._excluded.add(upstream)
+            self._excluded = self._excluded | {upstream}
         self._reset_answer()
         self._try_next()
 

@@ -13,9 +13,11 @@ import dataclasses
 import logging
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.artifacts import ArtifactDigests
 from orchestrator.contract import LocalConfig
 from orchestrator.errors import DeployError
 from orchestrator.platforms.base import Release, TrafficShape
@@ -24,10 +26,11 @@ from orchestrator.platforms.local.control import (
     SupervisorNotRunningError,
     SupervisorStatus,
     ensure_supervisor,
-    readopt,
     stop_supervisor,
 )
+from orchestrator.platforms.local.data_plane import DataPlane
 from orchestrator.platforms.local.process import log_tail
+from orchestrator.platforms.local.snapshot import SnapshotError, capture, check_gated, remove
 from orchestrator.platforms.local.state import StatePaths, check_version, load_state
 from orchestrator.platforms.local.targets import state_dir_of
 from orchestrator.platforms.registry import PRODUCTION, Target
@@ -50,16 +53,21 @@ class LocalPlatform:
         workspace: Path,
         *,
         withheld: frozenset[str] = frozenset(),
+        leave_out: tuple[Path, ...] = (),
         target: Target = PRODUCTION,
     ) -> None:
-        """`config` is the target's own (see `targets.config_for`)."""
+        """`config` is the target's own (see `targets.config_for`); `leave_out` is never captured."""
         self._config = config
         self._target = target
         self._withheld = withheld
         self._workspace = Path(workspace)
         self.paths = StatePaths(state_dir_of(config, self._workspace))
-        self._cwd = self._resolve(config.cwd) if config.cwd is not None else self._workspace
+        self._source = self._resolve(config.source) if config.source is not None else self._workspace.resolve()
+        self._cwd = self._resolve(config.cwd) if config.cwd is not None else None
         self._client: ControlClient | None = None
+        self._approved: dict[str, ArtifactDigests] = {}
+        self._leave_out = (self.paths.root, *leave_out)
+        """Never captured into a snapshot: the state dirs (a preview's lies inside production's)."""
 
     def _resolve(self, path: Path) -> Path:
         return _resolve(self._workspace, path)
@@ -67,7 +75,11 @@ class LocalPlatform:
     def _control(self) -> ControlClient:
         if self._client is None:
             self._client = ensure_supervisor(
-                self.paths, self._config.listen, drain_seconds=self._config.drain_seconds, withheld=self._withheld
+                self.paths,
+                self._config.listen,
+                drain_seconds=self._config.drain_seconds,
+                withheld=self._withheld,
+                data_plane=DataPlane(self._config.proxy, self._config.max_connections),
             )
         return self._client
 
@@ -82,13 +94,20 @@ class LocalPlatform:
     def _status(self) -> dict[str, Any] | None:
         """The supervisor's status, re-adopting it if it is gone; None when nothing was deployed yet."""
         try:
-            client = readopt(self.paths, withheld=self._withheld)
-            if client is None:
+            result: dict[str, Any] = ControlClient(self.paths).call("status")
+            return result
+        except SupervisorNotRunningError:
+            pass
+        try:
+            if load_state(self.paths) is None:
                 return None
-            result: dict[str, Any] = client.call("status")
+            # Started again as configured now (address, drain, data plane), as a deploy would.
+            result = self._control().call("status")
             return result
         except SupervisorNotRunningError:
             return None
+        except ValueError as exc:
+            raise DeployError(str(exc), platform="local", operation="status") from exc
         except DeployError as exc:
             # Reading must not fail a plan: say why the supervisor is down and read the state file.
             log.warning("the local supervisor in %s could not be started again: %s", self.paths.root, exc)
@@ -131,13 +150,24 @@ class LocalPlatform:
         Raises DeployError (with the last lines of the failing replica's log) if a replica exits or
         does not listen within `startup_timeout_seconds`; the other replicas are stopped then.
         """
+        return self._start(version, image, restore=False)
+
+    def pin_artifacts(self, version: str, digests: ArtifactDigests) -> None:
+        """The gate approved `digests` for `version`: the copies its snapshot covers must be exactly these."""
+        self._approved[self._check(version, "start")] = digests
+
+    def _start(self, version: str, image: str | None, *, restore: bool) -> Release:
         self._check(version, "start")
+        files = self._files(version, restore=restore)
         result = self._call(
             "start",
             timeout=self._config.startup_timeout_seconds + _CONTROL_MARGIN_SECONDS,
             version=version,
             argv=list(self._config.command),
-            cwd=str(self._cwd),
+            cwd=str(self._run_dir(files.directory) if files.directory else self._workspace),
+            release_dir=str(files.directory or ""),
+            tree_digest=files.digest,
+            gated=[list(triple) for triple in files.gated],
             env=[list(pair) for pair in self._config.env],
             startup_timeout=self._config.startup_timeout_seconds,
             image=image,
@@ -170,10 +200,78 @@ class LocalPlatform:
         self._call("route", weights=dict(weights))
 
     def rollback(self, to: Release) -> None:
-        """All traffic to `to`, restarting it first if it was retired. Raises DeployError."""
-        if to.version not in {r.version for r in self.releases()}:
-            self.start(to.version, to.image)
+        """All traffic to `to`, from its own snapshot. Raises DeployError.
+
+        A kept release is started again if a replica is down (its snapshot checked first); a retired
+        one comes back only if `local.source` holds exactly the files it had (same tree digest).
+        """
+        self._start(to.version, to.image, restore=True)
         self.route({to.version: 100})
+
+    # --- release files ---------------------------------------------------------------------------
+
+    def _files(self, version: str, *, restore: bool) -> _Files:
+        """The snapshot `version` runs from: the kept one, or captured now (a deploy, or a retired
+        release whose files `local.source` holds again). Raises DeployError."""
+        status = self._status() or {}
+        approved = self._approved.get(version)
+        kept = next((r for r in status.get("releases", []) if r["version"] == version), None)
+        try:
+            if kept is not None and kept.get("tree_digest"):
+                directory = Path(kept["release_dir"])
+                gated = _listed(kept.get("gated", ()))
+                if approved is not None:
+                    gated = _triples(self._gated(approved, directory, version))
+                return _Files(directory, str(kept["tree_digest"]), gated)
+            if restore and kept is not None:
+                # Recorded before snapshots: it may go on running, but it is never started from the workspace.
+                return _Files(None, "", ())
+            remembered = next((r for r in status.get("retired", []) if r["version"] == version), None)
+            if restore and remembered is None:
+                raise SnapshotError(
+                    f"release {version} is not kept here and nothing records its files; roll back to a kept "
+                    "release, or deploy it again"
+                )
+            directory = self.paths.releases / version
+            digest = capture(self._source, directory, leave_out=self._leave_out, version=version)
+            if restore and remembered is not None and digest != remembered["tree_digest"]:
+                remove(directory)
+                raise SnapshotError(
+                    f"release {version} was retired and its snapshot removed, and local.source ({self._source}) "
+                    f"now holds other files (digest {digest}; {version} had {remembered['tree_digest']}); "
+                    f"check out {version}'s commit to roll back to it, or raise rollback.keep_previous_versions "
+                    "to keep more releases ready"
+                )
+            try:
+                gated = _triples(self._gated(approved, directory, version)) if approved is not None else ()
+            except SnapshotError:
+                remove(directory)
+                raise
+            if restore and remembered is not None:
+                gated = _listed(remembered.get("gated", ()))
+            log.info("release %s captured in %s (digest %s)", version, directory, digest)
+            return _Files(directory, digest, gated)
+        except SnapshotError as exc:
+            raise DeployError(str(exc), platform="local", operation="rollback" if restore else "start") from exc
+
+    def _gated(self, approved: ArtifactDigests, directory: Path, version: str) -> dict[str, dict[str, str]]:
+        return check_gated(
+            approved, workspace=self._workspace, source=self._source, snapshot=directory, version=version
+        )
+
+    def _run_dir(self, release_dir: Path) -> Path:
+        """`local.cwd`, moved from `local.source` into the snapshot (default: the snapshot itself)."""
+        if self._cwd is None:
+            return release_dir
+        try:
+            return release_dir / self._cwd.relative_to(self._source)
+        except ValueError:
+            raise DeployError(
+                f"local.cwd {self._cwd} is outside local.source {self._source}: releases run from their "
+                "captured files, so put cwd inside source",
+                platform="local",
+                operation="start",
+            ) from None
 
     # --- Retirement ------------------------------------------------------------------------------
 
@@ -228,6 +326,22 @@ class LocalPlatform:
             return check_version(version)
         except ValueError as exc:
             raise DeployError(str(exc), platform="local", operation=operation) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Files:
+    directory: Path | None
+    """None for a kept release recorded before snapshots."""
+    digest: str
+    gated: tuple[tuple[str, str, str], ...]
+
+
+def _listed(triples: Any) -> tuple[tuple[str, str, str], ...]:
+    return tuple((str(a), str(b), str(c)) for a, b, c in triples)
+
+
+def _triples(covered: Mapping[str, Mapping[str, str]]) -> tuple[tuple[str, str, str], ...]:
+    return tuple((section, key, digest) for section, pairs in covered.items() for key, digest in sorted(pairs.items()))
 
 
 def _release(version: str, port: int, pid: int, image: str | None) -> Release:

@@ -47,9 +47,12 @@ class ReleaseStartError(Exception):
     """A release did not come up; the message says why and carries the tail of its log."""
 
 
-def substitute(argv: Iterable[str], *, port: int, version: str) -> tuple[str, ...]:
+def substitute(argv: Iterable[str], *, port: int, version: str, release_dir: str = "") -> tuple[str, ...]:
     # str.replace, not str.format: commands legitimately contain other braces (JSON, shell).
-    return tuple(arg.replace("{port}", str(port)).replace("{version}", version) for arg in argv)
+    return tuple(
+        arg.replace("{port}", str(port)).replace("{version}", version).replace("{release_dir}", release_dir)
+        for arg in argv
+    )
 
 
 def free_port(exclude: Iterable[int] = ()) -> int:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.platforms.local.client import ClientConnection
+from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
 from orchestrator.platforms.local.routing import RouteTable
 from orchestrator.platforms.local.upstream import Backend
 
@@ -36,7 +37,6 @@ __all__ = ["DEFAULT_MAX_CONNECTIONS", "Limits", "Proxy", "connection_budget", "r
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_CONNECTIONS = 10_000
 _FDS_RESERVED = 128
 """File descriptors kept for everything but client connections (control socket, logs, state)."""
 _FDS_PER_CLIENT = 3

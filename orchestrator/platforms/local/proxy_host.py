@@ -33,8 +33,9 @@ from typing import Any
 
 from orchestrator.platforms.local.channel import OperationError, WithFd, serve
 from orchestrator.platforms.local.control import launch_supervisor
+from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS, DataPlane
 from orchestrator.platforms.local.process import is_alive, process_start_ticks
-from orchestrator.platforms.local.proxy import Proxy
+from orchestrator.platforms.local.proxy import Limits, Proxy
 from orchestrator.platforms.local.routing import check_weights
 from orchestrator.platforms.local.state import StatePaths
 from orchestrator.redaction import install_filter
@@ -48,12 +49,20 @@ _RELAUNCH_BACKOFF = (1.0, 30.0)
 
 
 class ProxyHost:
-    def __init__(self, paths: StatePaths, listen: str, sock: socket.socket, drain_seconds: float) -> None:
+    def __init__(
+        self,
+        paths: StatePaths,
+        listen: str,
+        sock: socket.socket,
+        drain_seconds: float,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        self._max_connections = max_connections
         self._paths = paths
         self._listen = listen
         self._sock = sock
         self._drain_seconds = drain_seconds
-        self._proxy = Proxy()
+        self._proxy = Proxy(Limits(max_connections=max_connections))
         self._ports: dict[str, tuple[int, ...]] = {}
         self._weights: dict[str, int] = {}
         self._supervisor: tuple[int, int] | None = None
@@ -121,7 +130,10 @@ class ProxyHost:
             log.warning("supervisor %d is gone: relaunching it", self._supervisor[0])
             try:
                 # The launcher forks the daemon and waits for nothing else; keep it off the data path.
-                await asyncio.to_thread(launch_supervisor, self._paths, self._listen, self._drain_seconds)
+                data_plane = DataPlane("python", self._max_connections)
+                await asyncio.to_thread(
+                    launch_supervisor, self._paths, self._listen, self._drain_seconds, data_plane=data_plane
+                )
             except Exception:
                 log.exception("relaunching the supervisor failed; trying again in %g s", self._backoff)
 
@@ -188,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", required=True)
     parser.add_argument("--listen-fd", required=True, type=int)
     parser.add_argument("--drain-seconds", type=float, default=10.0)
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
     args = parser.parse_args(argv)
     paths = StatePaths(args.state_dir.resolve())
     handler = logging.StreamHandler(sys.stderr)
@@ -196,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     os.chdir(paths.root)
     sock = socket.socket(fileno=args.listen_fd)
-    return asyncio.run(ProxyHost(paths, args.listen, sock, args.drain_seconds).run())
+    return asyncio.run(ProxyHost(paths, args.listen, sock, args.drain_seconds, args.max_connections).run())
 
 
 if __name__ == "__main__":

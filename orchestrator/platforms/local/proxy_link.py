@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.platforms.local.channel import NotListeningError, RefusedError, ask, ask_for_fd
+from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
 from orchestrator.platforms.local.process import is_alive, log_tail, process_start_ticks
 from orchestrator.platforms.local.state import StatePaths
 
@@ -44,7 +45,10 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 class ProxyLink:
-    def __init__(self, paths: StatePaths, listen: str, drain_seconds: float) -> None:
+    def __init__(
+        self, paths: StatePaths, listen: str, drain_seconds: float, max_connections: int = DEFAULT_MAX_CONNECTIONS
+    ) -> None:
+        self._max_connections = max_connections
         self._paths = paths
         self._listen = listen
         self.drain_seconds = drain_seconds
@@ -95,7 +99,7 @@ class ProxyLink:
         fd = self._sock.fileno()
         argv = [sys.executable, "-m", "orchestrator.platforms.local.proxy_host"]
         argv += ["--state-dir", str(self._paths.root), "--listen", self._listen, "--listen-fd", str(fd)]
-        argv += ["--drain-seconds", str(self.drain_seconds)]
+        argv += ["--drain-seconds", str(self.drain_seconds), "--max-connections", str(self._max_connections)]
         with open(self._paths.proxy_log, "ab") as log_file:
             popen = subprocess.Popen(
                 argv,

@@ -4,8 +4,10 @@ The file is the supervisor's memory across its own restarts: a restarted supervi
 re-adopts replica processes that still run and restarts the others on the same port. It is
 written atomically (temporary file + rename) so a crash never leaves half a file.
 
-Format 2 lists each release's replicas; format 1 (one process per release, written before
-`local.replicas` was honoured) is still read, as a release with one replica.
+Format 3 records each release's snapshot (its directory and tree digest, and the gated artifacts
+it covers) and remembers retired releases' digests; format 2 (replicas, no snapshots) and format 1
+(one process per release, written before `local.replicas` was honoured) are still read: their
+releases have no snapshot, so they are never restarted from the workspace (see `supervisor`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from orchestrator.platforms.local.data_plane import DEFAULT, DEFAULT_MAX_CONNECTIONS, DataPlane
+
 __all__ = [
     "ReleaseRecord",
     "Replica",
+    "RetiredRelease",
     "State",
     "StatePaths",
     "check_version",
@@ -29,7 +34,9 @@ __all__ = [
 ]
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
-_FORMAT = 2
+_FORMAT = 3
+_RETIRED_KEPT = 32
+"""How many retired releases' digests the state remembers (newest first)."""
 
 
 def check_version(version: str) -> str:
@@ -138,6 +145,12 @@ class ReleaseRecord:
     image: str | None = None
     more: tuple[Replica, ...] = ()
     """Replicas 1 to n-1."""
+    release_dir: str = ""
+    """The release's snapshot, where it runs from ('' for a release recorded before snapshots)."""
+    tree_digest: str = ""
+    """The snapshot's tree digest at capture: checked before every start and restart."""
+    gated: tuple[tuple[str, str, str], ...] = ()
+    """(section, workspace-relative path, digest) of each gated artifact the snapshot covers."""
 
     @classmethod
     def of(cls, version: str, replicas: Sequence[Replica], **fields: Any) -> ReleaseRecord:
@@ -159,6 +172,17 @@ class ReleaseRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RetiredRelease:
+    """What is remembered of a retired release (its snapshot is gone): enough to recognise its files."""
+
+    version: str
+    tree_digest: str
+    image: str | None
+    gated: tuple[tuple[str, str, str], ...]
+    retired_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     listen: str
     releases: Mapping[str, ReleaseRecord] = field(default_factory=dict)
@@ -168,6 +192,10 @@ class State:
     next_seq: int = 1
     drain_seconds: float = 10.0
     """local.drain_seconds as last configured: a supervisor started again without a config drains this long."""
+    data_plane: DataPlane = DEFAULT
+    """local.proxy and local.max_connections as last configured (for the same reason)."""
+    retired: tuple[RetiredRelease, ...] = ()
+    """Newest first, at most `_RETIRED_KEPT`."""
 
 
 def save_state(paths: StatePaths, state: State) -> None:
@@ -178,8 +206,11 @@ def save_state(paths: StatePaths, state: State) -> None:
         "live": state.live,
         "next_seq": state.next_seq,
         "drain_seconds": state.drain_seconds,
+        "proxy": state.data_plane.kind,
+        "max_connections": state.data_plane.max_connections,
         "weights": dict(state.weights),
         "releases": [_dump_release(r) for r in sorted(state.releases.values(), key=lambda r: r.seq)],
+        "retired": [asdict(r) for r in state.retired[:_RETIRED_KEPT]],
     }
     tmp = paths.state.with_suffix(".json.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -196,7 +227,7 @@ def load_state(paths: StatePaths) -> State | None:
         return None
     try:
         doc = json.loads(raw)
-        if doc.get("format", 1) not in (1, _FORMAT):
+        if doc.get("format", 1) not in (1, 2, _FORMAT):
             raise ValueError(f"format {doc['format']!r} is newer than this supervisor understands")
         releases = {}
         for item in doc["releases"]:
@@ -209,6 +240,10 @@ def load_state(paths: StatePaths) -> State | None:
             live=doc.get("live"),
             next_seq=int(doc.get("next_seq", len(releases) + 1)),
             drain_seconds=float(doc.get("drain_seconds", 10.0)),
+            data_plane=DataPlane(
+                str(doc.get("proxy", "python")), int(doc.get("max_connections", DEFAULT_MAX_CONNECTIONS))
+            ),
+            retired=tuple(_load_retired(item) for item in doc.get("retired", [])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(
@@ -234,4 +269,15 @@ def _load_release(item: dict[str, Any]) -> ReleaseRecord:
     if not replicas:
         raise ValueError(f"release {item.get('version')!r} has no replicas")
     item["env"] = tuple(tuple(pair) for pair in item["env"])
+    item["gated"] = tuple(tuple(triple) for triple in item.get("gated", ()))
     return ReleaseRecord.of(item.pop("version"), replicas, **item)
+
+
+def _load_retired(item: dict[str, Any]) -> RetiredRelease:
+    return RetiredRelease(
+        version=str(item["version"]),
+        tree_digest=str(item["tree_digest"]),
+        image=item.get("image"),
+        gated=tuple((str(a), str(b), str(c)) for a, b, c in item.get("gated", ())),
+        retired_at=float(item.get("retired_at", 0.0)),
+    )

@@ -24,16 +24,18 @@ import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from orchestrator.platforms.local.channel import NotListeningError, OperationError, RefusedError, serve
+from orchestrator.platforms.local.data_plane import DEFAULT, DataPlane
+from orchestrator.platforms.local.haproxy import HaproxyError, HaproxyLink
+from orchestrator.platforms.local.keeper import RESTART_BACKOFF, ReplicaKeeper
 from orchestrator.platforms.local.process import (
     ReleaseStartError,
     free_ports,
     is_alive,
-    process_start_ticks,
     replica_name,
-    spawn,
     spawn_all,
     substitute,
     terminate_all,
@@ -42,9 +44,11 @@ from orchestrator.platforms.local.process import (
 from orchestrator.platforms.local.proxy import raise_file_limit
 from orchestrator.platforms.local.proxy_link import ProxyLink, ProxyStartError, parse_listen
 from orchestrator.platforms.local.routing import check_weights
+from orchestrator.platforms.local.snapshot import SnapshotError, remove
 from orchestrator.platforms.local.state import (
     ReleaseRecord,
     Replica,
+    RetiredRelease,
     State,
     StatePaths,
     check_version,
@@ -56,17 +60,26 @@ __all__ = ["Supervisor", "parse_listen"]
 
 log = logging.getLogger(__name__)
 
-_MONITOR_SECONDS = 0.25
-_RESTART_BACKOFF = (0.5, 30.0)
 _MAX_REPLICAS = 16
 _Result = dict[str, Any]
 
 
-class Supervisor:
-    def __init__(self, paths: StatePaths, listen: str, drain_seconds: float = 10.0) -> None:
+def make_link(data_plane: DataPlane, paths: StatePaths, listen: str, drain_seconds: float) -> ProxyLink | HaproxyLink:
+    """The supervisor's side of the data plane `local.proxy` names (both have one interface)."""
+    if data_plane.kind == "haproxy":
+        return HaproxyLink(paths, listen, drain_seconds, data_plane.max_connections)
+    return ProxyLink(paths, listen, drain_seconds, data_plane.max_connections)
+
+
+class Supervisor(ReplicaKeeper):
+    def __init__(
+        self, paths: StatePaths, listen: str, drain_seconds: float = 10.0, data_plane: DataPlane = DEFAULT
+    ) -> None:
+        super().__init__()
         self._paths = paths
         self._listen = listen
-        self._link = ProxyLink(paths, listen, drain_seconds)
+        self._data_plane = data_plane
+        self._link = make_link(data_plane, paths, listen, drain_seconds)
         self._releases: dict[str, ReleaseRecord] = {}
         self._popens: dict[str, dict[int, subprocess.Popen[bytes]]] = {}
         """version -> replica index -> the process we launched (re-adopted ones have none)."""
@@ -77,10 +90,8 @@ class Supervisor:
         self._weights: dict[str, int] = {}
         self._live: str | None = None
         self._next_seq = 1
-        self._locks: dict[str, asyncio.Lock] = {}
         self._stopping: set[str] = set()
-        self._restart: dict[tuple[str, int], tuple[float, float]] = {}
-        """(version, replica index) -> (when to try again, current backoff) for replicas that died."""
+        self._retired: tuple[RetiredRelease, ...] = ()
         self._done = asyncio.Event()
         self._exit_drain: float | None = None
         self._ops: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
@@ -103,7 +114,7 @@ class Supervisor:
             self._restore(saved)
         try:
             await self._link.attach()
-        except (OSError, ProxyStartError, NotListeningError, RefusedError) as exc:
+        except (OSError, ProxyStartError, HaproxyError, NotListeningError, RefusedError) as exc:
             log.error("cannot serve %s: %s (another process uses it? change local.listen)", self._listen, exc)
             return 1
         self._published = {r.version: tuple(x.port for x in r.replicas) for r in self._releases.values()}
@@ -151,13 +162,14 @@ class Supervisor:
         self._weights = {v: w for v, w in saved.weights.items() if v in self._releases}
         self._live = saved.live
         self._next_seq = saved.next_seq
+        self._retired = saved.retired
         for record in self._releases.values():
             for index, replica in enumerate(record.replicas):
                 if is_alive(replica.pid, replica.pid_start):
                     name = replica_name(record, index)
                     log.info("re-adopted %s (pid %d, port %d)", name, replica.pid, replica.port)
                 else:
-                    self._restart[(record.version, index)] = (0.0, _RESTART_BACKOFF[0])
+                    self._restart[(record.version, index)] = (0.0, RESTART_BACKOFF[0])
 
     def _save(self) -> None:
         state = State(
@@ -167,89 +179,12 @@ class Supervisor:
             live=self._live,
             next_seq=self._next_seq,
             drain_seconds=self._link.drain_seconds,
+            data_plane=self._data_plane,
+            retired=self._retired,
         )
         save_state(self._paths, state)
 
-    def _lock(self, version: str) -> asyncio.Lock:
-        return self._locks.setdefault(version, asyncio.Lock())
-
-    async def _monitor(self) -> None:
-        """Keep the proxy process up and in sync; reap exited children and restart replicas that died."""
-        while True:
-            await asyncio.sleep(_MONITOR_SECONDS)
-            try:
-                if await self._link.ensure():
-                    self._synced = False
-                if not self._synced:
-                    await self._push()
-                await self._check_replicas()
-            except Exception:
-                # One bad round (a state file that cannot be written, say) must not end the restarts.
-                log.exception("monitor: checking replicas failed; trying again in %g s", _MONITOR_SECONDS)
-
-    async def _check_replicas(self) -> None:
-        """One monitor round."""
-        for popens in self._popens.values():
-            for popen in popens.values():
-                popen.poll()
-        now = time.monotonic()
-        for version, record in list(self._releases.items()):
-            if version in self._stopping or self._lock(version).locked():
-                continue
-            for index, replica in enumerate(record.replicas):
-                key = (version, index)
-                if is_alive(replica.pid, replica.pid_start):
-                    self._restart.pop(key, None)
-                    continue
-                when, backoff = self._restart.setdefault(key, (now, _RESTART_BACKOFF[0]))
-                if when == now:
-                    # The proxy would find out at its next connect; telling it spares that attempt.
-                    await self._link.mark_down(version, index)
-                if now >= when:
-                    self._restart[key] = (now + backoff, min(backoff * 2, _RESTART_BACKOFF[1]))
-                    self._respawn(version, index)
-
-    def _respawn(self, version: str, index: int) -> None:
-        record = self._releases[version]
-        replica, name = record.replicas[index], replica_name(record, index)
-        log.warning("%s (pid %d) died: restarting it on port %d", name, replica.pid, replica.port)
-        try:
-            popen = spawn(record, index, self._paths.replica_log(version, index))
-        except OSError as exc:
-            log.error("cannot restart %s: %s", name, exc)
-            return
-        self._popens.setdefault(version, {})[index] = popen
-        restarted = dataclasses.replace(replica, pid=popen.pid, pid_start=process_start_ticks(popen.pid) or 0)
-        self._releases[version] = record.with_replica(index, restarted)
-        self._save()
-
     # --- control socket -------------------------------------------------------------------------
-
-    def _describe(self, record: ReleaseRecord, inflight: int = 0) -> _Result:
-        """The release for `status` and `start`; `port`, `pid` and `log` are replica 0's, `alive` means all run."""
-        replicas = [
-            {
-                "index": index,
-                "port": replica.port,
-                "pid": replica.pid,
-                "alive": is_alive(replica.pid, replica.pid_start),
-                "log": str(self._paths.replica_log(record.version, index)),
-            }
-            for index, replica in enumerate(record.replicas)
-        ]
-        return {
-            "version": record.version,
-            "port": record.port,
-            "pid": record.pid,
-            "alive": all(replica["alive"] for replica in replicas),
-            "weight": self._weights.get(record.version, 0),
-            "inflight": inflight,
-            "image": record.image,
-            "started_at": record.started_at,
-            "seq": record.seq,
-            "log": str(self._paths.release_log(record.version)),
-            "replicas": replicas,
-        }
 
     async def _op_status(self, request: dict[str, Any]) -> _Result:
         newest_first = sorted(self._releases.values(), key=lambda r: r.seq, reverse=True)
@@ -266,8 +201,11 @@ class Supervisor:
                 "pid": proxy["pid"] if proxy else self._link.pid,
                 "weights": proxy["weights"] if proxy else {},
                 "in_sync": proxy is not None and self._synced,
+                "kind": self._data_plane.kind,
+                "max_connections": self._data_plane.max_connections,
             },
             "releases": [self._describe(r, served.get(r.version, {}).get("inflight", 0)) for r in newest_first],
+            "retired": [dataclasses.asdict(r) for r in self._retired],
         }
 
     async def _op_start(self, request: dict[str, Any]) -> _Result:
@@ -277,24 +215,48 @@ class Supervisor:
         count = request.get("replicas", 1)
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= _MAX_REPLICAS:
             raise OperationError(f"replicas is {count!r}: use an integer from 1 to {_MAX_REPLICAS}")
+        release_dir, tree_digest = str(request.get("release_dir", "")), str(request.get("tree_digest", ""))
+        gated = tuple((str(a), str(b), str(c)) for a, b, c in request.get("gated", ()))
         async with self._lock(version):
             current = self._releases.get(version)
+            if current is not None and current.tree_digest and current.tree_digest != tree_digest:
+                raise OperationError(
+                    f"release {version} is kept with snapshot digest {current.tree_digest}, and this start brings "
+                    f"{tree_digest or 'no snapshot'}: a version label names one set of files; deploy the new "
+                    "files under a new version label"
+                )
             # A release with a replica still running is up: the monitor restarts the others.
             if current is not None and any(is_alive(r.pid, r.pid_start) for r in current.replicas):
+                # One recorded before snapshots goes on running; it is never started from the workspace.
+                if current.release_dir:
+                    try:
+                        await self._verified(current)
+                    except SnapshotError as exc:
+                        raise OperationError(str(exc)) from exc
                 return self._describe(current)
             in_use = {r.port for release in self._releases.values() for r in release.replicas}
             template = [str(arg) for arg in request["argv"]]
             ports = free_ports(count, in_use | {parse_listen(self._listen)[1]})
             record = ReleaseRecord.of(
                 version,
-                [Replica(port, substitute(template, port=port, version=version)) for port in ports],
+                [
+                    Replica(port, substitute(template, port=port, version=version, release_dir=release_dir))
+                    for port in ports
+                ],
                 cwd=str(request["cwd"]),
                 env=tuple((str(k), str(v)) for k, v in request.get("env", ())),
                 seq=current.seq if current is not None else self._next_seq,
                 started_at=time.time(),
                 startup_timeout=float(request["startup_timeout"]),
                 image=request.get("image"),
+                release_dir=release_dir,
+                tree_digest=tree_digest,
+                gated=gated,
             )
+            try:
+                await self._verified(record)
+            except SnapshotError as exc:
+                raise OperationError(str(exc)) from exc
             log_of = functools.partial(self._paths.replica_log, version)
             try:
                 record, popens = spawn_all(record, log_of)
@@ -317,6 +279,7 @@ class Supervisor:
                 await terminate_all(record, popens)
                 if current is None and not self._weights.get(version, 0):
                     self._forget(version)
+                    await asyncio.to_thread(remove, Path(release_dir))
                 else:
                     # A release we had (perhaps with traffic, still pointing at its old ports): keep
                     # its record, so that the monitor goes on restarting it where the proxy looks.
@@ -355,7 +318,21 @@ class Supervisor:
         idle.sort(key=lambda r: r.seq, reverse=True)
         victims = [r.version for r in idle[max(keep, 0) :]]
         stopped = await asyncio.gather(*(self._stop_release(v, drain) for v in victims))
+        await asyncio.to_thread(self._prune_snapshots)
         return [v for v, done in zip(victims, stopped, strict=True) if done]
+
+    def _prune_snapshots(self) -> None:
+        """Delete snapshots no release runs from (left by a run that crashed between capture and start).
+
+        Called on retire, at the end of a deploy, when no capture is under way (one deploy at a time).
+        """
+        if not self._paths.releases.is_dir():
+            return
+        kept = {Path(r.release_dir).name for r in self._releases.values() if r.release_dir}
+        for entry in self._paths.releases.iterdir():
+            if entry.name not in kept:
+                log.info("removing %s: no release runs from it", entry)
+                remove(entry)
 
     async def _op_stop(self, request: dict[str, Any]) -> _Result:
         version = check_version(str(request["version"]))
@@ -378,11 +355,20 @@ class Supervisor:
                 self._published.pop(version, None)
                 await self._push()
                 await terminate_all(record, self._popens.get(version, {}))
+                self._remember(record)
                 self._forget(version)
+                if record.release_dir:
+                    await asyncio.to_thread(remove, Path(record.release_dir))
             finally:
                 self._stopping.discard(version)
             log.info("release %s stopped", version)
             return True
+
+    def _remember(self, record: ReleaseRecord) -> None:
+        """Keep a retired release's digests: its files may come back (a rollback) only if they match."""
+        if record.tree_digest:
+            gone = RetiredRelease(record.version, record.tree_digest, record.image, record.gated, time.time())
+            self._retired = (gone, *(r for r in self._retired if r.version != record.version))
 
     def _forget(self, version: str) -> None:
         self._releases.pop(version, None)
@@ -404,6 +390,7 @@ class Supervisor:
         await asyncio.gather(*(terminate_all(r, self._popens.get(r.version, {})) for r in records))
         self._releases.clear()
         self._paths.state.unlink(missing_ok=True)
+        await asyncio.to_thread(remove, self._paths.releases)
         self._exit_drain = 0.0
         self._done.set()
         return {"stopped": [r.version for r in records]}

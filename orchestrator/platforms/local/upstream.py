@@ -272,6 +272,8 @@ class Backend:
     def pick(self, excluded: set[Upstream] | frozenset[Upstream] = frozenset()) -> Upstream | None:
         """The next replica round-robin, passing over the excluded and (while others remain) the down ones."""
         count = len(self.upstreams)
+        if count == 1 and not excluded:
+            return self.upstreams[0]
         start, self._next = self._next, (self._next + 1) % count
         now = time.monotonic()
         fallback = None

@@ -16,18 +16,19 @@ read them at all, and would take the chunks for a second request).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import NamedTuple
 
 __all__ = [
     "CONTINUE",
     "LAST_CHUNK",
     "ProtocolError",
+    "Scanned",
     "answer",
     "chunk",
-    "forwarded",
-    "framing_tokens",
     "request_head",
     "response_head",
+    "scan",
 ]
 
 Header = tuple[bytes, bytes]
@@ -72,42 +73,67 @@ class ProtocolError(Exception):
         self.status = status
 
 
-def framing_tokens(headers: Iterable[Header]) -> tuple[frozenset[bytes], bool]:
-    """The Connection tokens (lower case) and whether the body is chunked; raises ProtocolError for a
-    Connection header naming a framing header, or a transfer coding other than plain `chunked`."""
+class Scanned(NamedTuple):
+    """A head's headers as a hop forwards them, and what they say about the message."""
+
+    lines: bytes
+    """The end-to-end header lines, formatted (less hop-by-hop, Connection-named and framing headers)."""
+    framing: bytes
+    """The framing header lines as they came (an answer to HEAD passes them on)."""
+    length: int | None
+    chunked: bool
+    expects_continue: bool
+
+
+_PLAIN_TOKENS = frozenset({b"close", b"keep-alive"})
+
+
+def scan(headers: Sequence[Header]) -> Scanned:
+    """One pass over a head's headers (the hot path: most heads name no header in Connection).
+
+    Raises ProtocolError for a Connection header naming a framing header, or a transfer coding other
+    than plain `chunked` (501). llhttp has refused conflicting or malformed lengths already.
+    """
+    lines: list[bytes] = []
+    framing: list[bytes] = []
     tokens: set[bytes] = set()
+    length: int | None = None
     chunked = False
+    expects_continue = False
     for name, value in headers:
         lower = name.lower()
-        if lower == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
+        if lower not in _DROPPED:
+            lines.append(b"%s: %s\r\n" % (name, value))
+        elif lower == b"content-length":
+            length = int(value)
+            framing.append(b"%s: %s\r\n" % (name, value))
         elif lower == b"transfer-encoding":
             if chunked or value.strip().lower() != b"chunked":
                 raise ProtocolError(f"transfer coding {value[:40]!r} is not supported: send chunked or a length", 501)
             chunked = True
+            framing.append(b"%s: %s\r\n" % (name, value))
+        elif lower == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+        elif lower == b"expect":
+            expects_continue = value.strip().lower() == b"100-continue"
     named = tokens & _FRAMING_TOKENS
     if named:
         raise ProtocolError(f"Connection header names {sorted(named)!r}")
-    return frozenset(tokens), chunked
+    if not tokens <= _PLAIN_TOKENS:
+        # Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1).
+        dropped = _DROPPED | tokens
+        lines = [b"%s: %s\r\n" % (n, v) for n, v in headers if n.lower() not in dropped]
+    return Scanned(b"".join(lines), b"".join(framing), length, chunked, expects_continue)
 
 
-def forwarded(headers: Iterable[Header], tokens: frozenset[bytes]) -> list[Header]:
-    """The end-to-end headers: less hop-by-hop ones, those the Connection header names and the framing."""
-    return [(n, v) for n, v in headers if (lower := n.lower()) not in _DROPPED and lower not in tokens]
+def request_head(method: bytes, target: bytes, lines: bytes, framing: bytes) -> bytes:
+    """A request head for the upstream, always HTTP/1.1; `lines` and `framing` are formatted header lines."""
+    return b"%s %s HTTP/1.1\r\n%s%s\r\n" % (method, target, lines, framing)
 
 
-def _lines(headers: Iterable[Header]) -> bytes:
-    return b"".join(n + b": " + v + b"\r\n" for n, v in headers)
-
-
-def request_head(method: bytes, target: bytes, headers: Iterable[Header], framing: bytes) -> bytes:
-    """A request head for the upstream, always HTTP/1.1; `framing` holds formatted header lines."""
-    return b"%s %s HTTP/1.1\r\n%s%s\r\n" % (method, target, _lines(headers), framing)
-
-
-def response_head(status: int, reason: bytes, headers: Iterable[Header], framing: bytes) -> bytes:
+def response_head(status: int, reason: bytes, lines: bytes, framing: bytes) -> bytes:
     reason = reason or _REASONS.get(status, b"Unknown")
-    return b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, reason, _lines(headers), framing)
+    return b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, reason, lines, framing)
 
 
 def chunk(data: bytes) -> bytes:

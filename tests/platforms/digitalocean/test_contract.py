@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from orchestrator.contract import Credentials, DeploymentConfig
 from orchestrator.errors import ConfigError
@@ -68,3 +69,21 @@ def test_the_factory_is_registered_and_reads_token_endpoint_and_ca_from_env(do_s
 
     with pytest.raises(ConfigError, match="the environment variable DO_TOKEN is not set or empty"):
         DESCRIPTOR.create(_Cfg(do_app), PlatformContext(workspace=".", env={}), PRODUCTION)  # type: ignore[arg-type]
+
+
+def test_the_simulator_records_a_request_outside_the_description() -> None:
+    """Exchanges are checked beside the answers; close() waits for every check to finish."""
+    sim = DoSimulator()
+    try:
+        app_id = sim.seed_app("shop")
+        answer = requests.post(
+            f"{sim.url}/v2/apps/{app_id}/rollback/validate",
+            json={"deployment_id": "d", "skip_pin": "no"},
+            headers={"Authorization": f"Bearer {sim.token}"},
+            verify=sim.ca_bundle,
+            timeout=10,
+        )
+        assert answer.status_code == 200
+    finally:
+        sim.close()
+    assert any("skip_pin" in v or "boolean" in v for v in sim.violations), sim.violations

@@ -7,8 +7,7 @@ import re
 import pytest
 import requests
 
-from orchestrator.errors import ConfigError, DeployError
-from orchestrator.platforms.digitalocean.preview_spec import preview_name, preview_spec
+from orchestrator.platforms.digitalocean.preview_spec import legacy_preview_name, preview_name, preview_spec
 from orchestrator.platforms.registry import Target
 from orchestrator.preview import deploy_preview
 from tests.peers.do_simulator import DoSimulator
@@ -18,18 +17,29 @@ from .conftest import MakePlatform
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 
 
-def test_preview_names_are_deterministic_valid_and_short() -> None:
-    name = preview_name("Acme/Shop", 42)
-    assert name == preview_name("acme/shop", 42)
-    assert re.fullmatch(r"acme-shop-42-[0-9a-f]{8}", name)
-    assert preview_name("acme/shop", 43) != name
+@pytest.mark.parametrize(
+    ("repo", "pr", "name"),
+    [
+        # app_action's own expectations (utils/preview_test.go), so its delete finds our previews.
+        ("foo/bar", 3, "foo-bar-3-merge-adb46530"),
+        ("thisisanextremelylongrepohostname/bar", 3, "thisisanextremelylongre-92da974b"),
+        ("foo/thisisanextremelylongreponame", 3, "foo-thisisanextremelylo-67dbc40d"),
+        ("foo/my.domain.com", 3, "foo-my-domain-com-3-mer-b5e0d686"),
+        ("Acme/Shop", 7, "acme-shop-7-merge-1b740c92"),
+    ],
+)
+def test_preview_names_are_app_actions(repo: str, pr: int, name: str) -> None:
+    assert preview_name(repo, pr) == name
+    assert len(name) <= 32 and APP_NAME.match(name)
 
+
+def test_preview_names_are_deterministic_and_distinct() -> None:
+    assert preview_name("Acme/Shop", 42) == preview_name("acme/shop", 42)
+    assert preview_name("acme/shop", 43) != preview_name("acme/shop", 42)
     long_a = preview_name("a-very-long-organisation-name/an-even-longer-repository-name-a", 12345)
     long_b = preview_name("a-very-long-organisation-name/an-even-longer-repository-name-b", 12345)
-    for candidate in (name, long_a, long_b, preview_name("3scale/API_gateway.v2", 7), preview_name("x/y", 99999999)):
-        assert len(candidate) <= 32 and APP_NAME.match(candidate), candidate
-    assert long_a != long_b and long_a.endswith(long_a[-8:]) and "-12345-" in long_a
-    assert preview_name("3scale/api", 7).startswith("pr-3scale-api-7-")
+    assert long_a != long_b and len(long_a) == 32
+    assert legacy_preview_name("acme/shop", 7) == "acme-shop-7-c8dbabf8", "the name before issue 15"
     with pytest.raises(ValueError):
         preview_name("acme/shop", 0)
 
@@ -95,9 +105,9 @@ def test_create_then_delete_a_preview(do_sim: DoSimulator, do_app: str, make_pla
     assert do_sim.find_app("shop-prod") == production_id
 
 
-def test_a_preview_needs_an_image_and_production_cannot_be_removed(do_app: str, make_platform: MakePlatform) -> None:
-    preview = make_platform(target=Target.preview(42, "acme/shop"))
-    with pytest.raises(ConfigError, match="App Platform previews need an image"):
-        preview.start("pr42-abc1234", None)
-    with pytest.raises(DeployError, match="only a preview target can be removed"):
-        make_platform().remove()
+def test_teardown_also_finds_a_preview_named_before_issue_15(do_sim: DoSimulator, make_platform: MakePlatform) -> None:
+    legacy = do_sim.seed_app(legacy_preview_name("acme/shop", 7))
+    platform = make_platform(target=Target.preview(7, "acme/shop"))
+    assert platform.remove() is True
+    assert legacy not in do_sim.apps
+    assert platform.remove() is False

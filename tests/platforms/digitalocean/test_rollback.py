@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from orchestrator.errors import DeployError
-from tests.peers.do_simulator import DoSimulator
+from tests.peers.do_simulator import DoSimulator, Fault
 
 from .conftest import MakePlatform
 
@@ -99,3 +99,70 @@ def test_confirm_without_a_pinned_rollback_does_nothing(do_sim: DoSimulator, mak
     platform.confirm_rollback(healthy=True)
     platform.confirm_rollback(healthy=False)
     assert rollback_calls(do_sim) == []
+
+
+def test_commit_settles_when_get_app_never_shows_pinned_deployment(
+    do_sim: DoSimulator, do_app: str, make_platform: MakePlatform
+) -> None:
+    do_sim.omit_pinned = True
+    platform = make_platform()
+    platform.start("v2", "registry.digitalocean.com/acme/shop:v2")
+    platform.rollback(platform.releases()[1])
+    assert "pinned_deployment" not in do_sim.app_json(do_app)
+
+    platform.confirm_rollback(healthy=True)
+
+    assert rollback_calls(do_sim) == ["validate", "rollback", "commit"]
+    assert do_sim.apps[do_app].pinned is None, "the app is no longer pinned"
+    platform.start("v3", "registry.digitalocean.com/acme/shop:v3")
+    assert get(platform.live_url(), "/version").text == "v3"
+
+
+def test_revert_settles_when_get_app_never_shows_pinned_deployment(
+    do_sim: DoSimulator, do_app: str, make_platform: MakePlatform
+) -> None:
+    do_sim.omit_pinned = True
+    platform = make_platform()
+    platform.start("v2", "registry.digitalocean.com/acme/shop:v2")
+    platform.rollback(platform.releases()[1])
+
+    platform.confirm_rollback(healthy=False)
+
+    assert rollback_calls(do_sim) == ["validate", "rollback", "revert"]
+    assert do_sim.apps[do_app].pinned is None
+    assert get(platform.live_url(), "/version").text == "v2"
+
+
+def test_a_rollback_deployment_that_fails_is_reverted_without_pinned_deployment(
+    do_sim: DoSimulator, do_app: str, make_platform: MakePlatform
+) -> None:
+    do_sim.omit_pinned = True
+    platform = make_platform()
+    platform.start("v2", "registry.digitalocean.com/acme/shop:v2")
+    do_sim.fail_next_deploy = "container exited with code 137 (out of memory)"
+    with pytest.raises(DeployError, match="out of memory"):
+        platform.rollback(platform.releases()[1])
+    assert do_sim.apps[do_app].pinned is not None, "App Platform pinned the app to the failed rollback"
+
+    platform.confirm_rollback(healthy=False)
+
+    assert rollback_calls(do_sim) == ["validate", "rollback", "revert"]
+    assert do_sim.apps[do_app].pinned is None
+    assert get(platform.live_url(), "/version").text == "v2"
+    platform.start("v3", "registry.digitalocean.com/acme/shop:v3")
+
+
+def test_a_commit_that_went_through_but_answered_500_is_settled(
+    do_sim: DoSimulator, do_app: str, make_platform: MakePlatform
+) -> None:
+    do_sim.omit_pinned = True
+    platform = make_platform()
+    platform.start("v2", "registry.digitalocean.com/acme/shop:v2")
+    platform.rollback(platform.releases()[1])
+    do_sim.add_fault(Fault("POST", r".*/rollback/commit", status=500, after=True))
+
+    platform.confirm_rollback(healthy=True)
+
+    assert rollback_calls(do_sim) == ["validate", "rollback", "commit", "commit"]
+    assert do_sim.apps[do_app].pinned is None
+    assert get(platform.live_url(), "/version").text == "v1"

@@ -119,7 +119,7 @@ def test_discovery_names_what_is_served(raw: Raw) -> None:
     assert raw("GET", "/api").json()["versions"] == ["v1"]
     assert [g["name"] for g in raw("GET", "/apis").json()["groups"]] == ["apps"]
     apps = raw("GET", "/apis/apps/v1").json()
-    assert {r["name"] for r in apps["resources"]} == {"deployments", "deployments/status"}
+    assert {r["name"] for r in apps["resources"]} == {"deployments", "deployments/status", "deployments/scale"}
     core = raw("GET", "/api/v1").json()
     assert "svc" in next(r for r in core["resources"] if r["name"] == "services")["shortNames"]
 
@@ -234,3 +234,54 @@ def test_the_contract_check_rejects_what_the_api_never_says() -> None:
         f"request GET {path}: query parameter 'limt' is not declared"
     ]
     assert k8s_contract.check("GET", "/apis/apps/v1/namespaces/x/gadgets", {}, b"", 200, b"{}")
+
+
+def test_json_patches_apply_and_a_failed_test_is_refused(raw: Raw) -> None:
+    json_patch = {"Content-Type": "application/json-patch+json"}
+    ops = [
+        {"op": "test", "path": "/spec/replicas", "value": 4},
+        {"op": "replace", "path": "/spec/replicas", "value": 3},
+        {"op": "add", "path": "/metadata/labels/tier", "value": "front"},
+    ]
+    patched = raw("PATCH", f"{DEPLOYMENTS}/{APP}", ops, headers=json_patch)
+    assert patched.status_code == 200
+    assert patched.json()["spec"]["replicas"] == 3 and patched.json()["metadata"]["labels"]["tier"] == "front"
+    stale = raw(
+        "PATCH", f"{DEPLOYMENTS}/{APP}", [{"op": "test", "path": "/spec/replicas", "value": 4}], headers=json_patch
+    )
+    assert stale.status_code == 422 and "testing value /spec/replicas failed" in stale.json()["message"]
+
+
+def test_creating_in_a_namespace_that_does_not_exist_is_not_found(raw: Raw) -> None:
+    missing = raw("POST", "/apis/apps/v1/namespaces/staging/deployments", _deployment("web", "v1"))
+    assert missing.status_code == 404 and missing.json()["message"] == 'namespaces "staging" not found'
+    assert raw("GET", "/apis/apps/v1/namespaces/staging/deployments").json()["items"] == []
+
+
+def test_unknown_fields_are_dropped_with_a_warning_or_refused_when_strict(raw: Raw, emu: K8sEmulator) -> None:
+    sloppy = _deployment("web", "v1")
+    sloppy["spec"]["replica"] = 3  # a typo
+    warned = raw("POST", DEPLOYMENTS, sloppy)
+    assert warned.status_code == 201 and "replica" not in warned.json()["spec"]
+    assert warned.headers["Warning"] == '299 - "unknown field \\"spec.replica\\""'
+    strict = raw(
+        "POST", DEPLOYMENTS, _deployment("api", "v1") | {"colour": "red"}, params={"fieldValidation": "Strict"}
+    )
+    assert strict.status_code == 400 and 'strict decoding error: unknown field "colour"' in strict.json()["message"]
+    assert emu.get("deployments", NAMESPACE, "api") is None
+    assert emu.violations  # both requests broke the description; this test sent them on purpose
+    emu.violations.clear()
+
+
+def test_names_and_labels_are_validated_as_the_server_does(raw: Raw) -> None:
+    bad_label = _deployment("web", "v1-")  # a label value must end alphanumeric
+    refused = raw("POST", DEPLOYMENTS, bad_label)
+    assert refused.status_code == 422
+    assert 'Invalid value: "v1-"' in refused.json()["message"]
+    too_long = _deployment("web", "v" + "1" * 63)
+    assert raw("POST", DEPLOYMENTS, too_long).status_code == 422
+    service = {"metadata": {"name": "9lives"}, "spec": {"ports": [{"port": 80}]}}
+    assert raw("POST", SERVICES, service).status_code == 422  # a Service name is a DNS-1035 label
+    big = _deployment("web", "v1")
+    big["metadata"]["annotations"] = {"note": "x" * (256 * 1024)}
+    assert "Too long: must have at most 262144 bytes" in raw("POST", DEPLOYMENTS, big).json()["message"]

@@ -115,3 +115,11 @@ def test_rollout_status_follows_a_rollout_in_progress_through_the_watch(kubectl:
     assert lines[-1] == 'deployment "shop-v3" successfully rolled out'
     watches = [path for _method, path in emu.requests if "watch=true" in path]
     assert watches and all("fieldSelector=metadata.name%3Dshop-v3" in path for path in watches)
+
+
+def test_kubectl_scale_goes_through_the_scale_subresource(kubectl: Kubectl, emu: K8sEmulator) -> None:
+    done = kubectl("scale", f"deploy/{APP}", "--replicas=2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"deployment.apps/{APP} scaled"
+    deployment = emu.get("deployments", NAMESPACE, APP)
+    assert deployment is not None and deployment["spec"]["replicas"] == 2

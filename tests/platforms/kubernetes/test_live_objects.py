@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from orchestrator.errors import DeployError
 from orchestrator.platforms.base import Release
 from tests.peers.k8s_emulator import K8sEmulator
 
@@ -74,3 +77,13 @@ def test_there_and_back_leaves_the_users_template_exactly_as_it_was(
     platform.rollback(Release("v1"))
 
     assert _template(emu, APP) == before, "every release is its own Deployment; the user's is only scaled"
+
+
+def test_a_version_no_label_can_hold_is_refused_before_anything_is_written(
+    emu: K8sEmulator, make_platform: MakePlatform
+) -> None:
+    """Config admits 64-character versions and ones ending in '.', '-' or '_'; a label value does not."""
+    for strategy, version in (("blue_green", "v2-"), ("rolling", "v" + "2" * 63)):
+        with pytest.raises(DeployError, match=r"cannot be the Kubernetes label deploy-orchestrator/version"):
+            make_platform(strategy).start(version, "registry.example/shop:v2")
+    assert emu.writes == []

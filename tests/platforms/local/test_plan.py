@@ -126,7 +126,7 @@ def test_a_single_process_state_file_loads_as_releases_with_one_replica_and_is_s
     assert (record.port, record.pid, record.env, record.image) == (8001, 42, (("MODE", "demo"),), "img@sha256:ab")
     save_state(paths, state)
     saved = json.loads(paths.state.read_text())
-    assert saved["format"] == 2
+    assert saved["format"] == 3
     assert saved["releases"][0]["replicas"] == [
         {"port": 8001, "argv": ["app", "--port", "8001"], "pid": 42, "pid_start": 1234}
     ]
@@ -154,8 +154,8 @@ def test_a_release_with_replicas_round_trips_and_replaces_one_replica_at_a_time(
 
 def test_a_state_file_from_a_newer_supervisor_is_refused(tmp_path: Path) -> None:
     paths = StatePaths(tmp_path)
-    paths.state.write_text(json.dumps(json.loads(FORMAT_1_STATE) | {"format": 3}))
-    with pytest.raises(ValueError, match="format 3 is newer than this supervisor understands"):
+    paths.state.write_text(json.dumps(json.loads(FORMAT_1_STATE) | {"format": 4}))
+    with pytest.raises(ValueError, match="format 4 is newer than this supervisor understands"):
         load_state(paths)
 
 

@@ -356,5 +356,6 @@ def test_relative_state_dir_and_cwd_resolve_against_the_workspace(tmp_path: Path
     command = (*DEMO[:1], "-c", "import os, sys; print(os.getcwd()); sys.exit(1)")
     platform = platform_factory(name="rel", command=command, cwd=Path("app"), state_dir=Path("rel"))
     assert platform.paths.root == tmp_path / "rel"
-    with pytest.raises(DeployError, match=re.escape(str(tmp_path / "app"))):
+    # cwd is the release's own copy of `app`, in its snapshot.
+    with pytest.raises(DeployError, match=re.escape(str(tmp_path / "rel" / "releases" / "v1" / "app"))):
         platform.start("v1", None)

@@ -1,0 +1,264 @@
+"""The haproxy data plane (`local.proxy: haproxy`): Debian's haproxy in master-worker mode on the
+public address, driven through its runtime API on the admin socket `haproxy.sock`.
+
+Switches, canary weights and drains never reload haproxy: `sync` adds a server per new replica (`add
+server`), moves traffic with `set weight` and `set server … state ready|drain`, and puts servers no
+longer wanted in maintenance, then deletes them once idle (`haproxy_plan` decides, this module does).
+haproxy balances every request on its own, so the next request on a keep-alive connection follows a
+switch while requests in flight finish where they are. The config file is rewritten after every change,
+so it always describes the servers as they are; a change only the config can make (the connection cap,
+the drain time) is applied by a hitless reload: SIGUSR2 to the master, whose new worker takes over the
+listening socket while the old one finishes its requests.
+
+haproxy runs in a session of its own, so it outlives the supervisor; the next supervisor adopts it (its
+pid is in `haproxy.pid`). This class has the interface of `proxy_link.ProxyLink`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.platforms.local.channel import reachable
+from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
+from orchestrator.platforms.local.haproxy_plan import (
+    BACKEND,
+    Server,
+    commands,
+    config_text,
+    server_name,
+    version_of,
+    wanted_servers,
+)
+from orchestrator.platforms.local.process import is_alive, log_tail, process_start_ticks
+from orchestrator.platforms.local.state import StatePaths
+
+__all__ = ["HaproxyError", "HaproxyLink"]
+
+log = logging.getLogger(__name__)
+
+_START_SECONDS = 15.0
+_ASK_SECONDS = 5.0
+_POLL_SECONDS = 0.005
+_EXIT_MARGIN_SECONDS = 5.0
+
+
+class HaproxyError(Exception):
+    """haproxy is missing, did not start, or refused a command; the message says which and why."""
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return ("127.0.0.1" if host == "localhost" else host), int(port)
+
+
+class HaproxyLink:
+    def __init__(
+        self, paths: StatePaths, listen: str, drain_seconds: float, max_connections: int = DEFAULT_MAX_CONNECTIONS
+    ) -> None:
+        self._paths = paths
+        self._listen = listen
+        self.drain_seconds = drain_seconds
+        self._max_connections = max_connections
+        self._config = paths.root / "haproxy.cfg"
+        self._pidfile = paths.root / "haproxy.pid"
+        self._log = paths.root / "haproxy.log"
+        self._socket = paths.root / "haproxy.sock"
+        self._identity: tuple[int, int] | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._weights: dict[str, int] = {}
+
+    @property
+    def pid(self) -> int | None:
+        return self._identity[0] if self._identity else None
+
+    # --- the process ----------------------------------------------------------------------------
+
+    async def attach(self) -> bool:
+        """Adopt the haproxy serving our state directory (True), or start one (False). Raises HaproxyError."""
+        identity = self._recorded()
+        if identity is not None and is_alive(*identity) and await self._answers():
+            self._identity = identity
+            servers = await self._servers()
+            text = self._text(servers)
+            if not self._config.exists() or self._config.read_text() != text:
+                self._config.write_text(text)
+                os.kill(identity[0], signal.SIGUSR2)  # hitless: the new worker takes the socket over
+                log.info("haproxy %d reloaded with the current settings", identity[0])
+            log.info("adopted haproxy %d serving %s", identity[0], self._listen)
+            return True
+        await self._spawn()
+        return False
+
+    def alive(self) -> bool:
+        if self._popen is not None:
+            self._popen.poll()
+        return self._identity is not None and is_alive(*self._identity)
+
+    async def ensure(self) -> bool:
+        """Start haproxy again if it is gone; True if it was."""
+        if self.alive():
+            return False
+        log.warning("haproxy %s is gone: starting another on %s", self.pid, self._listen)
+        await self._spawn()
+        return True
+
+    async def _spawn(self) -> None:
+        binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
+        if binary is None:
+            raise HaproxyError("local.proxy is haproxy but no haproxy is installed: apt-get install haproxy")
+        self._config.write_text(self._text({}))
+        self._socket.unlink(missing_ok=True)
+        with open(self._log, "ab") as log_file:
+            # -W: master-worker in the foreground of its own session (cwd stays the state directory,
+            # where its admin socket lives); it outlives the supervisor like a daemon would.
+            popen = subprocess.Popen(
+                [binary, "-W", "-f", str(self._config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                cwd=self._paths.root,
+                start_new_session=True,
+            )
+        self._popen, self._identity = popen, (popen.pid, process_start_ticks(popen.pid) or 0)
+        deadline = time.monotonic() + _START_SECONDS
+        while not await self._answers():
+            if popen.poll() is not None or time.monotonic() >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(popen.pid, signal.SIGKILL)
+                raise HaproxyError(
+                    f"haproxy did not come up on {self._listen} (exit {popen.poll()}); last lines of "
+                    f"{self._log}:\n{log_tail(self._log)}"
+                )
+            await asyncio.sleep(0.01)
+        self._pidfile.write_text(json.dumps({"pid": popen.pid, "pid_start": self._identity[1]}))
+        log.info("haproxy %d serving %s", popen.pid, self._listen)
+
+    def _recorded(self) -> tuple[int, int] | None:
+        try:
+            doc = json.loads(self._pidfile.read_text())
+            return int(doc["pid"]), int(doc["pid_start"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _text(self, servers: Mapping[str, Server]) -> str:
+        # haproxy needs two descriptors per connection and refuses to start when the hard limit is lower.
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        cap = self._max_connections if hard == resource.RLIM_INFINITY else min(self._max_connections, (hard - 64) // 2)
+        return config_text(parse_listen(self._listen), servers, max_connections=cap, stop_seconds=self.drain_seconds)
+
+    # --- the runtime API ------------------------------------------------------------------------
+
+    async def _cli(self, command: str, timeout: float = _ASK_SECONDS) -> str:
+        """One line of commands (';'-separated) on the admin socket; haproxy answers, then closes."""
+        async with asyncio.timeout(timeout):
+            with reachable(self._socket) as path:
+                reader, writer = await asyncio.open_unix_connection(path)
+            try:
+                writer.write(command.encode() + b"\n")
+                return (await reader.read()).decode()
+            finally:
+                writer.close()
+
+    async def _answers(self) -> bool:
+        try:
+            return "Name: HAProxy" in await self._cli("show info", timeout=1.0)
+        except (OSError, TimeoutError):
+            return False
+
+    async def _stats(self) -> list[dict[str, str]]:
+        text = await self._cli(f"show stat {BACKEND} 4 -1")
+        return [row for row in csv.DictReader(io.StringIO(text.lstrip("# "))) if row.get("svname")]
+
+    async def _servers(self) -> dict[str, Server]:
+        servers = {}
+        for row in await self._stats():
+            status = row["status"]
+            weight = -1 if status.startswith("MAINT") else 0 if status.startswith("DRAIN") else int(row["weight"])
+            port = int(row["addr"].rpartition(":")[2])
+            servers[row["svname"]] = Server(row["svname"], port, weight)
+        return servers
+
+    async def status(self) -> dict[str, Any] | None:
+        """What haproxy serves (the `ProxyLink.status` shape), or None if it does not answer."""
+        try:
+            rows = await self._stats()
+        except (OSError, TimeoutError):
+            return None
+        backends: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if row["status"].startswith("MAINT"):
+                continue
+            entry = backends.setdefault(version_of(row["svname"]), {"ports": [], "inflight": 0})
+            entry["ports"].append(int(row["addr"].rpartition(":")[2]))
+            entry["inflight"] += int(row["scur"] or 0) + int(row["qcur"] or 0)
+        return {"pid": self.pid, "listen": self._listen, "weights": dict(self._weights), "backends": backends}
+
+    async def sync(self, backends: Mapping[str, tuple[int, ...]], weights: Mapping[str, int]) -> None:
+        """Make haproxy serve exactly `backends` with `weights`, through the runtime API (no reload).
+        Raises HaproxyError if haproxy refuses a command, OSError if it does not answer."""
+        current = await self._servers()
+        wanted = wanted_servers(backends, weights)
+        steps, gone = commands(current, wanted)
+        if steps:
+            answer = await self._cli("; ".join(steps))
+            refused = [line for line in answer.splitlines() if _is_refusal(line)]
+            if refused:
+                raise HaproxyError(f"haproxy refused {steps!r}: {refused}")
+        for name in gone:
+            # Deleting needs the server idle; one still finishing a request is deleted at a later sync.
+            await self._cli(f"del server {BACKEND}/{name}")
+        self._weights = {v: w for v, w in weights.items() if w > 0}
+        self._config.write_text(self._text({n: s for n, s in (await self._servers()).items() if s.weight >= 0}))
+
+    async def mark_down(self, version: str, index: int) -> None:
+        """A hint: the replica exited. Its health check brings it back once it listens again."""
+        with contextlib.suppress(OSError, TimeoutError):
+            await self._cli(f"set server {BACKEND}/{server_name(version, index)} health down")
+
+    async def drain(self, version: str, timeout: float) -> bool:
+        """Wait until no request to `version` is in flight; False if some still are after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = await self.status()
+            if status is None or not status["backends"].get(version, {}).get("inflight"):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_POLL_SECONDS)
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Soft-stop: haproxy stops accepting, lets its requests finish (at most `drain_seconds`), exits."""
+        if self._identity is None:
+            return
+        pid = self._identity[0]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + drain_seconds + _EXIT_MARGIN_SECONDS
+        while self.alive():
+            if time.monotonic() >= deadline:
+                log.warning("haproxy %d overstayed its drain: killing it", pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            await asyncio.sleep(0.02)
+        self._pidfile.unlink(missing_ok=True)
+
+
+def _is_refusal(line: str) -> bool:
+    text = line.strip()
+    if not text:
+        return False
+    accepted = ("New server registered", "No need to change")
+    return not text.startswith(accepted)

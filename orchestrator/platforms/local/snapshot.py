@@ -1,0 +1,197 @@
+"""Immutable releases: a release's files, captured once at deploy, and the checks that it still is them.
+
+`capture` copies `local.source` (by default the workspace) into `releases/<version>/` in the state
+directory, skipping what is not the release (`.git`, `.venv`, `.deploy-orchestrator`, `__pycache__`,
+compiled `*.pyc`, the state directory, sockets and other special files), and returns the tree digest
+(`artifacts.digest_module_tree`: paths, contents, exec bits, symlinks). The copy lands under a
+temporary name and is renamed into place, so a crash never leaves half a snapshot under the final name.
+
+Every start, restart and rollback runs from the snapshot after `verify` recomputed that digest: a
+snapshot that is missing or changed is refused, naming both digests. Where the snapshot covers gated
+artifacts (migration files, Odoo module trees inside `local.source`), `check_gated` holds its copies
+to the digests the gate approved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from orchestrator.artifacts import ArtifactDigests, digest_module_tree
+from orchestrator.errors import ConfigError
+
+__all__ = [
+    "SKIPPED_NAMES",
+    "SnapshotError",
+    "capture",
+    "check_gated",
+    "digest_tree",
+    "purge_bytecode",
+    "remove",
+    "verify",
+]
+
+SKIPPED_NAMES = frozenset({".git", ".venv", ".deploy-orchestrator", "__pycache__"})
+_INCOMING = ".incoming-"
+
+
+class SnapshotError(Exception):
+    """A release's files cannot be captured, or are not what was captured; the message says which and why."""
+
+
+def digest_tree(directory: Path, *, version: str) -> str:
+    """The tree digest of a snapshot. Raises SnapshotError if it is missing or holds what a release cannot."""
+    if not directory.is_dir():
+        raise SnapshotError(f"release {version}: its snapshot {directory} is missing")
+    try:
+        return digest_module_tree(directory, field=f"release {version} snapshot")
+    except (ConfigError, OSError) as exc:
+        raise SnapshotError(f"release {version}: its snapshot {directory} cannot be read: {exc}") from exc
+
+
+def verify(directory: Path, expected: str, *, version: str) -> None:
+    """Raise SnapshotError unless `directory` still has the tree digest recorded at capture."""
+    try:
+        actual = digest_tree(directory, version=version)
+    except SnapshotError as exc:
+        raise SnapshotError(f"{exc} (recorded digest {expected}); refusing to run it: deploy it again") from exc
+    if actual != expected:
+        raise SnapshotError(
+            f"release {version}: its snapshot {directory} changed since it was captured "
+            f"(recorded digest {expected}, now {actual}); refusing to run it: a release must not write into "
+            "its own directory (use a data directory outside it), and a changed snapshot is no longer what "
+            "was validated: deploy it again"
+        )
+
+
+def capture(source: Path, destination: Path, *, leave_out: Iterable[Path] = (), version: str) -> str:
+    """Copy `source` into `destination` (replacing whatever is there) and return the snapshot's tree digest.
+
+    Raises SnapshotError for a symlink leading outside `source` or a dangling one.
+    """
+    top = source.resolve()
+    skipped = {Path(p).resolve() for p in leave_out}
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    incoming = destination.with_name(f"{_INCOMING}{destination.name}-{os.getpid()}")
+    # Left by a capture that crashed (one deploy runs at a time per target, so none is under way).
+    for stale in destination.parent.glob(f"{_INCOMING}{destination.name}-*"):
+        remove(stale)
+    try:
+        _copy_tree(top, top, incoming, skipped, version)
+        digest = digest_tree(incoming, version=version)
+        remove(destination)
+        os.rename(incoming, destination)
+    except BaseException:
+        remove(incoming)
+        raise
+    return digest
+
+
+def _copy_tree(top: Path, directory: Path, target: Path, skipped: set[Path], version: str) -> None:
+    target.mkdir(mode=0o755)
+    with os.scandir(directory) as scan:
+        entries = sorted(scan, key=lambda e: e.name)
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.name in SKIPPED_NAMES or entry.name.endswith(".pyc") or path in skipped:
+            continue
+        if entry.is_symlink():
+            _copy_link(top, path, target / entry.name, version)
+        elif entry.is_dir(follow_symlinks=False):
+            _copy_tree(top, path, target / entry.name, skipped, version)
+        elif entry.is_file(follow_symlinks=False):
+            shutil.copy2(path, target / entry.name, follow_symlinks=False)
+        # Sockets, fifos and devices are not files of the release.
+
+
+def _copy_link(top: Path, link: Path, target: Path, version: str) -> None:
+    resolved = link.resolve()
+    relative = link.relative_to(top).as_posix()
+    if not resolved.exists():
+        raise SnapshotError(
+            f"release {version}: symlink {relative} in local.source is dangling; remove it or fix its target"
+        )
+    if resolved != top and top not in resolved.parents:
+        raise SnapshotError(
+            f"release {version}: symlink {relative} in local.source leads outside it (to {resolved}); a release "
+            "runs from a copy of local.source, so put the file itself inside it"
+        )
+    text = os.readlink(link)
+    # An absolute link would point back into the workspace: made relative, it points into the snapshot.
+    os.symlink(text if not os.path.isabs(text) else os.path.relpath(resolved, link.parent.resolve()), target)
+
+
+def check_gated(
+    approved: ArtifactDigests, *, workspace: Path, source: Path, snapshot: Path, version: str
+) -> dict[str, dict[str, str]]:
+    """The gated artifacts the snapshot covers, with their digests in it; each must equal the approved one.
+
+    Migration files and Odoo module trees lying inside `source` are digested again from the snapshot.
+    Raises SnapshotError listing each one whose copy differs from what the gate approved.
+    """
+    root, top = workspace.resolve(), source.resolve()
+    covered: dict[str, dict[str, str]] = {"migrations": {}, "modules": {}}
+    problems: list[str] = []
+    for section, pairs in (("migrations", approved.migrations), ("modules", approved.modules)):
+        for key, expected in pairs:
+            inside = _inside(root / key, top)
+            if inside is None:
+                continue
+            copy = snapshot / inside
+            actual = _digest_copy(copy, section, version)
+            covered[section][key] = actual
+            if actual != expected:
+                problems.append(f"{section[:-1]} {key}: approved {expected}, in the snapshot {actual}")
+    if problems:
+        raise SnapshotError(
+            f"release {version}: the captured files are not the ones the gate approved ("
+            + "; ".join(problems)
+            + "); the workspace changed after the gates: deploy again from a clean checkout"
+        )
+    return covered
+
+
+def _inside(path: Path, top: Path) -> Path | None:
+    resolved = Path(os.path.normpath(path))
+    with contextlib.suppress(ValueError):
+        return resolved.relative_to(top)
+    return None
+
+
+def _digest_copy(path: Path, section: str, version: str) -> str:
+    if section == "modules":
+        return digest_tree(path, version=version) if path.is_dir() else "missing"
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return "missing"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def purge_bytecode(directory: Path) -> None:
+    """Remove `__pycache__` from a snapshot before a start: Python must compile the verified sources.
+
+    The digest leaves compiled files out (Python writes them at run time), so a planted `.pyc`
+    would otherwise run unseen.
+    """
+    for cache in list(directory.rglob("__pycache__")):
+        if cache.is_dir() and not cache.is_symlink():
+            shutil.rmtree(cache, ignore_errors=True)
+    for compiled in list(directory.rglob("*.pyc")):
+        with contextlib.suppress(OSError):
+            compiled.unlink()
+
+
+def remove(directory: Path) -> None:
+    """Delete a snapshot (or a half-made one). Idempotent."""
+    if directory.is_symlink() or directory.is_file():
+        directory.unlink()
+    elif directory.exists():
+        shutil.rmtree(directory)
