@@ -83,7 +83,7 @@ def test_a_version_no_label_can_hold_is_refused_before_anything_is_written(
     emu: K8sEmulator, make_platform: MakePlatform
 ) -> None:
     """Config admits 64-character versions and ones ending in '.', '-' or '_'; a label value does not."""
-    for strategy, version in (("blue_green", "v2-"), ("rolling", "v" + "2" * 63)):
+    for version, weight in (("v2-", 100), ("v" + "2" * 63, 25)):
         with pytest.raises(DeployError, match=r"cannot be the Kubernetes label deploy-orchestrator/version"):
-            make_platform(strategy).start(version, "registry.example/shop:v2")
+            make_platform().start_sized(version, "registry.example/shop:v2", weight)
     assert emu.writes == []
