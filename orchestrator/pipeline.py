@@ -267,6 +267,14 @@ class Pipeline:
         if self.ledger and self.inputs.mode != "plan":
             self.ledger.step(self.state.deployment_id, step)
 
+    def _look_at_what_serves(self) -> None:
+        """What served before this run, so a refused or failed run reports it too. Read-only; asked again
+        under the deploy lock, which is the answer the rollout trusts."""
+        try:
+            self.state.previous = self.platform.live()
+        except OrchestratorError as exc:
+            self.log.warn(f"could not ask {self.config.deployment.platform} what serves now: {exc}")
+
     def _pass_gates(self) -> gates.GateReport:
         """Digest the artifacts and hold them against the verdicts. Raises GateError (or ConfigError)."""
         self._at("gates")
@@ -287,6 +295,7 @@ class Pipeline:
         return report
 
     def _deploy(self, *, plan_only: bool) -> None:
+        self._look_at_what_serves()
         with self.log.phase("Gates"):
             report = self._pass_gates()
         if not plan_only:
