@@ -43,7 +43,7 @@ from orchestrator.health.verdict import CheckVerdict
 from orchestrator.migrations import runner as migration_runner
 from orchestrator.migrations import scripts as migration_scripts
 from orchestrator.migrations.scripts import version_key
-from orchestrator.platforms.base import PinsArtifacts, Platform, Release
+from orchestrator.platforms.base import PinsArtifacts, Platform, Release, answers_on_a_url
 from orchestrator.preview import PreviewPlatform, preview_target, run_preview, run_teardown
 from orchestrator.recovery import crash_points
 from orchestrator.recovery import crashed as crashed_rows
@@ -368,7 +368,10 @@ class Pipeline:
         if retired:
             self.log.info(f"retired releases beyond keep_previous_versions: {', '.join(retired)}")
         self.state.status, self.state.exit_code = "success", 0
-        self.log.info(f"{self.inputs.version} is live at {self.platform.live_url()}")
+        where = (
+            f"at {self.platform.live_url()}" if answers_on_a_url(self.platform) else "(no URL: workers and jobs only)"
+        )
+        self.log.info(f"{self.inputs.version} is live {where}")
 
     def _apply_migrations(self, runner: Any, plan: Any) -> list[MigrationResult]:
         try:

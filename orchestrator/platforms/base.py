@@ -26,6 +26,7 @@ __all__ = [
     "Platform",
     "PlatformFactory",
     "Release",
+    "answers_on_a_url",
     "register",
     "supported_strategies",
 ]
@@ -121,3 +122,10 @@ def supported_strategies() -> Mapping[str, frozenset[str]]:
         "digitalocean": frozenset({"blue_green", "rolling"}),
         "kubernetes": frozenset({"blue_green", "canary", "rolling"}),
     }
+
+
+def answers_on_a_url(platform: object) -> bool:
+    """False for a release users never reach by URL (an App Platform app of workers and jobs only):
+    its platform verified it by what exists (the deployment went live, components healthy), and
+    HTTP checks have nothing to ask. A platform says so with `serves_http`; the default is True."""
+    return bool(getattr(platform, "serves_http", True))

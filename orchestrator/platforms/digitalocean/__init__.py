@@ -52,6 +52,7 @@ def factory(cfg: DeployConfig, ctx: PlatformContext) -> DigitalOceanPlatform:
         endpoint=ctx.env.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT,
         verify=ctx.env.get(CA_BUNDLE_ENV) or True,
         deadline_seconds=float(deadline),
+        component_images=ctx.env,
     )
 
 

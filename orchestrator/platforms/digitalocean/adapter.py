@@ -25,12 +25,13 @@ from orchestrator.redaction import Secret
 
 from . import previews
 from .api import PLATFORM, AppsApi, RetryPolicy
-from .deployments import failure, rolled_back_from, same_image, when
+from .component_health import require_healthy_components
+from .deployments import failure, rolled_back_from, when
 from .image import parse_image
 from .logs import KINDS, DeploymentLogs, fetch_logs
 from .pinning import Pinning
 from .region import check_region
-from .spec import image_of, select_component, version_of, with_release
+from .spec import components, image_of, select_component, serves_http, version_of, with_component_images, with_release
 from .watch import Backoff, wait_for_deployment
 
 __all__ = ["DEFAULT_DEADLINE_SECONDS", "DEFAULT_ENDPOINT", "DigitalOceanPlatform"]
@@ -64,7 +65,10 @@ class DigitalOceanPlatform:
         backoff: Backoff = _BACKOFF,
         retry: RetryPolicy = _RETRY,
         sleep: Callable[[float], None] = time.sleep,
+        component_images: Mapping[str, str] | None = None,
     ) -> None:
+        """`component_images`: app_action's `IMAGE_DIGEST_<COMPONENT>` / `IMAGE_TAG_<COMPONENT>`
+        variables (the run's environment; other names are ignored)."""
         if not deployment.do_app_id:
             raise ConfigError(
                 "deployment_config.do_app_id: required with platform digitalocean "
@@ -73,6 +77,9 @@ class DigitalOceanPlatform:
         self.app_id = deployment.do_app_id
         self._component = deployment.do_component
         self._region = deployment.do_region
+        self._component_images = {
+            k: v for k, v in (component_images or {}).items() if k.startswith(("IMAGE_DIGEST_", "IMAGE_TAG_"))
+        }
         self._health = health
         self._verify = verify
         self._deadline = deadline_seconds
@@ -141,20 +148,30 @@ class DigitalOceanPlatform:
         source = parse_image(image) if image else None
         app = self._app(self.app_id)
         self._refuse_if_pinned(app, f"deploy {version}")
-        component = select_component(app.get("spec") or {}, self._component)
+        base = with_component_images(app.get("spec") or {}, self._component_images)
+        component = select_component(base, self._component)
+        spec = with_release(base, component, version, source, self._health)
         active = app.get("active_deployment") or {}
-        if version_of(active.get("spec"), component) == version and (
-            source is None or same_image(image_of(active.get("spec"), component), source)
-        ):
+        if version_of(active.get("spec"), component) == version and _images(active.get("spec")) == _images(spec):
             log.info("version %s is already live (deployment %s)", version, active.get("id"))
             return self._release(active)
-        deployment = self._unfinished(app, version, component)
-        if deployment is None:
-            spec = with_release(app.get("spec") or {}, component, version, source, self._health)
-            deployment = self._update_spec(app, spec, version, component)
+        deployment = self._unfinished(app, version, component) or self._update_spec(app, spec, version, component)
         release = self._await(self.app_id, deployment, f"deploy of {version}", logs=True)
         # The reference as given: App Platform's DOCR block drops the registry name.
         return Release(release.version, image=image or release.image, ref=release.ref)
+
+    def verify_without_url(self) -> None:
+        """Verification of an app with no URL: its workers report healthy with every replica
+        ready (its deployment went live already). Raises DeployError naming the unhealthy ones."""
+        spec = (self.last_app or self._app(self.app_id)).get("spec")
+        names = frozenset(str(c.get("name")) for kind, c in components(spec) if kind == "workers")
+        require_healthy_components(self.api, self.app_id, names, "verification")
+
+    @property
+    def serves_http(self) -> bool:
+        """False for an app of workers and jobs only: it has no URL, verification uses what exists."""
+        app = self.last_app if self.last_app is not None else self._app(self.app_id)
+        return serves_http(app.get("spec"))
 
     def route(self, weights: Mapping[str, int]) -> None:
         """Only `{version: 100}` for a kept release: App Platform has no traffic weights."""
@@ -361,3 +378,13 @@ class DigitalOceanPlatform:
             self.api.read("cancel deployment", self.api.apps.cancel_deployment, app_id, deployment_id)
         except DeployError as exc:
             log.warning("could not cancel deployment %s after the deadline: %s", deployment_id, exc)
+
+
+def _images(spec: dict[str, Any] | None) -> dict[str, tuple[Any, ...]]:
+    """What each component pulls, for "is this exactly what is live already"."""
+    return {
+        str(c.get("name")): tuple(
+            (c.get("image") or {}).get(k) for k in ("registry_type", "registry", "repository", "tag", "digest")
+        )
+        for _, c in components(spec)
+    }
