@@ -7,6 +7,8 @@ token from the env var named by `credentials.do_api_token_env_var`; `DIGITALOCEA
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from orchestrator.contract import DeployConfig
 from orchestrator.errors import ConfigError
 from orchestrator.platforms.base import PlatformContext, register
@@ -17,6 +19,7 @@ from .api import RetryPolicy
 from .image import ImageSource, parse_image
 from .preview_spec import preview_name
 from .spec import VERSION_ENV
+from .spec_file import load_app_spec
 from .watch import Backoff
 
 __all__ = [
@@ -45,6 +48,8 @@ def factory(cfg: DeployConfig, ctx: PlatformContext) -> DigitalOceanPlatform:
         )
     # Not in the config schema yet: a deploy deadline of its own, when the config grows one.
     deadline = cfg.deployment.do_deploy_timeout_seconds or DEFAULT_DEADLINE_SECONDS
+    spec_path = cfg.artifacts.app_spec
+    app_spec = load_app_spec(Path(ctx.workspace) / spec_path, ctx.env) if spec_path is not None else None
     return DigitalOceanPlatform(
         cfg.deployment,
         cfg.health_check,
@@ -53,6 +58,7 @@ def factory(cfg: DeployConfig, ctx: PlatformContext) -> DigitalOceanPlatform:
         verify=ctx.env.get(CA_BUNDLE_ENV) or True,
         deadline_seconds=float(deadline),
         component_images=ctx.env,
+        app_spec=app_spec,
     )
 
 

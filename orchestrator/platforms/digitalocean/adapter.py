@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
@@ -26,12 +25,23 @@ from orchestrator.redaction import Secret
 from . import previews
 from .api import PLATFORM, AppsApi, RetryPolicy
 from .component_health import require_healthy_components
-from .deployments import failure, rolled_back_from, when
-from .image import parse_image
-from .logs import KINDS, DeploymentLogs, fetch_logs
+from .deployments import EPOCH, failure, rolled_back_from, when
+from .image import ImageSource, parse_image
+from .logs import DeploymentLogs, fetch_logs, outputs_of
 from .pinning import Pinning
+from .previews import create_app, find_app
 from .region import check_region
-from .spec import components, image_of, select_component, serves_http, version_of, with_component_images, with_release
+from .spec import (
+    image_of,
+    images_of,
+    select_component,
+    serves_http,
+    version_of,
+    with_component_images,
+    with_release,
+)
+from .spec_file import with_sealed_values
+from .spec_update import find_new_deployment, unfinished, update_spec
 from .watch import Backoff, wait_for_deployment
 
 __all__ = ["DEFAULT_DEADLINE_SECONDS", "DEFAULT_ENDPOINT", "DigitalOceanPlatform"]
@@ -66,15 +76,21 @@ class DigitalOceanPlatform:
         retry: RetryPolicy = _RETRY,
         sleep: Callable[[float], None] = time.sleep,
         component_images: Mapping[str, str] | None = None,
+        app_spec: dict[str, Any] | None = None,
     ) -> None:
         """`component_images`: app_action's `IMAGE_DIGEST_<COMPONENT>` / `IMAGE_TAG_<COMPONENT>`
-        variables (the run's environment; other names are ignored)."""
-        if not deployment.do_app_id:
+        variables (the run's environment; other names are ignored). `app_spec`: the spec from the
+        repository (`artifacts.app_spec`, filled in), deployed instead of the live app's; its name
+        finds the app when `do_app_id` is not set, and the first deploy creates it."""
+        if not deployment.do_app_id and app_spec is None:
             raise ConfigError(
                 "deployment_config.do_app_id: required with platform digitalocean "
-                "(the app's id, from `doctl apps list` or the control panel URL)"
+                "(the app's id, from `doctl apps list` or the control panel URL), unless artifacts.app_spec names "
+                "a spec whose name finds or creates the app"
             )
-        self.app_id = deployment.do_app_id
+        self.app_id = deployment.do_app_id or ""
+        self._app_spec = app_spec
+        self._project_id = deployment.do_project_id
         self._component = deployment.do_component
         self._region = deployment.do_region
         self._component_images = {
@@ -98,11 +114,13 @@ class DigitalOceanPlatform:
 
     def live(self) -> Release | None:
         """The release of the app's active deployment, or None before its first deploy."""
+        if not self._production_id():
+            return None
         active = self._app(self.app_id).get("active_deployment")
         return self._release(active) if active and active.get("id") else None
 
     def live_url(self) -> str:
-        url = self._app(self.app_id).get("live_url")
+        url = self._app(self.app_id).get("live_url") if self._production_id() else None
         if not url:
             raise DeployError(
                 f"app {self.app_id} has no live_url yet (it has never been deployed successfully)",
@@ -118,6 +136,8 @@ class DigitalOceanPlatform:
         rollback to another one) is left out, unless it is live: App Platform's own record that
         it is no rollback candidate, for runs without a ledger.
         """
+        if not self._production_id():
+            return []
         body = self.api.read("list deployments", self.api.apps.list_deployments, self.app_id, per_page=_RECENT)
         deployments = sorted(
             (d for d in (body or {}).get("deployments") or [] if d.get("phase") in _KEPT_PHASES),
@@ -146,26 +166,62 @@ class DigitalOceanPlatform:
         Raises ConfigError for an image App Platform cannot pull or an ambiguous component.
         """
         source = parse_image(image) if image else None
+        if not self._production_id():
+            return self._create(version, source, image)
         app = self._app(self.app_id)
         self._refuse_if_pinned(app, f"deploy {version}")
-        base = with_component_images(app.get("spec") or {}, self._component_images)
+        wanted = (
+            app.get("spec") or {} if self._app_spec is None else with_sealed_values(self._app_spec, app.get("spec"))
+        )
+        base = with_component_images(wanted, self._component_images)
         component = select_component(base, self._component)
         spec = with_release(base, component, version, source, self._health)
         active = app.get("active_deployment") or {}
-        if version_of(active.get("spec"), component) == version and _images(active.get("spec")) == _images(spec):
+        if version_of(active.get("spec"), component) == version and images_of(active.get("spec")) == images_of(spec):
             log.info("version %s is already live (deployment %s)", version, active.get("id"))
             return self._release(active)
-        deployment = self._unfinished(app, version, component) or self._update_spec(app, spec, version, component)
+        deployment = unfinished(app, version, component) or update_spec(self.api, app, spec, version, component)
         release = self._await(self.app_id, deployment, f"deploy of {version}", logs=True)
         # The reference as given: App Platform's DOCR block drops the registry name.
         return Release(release.version, image=image or release.image, ref=release.ref)
 
+    def _create(self, version: str, source: ImageSource | None, image: str | None) -> Release:
+        """The first deploy of an app spec from the repository: create the app (App Platform starts
+        its first deployment) and wait for it."""
+        assert self._app_spec is not None  # only reached when the spec names an app that does not exist
+        base = with_component_images(self._app_spec, self._component_images)
+        component = select_component(base, self._component)
+        spec = with_release(base, component, version, source, self._health)
+        if self._region:
+            check_region({"spec": spec}, self._region)
+        log.info("app %s does not exist yet: creating it from %s", spec.get("name"), "the repository's spec")
+        app = create_app(self.api, spec, project_id=self._project_id)
+        self.app_id = str(app["id"])
+        deployment = app.get("pending_deployment") or app.get("in_progress_deployment") or {}
+        if not deployment.get("id"):
+            deployment = find_new_deployment(self.api, self.app_id, version, component, EPOCH) or {}
+        if not deployment.get("id"):
+            raise DeployError(
+                f"create app: App Platform created app {self.app_id} but no deployment for it",
+                platform=PLATFORM,
+                operation="create app",
+            )
+        release = self._await(self.app_id, deployment, f"first deploy of {version}", logs=True)
+        return Release(release.version, image=image or release.image, ref=release.ref)
+
+    def _production_id(self) -> str:
+        """Production's app id: `do_app_id`, or the app named by the repository's spec ("" while it
+        does not exist yet)."""
+        if not self.app_id and self._app_spec is not None:
+            found = find_app(self.api, str(self._app_spec["name"]))
+            if found is not None:
+                self.app_id = str(found["id"])
+        return self.app_id
+
     def verify_without_url(self) -> None:
         """Verification of an app with no URL: its workers report healthy with every replica
         ready (its deployment went live already). Raises DeployError naming the unhealthy ones."""
-        spec = (self.last_app or self._app(self.app_id)).get("spec")
-        names = frozenset(str(c.get("name")) for kind, c in components(spec) if kind == "workers")
-        require_healthy_components(self.api, self.app_id, names, "verification")
+        require_healthy_components(self.api, self.app_id, (self.last_app or self._app(self.app_id)).get("spec"))
 
     @property
     def serves_http(self) -> bool:
@@ -234,21 +290,7 @@ class DigitalOceanPlatform:
     def run_outputs(self) -> PlatformOutputs | None:
         """app_action's outputs (`app`, `build_logs`, `deploy_logs`) and the logs to print: a failed
         deployment's always, a successful one's as `do_print_build_logs` / `do_print_deploy_logs` ask."""
-        logs = self.last_logs
-        if logs is None and self.last_app is None:
-            return None
-        printed: list[tuple[str, str]] = []
-        for kind in KINDS:
-            if logs is not None and (self._logs_failed or self._print[kind]):
-                printed.append(
-                    (f"App Platform {kind.lower()} logs of deployment {logs.deployment_id}", logs.text(kind))
-                )
-        return PlatformOutputs(
-            app=self.last_app,
-            build_logs=logs.text("BUILD") if logs else "",
-            deploy_logs=logs.text("DEPLOY") if logs else "",
-            printed=tuple(printed),
-        )
+        return outputs_of(self.last_logs, self.last_app, failed=self._logs_failed, print_kinds=self._print)
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -285,54 +327,6 @@ class DigitalOceanPlatform:
                 platform=PLATFORM,
                 operation="update app spec",
             )
-
-    def _unfinished(self, app: dict[str, Any], version: str, component: str) -> dict[str, Any] | None:
-        """An in-progress deployment of `version` (a previous run that died while waiting): join it."""
-        for key in ("in_progress_deployment", "pending_deployment"):
-            deployment = app.get(key)
-            if deployment and deployment.get("id") and version_of(deployment.get("spec"), component) == version:
-                log.info("joining deployment %s of %s already under way", deployment["id"], version)
-                return dict(deployment)
-        return None
-
-    def _update_spec(self, app: dict[str, Any], spec: dict[str, Any], version: str, component: str) -> dict[str, Any]:
-        """PUT the spec (App Platform creates a deployment for it) and return that deployment.
-
-        A PUT that fails ambiguously may still have created the deployment: we look for a deployment
-        of `version` created after the app's last one before sending again.
-        """
-        app_id = str(app["id"])
-        before = when(app.get("last_deployment_created_at"))
-
-        def send() -> dict[str, Any]:
-            body = self.api.once("update app spec", self.api.apps.update, app_id, {"spec": spec})
-            updated = (body or {}).get("app") or {}
-            deployment = updated.get("pending_deployment") or updated.get("in_progress_deployment")
-            if deployment and deployment.get("id"):
-                return dict(deployment)
-            found = self._find_new_deployment(app_id, version, component, before)
-            if found is None:
-                raise DeployError(
-                    f"update app spec: App Platform accepted the spec for {version} but started no deployment",
-                    platform=PLATFORM,
-                    operation="update app spec",
-                )
-            return found
-
-        return self.api.create(
-            "update app spec", send, lambda: self._find_new_deployment(app_id, version, component, before)
-        )
-
-    def _find_new_deployment(
-        self, app_id: str, version: str, component: str, before: datetime
-    ) -> dict[str, Any] | None:
-        body = self.api.read("list deployments", self.api.apps.list_deployments, app_id, per_page=_RECENT)
-        for deployment in sorted(
-            (body or {}).get("deployments") or [], key=lambda d: when(d.get("created_at")), reverse=True
-        ):
-            if when(deployment.get("created_at")) > before and version_of(deployment.get("spec"), component) == version:
-                return dict(deployment)
-        return None
 
     def _deployment_of(self, version: str) -> str:
         for release in self.releases():
@@ -378,13 +372,3 @@ class DigitalOceanPlatform:
             self.api.read("cancel deployment", self.api.apps.cancel_deployment, app_id, deployment_id)
         except DeployError as exc:
             log.warning("could not cancel deployment %s after the deadline: %s", deployment_id, exc)
-
-
-def _images(spec: dict[str, Any] | None) -> dict[str, tuple[Any, ...]]:
-    """What each component pulls, for "is this exactly what is live already"."""
-    return {
-        str(c.get("name")): tuple(
-            (c.get("image") or {}).get(k) for k in ("registry_type", "registry", "repository", "tag", "digest")
-        )
-        for _, c in components(spec)
-    }

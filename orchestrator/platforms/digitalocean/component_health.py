@@ -19,8 +19,11 @@ __all__ = ["require_healthy_components"]
 log = logging.getLogger(__name__)
 
 
-def require_healthy_components(api: AppsApi, app_id: str, names: frozenset[str], operation: str) -> None:
-    """Raise DeployError naming every component of `names` that App Platform reports unhealthy."""
+def require_healthy_components(
+    api: AppsApi, app_id: str, spec: dict[str, Any] | None, operation: str = "verification"
+) -> None:
+    """Raise DeployError naming every worker of `spec` that App Platform reports unhealthy."""
+    names = {str(c.get("name")) for c in (spec or {}).get("workers") or []}
     body = api.read("get app health", api.apps.get_health, app_id) or {}
     reported: list[dict[str, Any]] = (body.get("app_health") or {}).get("components") or []
     sick = [

@@ -18,11 +18,12 @@ from .api import PLATFORM, AppsApi, NotFoundError
 from .image import parse_image
 from .preview_spec import legacy_preview_name, preview_name, preview_spec
 from .spec import select_component, version_of, with_release
+from .spec_update import find_new_deployment, unfinished, update_spec
 
 if TYPE_CHECKING:
     from .adapter import DigitalOceanPlatform
 
-__all__ = ["create_preview", "delete_app", "delete_preview"]
+__all__ = ["create_app", "create_preview", "delete_app", "delete_preview", "find_app"]
 
 # Every deployment of an app we have just created is new.
 _NEW_APP = datetime.min.replace(tzinfo=UTC)
@@ -50,9 +51,7 @@ def create_preview(
         active = app.get("active_deployment") or {}
         if version_of(active.get("spec"), component) == version and app.get("live_url"):
             return platform._release(active, url=str(app["live_url"]))
-        deployment = platform._unfinished(app, version, component) or platform._update_spec(
-            app, spec, version, component
-        )
+        deployment = unfinished(app, version, component) or update_spec(api, app, spec, version, component)
     else:
 
         def send() -> dict[str, Any]:
@@ -62,7 +61,7 @@ def create_preview(
         app = api.create("create preview app", send, lambda: _find_app(api, name))
         deployment = app.get("pending_deployment") or app.get("in_progress_deployment") or {}
         if not deployment.get("id"):
-            deployment = platform._find_new_deployment(str(app["id"]), version, component, _NEW_APP) or {}
+            deployment = find_new_deployment(api, str(app["id"]), version, component, _NEW_APP) or {}
         if not deployment.get("id"):
             raise DeployError(
                 f"{operation}: App Platform created app {app.get('id')} but no deployment for it",
@@ -100,6 +99,24 @@ def delete_app(api: AppsApi, name: str) -> bool:
     except NotFoundError:
         return False
     return True
+
+
+def create_app(api: AppsApi, spec: dict[str, Any], *, project_id: str | None = None) -> dict[str, Any]:
+    """Create the app for `spec` (in `project_id`); an ambiguous failure looks for it by name first."""
+    name = str(spec.get("name"))
+    request: dict[str, Any] = {"spec": spec, **({"project_id": project_id} if project_id else {})}
+
+    def send() -> dict[str, Any]:
+        body = api.once("create app", api.apps.create, request)
+        return dict((body or {}).get("app") or {})
+
+    created: dict[str, Any] = api.create("create app", send, lambda: find_app(api, name))
+    return created
+
+
+def find_app(api: AppsApi, name: str) -> dict[str, Any] | None:
+    """The app whose spec is named `name`, or None."""
+    return _find_app(api, name)
 
 
 def _find_app(api: AppsApi, name: str) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ __all__ = [
     "components",
     "health_check_block",
     "image_of",
+    "images_of",
     "select_component",
     "serves_http",
     "version_of",
@@ -183,3 +184,9 @@ def _component(spec: dict[str, Any], component: str) -> tuple[str, dict[str, Any
 def _clamp(value: int, bounds: tuple[int, int]) -> int:
     low, high = bounds
     return max(low, min(high, value))
+
+
+def images_of(spec: dict[str, Any] | None) -> dict[str, tuple[Any, ...]]:
+    """What each component pulls, for "is this exactly what is live already"."""
+    owned = ("registry_type", "registry", "repository", "tag", "digest")
+    return {str(c.get("name")): tuple((c.get("image") or {}).get(k) for k in owned) for _, c in components(spec)}
