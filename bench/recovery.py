@@ -12,11 +12,13 @@ The peer is the same state before recovery: what a crash leaves when nothing rec
 behaviour issue 11 reported, 0 of 8 points settled), checked with the same checks.
 
 Columns: crash point, the step the dead run had reached, what recovery did, seconds from `recover`
-starting until the good release served verified (its verification's own timestamp), and the whole
-`recover` run. Then the supervisor gap: SIGKILL of the local supervisor under load until the public
-address answers again (tests/platforms/local/supervisor_gap.py).
+starting until the good release served verified (its verification's own timestamp; interpreter
+start-up included), recovery's own time (finding the dead run to its release verified and the dead
+one stopped), and the whole `recover` run. Then the supervisor gap: SIGKILL of the local supervisor
+under load until the public address answers again (tests/platforms/local/supervisor_gap.py).
 
-Last line: `recovery: points=N consistent=N max_recover_s=X supervisor_gap_s=X unrecovered_consistent=N`.
+Last line: `recovery: points=N consistent=N max_recover_s=X supervisor_gap_s=X unrecovered_consistent=N
+max_in_process_s=X`.
 """
 
 from __future__ import annotations
@@ -72,7 +74,16 @@ def main() -> int:
         stop_server(server)
 
     table = Table(title="Crash matrix: SIGKILL of the orchestrator, then `deploy-orchestrator recover` (local)")
-    for column in ("crash point", "died at step", "what recovery did", "serving s", "recover s", "consistent"):
+    columns = (
+        "crash point",
+        "died at step",
+        "what recovery did",
+        "serving s",
+        "recovery s",
+        "recover run s",
+        "consistent",
+    )
+    for column in columns:
         table.add_column(column, overflow="fold")
     for o in outcomes:
         verdict = "yes" if o.consistent else "NO: " + "; ".join(o.problems)
@@ -81,6 +92,7 @@ def main() -> int:
             o.crashed_step,
             "\n".join(o.actions),
             f"{o.recover_seconds:.2f}",
+            f"{o.in_process_seconds:.2f}",
             f"{o.wall_seconds:.2f}",
             verdict,
         )
@@ -94,9 +106,10 @@ def main() -> int:
     console.print("(2 cores shared with other work while measured: figures are upper bounds)")
     consistent = sum(1 for o in outcomes if o.consistent)
     worst = max((o.recover_seconds for o in outcomes), default=0.0)
+    worst_inside = max((o.in_process_seconds for o in outcomes), default=0.0)
     print(
         f"recovery: points={len(outcomes)} consistent={consistent} max_recover_s={worst:.2f} "
-        f"supervisor_gap_s={gap:.3f} unrecovered_consistent={unrecovered}"
+        f"supervisor_gap_s={gap:.3f} unrecovered_consistent={unrecovered} max_in_process_s={worst_inside:.2f}"
     )
     return 0 if consistent == len(outcomes) else 1
 

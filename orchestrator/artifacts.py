@@ -61,7 +61,7 @@ _IMAGE_DIGEST = re.compile(r"^(?P<name>[^@\s]+)@sha256:(?P<hex>[0-9a-f]{64})$")
 _SKIPPED_DIRS = frozenset({"__pycache__"})
 _SKIPPED_SUFFIXES = (".pyc",)
 
-Kind = Literal["migration", "module", "image"]
+Kind = Literal["migration", "module", "image", "app_spec"]
 Change = Literal["added", "dropped", "changed"]
 
 
@@ -73,15 +73,20 @@ class ArtifactDigests:
     modules: tuple[tuple[str, str], ...]
     image: str | None
     image_pinned: bool
+    app_spec: tuple[str, str] | None = None
+    """(path, sha256) of the App Platform spec file deployed from the repository (`artifacts.app_spec`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape used in the result, the summary and the pipeline store's JSONB columns."""
-        return {
+        data: dict[str, Any] = {
             "migrations": dict(self.migrations),
             "modules": dict(self.modules),
             "image": self.image,
             "image_pinned": self.image_pinned,
         }
+        if self.app_spec is not None:
+            data["app_spec"] = dict([self.app_spec])
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> ArtifactDigests:
@@ -100,7 +105,18 @@ class ArtifactDigests:
         pinned = data.get("image_pinned", image is not None and _IMAGE_DIGEST.match(image) is not None)
         if not isinstance(pinned, bool):
             raise ValueError("artifact digests: `image_pinned` must be a boolean")
-        return cls(migrations=pairs["migrations"], modules=pairs["modules"], image=image, image_pinned=pinned)
+        spec = data.get("app_spec")
+        if spec is not None and (
+            not isinstance(spec, dict) or len(spec) != 1 or not all(isinstance(x, str) for x in (*spec, *spec.values()))
+        ):
+            raise ValueError("artifact digests: `app_spec` must map one path string to its digest string")
+        return cls(
+            migrations=pairs["migrations"],
+            modules=pairs["modules"],
+            image=image,
+            image_pinned=pinned,
+            app_spec=next(iter(spec.items())) if spec else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +155,11 @@ def compare_digests(expected: ArtifactDigests, actual: ArtifactDigests) -> tuple
     if expected.image != actual.image:
         change = "added" if expected.image is None else "dropped" if actual.image is None else "changed"
         differences.append(DigestDifference("image", "image", change, expected.image, actual.image))
+    if expected.app_spec != actual.app_spec:
+        was, now = expected.app_spec, actual.app_spec
+        change = "added" if was is None else "dropped" if now is None else "changed"
+        path = (now or was or ("app spec", ""))[0]
+        differences.append(DigestDifference("app_spec", path, change, was[1] if was else None, now[1] if now else None))
     return tuple(differences)
 
 
@@ -192,11 +213,19 @@ def digest_artifacts(
     image_digest, pinned = digest_image(reference) if reference else (None, False)
     if problems:
         raise ConfigError(problems)
+    app_spec = None
+    if artifacts.app_spec is not None:
+        spec_path = workspace / artifacts.app_spec
+        try:
+            app_spec = (artifacts.app_spec.as_posix(), hashlib.sha256(spec_path.read_bytes()).hexdigest())
+        except OSError as exc:
+            raise ConfigError(f"artifacts.app_spec: cannot read {artifacts.app_spec} ({exc.strerror})") from exc
     digests = ArtifactDigests(
         migrations=tuple(sorted(migrations.items())),
         modules=tuple(sorted(modules.items())),
         image=image_digest,
         image_pinned=pinned,
+        app_spec=app_spec,
     )
     warning = image_warning(digests)
     if warning and log is not None:

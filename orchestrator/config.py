@@ -214,7 +214,7 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
     problem = unsupported_problem(strategy, platform, by_platform)
     if problem:
         yield problem
-    yield from described.config_problems(deployment, workspace)
+    yield from described.config_problems(doc, workspace)
     if strategy == "canary" and "canary" in deployment:
         weights = [step["weight"] for step in deployment["canary"]["steps"]]
         for i, (a, b) in enumerate(itertools.pairwise(weights), start=1):
@@ -226,6 +226,12 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
         yield (f"health_check.endpoint: {endpoint!r} should be a path such as /health or an absolute http(s) URL")
 
     artifacts = doc["artifacts"]
+    if "app_spec" in artifacts:
+        problem = outside_problem(
+            workspace, artifacts["app_spec"], "artifacts.app_spec", must_exist=True, kinds=("file",)
+        )
+        if problem:
+            yield problem
     for key in ("migrations", "odoo_modules"):
         for i, rel in enumerate(artifacts.get(key, [])):
             kinds = ("file", "directory") if key == "migrations" else ("directory",)
@@ -278,6 +284,7 @@ def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
         do_region=d.get("do_region"),
         do_component=d.get("do_component"),
         do_deploy_timeout_seconds=float(d["do_deploy_timeout_seconds"]) if "do_deploy_timeout_seconds" in d else None,
+        do_project_id=d.get("do_project_id"),
         do_print_build_logs=bool(d.get("do_print_build_logs", False)),
         do_print_deploy_logs=bool(d.get("do_print_deploy_logs", False)),
         k8s_namespace=d.get("k8s_namespace"),
@@ -324,6 +331,7 @@ def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
             odoo_modules=tuple(Path(p) for p in a.get("odoo_modules", [])),
             migrations=tuple(Path(p) for p in a.get("migrations", [])),
             docker_image=a.get("docker_image"),
+            app_spec=Path(a["app_spec"]) if "app_spec" in a else None,
         ),
         health_check=HealthCheckConfig(
             endpoint=h["endpoint"],

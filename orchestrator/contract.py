@@ -66,6 +66,7 @@ class DeploymentConfig:
     do_region: str | None = None
     do_component: str | None = None
     do_deploy_timeout_seconds: float | None = None
+    do_project_id: str | None = None
     do_print_build_logs: bool = False
     do_print_deploy_logs: bool = False
     k8s_namespace: str | None = None
@@ -84,6 +85,8 @@ class Artifacts:
     odoo_modules: tuple[Path, ...]
     migrations: tuple[Path, ...]
     docker_image: str | None = None
+    app_spec: Path | None = None
+    """An App Platform app spec in the repository (app_action's `.do/app.yaml`), relative to the workspace."""
 
 
 @dataclass(frozen=True, slots=True)

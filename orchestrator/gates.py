@@ -49,6 +49,10 @@ COMPLIANCE_VALIDATOR_ID = "agent_002"
 _CLOCK_SKEW = timedelta(minutes=5)
 
 
+LISTED_APPROVALS = 20
+"""Up to this many approved migrations are listed one per line; more are summarised in one."""
+
+
 @dataclass(frozen=True, slots=True)
 class GateReport:
     """Every gate passed: who said so, when, and what they approved."""
@@ -81,7 +85,12 @@ class GateReport:
             "identical to the validated and approved digests)",
         ]
         lines += self.provenance.describe()
-        lines += [f"approved migration {name}: sha256 {sha}" for name, sha in self.approved_migrations.items()]
+        approved = self.approved_migrations
+        if len(approved) <= LISTED_APPROVALS:
+            lines += [f"approved migration {name}: sha256 {sha}" for name, sha in approved.items()]
+        else:
+            # Thousands of files on record would bury the log: each one's digest is in the result's artifacts.
+            lines.append(f"approved migrations: {len(approved)} files, each with exactly its sha256 (see artifacts)")
         lines += [f"Odoo module {path}: tree digest {digest}" for path, digest in d.modules]
         lines += [f"warning: {warning}" for warning in self.warnings]
         return lines

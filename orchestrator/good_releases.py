@@ -18,9 +18,8 @@ there is; each adapter drops what it knows was rolled back from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg2
 from psycopg2 import sql
@@ -35,7 +34,6 @@ __all__ = [
     "ReleaseJudgement",
     "automatic_target",
     "candidates",
-    "describe",
     "judge",
     "read_judgement",
     "rollback_target",
@@ -168,13 +166,6 @@ def rollback_target(
         f"rollback-to: {problem}; good releases to roll back to: {listed}. "
         "A release is good once it went live and passed verification, and stays good until rolled back from."
     )
-
-
-def describe(judgement: ReleaseJudgement | None) -> Mapping[str, Any]:
-    """For the result's extras."""
-    if judgement is None:
-        return {"source": "platform"}
-    return {"source": "ledger", "good": list(judgement.good), "bad": sorted(judgement.bad)}
 
 
 def automatic_target(

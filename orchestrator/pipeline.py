@@ -44,7 +44,15 @@ from orchestrator.migrations import runner as migration_runner
 from orchestrator.migrations import scripts as migration_scripts
 from orchestrator.migrations.scripts import version_key
 from orchestrator.platforms import registry
-from orchestrator.platforms.base import NativeRollback, PinsArtifacts, Platform, Release, Retirement, TrafficRouter
+from orchestrator.platforms.base import (
+    NativeRollback,
+    PinsArtifacts,
+    Platform,
+    Release,
+    Retirement,
+    TrafficRouter,
+    answers_on_a_url,
+)
 from orchestrator.preview import preview_target, run_preview, run_teardown
 from orchestrator.recovery import crash_points
 from orchestrator.recovery import crashed as crashed_rows
@@ -265,6 +273,14 @@ class Pipeline:
         if self.ledger and self.inputs.mode != "plan":
             self.ledger.step(self.state.deployment_id, step)
 
+    def _look_at_what_serves(self) -> None:
+        """What served before this run, so a refused or failed run reports it too. Read-only; asked again
+        under the deploy lock, which is the answer the rollout trusts."""
+        try:
+            self.state.previous = self.platform.live()
+        except OrchestratorError as exc:
+            self.log.warn(f"could not ask {self.config.deployment.platform} what serves now: {exc}")
+
     def _pass_gates(self) -> gates.GateReport:
         """Digest the artifacts and hold them against the verdicts. Raises GateError (or ConfigError)."""
         self._at("gates")
@@ -285,6 +301,7 @@ class Pipeline:
         return report
 
     def _deploy(self, *, plan_only: bool) -> None:
+        self._look_at_what_serves()
         with self.log.phase("Gates"):
             report = self._pass_gates()
         if not plan_only:
@@ -358,7 +375,10 @@ class Pipeline:
         if retired:
             self.log.info(f"retired releases beyond keep_previous_versions: {', '.join(retired)}")
         self.state.status, self.state.exit_code = "success", 0
-        self.log.info(f"{self.inputs.version} is live at {self.platform.live_url()}")
+        where = (
+            f"at {self.platform.live_url()}" if answers_on_a_url(self.platform) else "(no URL: workers and jobs only)"
+        )
+        self.log.info(f"{self.inputs.version} is live {where}")
 
     def _apply_migrations(self, runner: Any, plan: Any) -> list[MigrationResult]:
         try:

@@ -78,12 +78,15 @@ def register(value: str) -> None:
             return
         _registered.add(value)
         atoms = _atoms(value)
-        new = _encodings(atoms, rounds=2) - _forms
+        # A multi-line value's lines are masked as they are: encoding each of a kubeconfig's lines
+        # would make thousands of forms, and an escaped line break already splits them.
+        lines = {line for line in value.splitlines() if len(line) >= _MIN_LENGTH} - atoms
+        new = (_encodings(atoms, rounds=2) | lines) - _forms
         _forms.update(new)
         _pattern = None
     if os.environ.get("GITHUB_ACTIONS") == "true":
         # The runner hides what reaches the job log; one encoding deep covers what it can see.
-        for form in sorted(_encodings(atoms, rounds=1) & new):
+        for form in sorted((_encodings(atoms, rounds=1) | lines) & new):
             for line in form.splitlines():
                 if len(line.strip()) >= _MIN_LENGTH:
                     # The runner unescapes command data, so a literal % must reach it as %25.
@@ -92,8 +95,8 @@ def register(value: str) -> None:
 
 
 def _atoms(value: str) -> set[str]:
-    """The value, its lines, and a DSN's password as written and as decoded."""
-    atoms = {value, *value.splitlines()}
+    """The value, and a DSN's password as written and as decoded."""
+    atoms = {value}
     atoms.update(_dsn_passwords(value))
     return {a for a in atoms if len(a) >= _MIN_LENGTH}
 

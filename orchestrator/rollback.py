@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from orchestrator.contract import HealthProbe, MigrationResult, RollbackOutcome
 from orchestrator.errors import MigrationError, OrchestratorError, RollbackError
 from orchestrator.health.verdict import Checks
-from orchestrator.platforms.base import NativeRollback, Platform, Release, Retirement
+from orchestrator.platforms.base import NativeRollback, Platform, Release, Retirement, answers_on_a_url
 from orchestrator.recovery import crash_points
 from orchestrator.runlog import RunLog
 
@@ -65,7 +65,13 @@ def roll_back(
         except MigrationError as exc:
             undone = tuple(exc.results)
             raise RollbackError(f"a migration could not be undone: {exc}") from exc
-        if previous is not None:
+        if previous is not None and not answers_on_a_url(platform):
+            # No URL to re-check (workers and jobs only): the rollback deployment went live and the
+            # platform found its components healthy, which is what a check could have told.
+            if isinstance(platform, NativeRollback):
+                platform.confirm_rollback(True)
+            log.info(f"previous release {previous.version} is live (no URL to check: workers and jobs only)")
+        elif previous is not None:
             verdict = checks.release(platform.live_url(), analysis=False, deadline=began + budget_seconds)
             probes = verdict.probes
             if isinstance(platform, NativeRollback):

@@ -223,3 +223,52 @@ def test_app_and_logs_are_outputs_and_printed_in_groups_when_asked(
     assert "::stop-commands::" in printed
     result = json.loads((tmp_path / ".deploy-orchestrator" / "result.json").read_text())
     assert result["platform_outputs"]["deploy_logs"] == outputs["deploy_logs"]
+
+
+def test_a_worker_only_app_is_verified_by_what_exists_not_a_url(tmp_path: Path, sim: DoSimulator, pg_dsn: str) -> None:
+    app_id = sim.seed_app("queue", version="v1", services=(), workers=("consumer",))
+    assert "live_url" not in sim.app_json(app_id)
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2")
+    assert done.exit_code == 0, done.result and done.result.error
+    assert done.result is not None and done.result.url is None
+    messages = [entry.message for entry in done.result.logs]
+    assert any("the app has no URL (workers and jobs only); verified by what exists" in m for m in messages)
+    assert "v2 is live (no URL: workers and jobs only)" in messages
+    assert sim.count("GET", r"/v2/apps/[^/]+/health") == 1
+    assert sim.deployments(app_id)[0]["phase"] == "ACTIVE"
+
+
+def test_an_unhealthy_worker_is_rolled_back(tmp_path: Path, sim: DoSimulator, pg_dsn: str) -> None:
+    app_id = sim.seed_app("queue", version="v1", services=(), workers=("consumer",))
+    sim.set_health("v2", False)
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2")
+    assert done.exit_code == 1
+    assert done.result is not None and done.result.status == "rolled_back", done.result.error
+    assert "consumer: UNHEALTHY, 0 of 1 replicas ready" in (done.result.error or "") + " ".join(
+        e.message for e in done.result.logs
+    )
+    live = sim.app_json(app_id)["active_deployment"]["spec"]["workers"][0]["envs"][0]["value"]
+    assert live == "v1"
+    assert sim.apps[app_id].pinned is None, "the rollback was committed"
+
+
+def test_per_component_images_come_from_image_digest_and_tag_variables(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str
+) -> None:
+    app_id = sim.seed_app("shop", version="v1", services=("web",), workers=("mail-sender",), jobs=("migrate",))
+    digest = "sha256:" + "cd" * 32
+    done = deploy(
+        tmp_path,
+        sim,
+        app_id,
+        pg_dsn,
+        "v2",
+        deployment_extra={"do_component": "web"},
+        env={"IMAGE_DIGEST_MAIL_SENDER": digest, "IMAGE_TAG_MIGRATE": "2026-12-01"},
+    )
+    assert done.exit_code == 0, done.result and done.result.error
+    spec = sim.app_json(app_id)["spec"]
+    assert spec["services"][0]["image"]["digest"] == "sha256:" + "ab" * 32, "the image input still goes to web"
+    assert spec["workers"][0]["image"] == {"registry_type": "DOCR", "repository": "shop", "digest": digest}
+    assert spec["jobs"][0]["image"] == {"registry_type": "DOCR", "repository": "shop", "tag": "2026-12-01"}
+    assert live_version(sim, app_id) == "v2"

@@ -565,3 +565,13 @@ def test_the_summary_says_which_release_and_phase_each_check_belongs_to(ws: Work
     assert "| release | phase | check |" in summary
     assert "| `v2` | verification |" in summary
     assert "| `v1` | rollback re-check |" in summary
+
+
+def test_a_refused_deploy_still_reports_the_release_that_serves(ws: Workspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    refused = ws.deploy("v2", seed=False)
+    assert refused.exit_code == 3
+    assert refused.result is not None
+    assert refused.result.deployment_details.previous_version == "v1"
+    assert ws.outputs()["previous-version"] == "v1"
+    assert ws.serving() == "v1"

@@ -25,7 +25,7 @@ from orchestrator.store import ComplianceVerdict, ValidationRun
 from orchestrator.store_seed import seed_sqlagent_records, seed_verdicts
 from tests.peers.do_simulator import DoSimulator
 from tests.peers.http import HttpPeer
-from tests.peers.verdicts import VerdictService, seed_passed
+from tests.peers.verdicts import VerdictService, seed_passed, sqlagent_records_for
 from tests.workspace import base_config, write_config
 
 IMAGE = "registry.digitalocean.com/acme/shop@sha256:" + "cd" * 32
@@ -46,6 +46,7 @@ class Shop:
 
     def __init__(self, root: Path, sim: DoSimulator, dsn: str) -> None:
         self.root, self.sim, self.dsn = root, sim, dsn
+        self.service: VerdictService | None = None
         self.app_id = sim.seed_app("shop", version="v1")
         (root / "db").mkdir()
         self.write("V1__orders.sql", V1)
@@ -59,6 +60,31 @@ class Shop:
         self.config["artifacts"].update(docker_image=IMAGE, migrations=["db"])
         self.config["health_check"].update(retries=2, interval_seconds=0.1)
         write_config(root, self.config)
+
+    def use_http(self, service: VerdictService) -> None:
+        """Read the gates' rows from the HTTP verdict service instead of the database."""
+        self.service = service
+        self.config["gates"] = {"source": "http", "url": service.url}
+        write_config(self.root, self.config)
+
+    def record(self, sqlagent_run_id: str, *, agent_id: str = "agent_004") -> None:
+        """The SQLAgent (or `agent_id`) records the migrations as they are on disk now."""
+        if self.service is None:
+            seed_sqlagent_records(self.dsn, self.digests(), sqlagent_run_id=sqlagent_run_id, agent_id=agent_id)
+        else:
+            self.service.add_sqlagent_records(sqlagent_records_for(self.digests(), sqlagent_run_id, agent_id=agent_id))
+
+    def approve(self, run_id: str = "run-v2") -> None:
+        """A passed validation run and a compliant verdict for the files as they are on disk now."""
+        digests = self.digests()
+        if self.service is None:
+            seed_verdicts(self.dsn, run_id, digests)
+            return
+        now = datetime.now(UTC)
+        self.service.add_run(ValidationRun(run_id, "passed", "agent_005", now, now, digests))
+        self.service.set_verdicts(
+            run_id, [ComplianceVerdict(f"v-{run_id}", run_id, "agent_002", "compliant", digests, now)]
+        )
 
     def write(self, name: str, sql: str) -> None:
         (self.root / "db" / name).write_text(sql)
@@ -89,31 +115,31 @@ def shop(tmp_path: Path, sim: DoSimulator, pg_dsn: str) -> Shop:
 
 
 def _no_record(shop: Shop) -> None:
-    seed_verdicts(shop.dsn, "run-v2", shop.digests())
+    shop.approve()
 
 
 def _another_agent(shop: Shop) -> None:
-    seed_sqlagent_records(shop.dsn, shop.digests(), sqlagent_run_id="impostor-1", agent_id="agent_009")
-    seed_verdicts(shop.dsn, "run-v2", shop.digests())
+    shop.record("impostor-1", agent_id="agent_009")
+    shop.approve()
 
 
 def _changed_after_recording(shop: Shop) -> None:
-    seed_sqlagent_records(shop.dsn, shop.digests(), sqlagent_run_id="sqlagent-1")
+    shop.record("sqlagent-1")
     shop.write("V1__orders.sql", V1 + "INSERT INTO orders DEFAULT VALUES;\n")
-    seed_verdicts(shop.dsn, "run-v2", shop.digests())
+    shop.approve()
 
 
 def _undo_differs(shop: Shop) -> None:
-    seed_sqlagent_records(shop.dsn, shop.digests(), sqlagent_run_id="sqlagent-1")
+    shop.record("sqlagent-1")
     shop.write("U1__orders.sql", "DROP TABLE orders CASCADE;\n")
-    seed_verdicts(shop.dsn, "run-v2", shop.digests())
+    shop.approve()
 
 
 def _verdict_and_record_disagree(shop: Shop) -> None:
     shop.write("V1__orders.sql", "CREATE TABLE orders (id bigint PRIMARY KEY);\n")
-    seed_sqlagent_records(shop.dsn, shop.digests(), sqlagent_run_id="sqlagent-1")
+    shop.record("sqlagent-1")
     shop.write("V1__orders.sql", V1)
-    seed_verdicts(shop.dsn, "run-v2", shop.digests())
+    shop.approve()
 
 
 CASES: dict[str, tuple[Callable[[Shop], None], tuple[str, ...], str]] = {
@@ -125,8 +151,13 @@ CASES: dict[str, tuple[Callable[[Shop], None], tuple[str, ...], str]] = {
 }
 
 
+@pytest.mark.parametrize("source", ["database", "http"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_a_migration_not_exactly_from_the_sqlagent_is_refused_with_nothing_touched(shop: Shop, case: str) -> None:
+def test_a_migration_not_exactly_from_the_sqlagent_is_refused_with_nothing_touched(
+    shop: Shop, case: str, source: str, http_peer: HttpPeer
+) -> None:
+    if source == "http":
+        shop.use_http(VerdictService(http_peer))
     prepare, files, reason = CASES[case]
     prepare(shop)
     digests = dict(shop.digests().migrations)

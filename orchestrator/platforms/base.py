@@ -32,6 +32,7 @@ __all__ = [
     "Retirement",
     "TrafficRouter",
     "TrafficShape",
+    "answers_on_a_url",
 ]
 
 
@@ -133,3 +134,10 @@ class Previews(Protocol):
     def remove(self) -> bool:
         """Remove this pull request's target and everything it runs. Idempotent: False when it was
         already gone. Only a preview target can be removed (DeployError on production)."""
+
+
+def answers_on_a_url(platform: object) -> bool:
+    """False for a release users never reach by URL (an App Platform app of workers and jobs only):
+    its platform verified it by what exists (the deployment went live, components healthy), and
+    HTTP checks have nothing to ask. A platform says so with `serves_http`; the default is True."""
+    return bool(getattr(platform, "serves_http", True))

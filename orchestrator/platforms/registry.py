@@ -67,8 +67,8 @@ class PlatformDescriptor:
     """The adapter for a target. Raises ConfigError (a missing credential), never for config the
     checks below accepted."""
     config_problems: Callable[[Mapping[str, Any], Path], Iterable[str]]
-    """Cross-field problems of a raw `deployment_config` (already valid against the schema), each
-    `field.path: what is wrong; the fix`."""
+    """Cross-field problems of the platform's block in a raw config document (already valid against
+    the schema), each `field.path: what is wrong; the fix`."""
     lock_key: Callable[[DeploymentConfig], str]
     """What one deploy at a time is held on, e.g. `digitalocean/<app id>`."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from orchestrator.contract import DeployConfig, HealthProbe
 from orchestrator.errors import DeployError, HealthError, OrchestratorError
 from orchestrator.health.verdict import Checks, CheckVerdict
-from orchestrator.platforms.base import Platform, Release, TrafficRouter, TrafficShape
+from orchestrator.platforms.base import Platform, Release, TrafficRouter, TrafficShape, answers_on_a_url
 from orchestrator.recovery import crash_points
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import blue_green, canary, rolling
@@ -162,6 +162,15 @@ def _run_step(
             verdict = checks.live(platform.live_url())
             _require(verdict, outcome, f"analysis at {weight}%", phase=f"canary {weight}%", step="analysis")
         case Verify():
+            if not answers_on_a_url(platform):
+                verify = getattr(platform, "verify_without_url", None)
+                if callable(verify):
+                    verify()  # raises DeployError: a failed verification like any other
+                log.info(
+                    "post-switch verification: the app has no URL (workers and jobs only); verified by what "
+                    "exists instead: its deployment went live and its components report healthy"
+                )
+                return
             verdict = checks.live(platform.live_url())
             _require(verdict, outcome, "post-switch verification", phase="verification", step="verification")
 

@@ -269,3 +269,12 @@ def test_a_store_that_times_out_refuses_with_gate_store(digests: ArtifactDigests
 def test_now_defaults_to_the_current_time(store_dsn: str, source: DatabaseVerdicts, digests: ArtifactDigests) -> None:
     seed_passed(store_dsn, "run-42", digests)
     assert check_gates("run-42", digests, source, CONFIG).age_hours < 0.1
+
+
+def test_many_approved_migrations_are_summarised_in_one_line(store_dsn: str, source: DatabaseVerdicts) -> None:
+    many = tuple((f"db/V{n}__t{n}.sql", f"{n:064x}") for n in range(1, 31))
+    digests = ArtifactDigests(migrations=many, modules=(), image=None, image_pinned=False)
+    seed_passed(store_dsn, "run-many", digests, finished_at=FINISHED, decided_at=FINISHED)
+    lines = check_gates("run-many", digests, source, CONFIG, now=NOW).describe()
+    assert "approved migrations: 30 files, each with exactly its sha256 (see artifacts)" in lines
+    assert not any(line.startswith("approved migration V") for line in lines)

@@ -445,13 +445,17 @@ class DoSimulator:
             "spec": app.spec,
             "created_at": _iso(app.created),
             "updated_at": _iso(app.updated),
-            "default_ingress": app.live_url,
-            "live_url": app.live_url,
-            "live_url_base": app.live_url,
-            "live_domain": urlsplit(app.live_url).netloc,
             "tier_slug": "basic",
             "region": {"slug": app.spec.get("region", "ams"), "data_centers": [f"{app.spec.get('region', 'ams')}3"]},
         }
+        if app.spec.get("services") or app.spec.get("static_sites"):
+            # Workers and jobs answer on no URL: App Platform gives such an app none.
+            body.update(
+                default_ingress=app.live_url,
+                live_url=app.live_url,
+                live_url_base=app.live_url,
+                live_domain=urlsplit(app.live_url).netloc,
+            )
         if app.deployments:
             body["last_deployment_created_at"] = _iso(app.deployments[-1].created)
         if app.active is not None:
@@ -542,6 +546,8 @@ class DoSimulator:
                 del self.apps[app.id]
                 self._stop_live(app)
                 return 200, {"id": app.id}
+        if rest == ["health"] and method == "GET":
+            return 200, {"app_health": {"components": self._component_health(app)}}
         if rest == ["deployments"]:
             if method == "GET":
                 self._settle(app)
@@ -573,6 +579,25 @@ class DoSimulator:
         if rest[0] == "rollback" and method == "POST":
             return self._rollback(app, rest[1:], body)
         return 404, _error("not_found", "no such route")
+
+    def _component_health(self, app: _App) -> list[dict[str, Any]]:
+        """The active deployment's services and workers, unhealthy when its version is (`set_health`)."""
+        self._settle(app)
+        if app.active is None:
+            return []
+        healthy = self.health.get(app.active.version, True)
+        return [
+            {
+                "name": c.get("name", ""),
+                "state": "HEALTHY" if healthy else "UNHEALTHY",
+                "replicas_desired": int(c.get("instance_count", 1)),
+                "replicas_ready": int(c.get("instance_count", 1)) if healthy else 0,
+                "cpu_usage_percent": 3.0,
+                "memory_usage_percent": 20.0,
+            }
+            for kind in ("services", "workers")
+            for c in app.active.spec.get(kind) or []
+        ]
 
     def _rollback(self, app: _App, rest: list[str], body: Any) -> tuple[int, Any]:
         if rest == ["validate"]:

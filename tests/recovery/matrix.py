@@ -91,6 +91,8 @@ class Outcome:
     actions: list[str] = field(default_factory=list)
     recover_seconds: float = 0.0
     """From `recover` starting until the good release served, verified (recovery's own clock stamp)."""
+    in_process_seconds: float = 0.0
+    """Recovery itself: from finding the dead run until its release served, verified and stopped."""
     wall_seconds: float = 0.0
     """The whole `recover` run, settling and delivery included."""
     serving: str | None = None
@@ -259,6 +261,7 @@ def _check(site: Site, outcome: Outcome, launched: float) -> None:
         problems.append(f"recovery did not verify a release: {recovery or result.get('error')}")
     else:
         outcome.recover_seconds = round(float(recovery["verified_at"]) - launched, 2)
+        outcome.in_process_seconds = float(recovery.get("seconds") or 0.0)
     outcome.serving = site.serving()
     problems.extend(_state_problems(site, point))
     crashed = [d for (d,) in site.query("SELECT deployment_id FROM deployment_log WHERE status = 'crashed'")]

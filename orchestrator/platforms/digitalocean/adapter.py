@@ -1,39 +1,47 @@
-"""DigitalOcean App Platform: a platform that cuts over by itself, with a native rollback and previews.
+"""DigitalOcean App Platform as a `Platform`: App Platform cuts over by itself.
 
 `start` writes the new image, version label and health check into the app spec; App Platform
 builds a deployment, keeps the old release serving until the new one passes that health check,
 then switches. We wait for the outcome with backoff under a deadline. Rollback uses App Platform's
-own rollback API, which pins the app until we commit or revert (`NativeRollback`). App Platform
-replaces instances itself and splits no traffic: no `TrafficRouter`, no `Retirement`.
+own rollback API, which pins the app until we commit (verification passed) or revert.
 
-A target is production (`deployment_config.do_app_id`) or a pull request's preview app (production's
-spec renamed, see `preview_spec.py`), created by its first `start`, deleted by `remove`.
+Nothing is ever stopped here: App Platform replaces instances itself, so `retire` and `stop` have
+nothing to do, and a deployment that failed never received traffic.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
 from orchestrator.errors import ConfigError, DeployError
 from orchestrator.platform_outputs import PlatformOutputs
 from orchestrator.platforms.base import Release
-from orchestrator.platforms.registry import PRODUCTION, Target
 from orchestrator.redaction import Secret
 
+from . import previews
 from .api import PLATFORM, AppsApi, RetryPolicy
-from .deployments import EPOCH, failure, rolled_back_from, same_image, when
+from .component_health import require_healthy_components
+from .deployments import EPOCH, failure, rolled_back_from, when
 from .image import ImageSource, parse_image
-from .logs import KINDS, DeploymentLogs, fetch_logs
+from .logs import DeploymentLogs, fetch_logs, outputs_of
 from .pinning import Pinning
-from .preview_spec import legacy_preview_name, preview_name, preview_spec
-from .previews import create_app, delete_app, find_app
+from .previews import create_app, find_app
 from .region import check_region
-from .spec import image_of, select_component, version_of, with_release
+from .spec import (
+    image_of,
+    images_of,
+    select_component,
+    serves_http,
+    version_of,
+    with_component_images,
+    with_release,
+)
+from .spec_file import with_sealed_values
+from .spec_update import find_new_deployment, unfinished, update_spec
 from .watch import Backoff, wait_for_deployment
 
 __all__ = ["DEFAULT_DEADLINE_SECONDS", "DEFAULT_ENDPOINT", "DigitalOceanPlatform"]
@@ -67,14 +75,27 @@ class DigitalOceanPlatform:
         backoff: Backoff = _BACKOFF,
         retry: RetryPolicy = _RETRY,
         sleep: Callable[[float], None] = time.sleep,
-        target: Target = PRODUCTION,
+        component_images: Mapping[str, str] | None = None,
+        app_spec: dict[str, Any] | None = None,
     ) -> None:
-        """`deployment.do_app_id` is set (the config checks it); it is production's app for every target."""
-        self.app_id = str(deployment.do_app_id)
-        self._preview = preview_name(str(target.repository), target.pr_number) if target.pr_number else None
-        self._legacy = legacy_preview_name(str(target.repository), target.pr_number) if target.pr_number else None
+        """`component_images`: app_action's `IMAGE_DIGEST_<COMPONENT>` / `IMAGE_TAG_<COMPONENT>`
+        variables (the run's environment; other names are ignored). `app_spec`: the spec from the
+        repository (`artifacts.app_spec`, filled in), deployed instead of the live app's; its name
+        finds the app when `do_app_id` is not set, and the first deploy creates it."""
+        if not deployment.do_app_id and app_spec is None:
+            raise ConfigError(
+                "deployment_config.do_app_id: required with platform digitalocean "
+                "(the app's id, from `doctl apps list` or the control panel URL), unless artifacts.app_spec names "
+                "a spec whose name finds or creates the app"
+            )
+        self.app_id = deployment.do_app_id or ""
+        self._app_spec = app_spec
+        self._project_id = deployment.do_project_id
         self._component = deployment.do_component
         self._region = deployment.do_region
+        self._component_images = {
+            k: v for k, v in (component_images or {}).items() if k.startswith(("IMAGE_DIGEST_", "IMAGE_TAG_"))
+        }
         self._health = health
         self._verify = verify
         self._deadline = deadline_seconds
@@ -93,16 +114,16 @@ class DigitalOceanPlatform:
 
     def live(self) -> Release | None:
         """The release of the app's active deployment, or None before its first deploy."""
-        app = self._current()
-        active = app.get("active_deployment") if app else None
+        if not self._production_id():
+            return None
+        active = self._app(self.app_id).get("active_deployment")
         return self._release(active) if active and active.get("id") else None
 
     def live_url(self) -> str:
-        app = self._current()
-        url = app.get("live_url") if app else None
+        url = self._app(self.app_id).get("live_url") if self._production_id() else None
         if not url:
             raise DeployError(
-                f"app {self._shown()} has no live_url yet (it has never been deployed successfully)",
+                f"app {self.app_id} has no live_url yet (it has never been deployed successfully)",
                 platform=PLATFORM,
                 operation="get app",
             )
@@ -115,10 +136,9 @@ class DigitalOceanPlatform:
         rollback to another one) is left out, unless it is live: App Platform's own record that
         it is no rollback candidate, for runs without a ledger.
         """
-        app = self._current()
-        if app is None:
+        if not self._production_id():
             return []
-        body = self.api.read("list deployments", self.api.apps.list_deployments, str(app["id"]), per_page=_RECENT)
+        body = self.api.read("list deployments", self.api.apps.list_deployments, self.app_id, per_page=_RECENT)
         deployments = sorted(
             (d for d in (body or {}).get("deployments") or [] if d.get("phase") in _KEPT_PHASES),
             key=lambda d: when(d.get("created_at")),
@@ -143,35 +163,71 @@ class DigitalOceanPlatform:
 
         Raises DeployError (the previous release still serving) with the deploy logs' tail when the
         deployment fails, is cancelled or superseded, or misses the deadline (then it is cancelled).
-        Raises ConfigError for an image App Platform cannot pull or an ambiguous component, and for a
-        preview without an image. A preview's first start creates its app.
+        Raises ConfigError for an image App Platform cannot pull or an ambiguous component.
         """
-        if self._preview and image is None:
-            raise ConfigError(
-                "image: App Platform previews need an image; pass the image input or set artifacts.docker_image"
-            )
         source = parse_image(image) if image else None
-        app = self._current()
-        if app is None:
-            return self._first_preview(version, source)
+        if not self._production_id():
+            return self._create(version, source, image)
+        app = self._app(self.app_id)
         self._refuse_if_pinned(app, f"deploy {version}")
-        base = self._base_spec(app)
+        wanted = (
+            app.get("spec") or {} if self._app_spec is None else with_sealed_values(self._app_spec, app.get("spec"))
+        )
+        base = with_component_images(wanted, self._component_images)
         component = select_component(base, self._component)
+        spec = with_release(base, component, version, source, self._health)
         active = app.get("active_deployment") or {}
-        if version_of(active.get("spec"), component) == version and (
-            source is None or same_image(image_of(active.get("spec"), component), source)
-        ):
+        if version_of(active.get("spec"), component) == version and images_of(active.get("spec")) == images_of(spec):
             log.info("version %s is already live (deployment %s)", version, active.get("id"))
             return self._release(active)
-        deployment = self._unfinished(app, version, component)
-        if deployment is None:
-            spec = with_release(base, component, version, source, self._health)
-            deployment = self._update_spec(app, spec, version, component)
-        release = self._await(str(app["id"]), deployment, f"deploy of {version}", logs=True)
+        deployment = unfinished(app, version, component) or update_spec(self.api, app, spec, version, component)
+        release = self._await(self.app_id, deployment, f"deploy of {version}", logs=True)
         # The reference as given: App Platform's DOCR block drops the registry name.
         return Release(release.version, image=image or release.image, ref=release.ref)
 
-    # --- rollback ---------------------------------------------------------------------------------
+    def _create(self, version: str, source: ImageSource | None, image: str | None) -> Release:
+        """The first deploy of an app spec from the repository: create the app (App Platform starts
+        its first deployment) and wait for it."""
+        assert self._app_spec is not None  # only reached when the spec names an app that does not exist
+        base = with_component_images(self._app_spec, self._component_images)
+        component = select_component(base, self._component)
+        spec = with_release(base, component, version, source, self._health)
+        if self._region:
+            check_region({"spec": spec}, self._region)
+        log.info("app %s does not exist yet: creating it from %s", spec.get("name"), "the repository's spec")
+        app = create_app(self.api, spec, project_id=self._project_id)
+        self.app_id = str(app["id"])
+        deployment = app.get("pending_deployment") or app.get("in_progress_deployment") or {}
+        if not deployment.get("id"):
+            deployment = find_new_deployment(self.api, self.app_id, version, component, EPOCH) or {}
+        if not deployment.get("id"):
+            raise DeployError(
+                f"create app: App Platform created app {self.app_id} but no deployment for it",
+                platform=PLATFORM,
+                operation="create app",
+            )
+        release = self._await(self.app_id, deployment, f"first deploy of {version}", logs=True)
+        return Release(release.version, image=image or release.image, ref=release.ref)
+
+    def _production_id(self) -> str:
+        """Production's app id: `do_app_id`, or the app named by the repository's spec ("" while it
+        does not exist yet)."""
+        if not self.app_id and self._app_spec is not None:
+            found = find_app(self.api, str(self._app_spec["name"]))
+            if found is not None:
+                self.app_id = str(found["id"])
+        return self.app_id
+
+    def verify_without_url(self) -> None:
+        """Verification of an app with no URL: its workers report healthy with every replica
+        ready (its deployment went live already). Raises DeployError naming the unhealthy ones."""
+        require_healthy_components(self.api, self.app_id, (self.last_app or self._app(self.app_id)).get("spec"))
+
+    @property
+    def serves_http(self) -> bool:
+        """False for an app of workers and jobs only: it has no URL, verification uses what exists."""
+        app = self.last_app if self.last_app is not None else self._app(self.app_id)
+        return serves_http(app.get("spec"))
 
     def rollback(self, to: Release) -> None:
         """Validate, then roll back to `to`'s deployment (pinning the app) and wait until it is live.
@@ -179,81 +235,82 @@ class DigitalOceanPlatform:
         Raises DeployError with App Platform's reason when it refuses the rollback.
         """
         ref = to.ref or self._deployment_of(to.version)
-        app = self._current()
-        if app is None:
-            raise DeployError(f"no app {self._shown()} to roll back", platform=PLATFORM, operation="get app")
+        app = self._app(self.app_id)
         self._pinning.roll_back(app, ref, f"rollback to {to.version}", lambda d: self._is(d, to.version))
 
     def confirm_rollback(self, healthy: bool) -> None:
         """Commit the pinned rollback (healthy) or revert it (App Platform redeploys the spec from
         before the rollback, and we wait for that). Nothing to do when the app is not pinned."""
-        app = self._current()
-        if app is not None:
-            self._pinning.confirm(str(app["id"]), healthy)
+        self._pinning.confirm(self.app_id, healthy)
 
-    # --- Previews ---------------------------------------------------------------------------------
+    # --- previews ---------------------------------------------------------------------------------
+
+    def release_of(self, deployment: dict[str, Any]) -> Release:
+        """The release an App Platform deployment (of any app with production's components) runs."""
+        return self._release(deployment)
 
     def remove(self) -> bool:
-        """Delete this pull request's preview app, also one under the name releases before issue 15
-        gave it. Idempotent: False if none existed."""
-        if self._preview is None or self._legacy is None:
-            raise DeployError("only a preview target can be removed", platform=PLATFORM, operation="remove")
-        deleted = False
-        for name in dict.fromkeys((self._preview, self._legacy)):
-            deleted = delete_app(self.api, name) or deleted
-        return deleted
+        """Production is never removed: a preview target (`preview_target.DigitalOceanPreview`) is."""
+        raise DeployError("only a preview target can be removed", platform=PLATFORM, operation="remove")
+
+    def create_preview(self, pr_number: int, repo: str, image: str | None, version: str) -> Release:
+        """Create or update the PR's preview app (production's spec, renamed, without domains and
+        alerts), deploy `image` as `version`, and return it with its live URL in `Release.url`."""
+        if image is None:
+            raise ConfigError(
+                "image: App Platform previews need an image; pass the image input or set artifacts.docker_image"
+            )
+        api = self.api
+        source = parse_image(image)
+        name = preview_name(repo, pr_number)
+        production = self._app(self.app_id).get("spec") or {}
+        base = preview_spec(production, name)
+        component = select_component(base, self._component)
+        spec = with_release(base, component, version, source, self._health)
+        app = previews.find_app(api, name)
+        operation = f"preview {name} ({version})"
+        if app is not None:
+            active = app.get("active_deployment") or {}
+            if version_of(active.get("spec"), component) == version and app.get("live_url"):
+                return self._release(active, url=str(app["live_url"]))
+            deployment = unfinished(app, version, component) or update_spec(api, app, spec, version, component)
+        else:
+
+            def send() -> dict[str, Any]:
+                body = api.once("create preview app", api.apps.create, {"spec": spec})
+                return dict((body or {}).get("app") or {})
+
+            app = api.create("create preview app", send, lambda: previews.find_app(api, name))
+            deployment = app.get("pending_deployment") or app.get("in_progress_deployment") or {}
+            if not deployment.get("id"):
+                deployment = find_new_deployment(api, str(app["id"]), version, component, previews.NEW_APP) or {}
+            if not deployment.get("id"):
+                raise DeployError(
+                    f"{operation}: App Platform created app {app.get('id')} but no deployment for it",
+                    platform=PLATFORM,
+                    operation="create preview app",
+                )
+        app_id = str(app["id"])
+        release = self._await(app_id, deployment, operation)
+        url = self._app(app_id).get("live_url")
+        if not url:
+            raise DeployError(
+                f"{operation}: deployed, but App Platform gave the app no live_url",
+                platform=PLATFORM,
+                operation="get app",
+            )
+        return Release(release.version, url=str(url), image=release.image, ref=release.ref)
+
+    def delete_preview(self, pr_number: int, repo: str) -> bool:
+        """Delete the PR's preview app. Idempotent: True if it deleted one, False if none existed."""
+        return previews.delete_preview(self.api, pr_number, repo)
 
     def run_outputs(self) -> PlatformOutputs | None:
         """app_action's outputs (`app`, `build_logs`, `deploy_logs`) and the logs to print: a failed
         deployment's always, a successful one's as `do_print_build_logs` / `do_print_deploy_logs` ask."""
-        logs = self.last_logs
-        if logs is None and self.last_app is None:
-            return None
-        printed: list[tuple[str, str]] = []
-        for kind in KINDS:
-            if logs is not None and (self._logs_failed or self._print[kind]):
-                printed.append(
-                    (f"App Platform {kind.lower()} logs of deployment {logs.deployment_id}", logs.text(kind))
-                )
-        return PlatformOutputs(
-            app=self.last_app,
-            build_logs=logs.text("BUILD") if logs else "",
-            deploy_logs=logs.text("DEPLOY") if logs else "",
-            printed=tuple(printed),
-        )
+        return outputs_of(self.last_logs, self.last_app, failed=self._logs_failed, print_kinds=self._print)
 
     # --- internals --------------------------------------------------------------------------------
-
-    def _current(self) -> dict[str, Any] | None:
-        """The target's app: production's, or the preview app (None until its first start)."""
-        if self._preview is None:
-            return self._app(self.app_id)
-        return find_app(self.api, self._preview)
-
-    def _shown(self) -> str:
-        return self._preview or self.app_id
-
-    def _base_spec(self, app: dict[str, Any]) -> dict[str, Any]:
-        """The spec a release is written into: the app's own, or for a preview production's, renamed."""
-        if self._preview is None:
-            return dict(app.get("spec") or {})
-        return preview_spec(self._app(self.app_id).get("spec") or {}, self._preview)
-
-    def _first_preview(self, version: str, source: ImageSource | None) -> Release:
-        """Create the preview app with `version` in its spec and wait for its first deployment."""
-        base = preview_spec(self._app(self.app_id).get("spec") or {}, str(self._preview))
-        component = select_component(base, self._component)
-        app = create_app(self.api, with_release(base, component, version, source, self._health))
-        deployment = app.get("pending_deployment") or app.get("in_progress_deployment") or {}
-        if not deployment.get("id"):
-            deployment = self._find_new_deployment(str(app["id"]), version, component, EPOCH) or {}
-        if not deployment.get("id"):
-            raise DeployError(
-                f"preview {self._preview} ({version}): App Platform created app {app.get('id')} but no deployment",
-                platform=PLATFORM,
-                operation="create preview app",
-            )
-        return self._await(str(app["id"]), deployment, f"preview {self._preview} ({version})", logs=True)
 
     def _app(self, app_id: str) -> dict[str, Any]:
         """GET the app; production's is held to `do_region` (a ConfigError before anything changed)."""
@@ -282,60 +339,12 @@ class DigitalOceanPlatform:
         pinned = app.get("pinned_deployment")
         if pinned:
             raise DeployError(
-                f"{operation}: app {self._shown()} is pinned to deployment {pinned.get('id')} by a rollback that "
+                f"{operation}: app {self.app_id} is pinned to deployment {pinned.get('id')} by a rollback that "
                 "was neither committed nor reverted; run mode rollback to finish it, or commit/revert it in the "
                 "control panel",
                 platform=PLATFORM,
                 operation="update app spec",
             )
-
-    def _unfinished(self, app: dict[str, Any], version: str, component: str) -> dict[str, Any] | None:
-        """An in-progress deployment of `version` (a previous run that died while waiting): join it."""
-        for key in ("in_progress_deployment", "pending_deployment"):
-            deployment = app.get(key)
-            if deployment and deployment.get("id") and version_of(deployment.get("spec"), component) == version:
-                log.info("joining deployment %s of %s already under way", deployment["id"], version)
-                return dict(deployment)
-        return None
-
-    def _update_spec(self, app: dict[str, Any], spec: dict[str, Any], version: str, component: str) -> dict[str, Any]:
-        """PUT the spec (App Platform creates a deployment for it) and return that deployment.
-
-        A PUT that fails ambiguously may still have created the deployment: we look for a deployment
-        of `version` created after the app's last one before sending again.
-        """
-        app_id = str(app["id"])
-        before = when(app.get("last_deployment_created_at"))
-
-        def send() -> dict[str, Any]:
-            body = self.api.once("update app spec", self.api.apps.update, app_id, {"spec": spec})
-            updated = (body or {}).get("app") or {}
-            deployment = updated.get("pending_deployment") or updated.get("in_progress_deployment")
-            if deployment and deployment.get("id"):
-                return dict(deployment)
-            found = self._find_new_deployment(app_id, version, component, before)
-            if found is None:
-                raise DeployError(
-                    f"update app spec: App Platform accepted the spec for {version} but started no deployment",
-                    platform=PLATFORM,
-                    operation="update app spec",
-                )
-            return found
-
-        return self.api.create(
-            "update app spec", send, lambda: self._find_new_deployment(app_id, version, component, before)
-        )
-
-    def _find_new_deployment(
-        self, app_id: str, version: str, component: str, before: datetime
-    ) -> dict[str, Any] | None:
-        body = self.api.read("list deployments", self.api.apps.list_deployments, app_id, per_page=_RECENT)
-        for deployment in sorted(
-            (body or {}).get("deployments") or [], key=lambda d: when(d.get("created_at")), reverse=True
-        ):
-            if when(deployment.get("created_at")) > before and version_of(deployment.get("spec"), component) == version:
-                return dict(deployment)
-        return None
 
     def _deployment_of(self, version: str) -> str:
         for release in self.releases():

@@ -9,15 +9,18 @@ that never reached a step (a build that failed has no deploy) has no logs for it
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 
+from orchestrator.platform_outputs import PlatformOutputs
 from orchestrator.redaction import redact
 
 from .api import AppsApi
 
-__all__ = ["KINDS", "MAX_BYTES", "TAIL_LINES", "DeploymentLogs", "fetch_logs"]
+__all__ = ["KINDS", "MAX_BYTES", "TAIL_LINES", "DeploymentLogs", "fetch_logs", "outputs_of"]
 
 log = logging.getLogger(__name__)
 KINDS = ("BUILD", "DEPLOY")
@@ -80,3 +83,23 @@ def _read_archives(links: dict[str, object], verify: str | bool) -> list[str]:
     if not lines and links.get("live_url"):
         lines.append(f"(logs are still streaming at {links['live_url']}; no archive yet)")
     return lines
+
+
+def outputs_of(
+    logs: DeploymentLogs | None, app: dict[str, Any] | None, *, failed: bool, print_kinds: Mapping[str, bool]
+) -> PlatformOutputs | None:
+    """The run's `app`, `build_logs` and `deploy_logs`, and which logs to print (all of a failed
+    deployment's; a successful one's kinds as `print_kinds` asks)."""
+    if logs is None and app is None:
+        return None
+    printed = tuple(
+        (f"App Platform {kind.lower()} logs of deployment {logs.deployment_id}", logs.text(kind))
+        for kind in KINDS
+        if logs is not None and (failed or print_kinds.get(kind))
+    )
+    return PlatformOutputs(
+        app=app,
+        build_logs=logs.text("BUILD") if logs else "",
+        deploy_logs=logs.text("DEPLOY") if logs else "",
+        printed=printed,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,17 +19,24 @@ from orchestrator.errors import ConfigError
 from .image import ImageSource
 
 __all__ = [
+    "COMPONENT_KINDS",
     "VERSION_ENV",
+    "component_env_name",
+    "components",
     "health_check_block",
     "image_of",
+    "images_of",
     "select_component",
+    "serves_http",
     "version_of",
+    "with_component_images",
     "with_release",
 ]
 
 VERSION_ENV = "DEPLOY_ORCHESTRATOR_VERSION"
 
 # A component has exactly one source; an image replaces whichever git source it had.
+COMPONENT_KINDS = ("services", "workers", "jobs")
 _SOURCE_KEYS = ("git", "github", "gitlab", "bitbucket", "image")
 _BUILD_KEYS = ("dockerfile_path", "build_command", "source_dir", "environment_slug")
 # What we write into an `image` block; everything else in it (`registry_credentials`, encrypted
@@ -42,25 +50,65 @@ _PERIOD_RANGE = (1, 300)
 _FAILURE_RANGE = (1, 50)
 
 
-def select_component(spec: dict[str, Any], wanted: str | None) -> str:
-    """The service whose image we replace: `wanted`, or the app's only service.
+def components(spec: dict[str, Any] | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(kind, component) for every service, worker and job, in that order."""
+    for kind in COMPONENT_KINDS:
+        for component in (spec or {}).get(kind) or []:
+            yield kind, component
 
-    Raises ConfigError naming `deployment_config.do_component` and the services that exist.
+
+def serves_http(spec: dict[str, Any] | None) -> bool:
+    """Whether the app answers on a URL: it has a service or a static site (workers and jobs do not)."""
+    return bool((spec or {}).get("services") or (spec or {}).get("static_sites"))
+
+
+def select_component(spec: dict[str, Any], wanted: str | None) -> str:
+    """The component whose image we replace and that carries the version label: `wanted` (a
+    service, worker or job), or the app's only service, or its only component when it has no service.
+
+    Raises ConfigError naming `deployment_config.do_component` and the components that exist.
     """
-    names = [str(s.get("name")) for s in spec.get("services") or []]
+    found = [(kind, str(c.get("name"))) for kind, c in components(spec)]
+    listed = ", ".join(f"{name} ({kind[:-1]})" for kind, name in found) or "none"
     if wanted is not None:
-        if wanted not in names:
+        if wanted not in {name for _, name in found}:
             raise ConfigError(
-                f"deployment_config.do_component: the app has no service {wanted!r} "
-                f"(services: {', '.join(names) or 'none'})"
+                f"deployment_config.do_component: the app has no service, worker or job {wanted!r} "
+                f"(components: {listed})"
             )
         return wanted
-    if len(names) != 1:
-        raise ConfigError(
-            "deployment_config.do_component: the app has "
-            f"{len(names)} services ({', '.join(names) or 'none'}); name the one to deploy"
-        )
-    return names[0]
+    services = [name for kind, name in found if kind == "services"]
+    if len(services) == 1:
+        return services[0]
+    if not services and len(found) == 1:
+        return found[0][1]
+    raise ConfigError(
+        f"deployment_config.do_component: the app has {len(found)} components ({listed}); name the one to deploy"
+    )
+
+
+def with_component_images(spec: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """A copy of `spec` whose image components take `IMAGE_DIGEST_<COMPONENT>` (or, failing that,
+    `IMAGE_TAG_<COMPONENT>`) from `env`, as app_action does (`<COMPONENT>`: the name upper-cased,
+    `-` as `_`). Registry and repository stay the spec's; every other image field is kept."""
+    new = copy.deepcopy(spec)
+    for _, component in components(new):
+        image = component.get("image")
+        if not isinstance(image, dict):
+            continue
+        key = component_env_name(str(component.get("name")))
+        digest, tag = env.get(f"IMAGE_DIGEST_{key}", "").strip(), env.get(f"IMAGE_TAG_{key}", "").strip()
+        if digest:
+            image.pop("tag", None)
+            image["digest"] = digest
+        elif tag:
+            image.pop("digest", None)
+            image["tag"] = tag
+    return new
+
+
+def component_env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
 
 
 def health_check_block(health: HealthCheckConfig, existing: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -91,7 +139,7 @@ def with_release(
 ) -> dict[str, Any]:
     """A copy of `spec` whose `component` runs `image` (None: keep the current one) labelled `version`."""
     new = copy.deepcopy(spec)
-    service = _service(new, component)
+    kind, service = _component(new, component)
     if image is not None:
         current = service.get("image")
         kept = {k: v for k, v in current.items() if k not in _IMAGE_OWNED} if isinstance(current, dict) else {}
@@ -101,14 +149,14 @@ def with_release(
     envs = [e for e in service.get("envs") or [] if e.get("key") != VERSION_ENV]
     envs.append({"key": VERSION_ENV, "value": version, "scope": "RUN_TIME", "type": "GENERAL"})
     service["envs"] = envs
-    if health is not None:
+    if health is not None and kind == "services":
         service["health_check"] = health_check_block(health, service.get("health_check"))
     return new
 
 
 def version_of(spec: dict[str, Any] | None, component: str | None) -> str | None:
-    """The version label a spec carries on `component` (any service when None), or None."""
-    for service in (spec or {}).get("services") or []:
+    """The version label a spec carries on `component` (any component when None), or None."""
+    for _, service in components(spec):
         if component is not None and service.get("name") != component:
             continue
         for env in service.get("envs") or []:
@@ -118,7 +166,7 @@ def version_of(spec: dict[str, Any] | None, component: str | None) -> str | None
 
 
 def image_of(spec: dict[str, Any] | None, component: str | None) -> ImageSource | None:
-    for service in (spec or {}).get("services") or []:
+    for _, service in components(spec):
         if component is not None and service.get("name") != component:
             continue
         if service.get("image"):
@@ -126,14 +174,19 @@ def image_of(spec: dict[str, Any] | None, component: str | None) -> ImageSource 
     return None
 
 
-def _service(spec: dict[str, Any], component: str) -> dict[str, Any]:
-    for service in spec.get("services") or []:
-        if service.get("name") == component:
-            found: dict[str, Any] = service
-            return found
-    raise ConfigError(f"deployment_config.do_component: the app has no service {component!r}")
+def _component(spec: dict[str, Any], component: str) -> tuple[str, dict[str, Any]]:
+    for kind, found in components(spec):
+        if found.get("name") == component:
+            return kind, found
+    raise ConfigError(f"deployment_config.do_component: the app has no service, worker or job {component!r}")
 
 
 def _clamp(value: int, bounds: tuple[int, int]) -> int:
     low, high = bounds
     return max(low, min(high, value))
+
+
+def images_of(spec: dict[str, Any] | None) -> dict[str, tuple[Any, ...]]:
+    """What each component pulls, for "is this exactly what is live already"."""
+    owned = ("registry_type", "registry", "repository", "tag", "digest")
+    return {str(c.get("name")): tuple((c.get("image") or {}).get(k) for k in owned) for _, c in components(spec)}

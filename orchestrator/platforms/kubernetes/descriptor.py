@@ -23,9 +23,9 @@ __all__ = ["DESCRIPTOR"]
 _REQUIRED = (("k8s_namespace", "add the namespace"), ("k8s_deployment", "add the Deployment name"))
 
 
-def _problems(deployment: Mapping[str, Any], workspace: Path) -> Iterable[str]:
+def _problems(document: Mapping[str, Any], workspace: Path) -> Iterable[str]:
     for field, fix in _REQUIRED:
-        if field not in deployment:
+        if field not in document["deployment_config"]:
             yield f"deployment_config.{field}: required when platform is kubernetes; {fix}"
 
 

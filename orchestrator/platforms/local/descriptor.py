@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 __all__ = ["DESCRIPTOR"]
 
 
-def _problems(deployment: Mapping[str, Any], workspace: Path) -> Iterable[str]:
-    local = deployment.get("local")
+def _problems(document: Mapping[str, Any], workspace: Path) -> Iterable[str]:
+    local = document["deployment_config"].get("local")
     if local is None:
         yield (
             "deployment_config.local: required when platform is local; "

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from orchestrator.contract import Credentials, DeploymentConfig
+from orchestrator.contract import Artifacts, Credentials, DeploymentConfig
 from orchestrator.errors import ConfigError
 from orchestrator.platforms import registry
 from orchestrator.platforms.digitalocean.adapter import DigitalOceanPlatform
@@ -58,6 +58,7 @@ class _Cfg:
         self.deployment = DeploymentConfig(strategy="rolling", platform="digitalocean", do_app_id=app_id)
         self.health_check = HEALTH
         self.credentials = Credentials(do_api_token_env_var="DO_TOKEN", db_connection_env_var="DATABASE_URL")
+        self.artifacts = Artifacts(odoo_modules=(), migrations=())
 
 
 def test_the_factory_is_registered_and_reads_token_endpoint_and_ca_from_env(do_sim: DoSimulator, do_app: str) -> None:

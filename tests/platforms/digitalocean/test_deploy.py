@@ -148,7 +148,9 @@ def test_several_services_need_a_component_name(do_sim: DoSimulator, make_platfo
     from orchestrator.errors import ConfigError
 
     app_id = do_sim.seed_app("multi", services=("web", "api"))
-    with pytest.raises(ConfigError, match="do_component: the app has 2 services \\(web, api\\)"):
+    with pytest.raises(
+        ConfigError, match="do_component: the app has 2 components \\(web \\(service\\), api \\(service\\)\\)"
+    ):
         make_platform(app_id=app_id).start("v2", "ghcr.io/acme/api:v2")
     release = make_platform(app_id=app_id, component="api").start("v2", "ghcr.io/acme/api:v2")
     services = {s["name"]: s for s in do_sim.app_json(app_id)["spec"]["services"]}

@@ -80,7 +80,7 @@ def test_an_unusable_kubeconfig_is_a_config_error(value: str, expected: str) -> 
 
 def test_missing_namespace_and_deployment_are_named() -> None:
     bare = {"strategy": "blue_green", "platform": "kubernetes"}
-    problems = list(registry.descriptor("kubernetes").config_problems(bare, Path(".")))
+    problems = list(registry.descriptor("kubernetes").config_problems({"deployment_config": bare}, Path(".")))
     assert [p.split(":")[0] for p in problems] == [
         "deployment_config.k8s_namespace",
         "deployment_config.k8s_deployment",
