@@ -29,6 +29,7 @@ from .deployments import EPOCH, failure, rolled_back_from, when
 from .image import ImageSource, parse_image
 from .logs import DeploymentLogs, fetch_logs, outputs_of
 from .pinning import Pinning
+from .preview_spec import preview_name, preview_spec
 from .previews import create_app, find_app
 from .region import check_region
 from .spec import (
