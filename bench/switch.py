@@ -1,28 +1,28 @@
-"""Blue/green switching under keep-alive load: our supervisor's proxy beside nginx with reloads.
+"""Blue/green switching under keep-alive load: both our data planes beside haproxy and nginx, in one run.
 
-    python bench/switch.py [--switches 30] [--interval 0.5] [--connections 20]
+    python bench/switch.py [--switches 60] [--interval 0.2] [--seconds 3] [--rounds 3]
 
-Two demo releases run as processes (started by our supervisor); both fronts reach the same two.
-For each front, `wrk` (which never retries) drives continuous keep-alive load and counts every
-failed request (socket errors and non-2xx), while probe threads on their own keep-alive
-connections tag every answer with the release that served it and when it was sent. A switch
-happens every `interval` seconds: ours through `LocalPlatform.route`, nginx by rewriting its
-upstream and `nginx -s reload`.
-
-Switch latency: from the moment the switch is requested until the first request after which
-every probe request reaches the new release (none the old); p99 over the switches.
-Everything stays on 127.0.0.1. Ends with one line:
-`switch: failed=N p99_ms=X rps=X nginx_failed=N nginx_p99_ms=X nginx_rps=X`.
+The releases are static nginx servers (one worker each, answering their version), so what is measured
+is the front, not the app. Fronts, all reaching the same kind of backends:
+- ours: `local.proxy: python` through LocalPlatform (the switch is `LocalPlatform.route`, the real path:
+  CLI -> supervisor -> proxy process);
+- hap: `local.proxy: haproxy` through LocalPlatform (the supervisor drives haproxy's runtime API);
+- haproxy: haproxy driven by hand through its runtime API (`set server ... state ready|drain`), best in class;
+- nginx: upstream rewritten and `nginx -s reload`, common practice.
+For each switching front, at 20 and at 200 keep-alive connections, a client that never retries (see
+`switch_load`) counts every failed request while `--switches` switches happen `--interval` apart; the
+switch samples (one per connection and switch, attributed by completion time, timed from the moment
+the switch is requested, so they include the route call) give p50/p99. Then wrk, without switching, in
+interleaved rounds, gives each front's req/s (the ratios are from this run, medians of the rounds) and
+/proc the CPU time per request of our proxy process and of haproxy's worker. Everything stays on
+127.0.0.1.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
-import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -30,224 +30,77 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from switch_load import WRK, Wrk, children, cpu_seconds, percentile, run_load, switch_samples
 
 from orchestrator.contract import LocalConfig
 from orchestrator.platforms.local import LocalPlatform, supervisor_stop
+from orchestrator.platforms.local.control import ControlClient
+from orchestrator.platforms.local.state import StatePaths
 
-NGINX = "/usr/sbin/nginx"
-WRK = shutil.which("wrk") or "/usr/bin/wrk"
-PROBES = 4
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+VERSIONS = (b"blue", b"green")
+COUNTS = (20, 200)
 
-WRK_SCRIPT = """
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "WRKSTATS requests=%d duration_us=%d connect=%d read=%d write=%d status=%d timeout=%d p50_us=%d p99_us=%d\\n",
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-"""
+RELEASE = '''import os, sys
+port, version, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
+conf = f"{prefix}/release-{port}.conf"
+with open(conf, "w") as f:
+    f.write(f"""worker_processes 1; daemon off; pid {prefix}/release-{port}.pid; error_log {prefix}/release-{port}.err;
+events {{ worker_connections 8192; }}
+http {{ access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "{version}\\\\n"; }} }} }}
+""")
+os.execv("NGINX", ["nginx", "-p", prefix, "-c", conf])
+'''.replace("NGINX", NGINX)
 
-NGINX_CONF = """
-user root;
-worker_processes 1;
-daemon on;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 4096; }}
+NGINX_FRONT = """worker_processes 1;
+pid {prefix}/front.pid;
+error_log {prefix}/front.err warn;
+events {{ worker_connections 8192; }}
 http {{
   access_log off;
+  keepalive_requests 1000000;
   include {prefix}/upstream.conf;
   server {{
     listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }}
+    location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }}
   }}
 }}
 """
 
-
-@dataclass(frozen=True)
-class WrkStats:
-    requests: int
-    seconds: float
-    failed: int
-    p50_ms: float
-    p99_ms: float
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-
-@dataclass(frozen=True)
-class SwitchRun:
-    load: WrkStats
-    probe_requests: int
-    probe_failed: int
-    latencies_ms: list[float]
-
-    @property
-    def failed(self) -> int:
-        return self.load.failed + self.probe_failed
-
-    @property
-    def p99_ms(self) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] if ordered else float("nan")
+HAPROXY_FRONT = """global
+  maxconn 4000
+  stats socket {prefix}/admin.sock mode 600 level admin
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse safe
+  timeout connect 5s
+  timeout client 75s
+  timeout server 300s
+frontend public
+  bind 127.0.0.1:{port}
+  default_backend releases
+backend releases
+  balance roundrobin
+  server blue 127.0.0.1:{blue} weight 256
+  server green 127.0.0.1:{green} weight 256
+"""
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def start_wrk(url: str, seconds: float, connections: int, script: Path) -> subprocess.Popen[str]:
-    argv = [WRK, "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--timeout", "5s", "-s", str(script), url]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def finish_wrk(proc: subprocess.Popen[str]) -> WrkStats:
-    out, _ = proc.communicate(timeout=60)
-    found = re.search(r"WRKSTATS (.*)", out)
-    if found is None:
-        raise RuntimeError(f"wrk printed no statistics:\n{out}")
-    v = {k: int(x) for k, x in (kv.split("=") for kv in found.group(1).split())}
-    failed = v["connect"] + v["read"] + v["write"] + v["status"] + v["timeout"]
-    return WrkStats(v["requests"], v["duration_us"] / 1e6, failed, v["p50_us"] / 1000, v["p99_us"] / 1000)
-
-
-class Probe:
-    """Keep-alive clients that record (send time, serving release or None on failure); never retry."""
-
-    def __init__(self, port: int, count: int = PROBES) -> None:
-        self.port = port
-        self.samples: list[tuple[float, str | None]] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(count)]
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> Probe:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
-
-    def _run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        local: list[tuple[float, str | None]] = []
-        while not self._stop.is_set():
-            sent = time.monotonic()
-            try:
-                conn.request("GET", "/version")
-                response = conn.getresponse()
-                body = response.read()
-                version = json.loads(body)["version"] if response.status == 200 else None
-            except (OSError, http.client.HTTPException, ValueError):
-                version = None
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            local.append((sent, version))
-            time.sleep(0.0005)
-        conn.close()
-        with self._lock:
-            self.samples.extend(local)
-
-
-def switch_latencies(
-    samples: list[tuple[float, str | None]], switches: list[tuple[float, str, str]], end: float
-) -> list[float]:
-    """Per switch (at t, from old to new): ms until the first request after which none reached the old."""
-    ordered = sorted(samples)
-    result = []
-    for i, (at, old, new) in enumerate(switches):
-        until = switches[i + 1][0] if i + 1 < len(switches) else end
-        window = [(t, v) for t, v in ordered if at <= t < until and v is not None]
-        last_old = max((j for j, (_, v) in enumerate(window) if v == old), default=-1)
-        after = [t for t, v in window[last_old + 1 :] if v == new]
-        result.append(((after[0] if after else until) - at) * 1000)
-    return result
-
-
-def run_switching(
-    port: int,
-    switch: Callable[[str], None],
-    versions: tuple[str, str],
-    *,
-    switches: int,
-    interval: float,
-    connections: int,
-    script: Path,
-) -> SwitchRun:
-    switch(versions[0])
-    seconds = switches * interval + 2
-    wrk = start_wrk(f"http://127.0.0.1:{port}/version", seconds, connections, script)
-    time.sleep(0.5)
-    done: list[tuple[float, str, str]] = []
-    with Probe(port) as probe:
-        time.sleep(0.2)
-        current = versions[0]
-        for i in range(switches):
-            new = versions[(i + 1) % 2]
-            at = time.monotonic()
-            switch(new)
-            done.append((at, current, new))
-            current = new
-            time.sleep(max(0.0, at + interval - time.monotonic()))
-        end = time.monotonic()
-    load = finish_wrk(wrk)
-    failed = sum(1 for _, v in probe.samples if v is None)
-    return SwitchRun(load, len(probe.samples), failed, switch_latencies(probe.samples, done, end))
-
-
-class Nginx:
-    def __init__(self, ports: dict[str, int]) -> None:
-        self.prefix = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
-        self.port = free_port()
-        self.ports = ports
-        self.conf = self.prefix / "nginx.conf"
-        self.conf.write_text(NGINX_CONF.format(prefix=self.prefix, port=self.port))
-        self._write_upstream(next(iter(ports)))
-        self._nginx()
-        wait_port(self.port)
-
-    def _nginx(self, *args: str) -> None:
-        subprocess.run([NGINX, "-p", str(self.prefix), "-c", str(self.conf), *args], check=True, capture_output=True)
-
-    def _write_upstream(self, version: str) -> None:
-        upstream = f"upstream app {{ server 127.0.0.1:{self.ports[version]}; keepalive 32; }}\n"
-        (self.prefix / "upstream.conf").write_text(upstream)
-
-    def switch(self, version: str) -> None:
-        self._write_upstream(version)
-        self._nginx("-s", "reload")
-
-    def close(self) -> None:
-        pid_file = self.prefix / "nginx.pid"
-        with contextlib.suppress(Exception):
-            pid = int(pid_file.read_text())
-            self._nginx("-s", "quit")
-            deadline = time.monotonic() + 5
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if Path(f"/proc/{pid}").exists():
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(self.prefix, ignore_errors=True)
 
 
 def wait_port(port: int, timeout: float = 10) -> None:
@@ -262,76 +115,244 @@ def wait_port(port: int, timeout: float = 10) -> None:
             time.sleep(0.02)
 
 
+class Ours:
+    """A LocalPlatform (python or haproxy data plane) on two static releases."""
+
+    def __init__(self, work: Path, kind: str) -> None:
+        self.work = work / kind
+        self.work.mkdir()
+        (self.work / "release.py").write_text(RELEASE)
+        command = (sys.executable, str(self.work / "release.py"), "{port}", "{version}", str(self.work))
+        self.config = LocalConfig(
+            command=command, listen=f"127.0.0.1:{free_port()}", state_dir=Path("state"), proxy=kind
+        )
+        self.platform = LocalPlatform(self.config, self.work)
+        self.ports = {v: int((self.platform.start(v.decode(), None).url or "").rsplit(":", 1)[1]) for v in VERSIONS}
+        self.platform.route({"blue": 100})
+        self.port = int(self.config.listen.rsplit(":", 1)[1])
+        self.route_ms: list[float] = []
+
+    def switch(self, version: bytes) -> None:
+        began = time.monotonic()
+        self.platform.route({version.decode(): 100})
+        self.route_ms.append((time.monotonic() - began) * 1000)
+
+    def data_plane_pids(self) -> list[int]:
+        pid = int(ControlClient(StatePaths(self.work / "state")).call("status")["proxy"]["pid"])
+        return children(pid) if self.config.proxy == "haproxy" else [pid]
+
+    def close(self) -> None:
+        supervisor_stop(self.config, self.work)
+
+
+class HaproxyByHand:
+    def __init__(self, work: Path, ports: dict[bytes, int]) -> None:
+        self.prefix = work / "haproxy-by-hand"
+        self.prefix.mkdir()
+        self.port = free_port()
+        conf = self.prefix / "haproxy.cfg"
+        conf.write_text(
+            HAPROXY_FRONT.format(prefix=self.prefix, port=self.port, blue=ports[b"blue"], green=ports[b"green"])
+        )
+        self.proc = subprocess.Popen(
+            [HAPROXY, "-W", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_port(self.port)
+        self.switch(b"blue")
+
+    def _cli(self, command: str) -> None:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(self.prefix / "admin.sock"))
+            sock.sendall(command.encode() + b"\n")
+            while sock.recv(65536):
+                pass
+
+    def switch(self, version: bytes) -> None:
+        new, old = version.decode(), ({"blue", "green"} - {version.decode()}).pop()
+        self._cli(f"set server releases/{new} state ready; set server releases/{old} state drain")
+
+    def data_plane_pids(self) -> list[int]:
+        return children(self.proc.pid)
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+
+class NginxReload:
+    def __init__(self, work: Path, ports: dict[bytes, int]) -> None:
+        self.prefix = work / "nginx-reload"
+        self.prefix.mkdir()
+        self.port = free_port()
+        self.ports = ports
+        self.conf = self.prefix / "nginx.conf"
+        self.conf.write_text(NGINX_FRONT.format(prefix=self.prefix, port=self.port))
+        self._upstream(b"blue")
+        self._nginx()
+        wait_port(self.port)
+
+    def _nginx(self, *args: str) -> None:
+        subprocess.run([NGINX, "-p", str(self.prefix), "-c", str(self.conf), *args], check=True, capture_output=True)
+
+    def _upstream(self, version: bytes) -> None:
+        text = f"upstream app {{ server 127.0.0.1:{self.ports[version]}; keepalive 512; }}\n"
+        (self.prefix / "upstream.conf").write_text(text)
+
+    def switch(self, version: bytes) -> None:
+        self._upstream(version)
+        self._nginx("-s", "reload")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            pid = int((self.prefix / "front.pid").read_text())
+            self._nginx("-s", "quit")
+            deadline = time.monotonic() + 5
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if Path(f"/proc/{pid}").exists():
+                os.kill(pid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Switching:
+    failed: int
+    answers: int
+    samples: list[float]
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.samples, 50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.samples, 99)
+
+
+def run_switching(
+    port: int, switch: Callable[[bytes], None], connections: int, count: int, interval: float
+) -> Switching:
+    proc, queue = run_load(port, connections, 0.6 + count * interval + 0.4)
+    time.sleep(0.6)
+    switches = []
+    current = b"blue"
+    for _ in range(count):
+        current = VERSIONS[1] if current == VERSIONS[0] else VERSIONS[0]
+        at = time.monotonic()
+        switch(current)
+        switches.append((at, current))
+        time.sleep(max(0.0, at + interval - time.monotonic()))
+    result = queue.get(timeout=120)
+    proc.join(timeout=10)
+    if current != b"blue":
+        switch(b"blue")  # end on blue, as the next run expects
+    return Switching(result.failed, len(result.records), switch_samples(result.records, switches))
+
+
+def throughput(port: int, connections: int, seconds: float, pids: list[int]) -> tuple[Wrk, float]:
+    Wrk.run(port, connections, 1)  # warm the pools
+    before = sum(cpu_seconds(p) for p in pids)
+    stats = Wrk.run(port, connections, seconds)
+    used = sum(cpu_seconds(p) for p in pids) - before
+    return stats, (used * 1e6 / stats.requests if stats.requests and pids else float("nan"))
+
+
+def _median_run(runs: list[tuple[Wrk, float]]) -> tuple[Wrk, float]:
+    """The run with the median req/s, with the median CPU per request and every failure of all runs."""
+    ordered = sorted(runs, key=lambda run: run[0].rps)
+    middle = ordered[len(ordered) // 2][0]
+    failed = sum(run[0].failed for run in runs)
+    return Wrk(middle.requests, middle.seconds, failed), statistics.median(cpu for _, cpu in runs)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--switches", type=int, default=30)
-    parser.add_argument("--interval", type=float, default=0.5)
-    parser.add_argument("--connections", type=int, default=20)
-    parser.add_argument("--baseline-seconds", type=float, default=3)
+    parser.add_argument("--switches", type=int, default=60)
+    parser.add_argument("--interval", type=float, default=0.2)
+    parser.add_argument("--seconds", type=float, default=3.0, help="wrk duration per front, connection count and round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved wrk rounds (the median is reported)")
     args = parser.parse_args()
-    for tool in (NGINX, WRK):
+    for tool in (NGINX, WRK, HAPROXY):
         if not Path(tool).exists():
-            print(f"{tool} is missing: apt-get install nginx wrk", file=sys.stderr)
+            print(f"{tool} is missing: apt-get install nginx-light wrk haproxy", file=sys.stderr)
             return 2
-
     work = Path(tempfile.mkdtemp(prefix="bench-switch-"))
-    script = work / "count.lua"
-    script.write_text(WRK_SCRIPT)
-    command = (sys.executable, "-m", "orchestrator.demo.app", "--port", "{port}", "--version", "{version}")
-    config = LocalConfig(command=command, listen=f"127.0.0.1:{free_port()}", state_dir=Path("state"))
-    platform = LocalPlatform(config, work)
-    nginx: Nginx | None = None
+    fronts: dict[str, object] = {}
     try:
-        releases = {v: platform.start(v, None) for v in ("blue", "green")}
-        ports = {v: int((r.url or "").rsplit(":", 1)[1]) for v, r in releases.items()}
-        ours_port = int(config.listen.rsplit(":", 1)[1])
-        platform.route({"blue": 100})
-        nginx = Nginx(ports)
-        versions = ("blue", "green")
-        common = {"switches": args.switches, "interval": args.interval, "connections": args.connections}
-
-        baseline = {}
-        for name, port in (("app direct", ports["blue"]), ("our proxy", ours_port), ("nginx", nginx.port)):
-            url = f"http://127.0.0.1:{port}/version"
-            baseline[name] = finish_wrk(start_wrk(url, args.baseline_seconds, args.connections, script))
-        switch_times: list[float] = []
-
-        def switch_ours(version: str) -> None:
-            began = time.monotonic()
-            platform.route({version: 100})
-            switch_times.append((time.monotonic() - began) * 1000)
-
-        ours = run_switching(ours_port, switch_ours, versions, script=script, **common)
-        theirs = run_switching(nginx.port, nginx.switch, versions, script=script, **common)
+        ours = fronts["ours"] = Ours(work, "python")
+        fronts["hap"] = Ours(work, "haproxy")
+        fronts["haproxy"] = HaproxyByHand(work, ours.ports)
+        fronts["nginx"] = NginxReload(work, ours.ports)
+        switching: dict[tuple[str, int], Switching] = {}
+        route_ms: dict[tuple[str, int], list[float]] = {}
+        for connections in COUNTS:
+            for name in ("ours", "hap", "haproxy", "nginx"):
+                front = fronts[name]
+                if isinstance(front, Ours):
+                    front.route_ms.clear()
+                run = run_switching(front.port, front.switch, connections, args.switches, args.interval)  # type: ignore[attr-defined]
+                switching[(name, connections)] = run
+                if isinstance(front, Ours):
+                    route_ms[(name, connections)] = list(front.route_ms)
+        # Interleaved rounds, medians: on a shared machine one run each swings with whatever else runs.
+        rounds: dict[tuple[str, int], list[tuple[Wrk, float]]] = {}
+        direct = ours.ports[b"blue"]
+        for _ in range(args.rounds):
+            for connections in COUNTS:
+                rounds.setdefault(("backend", connections), []).append(
+                    throughput(direct, connections, args.seconds, [])
+                )
+                for name in ("ours", "hap", "haproxy", "nginx"):
+                    front = fronts[name]
+                    pids = front.data_plane_pids() if hasattr(front, "data_plane_pids") else []
+                    run = throughput(front.port, connections, args.seconds, pids)  # type: ignore[attr-defined]
+                    rounds.setdefault((name, connections), []).append(run)
+        steady = {key: _median_run(runs) for key, runs in rounds.items()}
     finally:
-        if nginx is not None:
-            nginx.close()
-        supervisor_stop(config, work)
+        for front in fronts.values():
+            with contextlib.suppress(Exception):
+                front.close()  # type: ignore[attr-defined]
         shutil.rmtree(work, ignore_errors=True)
+    return report(args, switching, route_ms, steady)
 
-    print(f"\nsteady load, no switching: {args.connections} keep-alive connections, {args.baseline_seconds:g} s each")
-    print(f"{'target':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}")
-    for name, stats in baseline.items():
-        print(f"{name:<12}{stats.rps:>10.0f}{stats.p50_ms:>10.2f}{stats.p99_ms:>10.2f}{stats.failed:>8}")
-    overhead = baseline["our proxy"].p50_ms - baseline["app direct"].p50_ms
-    nginx_overhead = baseline["nginx"].p50_ms - baseline["app direct"].p50_ms
-    print(f"proxy overhead at p50: ours {overhead:+.2f} ms, nginx {nginx_overhead:+.2f} ms")
 
-    print(f"\n{args.switches} blue/green switches, one every {args.interval:g} s, under {args.connections} connections")
-    header = f"{'front':<8}{'req/s':>9}{'failed':>8}{'(wrk':>6}{'probe)':>8}{'switch p50':>12}{'p99':>8}{'max ms':>8}"
-    print(header)
-    for name, run in (("ours", ours), ("nginx", theirs)):
-        lat = run.latencies_ms
+def report(
+    args: argparse.Namespace,
+    switching: dict[tuple[str, int], Switching],
+    route_ms: dict[tuple[str, int], list[float]],
+    steady: dict[tuple[str, int], tuple[Wrk, float]],
+) -> int:
+    print(f"\n{args.switches} blue/green switches {args.interval:g} s apart, a client that never retries")
+    columns = f"{'answers':>9}{'failed':>8}{'samples':>9}{'switch p50':>12}{'p99 ms':>8}{'route p50':>11}{'p99 ms':>8}"
+    print(f"{'front':<9}{'conns':>6}{columns}")
+    for (name, conns), run in switching.items():
+        calls = route_ms.get((name, conns), [])
+        r50 = f"{statistics.median(calls):>11.2f}{percentile(calls, 99):>8.2f}" if calls else f"{'-':>11}{'-':>8}"
         print(
-            f"{name:<8}{run.load.rps:>9.0f}{run.failed:>8}{run.load.failed:>6}{run.probe_failed:>8}"
-            f"{statistics.median(lat):>12.1f}{run.p99_ms:>8.1f}{max(lat):>8.1f}"
+            f"{name:<9}{conns:>6}{run.answers:>9}{run.failed:>8}{len(run.samples):>9}{run.p50:>12.2f}{run.p99:>8.2f}{r50}"
         )
-    print(f"probe requests: ours {ours.probe_requests}, nginx {theirs.probe_requests}")
-    print(f"route call (switch request to acknowledged): median {statistics.median(switch_times):.2f} ms")
-    print(
-        f"switch: failed={ours.failed} p99_ms={ours.p99_ms:.1f} rps={ours.load.rps:.0f} "
-        f"nginx_failed={theirs.failed} nginx_p99_ms={theirs.p99_ms:.1f} nginx_rps={theirs.load.rps:.0f}"
-    )
+    print(f"\nsteady load with wrk (no switching), median of {args.rounds} interleaved rounds of {args.seconds:g} s")
+    print(f"{'front':<9}{'conns':>6}{'req/s':>10}{'failed':>8}{'CPU us/req':>12}")
+    for (name, conns), (stats, cpu) in steady.items():
+        print(f"{name:<9}{conns:>6}{stats.rps:>10.0f}{stats.failed:>8}{cpu:>12.1f}")
+
+    def figures(name: str, prefix: str) -> str:
+        rps = steady[(name, 20)][0].rps
+        calls = route_ms[(name, 200)]
+        return (
+            f"{prefix}failed={switching[(name, 20)].failed} {prefix}failed_200={switching[(name, 200)].failed} "
+            f"{prefix}p99_ms={switching[(name, 20)].p99:.2f} {prefix}p99_200_ms={switching[(name, 200)].p99:.2f} "
+            f"{prefix}rps={rps:.0f} {prefix}rps_ratio_nginx={rps / steady[('nginx', 20)][0].rps:.2f} "
+            f"{prefix}rps_ratio_haproxy={rps / steady[('haproxy', 20)][0].rps:.2f} "
+            f"{prefix}cpu_us={steady[(name, 20)][1]:.1f} {prefix}route_ms={statistics.median(calls):.2f} "
+            f"{prefix}haproxy_failed={switching[('haproxy', 20)].failed} "
+            f"{prefix}haproxy_p99_ms={switching[('haproxy', 20)].p99:.2f} "
+            f"{prefix}nginx_failed={switching[('nginx', 20)].failed}"
+        )
+
+    print(f"\nswitch: {figures('ours', '')} {figures('hap', 'hap_')}")
     return 0
 
 

@@ -295,7 +295,7 @@ class Pipeline:
             self.request.validation_run_id, digests, gates.open_source(self.config, self.env), self.config.gates
         )
         for line in report.describe():
-            self.log.info(f"gate: {line}")
+            self.log.info(line if line.startswith("gate ") else f"gate: {line}")  # never "gate: gate ..."
         self.state.extras["gates"] = report.to_dict()
         self.state.provenance.update(report.provenance.files)
         return report

@@ -81,6 +81,8 @@ def register(value: str) -> None:
         # A multi-line value's lines are masked as they are: encoding each of a kubeconfig's lines
         # would make thousands of forms, and an escaped line break already splits them.
         lines = {line for line in value.splitlines() if len(line) >= _MIN_LENGTH} - atoms
+        # ...and JSON-escaped too (one form a line): a result or payload quotes a `"token": "..."` line so.
+        lines |= {json.dumps(line.strip())[1:-1] for line in lines if len(line.strip()) >= _MIN_LENGTH}
         new = (_encodings(atoms, rounds=2) | lines) - _forms
         _forms.update(new)
         _pattern = None

@@ -46,6 +46,16 @@ def in_seconds(seconds: int) -> str:
     return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds), usegmt=True)
 
 
+def busy_until(seconds: int, body: Any = None) -> Any:
+    """A 429 whose Retry-After date is stamped when the request arrives, as a server stamps it: the
+    wait it asks for does not shrink by however long a loaded machine took to get there."""
+
+    def reply(_request: Any) -> tuple[int, dict[str, str], str]:
+        return 429, {"Retry-After": in_seconds(seconds)}, json.dumps(body) if body is not None else ""
+
+    return reply
+
+
 def sent(mocked: responses.RequestsMock, method: str) -> int:
     return sum(1 for call in mocked.calls if call.request.method == method)
 
@@ -64,7 +74,7 @@ def create(client: GitHubClient) -> int:
 
 
 def test_github_waits_out_a_429_retry_after_date_then_a_5xx_backoff(mocked: responses.RequestsMock) -> None:
-    mocked.get(DEPLOYMENTS, status=429, headers={"Retry-After": in_seconds(3)}, json={"message": "slow down"})
+    mocked.add_callback(responses.GET, DEPLOYMENTS, callback=busy_until(3, {"message": "slow down"}))
     mocked.get(DEPLOYMENTS, status=502, json={"message": "bad gateway"})
     mocked.get(DEPLOYMENTS, json=[{"id": 11}, {"id": 12}])
     slept: list[float] = []
@@ -125,7 +135,7 @@ def notifier(slept: list[float], budget: float = 8.0) -> Notifier:
 def test_webhook_retries_a_503_a_reset_and_a_429_date_then_sends(mocked: responses.RequestsMock) -> None:
     mocked.post(HOOK, status=503)
     mocked.post(HOOK, body=RESET)
-    mocked.post(HOOK, status=429, headers={"Retry-After": in_seconds(5)})
+    mocked.add_callback(responses.POST, HOOK, callback=busy_until(5))
     mocked.post(HOOK, body="ok")
     slept: list[float] = []
     assert notifier(slept).announce(result("failed"))
@@ -157,7 +167,7 @@ def agentbench(slept: list[float]) -> AgentbenchClient:
 
 def test_agentbench_waits_a_retry_after_date_then_backs_off_a_502_a_reset(mocked: responses.RequestsMock) -> None:
     endpoint = f"{AGENTBENCH}/api/dpo-pairs"
-    mocked.post(endpoint, status=429, headers={"Retry-After": in_seconds(4)})
+    mocked.add_callback(responses.POST, endpoint, callback=busy_until(4))
     mocked.post(endpoint, status=502)
     mocked.post(endpoint, body=RESET)
     mocked.post(endpoint, status=201, json={"submission_id": "s-1"})
@@ -193,7 +203,7 @@ def test_digitalocean_honours_a_retry_after_date_then_backs_off_a_503_and_a_rese
     mocked: responses.RequestsMock,
 ) -> None:
     app = f"{DIGITALOCEAN}/v2/apps/app-1"
-    mocked.get(app, status=429, headers={"Retry-After": in_seconds(3)}, json={"id": "too_many", "message": "slow"})
+    mocked.add_callback(responses.GET, app, callback=busy_until(3, {"id": "too_many", "message": "slow"}))
     mocked.get(app, status=503, json={"id": "unavailable", "message": "try later"})
     mocked.get(app, body=RESET)
     mocked.get(app, json={"app": {"id": "app-1"}})

@@ -561,6 +561,8 @@ def test_the_summary_says_which_release_and_phase_each_check_belongs_to(ws: Work
     assert ("v2", "verification", False) in phases
     assert ("v1", "rollback re-check", True) in phases
     assert done.result.failed_step == "verification", "the critical endpoint failed, not the health endpoint"
+    assert any(e.message.startswith("gate validation: passed") for e in done.result.logs)
+    assert not any(e.message.startswith("gate: gate") for e in done.result.logs), "no doubled prefix"
     summary = (ws.root / "summary.md").read_text()
     assert "| release | phase | check |" in summary
     assert "| `v2` | verification |" in summary

@@ -14,10 +14,11 @@ from typing import Any
 
 from tests.peers.openapi_contract import OpenApiContract
 
+# The spec lives in shared/ beside the checkout (CI lays a copy there), or where DIGITALOCEAN_OPENAPI says.
 SPEC_PATH = Path(
     os.environ.get(
         "DIGITALOCEAN_OPENAPI",
-        "/work/shared/digitalocean-openapi/specification/DigitalOcean-public.v2.yaml",
+        Path(__file__).resolve().parents[3] / "shared/digitalocean-openapi/specification/DigitalOcean-public.v2.yaml",
     )
 )
 

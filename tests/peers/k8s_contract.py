@@ -34,7 +34,10 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-SPEC_PATH = Path(os.environ.get("KUBERNETES_OPENAPI", "/work/shared/kubernetes-openapi/swagger.json"))
+# The spec lives in shared/ beside the checkout (CI lays a copy there), or where KUBERNETES_OPENAPI says.
+SPEC_PATH = Path(
+    os.environ.get("KUBERNETES_OPENAPI", Path(__file__).resolve().parents[3] / "shared/kubernetes-openapi/swagger.json")
+)
 _URI = "urn:kubernetes-openapi"
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 STATUS = f"{_META}.Status"

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -75,14 +76,26 @@ def _read_archives(links: dict[str, object], verify: str | bool) -> list[str]:
             response = requests.get(str(url), timeout=_TIMEOUT, verify=verify)
             response.raise_for_status()
         except requests.RequestException as exc:
-            log.warning("could not download a deployment log archive: %s", redact(str(exc)))
+            # The archive links are presigned: their query strings are credentials, never to be printed.
+            said = redact(str(exc)).replace(str(url), _without_query(str(url)))
+            log.warning("could not download a deployment log archive: %s", said)
             continue
         chunks.append(response.content)
-    text = b"".join(chunks)[-MAX_BYTES:].decode("utf-8", "replace")
+    window = b"".join(chunks)
+    cut = window[-MAX_BYTES:]
+    if len(window) > MAX_BYTES:
+        # Start at a line boundary: a secret split by the cut would no longer match its mask.
+        cut = cut[cut.find(b"\n") + 1 :] if b"\n" in cut else b""
+    text = cut.decode("utf-8", "replace")
     lines = [redact(line) for line in text.splitlines() if line.strip()]
     if not lines and links.get("live_url"):
-        lines.append(f"(logs are still streaming at {links['live_url']}; no archive yet)")
+        lines.append(f"(logs are still streaming at {_without_query(str(links['live_url']))}; no archive yet)")
     return lines
+
+
+def _without_query(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query="", fragment="")) + ("?…" if parts.query else "")
 
 
 def outputs_of(

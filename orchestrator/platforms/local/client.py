@@ -172,8 +172,11 @@ class ClientConnection(asyncio.Protocol):
         self._head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
-        assert self._parsing is not None
-        self._parsing.target += url
+        request = self._parsing
+        assert request is not None
+        request.target += url
+        if len(request.target) > self.proxy.limits.max_head_bytes:
+            raise ProtocolError("request target too long", 414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self._parsing

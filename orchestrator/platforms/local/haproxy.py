@@ -79,6 +79,8 @@ class HaproxyLink:
         self._identity: tuple[int, int] | None = None
         self._popen: subprocess.Popen[bytes] | None = None
         self._weights: dict[str, int] = {}
+        self._known: dict[str, Server] | None = None
+        """The servers as the last sync left them (None: ask haproxy)."""
 
     @property
     def pid(self) -> int | None:
@@ -133,6 +135,7 @@ class HaproxyLink:
                 start_new_session=True,
             )
         self._popen, self._identity = popen, (popen.pid, process_start_ticks(popen.pid) or 0)
+        self._known = None
         deadline = time.monotonic() + _START_SECONDS
         while not await self._answers():
             if popen.poll() is not None or time.monotonic() >= deadline:
@@ -209,19 +212,25 @@ class HaproxyLink:
     async def sync(self, backends: Mapping[str, tuple[int, ...]], weights: Mapping[str, int]) -> None:
         """Make haproxy serve exactly `backends` with `weights`, through the runtime API (no reload).
         Raises HaproxyError if haproxy refuses a command, OSError if it does not answer."""
-        current = await self._servers()
+        # One round trip when nothing needs deleting: the servers as last left stand in for `show stat`.
+        current = self._known if self._known is not None else await self._servers()
         wanted = wanted_servers(backends, weights)
         steps, gone = commands(current, wanted)
+        self._known = None  # unknown until the commands are known to have been taken
         if steps:
             answer = await self._cli("; ".join(steps))
             refused = [line for line in answer.splitlines() if _is_refusal(line)]
             if refused:
                 raise HaproxyError(f"haproxy refused {steps!r}: {refused}")
+        known = dict(wanted)
         for name in gone:
             # Deleting needs the server idle; one still finishing a request is deleted at a later sync.
-            await self._cli(f"del server {BACKEND}/{name}")
+            answer = await self._cli(f"del server {BACKEND}/{name}")
+            if not any(word in answer.lower() for word in ("deleted", "no such server")):
+                known[name] = Server(name, current[name].port, -1)
+        self._known = known
         self._weights = {v: w for v, w in weights.items() if w > 0}
-        self._config.write_text(self._text({n: s for n, s in (await self._servers()).items() if s.weight >= 0}))
+        self._config.write_text(self._text({n: s for n, s in known.items() if s.weight >= 0}))
 
     async def mark_down(self, version: str, index: int) -> None:
         """A hint: the replica exited. Its health check brings it back once it listens again."""

@@ -18,6 +18,9 @@ __all__ = ["BACKEND", "Server", "commands", "config_text", "server_name", "versi
 BACKEND = "releases"
 _MAX_WEIGHT = 256
 _SAFE = str.maketrans({"+": "~"})
+# A server added at run time takes no default-server settings, and its idle pool is off by default: each
+# request would then open a connection of its own to the release (three times the CPU per request).
+_SERVER_OPTIONS = "pool-max-conn -1 pool-purge-delay 10s check inter 1s rise 1 fall 1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +64,7 @@ def commands(current: Mapping[str, Server], wanted: Mapping[str, Server]) -> tup
         path = f"{BACKEND}/{name}"
         before = current.get(name)
         if before is None:
-            check = "check inter 1s rise 1 fall 1"
-            opening.append(f"add server {path} 127.0.0.1:{server.port} weight {server.weight} {check}")
+            opening.append(f"add server {path} 127.0.0.1:{server.port} weight {server.weight} {_SERVER_OPTIONS}")
             opening += [f"enable health {path}", f"enable server {path}"]
             if not server.weight:
                 opening.append(f"set server {path} state drain")
@@ -113,6 +115,5 @@ def config_text(
         "  http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE TRACE }",
     ]
     for server in servers.values():
-        check = "check inter 1s rise 1 fall 1"
-        lines.append(f"  server {server.name} 127.0.0.1:{server.port} weight {max(server.weight, 0)} {check}")
+        lines.append(f"  server {server.name} 127.0.0.1:{server.port} weight {max(server.weight, 0)} {_SERVER_OPTIONS}")
     return "\n".join(lines) + "\n"

@@ -167,7 +167,7 @@ class Proxy:
                 self._cap,
                 self.limits.max_connections,
             )
-        for backend in self._backends.values():
+        for backend in list(self._backends.values()):
             for upstream in backend.upstreams:
                 upstream.max_idle = self._cap
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -216,7 +216,7 @@ class Proxy:
             self._server.close()
         for client in list(self._clients):
             client.close()
-        for backend in self._backends.values():
+        for backend in list(self._backends.values()):
             backend.close()
         # Closed transports end their exchanges at once; give the kernel a moment to flush them.
         await asyncio.sleep(0)

@@ -63,9 +63,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = False
         """The request was HEAD: the answer ends with its head, and the connection is not reused."""
         self._parser = httptools.HttpResponseParser(self)
-        self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._in_head = True
         self._interim = 0
         self._in_interim = False
         self._feeding = False
@@ -120,17 +118,12 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- llhttp callbacks -----------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        if self.sink is None:
-            raise ProtocolError("sent bytes after its answer", 502)
-        self._in_head = True
-        self._headers = []
-        self._reason = b""
-
-    def on_status(self, reason: bytes) -> None:
-        self._reason += reason
+    # No on_message_begin or on_status: every callback llhttp has no method for is one call less per
+    # answer. The proxy sends the standard reason phrase.
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.sink is None:
+            raise ProtocolError("sent bytes after its answer", 502)
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -142,12 +135,12 @@ class UpstreamConnection(asyncio.Protocol):
             if self._interim > _MAX_INTERIM:
                 raise ProtocolError(f"sent more than {_MAX_INTERIM} interim answers", 502)
             self._in_interim = True
+            self._headers = []
             return
-        self._in_head = False
+        if self.sink is None:
+            raise ProtocolError("sent bytes after its answer", 502)
         headers, self._headers = self._headers, []
-        keep = self._parser.should_keep_alive()
-        assert self.sink is not None
-        self.sink.on_head(status, self._reason, headers, keep)
+        self.sink.on_head(status, b"", headers, self._parser.should_keep_alive())
         if self.head_only:
             self.reusable = False
             sink, self.sink = self.sink, None

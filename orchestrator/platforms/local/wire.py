@@ -17,6 +17,7 @@ read them at all, and would take the chunks for a second request).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import NamedTuple
 
 __all__ = [
@@ -52,17 +53,7 @@ _DROPPED = frozenset(
 _FRAMING_TOKENS = frozenset({b"content-length", b"transfer-encoding", b"host"})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
-_REASONS = {
-    400: b"Bad Request",
-    405: b"Method Not Allowed",
-    408: b"Request Timeout",
-    431: b"Request Header Fields Too Large",
-    501: b"Not Implemented",
-    502: b"Bad Gateway",
-    503: b"Service Unavailable",
-    504: b"Gateway Timeout",
-    505: b"HTTP Version Not Supported",
-}
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
 class ProtocolError(Exception):

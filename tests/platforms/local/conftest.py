@@ -81,7 +81,7 @@ class ProxyHarness:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout=10)
+        return future.result(timeout=30)  # a loaded machine can take seconds to start a thread and a loop
 
     def call(self, fn: Callable[[], T]) -> T:
         async def wrapper() -> T:
