@@ -10,6 +10,7 @@ import pytest
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
 from orchestrator.platforms.digitalocean.adapter import DigitalOceanPlatform
 from orchestrator.platforms.digitalocean.api import RetryPolicy
+from orchestrator.platforms.digitalocean.preview_target import DigitalOceanPreview
 from orchestrator.platforms.digitalocean.watch import Backoff
 from orchestrator.redaction import Secret
 from tests.peers.do_simulator import DoSimulator
@@ -19,6 +20,7 @@ FAST_POLL = Backoff(initial=0.02, factor=1.5, maximum=0.1)
 FAST_RETRY = RetryPolicy(initial_wait=0.01, max_wait=0.05, read_timeout=2.0, connect_timeout=2.0)
 
 MakePlatform = Callable[..., DigitalOceanPlatform]
+MakePreview = Callable[..., DigitalOceanPreview]
 
 
 @pytest.fixture
@@ -61,5 +63,15 @@ def make_platform(do_sim: DoSimulator, do_app: str) -> MakePlatform:
             retry=retry,
             **kwargs,
         )
+
+    return make
+
+
+@pytest.fixture
+def make_preview(make_platform: MakePlatform) -> MakePreview:
+    """A pull request's preview target beside the production app `make_platform` builds."""
+
+    def make(pr_number: int, repository: str, **kwargs: Any) -> DigitalOceanPreview:
+        return DigitalOceanPreview(make_platform(**kwargs), pr_number, repository)
 
     return make

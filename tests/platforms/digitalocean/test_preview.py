@@ -8,11 +8,10 @@ import pytest
 import requests
 
 from orchestrator.platforms.digitalocean.preview_spec import legacy_preview_name, preview_name, preview_spec
-from orchestrator.platforms.registry import Target
 from orchestrator.preview import deploy_preview
 from tests.peers.do_simulator import DoSimulator
 
-from .conftest import MakePlatform
+from .conftest import MakePreview
 
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 
@@ -65,7 +64,7 @@ def test_preview_spec_drops_domains_alerts_and_deploy_on_push() -> None:
     assert production["domains"], "production's spec is not modified"
 
 
-def test_create_then_delete_a_preview(do_sim: DoSimulator, do_app: str, make_platform: MakePlatform) -> None:
+def test_create_then_delete_a_preview(do_sim: DoSimulator, do_app: str, make_preview: MakePreview) -> None:
     production_id = do_sim.seed_app(
         "shop-prod",
         extra={
@@ -73,7 +72,7 @@ def test_create_then_delete_a_preview(do_sim: DoSimulator, do_app: str, make_pla
             "alerts": [{"rule": "DEPLOYMENT_FAILED"}],
         },
     )
-    platform = make_platform(app_id=production_id, target=Target.preview(42, "acme/shop"))
+    platform = make_preview(42, "acme/shop", app_id=production_id)
     assert platform.live() is None and platform.releases() == [], "no preview app yet"
 
     release = deploy_preview(platform, "pr42-abc1234", "ghcr.io/acme/shop:pr-42")
@@ -105,9 +104,9 @@ def test_create_then_delete_a_preview(do_sim: DoSimulator, do_app: str, make_pla
     assert do_sim.find_app("shop-prod") == production_id
 
 
-def test_teardown_also_finds_a_preview_named_before_issue_15(do_sim: DoSimulator, make_platform: MakePlatform) -> None:
+def test_teardown_also_finds_a_preview_named_before_issue_15(do_sim: DoSimulator, make_preview: MakePreview) -> None:
     legacy = do_sim.seed_app(legacy_preview_name("acme/shop", 7))
-    platform = make_platform(target=Target.preview(7, "acme/shop"))
+    platform = make_preview(7, "acme/shop")
     assert platform.remove() is True
     assert legacy not in do_sim.apps
     assert platform.remove() is False
