@@ -272,3 +272,25 @@ def test_per_component_images_come_from_image_digest_and_tag_variables(
     assert spec["workers"][0]["image"] == {"registry_type": "DOCR", "repository": "shop", "digest": digest}
     assert spec["jobs"][0]["image"] == {"registry_type": "DOCR", "repository": "shop", "tag": "2026-12-01"}
     assert live_version(sim, app_id) == "v2"
+
+
+def test_a_rollback_deployment_that_fails_is_reverted_so_the_app_is_never_left_pinned(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str
+) -> None:
+    app_id = sim.seed_app("shop", version="v1")
+    sim.fail_next_rollback = "container exited with code 137 (out of memory)"
+    verification = {"critical_endpoints": [{"path": "/version", "body_contains": "v1"}], "deadline_seconds": 10}
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2", verification=verification)
+    assert done.exit_code == 1
+    assert done.result is not None and done.result.status == "failed", done.result.error
+    assert not done.result.rollback.succeeded
+    assert "out of memory" in (done.result.error or "")
+    assert sim.count("POST", r".*/rollback$") == 1
+    assert sim.count("POST", r".*/rollback/revert$") == 1 and sim.count("POST", r".*/rollback/commit$") == 0
+    assert sim.apps[app_id].pinned is None, "the failed rollback was reverted, not left pinned"
+    messages = [entry.message for entry in done.result.logs]
+    assert any("the rollback to v1 failed; the platform was told to undo it" in m for m in messages)
+
+    again = deploy(tmp_path, sim, app_id, pg_dsn, "v3")
+    assert again.exit_code == 0, again.result and again.result.error
+    assert live_version(sim, app_id) == "v3"

@@ -166,6 +166,8 @@ class DoSimulator:
         """GET app leaves out `pinned_deployment` (it is optional) while the app is pinned."""
         self.fail_next_build: str | None = None
         """The next deployment ends in ERROR at its build step: build logs only, no deploy logs."""
+        self.fail_next_rollback: str | None = None
+        """The next rollback deployment ends in ERROR with this reason (the app stays pinned to it)."""
         self.private_repositories: set[str] = set()
         """Image repositories that pull only with the right `registry_credentials`."""
         self.log_requests: list[tuple[str, str]] = []
@@ -607,7 +609,8 @@ class DoSimulator:
             if not verdict["valid"]:
                 return 400, _error("bad_request", verdict["error"]["message"])
             target = next(d for d in app.deployments if d.id == body["deployment_id"])
-            forced = self.fail_next_deploy
+            forced = self.fail_next_deploy or self.fail_next_rollback
+            self.fail_next_rollback = None
             app.spec_before_rollback = app.spec
             app.spec = json.loads(json.dumps(target.spec))
             deployment = self._new_deployment(app, target.spec, "rollback", cloned_from=target.id)
