@@ -279,7 +279,12 @@ class Pipeline:
         """Digest the artifacts and hold them against the verdicts. Raises GateError (or ConfigError)."""
         self._at("gates")
         digests = artifact_digests.digest_artifacts(
-            self.config.artifacts, self.inputs.workspace, image=self._image(), log=self.log
+            self.config.artifacts,
+            self.inputs.workspace,
+            image=self._image(),
+            log=self.log,
+            env=self.env,
+            component_images=artifact_digests.component_image_vars(self.env, self.config.deployment.platform),
         )
         self.state.extras["artifacts"] = digests.to_dict()
         self.modules = odoo.read_modules(self.config.artifacts.odoo_modules, self.inputs.workspace)
@@ -579,7 +584,9 @@ class Pipeline:
     def _preview(self) -> None:
         platform = self._preview_platform()
         target = preview_target(self.inputs, self.env, run_url=self.run_url)
-        self._pass_gates()
+        report = self._pass_gates()
+        if isinstance(self.platform, PinsArtifacts):
+            self.platform.pin_artifacts(self.inputs.version, report.digests)
         self._lock(f"{self._target()}/pr-{target.pr_number}")
         analysis = self.config.verification.before_switch
         outcome = run_preview(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.artifacts import component_image_vars
 from orchestrator.contract import DeployConfig
 from orchestrator.errors import ConfigError
 from orchestrator.platforms.base import PlatformContext, register
@@ -49,7 +50,11 @@ def factory(cfg: DeployConfig, ctx: PlatformContext) -> DigitalOceanPlatform:
     # Not in the config schema yet: a deploy deadline of its own, when the config grows one.
     deadline = cfg.deployment.do_deploy_timeout_seconds or DEFAULT_DEADLINE_SECONDS
     spec_path = cfg.artifacts.app_spec
-    app_spec = load_app_spec(Path(ctx.workspace) / spec_path, ctx.env) if spec_path is not None else None
+    app_spec = (
+        load_app_spec(Path(ctx.workspace) / spec_path, ctx.env, shown=spec_path.as_posix())
+        if spec_path is not None
+        else None
+    )
     return DigitalOceanPlatform(
         cfg.deployment,
         cfg.health_check,
@@ -57,7 +62,7 @@ def factory(cfg: DeployConfig, ctx: PlatformContext) -> DigitalOceanPlatform:
         endpoint=ctx.env.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT,
         verify=ctx.env.get(CA_BUNDLE_ENV) or True,
         deadline_seconds=float(deadline),
-        component_images=ctx.env,
+        component_images=component_image_vars(ctx.env),
         app_spec=app_spec,
     )
 
