@@ -21,6 +21,7 @@ from typing import Any
 
 from orchestrator import artifacts as artifact_digests
 from orchestrator import gates, good_releases, ledger, metrics, notify, odoo, platform_outputs
+from orchestrator.app_delete import run_delete
 from orchestrator.contract import (
     DeploymentDetails,
     HardeningOutcome,
@@ -136,6 +137,8 @@ class Pipeline:
                     self._preview()
                 elif mode == "preview-teardown":
                     self._teardown()
+                elif mode == "delete":
+                    self._delete()
                 else:
                     self._deploy(plan_only=mode == "plan")
             except OrchestratorError as exc:
@@ -615,6 +618,13 @@ class Pipeline:
         self.state.extras["preview"] = {"pr_number": pr_number, "deleted": outcome.deleted}
         if outcome.status != "success":
             raise DeployError(outcome.error or "the preview teardown failed", operation="preview-teardown")
+        self.state.status, self.state.exit_code = "success", 0
+
+    def _delete(self) -> None:
+        """mode delete: another app removed by id or name (`app_delete.py`)."""
+        self._lock(f"{self._target()}/delete/{self.inputs.app_id or self.inputs.app_name}")
+        outcome = run_delete(self.platform, self.inputs, self.config.deployment.platform, self.log)
+        self.state.extras["deleted"] = outcome.to_dict()
         self.state.status, self.state.exit_code = "success", 0
 
     def _preview_platform(self) -> PreviewPlatform:

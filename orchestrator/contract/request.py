@@ -11,8 +11,8 @@ from orchestrator.redaction import Secret
 
 __all__ = ["MODES", "Mode", "Request", "RunInputs"]
 
-Mode = Literal["deploy", "plan", "rollback", "preview", "preview-teardown", "recover"]
-MODES: tuple[str, ...] = ("deploy", "plan", "rollback", "preview", "preview-teardown", "recover")
+Mode = Literal["deploy", "plan", "rollback", "preview", "preview-teardown", "recover", "delete"]
+MODES: tuple[str, ...] = ("deploy", "plan", "rollback", "preview", "preview-teardown", "recover", "delete")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,12 @@ class RunInputs:
     github_token: Secret | None = None
     repository: str | None = None
     """owner/name, from GITHUB_REPOSITORY."""
+    app_id: str | None = None
+    """With mode delete: the id of the app to delete (or `app_name`)."""
+    app_name: str | None = None
+    """With mode delete: the name of the app to delete (or `app_id`)."""
+    ignore_not_found: bool = False
+    """With mode delete: an app that does not exist is nothing to do (exit 0), not an error."""
 
 
 @dataclass(frozen=True, slots=True)

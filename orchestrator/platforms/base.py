@@ -22,6 +22,8 @@ from orchestrator.contract import DeployConfig
 
 __all__ = [
     "REGISTRY",
+    "DeletedApp",
+    "DeletesApps",
     "PinsArtifacts",
     "Platform",
     "PlatformFactory",
@@ -95,6 +97,23 @@ class PinsArtifacts(Protocol):
 
     def pin_artifacts(self, version: str, digests: ArtifactDigests) -> None:
         """The gate approved `digests` for `version`; `start(version)` refuses files that differ."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedApp:
+    """An app `DeletesApps.delete_app` removed."""
+
+    id: str
+    name: str
+
+
+@runtime_checkable
+class DeletesApps(Protocol):
+    """A platform whose deploy targets are apps that can be deleted by id or name (App Platform)."""
+
+    def delete_app(self, app_id: str | None, app_name: str | None) -> DeletedApp | None:
+        """Delete the app with `app_id`, or else the one named `app_name`. Idempotent: None when no
+        such app exists. Raises ConfigError for the app this config deploys, DeployError."""
 
 
 PlatformFactory = Callable[[DeployConfig, "PlatformContext"], Platform]

@@ -21,12 +21,13 @@ from orchestrator.artifacts import ArtifactDigests
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
 from orchestrator.errors import ConfigError, DeployError
 from orchestrator.platform_outputs import PlatformOutputs
-from orchestrator.platforms.base import Release
+from orchestrator.platforms.base import DeletedApp, Release
 from orchestrator.redaction import Secret
 
 from . import previews
 from .api import PLATFORM, AppsApi, RetryPolicy
 from .component_health import require_healthy_components
+from .deletion import delete_named_app
 from .deployments import EPOCH, failure, rolled_back_from, when
 from .image import ImageSource, parse_image
 from .logs import DeploymentLogs, fetch_logs, outputs_of
@@ -294,6 +295,12 @@ class DigitalOceanPlatform:
     def delete_preview(self, pr_number: int, repo: str) -> bool:
         """Delete the PR's preview app. Idempotent: True if it deleted one, False if none existed."""
         return previews.delete_preview(self.api, pr_number, repo)
+
+    def delete_app(self, app_id: str | None, app_name: str | None) -> DeletedApp | None:
+        """mode delete: remove another app by id or name. Idempotent: None when it does not exist.
+        Raises ConfigError for production's own app."""
+        production_name = str(self._app_spec["name"]) if self._app_spec is not None else None
+        return delete_named_app(self.api, app_id, app_name, production_id=self.app_id, production_name=production_name)
 
     def run_outputs(self) -> PlatformOutputs | None:
         """app_action's outputs (`app`, `build_logs`, `deploy_logs`) and the logs to print: a failed
