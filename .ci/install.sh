@@ -7,8 +7,9 @@ what="${1:-runtime}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 
 # Test peers from Debian: a PostgreSQL server, PgBouncer, nginx/haproxy/wrk for the switch benchmark,
-# the Prometheus Pushgateway, and podman/runc/debootstrap to build and run the Action's image.
-debian_test_packages="postgresql pgbouncer nginx-light wrk haproxy prometheus-pushgateway podman runc debootstrap"
+# the Prometheus Pushgateway, podman/runc/debootstrap to build and run the Action's image, and
+# openssh-server/iproute2 for the `hosts` platform's SSH hosts (network namespaces, tests/peers/ssh_hosts.py).
+debian_test_packages="postgresql pgbouncer nginx-light wrk haproxy prometheus-pushgateway podman runc debootstrap openssh-server openssh-client iproute2"
 
 need_apt=""
 if [ "$what" = "test" ]; then
@@ -55,7 +56,8 @@ extras="[fast]"
 [ "$what" = "test" ] && extras="[test,lint,demo,fast,fuzz]"
 [ "$what" = "demo" ] && extras="[demo]"
 if [ "$what" = "runtime" ]; then
-  python3 -m pip install --disable-pip-version-check -q -e "${here}"
+  # The image's Python, with the `fast` extra: the local data plane runs on uvloop there too.
+  python3 -m pip install --disable-pip-version-check -q -e "${here}${extras}"
 else
   python="$(bash "$here/.ci/venv.sh")"
   "$python" -m pip install --disable-pip-version-check -q -e "${here}${extras}"

@@ -1,6 +1,6 @@
 """Blue/green switching under keep-alive load: both our data planes beside haproxy and nginx, in one run.
 
-    python bench/switch.py [--switches 60] [--interval 0.2] [--seconds 3] [--rounds 3]
+    python bench/switch.py [--switches 60] [--interval 0.2] [--seconds 2] [--rounds 5]
 
 The releases are static nginx servers (one worker each, answering their version), so what is measured
 is the front, not the app. Fronts, all reaching the same kind of backends:
@@ -12,10 +12,12 @@ is the front, not the app. Fronts, all reaching the same kind of backends:
 For each switching front, at 20 and at 200 keep-alive connections, a client that never retries (see
 `switch_load`) counts every failed request while `--switches` switches happen `--interval` apart; the
 switch samples (one per connection and switch, attributed by completion time, timed from the moment
-the switch is requested, so they include the route call) give p50/p99. Then wrk, without switching, in
-interleaved rounds, gives each front's req/s (the ratios are from this run, medians of the rounds) and
-/proc the CPU time per request of our proxy process and of haproxy's worker. Everything stays on
-127.0.0.1.
+the switch is requested, so they include the route call; see `switch_load` for what they measure)
+give p50/p99. Then wrk, without switching, in interleaved rounds, gives each front's req/s and /proc
+the CPU time per request of its data-plane processes (our proxy process, haproxy's workers, nginx's
+worker). A ratio is the median over rounds of the two fronts' req/s in the same round: on a shared
+machine, load swings from one second to the next, and CPU per request is the steadier comparison.
+Everything stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -205,6 +207,9 @@ class NginxReload:
         self._upstream(version)
         self._nginx("-s", "reload")
 
+    def data_plane_pids(self) -> list[int]:
+        return children(int((self.prefix / "front.pid").read_text()))
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             pid = int((self.prefix / "front.pid").read_text())
@@ -221,6 +226,11 @@ class Switching:
     failed: int
     answers: int
     samples: list[float]
+    """When each connection's traffic moved (see `switch_load`)."""
+    answered: list[float]
+    """When it got its first answer from the new release."""
+    effect: list[float]
+    """Per switch: when it had taken effect (see `switch_load.SwitchSamples`)."""
 
     @property
     def p50(self) -> float:
@@ -229,6 +239,14 @@ class Switching:
     @property
     def p99(self) -> float:
         return percentile(self.samples, 99)
+
+    @property
+    def answered_p99(self) -> float:
+        return percentile(self.answered, 99)
+
+    @property
+    def effect_p99(self) -> float:
+        return percentile(self.effect, 99)
 
 
 def run_switching(
@@ -248,7 +266,8 @@ def run_switching(
     proc.join(timeout=10)
     if current != b"blue":
         switch(b"blue")  # end on blue, as the next run expects
-    return Switching(result.failed, len(result.records), switch_samples(result.records, switches))
+    samples = switch_samples(result.records, switches)
+    return Switching(result.failed, len(result.records), samples.moved, samples.answered, samples.effect)
 
 
 def throughput(port: int, connections: int, seconds: float, pids: list[int]) -> tuple[Wrk, float]:
@@ -259,20 +278,37 @@ def throughput(port: int, connections: int, seconds: float, pids: list[int]) -> 
     return stats, (used * 1e6 / stats.requests if stats.requests and pids else float("nan"))
 
 
-def _median_run(runs: list[tuple[Wrk, float]]) -> tuple[Wrk, float]:
-    """The run with the median req/s, with the median CPU per request and every failure of all runs."""
-    ordered = sorted(runs, key=lambda run: run[0].rps)
-    middle = ordered[len(ordered) // 2][0]
-    failed = sum(run[0].failed for run in runs)
-    return Wrk(middle.requests, middle.seconds, failed), statistics.median(cpu for _, cpu in runs)
+FRONTS = ("ours", "hap", "haproxy", "nginx")
+
+
+@dataclass(frozen=True)
+class Steady:
+    """wrk rounds (no switching) of every front, interleaved: round i of each ran side by side in time."""
+
+    rounds: dict[tuple[str, int], list[tuple[Wrk, float]]]
+
+    def rps(self, name: str, conns: int) -> float:
+        return statistics.median(run.rps for run, _ in self.rounds[(name, conns)])
+
+    def cpu_us(self, name: str, conns: int) -> float:
+        return statistics.median(cpu for _, cpu in self.rounds[(name, conns)])
+
+    def failed(self, name: str, conns: int) -> int:
+        return sum(run.failed for run, _ in self.rounds[(name, conns)])
+
+    def ratio(self, name: str, peer: str, conns: int) -> float:
+        """The median over rounds of name's req/s over peer's in the same round (a loaded machine's
+        swings hit both alike, where a ratio of medians would mix different moments)."""
+        pairs = zip(self.rounds[(name, conns)], self.rounds[(peer, conns)], strict=True)
+        return statistics.median(ours.rps / theirs.rps for (ours, _), (theirs, _) in pairs if theirs.rps)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--switches", type=int, default=60)
     parser.add_argument("--interval", type=float, default=0.2)
-    parser.add_argument("--seconds", type=float, default=3.0, help="wrk duration per front, connection count and round")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved wrk rounds (the median is reported)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="wrk duration per front, connection count and round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved wrk rounds (medians are reported)")
     args = parser.parse_args()
     for tool in (NGINX, WRK, HAPROXY):
         if not Path(tool).exists():
@@ -288,7 +324,7 @@ def main() -> int:
         switching: dict[tuple[str, int], Switching] = {}
         route_ms: dict[tuple[str, int], list[float]] = {}
         for connections in COUNTS:
-            for name in ("ours", "hap", "haproxy", "nginx"):
+            for name in FRONTS:
                 front = fronts[name]
                 if isinstance(front, Ours):
                     front.route_ms.clear()
@@ -304,12 +340,12 @@ def main() -> int:
                 rounds.setdefault(("backend", connections), []).append(
                     throughput(direct, connections, args.seconds, [])
                 )
-                for name in ("ours", "hap", "haproxy", "nginx"):
+                for name in FRONTS:
                     front = fronts[name]
-                    pids = front.data_plane_pids() if hasattr(front, "data_plane_pids") else []
-                    run = throughput(front.port, connections, args.seconds, pids)  # type: ignore[attr-defined]
-                    rounds.setdefault((name, connections), []).append(run)
-        steady = {key: _median_run(runs) for key, runs in rounds.items()}
+                    pids = front.data_plane_pids()  # type: ignore[attr-defined]
+                    measured = throughput(front.port, connections, args.seconds, pids)  # type: ignore[attr-defined]
+                    rounds.setdefault((name, connections), []).append(measured)
+        steady = Steady(rounds)
     finally:
         for front in fronts.values():
             with contextlib.suppress(Exception):
@@ -322,31 +358,38 @@ def report(
     args: argparse.Namespace,
     switching: dict[tuple[str, int], Switching],
     route_ms: dict[tuple[str, int], list[float]],
-    steady: dict[tuple[str, int], tuple[Wrk, float]],
+    steady: Steady,
 ) -> int:
     print(f"\n{args.switches} blue/green switches {args.interval:g} s apart, a client that never retries")
-    columns = f"{'answers':>9}{'failed':>8}{'samples':>9}{'switch p50':>12}{'p99 ms':>8}{'route p50':>11}{'p99 ms':>8}"
-    print(f"{'front':<9}{'conns':>6}{columns}")
+    print("(per connection: switch = until its requests go to the new release, answered = until its first new")
+    print(" answer; per switch: effect = until the first connection's did, an upper bound on the switch itself)")
+    columns = f"{'answers':>9}{'failed':>8}{'samples':>9}{'switch p50':>12}{'p99 ms':>8}{'answered p99':>14}"
+    columns += f"{'effect p99':>12}"
+    print(f"{'front':<9}{'conns':>6}{columns}{'route p50':>11}{'p99 ms':>8}")
     for (name, conns), run in switching.items():
         calls = route_ms.get((name, conns), [])
         r50 = f"{statistics.median(calls):>11.2f}{percentile(calls, 99):>8.2f}" if calls else f"{'-':>11}{'-':>8}"
         print(
-            f"{name:<9}{conns:>6}{run.answers:>9}{run.failed:>8}{len(run.samples):>9}{run.p50:>12.2f}{run.p99:>8.2f}{r50}"
+            f"{name:<9}{conns:>6}{run.answers:>9}{run.failed:>8}{len(run.samples):>9}{run.p50:>12.2f}{run.p99:>8.2f}"
+            f"{run.answered_p99:>14.2f}{run.effect_p99:>12.2f}{r50}"
         )
-    print(f"\nsteady load with wrk (no switching), median of {args.rounds} interleaved rounds of {args.seconds:g} s")
-    print(f"{'front':<9}{'conns':>6}{'req/s':>10}{'failed':>8}{'CPU us/req':>12}")
-    for (name, conns), (stats, cpu) in steady.items():
-        print(f"{name:<9}{conns:>6}{stats.rps:>10.0f}{stats.failed:>8}{cpu:>12.1f}")
+    print(f"\nsteady load with wrk (no switching), medians of {args.rounds} interleaved rounds of {args.seconds:g} s")
+    print(f"{'front':<9}{'conns':>6}{'req/s':>10}{'failed':>8}{'CPU us/req':>12}{'/nginx':>8}{'/haproxy':>10}")
+    for name in ("backend", *FRONTS):
+        for conns in COUNTS:
+            ratios = f"{steady.ratio(name, 'nginx', conns):>8.2f}{steady.ratio(name, 'haproxy', conns):>10.2f}"
+            rps, failed, cpu = steady.rps(name, conns), steady.failed(name, conns), steady.cpu_us(name, conns)
+            print(f"{name:<9}{conns:>6}{rps:>10.0f}{failed:>8}{cpu:>12.1f}{ratios}")
 
     def figures(name: str, prefix: str) -> str:
-        rps = steady[(name, 20)][0].rps
         calls = route_ms[(name, 200)]
         return (
             f"{prefix}failed={switching[(name, 20)].failed} {prefix}failed_200={switching[(name, 200)].failed} "
             f"{prefix}p99_ms={switching[(name, 20)].p99:.2f} {prefix}p99_200_ms={switching[(name, 200)].p99:.2f} "
-            f"{prefix}rps={rps:.0f} {prefix}rps_ratio_nginx={rps / steady[('nginx', 20)][0].rps:.2f} "
-            f"{prefix}rps_ratio_haproxy={rps / steady[('haproxy', 20)][0].rps:.2f} "
-            f"{prefix}cpu_us={steady[(name, 20)][1]:.1f} {prefix}route_ms={statistics.median(calls):.2f} "
+            f"{prefix}rps={steady.rps(name, 20):.0f} {prefix}rps_ratio_nginx={steady.ratio(name, 'nginx', 20):.2f} "
+            f"{prefix}rps_ratio_haproxy={steady.ratio(name, 'haproxy', 20):.2f} "
+            f"{prefix}cpu_us={steady.cpu_us(name, 20):.1f} {prefix}route_ms={statistics.median(calls):.2f} "
+            f"{prefix}answered_p99_ms={switching[(name, 20)].answered_p99:.2f} "
             f"{prefix}haproxy_failed={switching[('haproxy', 20)].failed} "
             f"{prefix}haproxy_p99_ms={switching[('haproxy', 20)].p99:.2f} "
             f"{prefix}nginx_failed={switching[('nginx', 20)].failed}"

@@ -7,10 +7,16 @@ every answer it records the connection, the completion time and the release that
 static backends answer their version); any other outcome (a refused, reset or closed connection, a
 status other than 200) is one failed request, and the connection is opened again.
 
-A switch sample is one connection's view of one switch: from the moment the switch was requested to
-the completion of that connection's first answer from the new release after which none came from the
-old one, before the next switch. Samples are attributed by completion time, so a request still in
-flight when the next switch starts counts for the switch it completed in.
+A switch sample is one connection's view of one switch, from the moment the switch was requested
+(so it includes the route call) to the moment that connection's traffic moved: when it sent its
+first request answered by the new release after which none came from the old one, before the next
+switch. That includes waiting for the request in flight at the switch to finish on the old release
+(each connection has one request at a time), but not the new request's own service time, which
+measures throughput, not switching (at 200 connections it is 200 / req/s, tens of ms for any proxy
+on this machine). The same sample to the completion of that answer is reported too ("answered").
+Samples are attributed to switches by completion time, so a request still in flight when the next
+switch starts counts for the switch it completed in; a connection with no new answer before the
+next switch is charged the whole interval.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LoadResult", "Wrk", "cpu_seconds", "percentile", "run_load", "switch_samples"]
+__all__ = ["LoadResult", "SwitchSamples", "Wrk", "cpu_seconds", "percentile", "run_load", "switch_samples"]
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 _REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
@@ -34,21 +40,23 @@ _REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 
 @dataclass(frozen=True)
 class LoadResult:
-    records: list[tuple[int, float, bytes]]
-    """(connection, completion time on time.monotonic, version answered)."""
+    records: list[tuple[int, float, float, bytes]]
+    """(connection, send time, completion time (both time.monotonic), version answered)."""
     failed: int
     seconds: float
 
 
 class _Conn(asyncio.Protocol):
-    def __init__(self, index: int, out: list[tuple[int, float, bytes]], lost: asyncio.Future[None]) -> None:
+    def __init__(self, index: int, out: list[tuple[int, float, float, bytes]], lost: asyncio.Future[None]) -> None:
         self.index, self.out, self.lost = index, out, lost
         self.buffer = b""
+        self.sent = 0.0
         self.failed = 0
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.sent = time.monotonic()
         transport.write(_REQUEST)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
@@ -69,8 +77,10 @@ class _Conn(asyncio.Protocol):
             if len(self.buffer) < end:
                 return
             body, self.buffer = self.buffer[head_end + 4 : end], self.buffer[end:]
-            self.out.append((self.index, time.monotonic(), body.strip()))
+            now = time.monotonic()
+            self.out.append((self.index, self.sent, now, body.strip()))
             assert self.transport is not None
+            self.sent = now
             self.transport.write(_REQUEST)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -80,7 +90,7 @@ class _Conn(asyncio.Protocol):
 
 async def _drive(port: int, connections: int, seconds: float) -> LoadResult:
     loop = asyncio.get_running_loop()
-    records: list[tuple[int, float, bytes]] = []
+    records: list[tuple[int, float, float, bytes]] = []
     failed = 0
     stop_at = time.monotonic() + seconds
 
@@ -127,24 +137,46 @@ def run_load(
     return proc, queue
 
 
-def switch_samples(records: list[tuple[int, float, bytes]], switches: list[tuple[float, bytes]]) -> list[float]:
-    """Milliseconds per (connection, switch): see the module docstring. `switches` are (time, new version)."""
-    by_conn: dict[int, list[tuple[float, bytes]]] = {}
-    for conn, at, version in records:
-        by_conn.setdefault(conn, []).append((at, version))
-    samples = []
+@dataclass(frozen=True)
+class SwitchSamples:
+    moved: list[float]
+    """Milliseconds from each switch to each connection's first request sent to the new release."""
+    answered: list[float]
+    """The same, to that request's answer."""
+    effect: list[float]
+    """Per switch: to the first request any connection sent that the new release answered, after which
+    that connection got no old answer (when the switch had taken effect, at the latest)."""
+
+
+def switch_samples(
+    records: list[tuple[int, float, float, bytes]], switches: list[tuple[float, bytes]]
+) -> SwitchSamples:
+    """One sample per (connection, switch): see the module docstring. `switches` are (time, new version)."""
+    by_conn: dict[int, list[tuple[float, float, bytes]]] = {}
+    for conn, sent, done, version in records:
+        by_conn.setdefault(conn, []).append((sent, done, version))
+    moved: list[float] = []
+    answered: list[float] = []
+    effect: list[float] = []
     bounds = [*(at for at, _ in switches[1:]), float("inf")]
     for (start, new), end in zip(switches, bounds, strict=True):
+        first = len(moved)
         for answers in by_conn.values():
-            window = [(at, v) for at, v in answers if start <= at < end]
+            window = [(sent, done, v) for sent, done, v in answers if start <= done < end]
             if not window:
                 continue
-            last_old = max((i for i, (_, v) in enumerate(window) if v != new), default=-1)
+            last_old = max((i for i, (_, _, v) in enumerate(window) if v != new), default=-1)
             if last_old == len(window) - 1:
-                samples.append(((end if end != float("inf") else window[-1][0]) - start) * 1000)
+                charged = ((end if end != float("inf") else window[-1][1]) - start) * 1000
+                moved.append(charged)
+                answered.append(charged)
             else:
-                samples.append((window[last_old + 1][0] - start) * 1000)
-    return samples
+                sent, done, _ = window[last_old + 1]
+                moved.append(max(0.0, sent - start) * 1000)
+                answered.append((done - start) * 1000)
+        if len(moved) > first:
+            effect.append(min(moved[first:]))
+    return SwitchSamples(moved, answered, effect)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -20,6 +20,11 @@ recorded, so the upstream agents must compute them the same way. The algorithms,
 - **Image**: `name@sha256:<hex>` when pinned (a tag next to a digest is dropped: the
   registry serves by digest and ignores it); otherwise the reference exactly as given,
   with `image_pinned` False and a warning, since a tag can be moved to other content.
+- **App spec** (`artifacts.app_spec`, DigitalOcean): sha256 of the file's bytes as written, and
+  `app_spec_values`, one entry per `${NAME}` filled in from the environment (`app_spec.py`).
+- **Component images** (DigitalOcean, app_action's `IMAGE_DIGEST_<COMPONENT>`): `component_images`
+  maps each such variable set in the environment to its digest. An `IMAGE_TAG_<COMPONENT>` is
+  recorded as given and refused by the gate: a tag names no content (`gates.py`).
 
 Refused with `ConfigError` (exit 2, nothing touched): a path that does not exist, a path
 resolving outside the workspace, a symlink resolving outside its module directory (or a
@@ -34,11 +39,12 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from orchestrator.app_spec import read_spec_file
 from orchestrator.contract import Artifacts
 from orchestrator.errors import ConfigError
 from orchestrator.safe_files import open_regular, resolve_safely
@@ -47,6 +53,7 @@ __all__ = [
     "ArtifactDigests",
     "DigestDifference",
     "compare_digests",
+    "component_image_vars",
     "digest_artifacts",
     "digest_image",
     "digest_module_tree",
@@ -60,8 +67,9 @@ _CHUNK = 1 << 20
 _IMAGE_DIGEST = re.compile(r"^(?P<name>[^@\s]+)@sha256:(?P<hex>[0-9a-f]{64})$")
 _SKIPPED_DIRS = frozenset({"__pycache__"})
 _SKIPPED_SUFFIXES = (".pyc",)
+_COMPONENT_IMAGE_VARS = ("IMAGE_DIGEST_", "IMAGE_TAG_")
 
-Kind = Literal["migration", "module", "image", "app_spec"]
+Kind = Literal["migration", "module", "image", "app_spec", "app_spec_value", "component_image"]
 Change = Literal["added", "dropped", "changed"]
 
 
@@ -75,6 +83,10 @@ class ArtifactDigests:
     image_pinned: bool
     app_spec: tuple[str, str] | None = None
     """(path, sha256) of the App Platform spec file deployed from the repository (`artifacts.app_spec`)."""
+    app_spec_values: tuple[tuple[str, str], ...] = ()
+    """(NAME, `sha256:<hex>` or `secret`) of every `${NAME}` the spec file was filled in with."""
+    component_images: tuple[tuple[str, str], ...] = ()
+    """(`IMAGE_DIGEST_<COMPONENT>` or `IMAGE_TAG_<COMPONENT>`, its value), sorted by variable."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape used in the result, the summary and the pipeline store's JSONB columns."""
@@ -86,6 +98,10 @@ class ArtifactDigests:
         }
         if self.app_spec is not None:
             data["app_spec"] = dict([self.app_spec])
+        if self.app_spec_values:
+            data["app_spec_values"] = dict(self.app_spec_values)
+        if self.component_images:
+            data["component_images"] = dict(self.component_images)
         return data
 
     @classmethod
@@ -110,12 +126,19 @@ class ArtifactDigests:
             not isinstance(spec, dict) or len(spec) != 1 or not all(isinstance(x, str) for x in (*spec, *spec.values()))
         ):
             raise ValueError("artifact digests: `app_spec` must map one path string to its digest string")
+        for section in ("app_spec_values", "component_images"):
+            raw = data.get(section, {})
+            if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+                raise ValueError(f"artifact digests: `{section}` must map name strings to value strings")
+            pairs[section] = tuple(sorted(raw.items()))
         return cls(
             migrations=pairs["migrations"],
             modules=pairs["modules"],
             image=image,
             image_pinned=pinned,
             app_spec=next(iter(spec.items())) if spec else None,
+            app_spec_values=pairs["app_spec_values"],
+            component_images=pairs["component_images"],
         )
 
 
@@ -143,6 +166,7 @@ def compare_digests(expected: ArtifactDigests, actual: ArtifactDigests) -> tuple
     sections: tuple[tuple[Kind, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]], ...] = (
         ("migration", expected.migrations, actual.migrations),
         ("module", expected.modules, actual.modules),
+        ("component_image", expected.component_images, actual.component_images),
     )
     for kind, old_pairs, new_pairs in sections:
         old, new = dict(old_pairs), dict(new_pairs)
@@ -160,6 +184,12 @@ def compare_digests(expected: ArtifactDigests, actual: ArtifactDigests) -> tuple
         change = "added" if was is None else "dropped" if now is None else "changed"
         path = (now or was or ("app spec", ""))[0]
         differences.append(DigestDifference("app_spec", path, change, was[1] if was else None, now[1] if now else None))
+    old, new = dict(expected.app_spec_values), dict(actual.app_spec_values)
+    for name in sorted(old.keys() | new.keys()):
+        before, after = old.get(name), new.get(name)
+        if before != after:
+            change = "added" if before is None else "dropped" if after is None else "changed"
+            differences.append(DigestDifference("app_spec_value", f"${{{name}}}", change, before, after))
     return tuple(differences)
 
 
@@ -168,12 +198,20 @@ class _Warnings(Protocol):
 
 
 def digest_artifacts(
-    artifacts: Artifacts, workspace: Path, *, image: str | None = None, log: _Warnings | None = None
+    artifacts: Artifacts,
+    workspace: Path,
+    *,
+    image: str | None = None,
+    log: _Warnings | None = None,
+    env: Mapping[str, str] | None = None,
+    component_images: Mapping[str, str] | None = None,
 ) -> ArtifactDigests:
     """Digest every artifact of this deploy. `image` (the Action input) overrides `artifacts.docker_image`.
 
-    Reads files only. An image given by tag is warned about on `log` (the run log), or else the
-    module logger. Raises ConfigError listing every problem found.
+    `env` fills in the app spec's `${NAME}`s (the run's environment; the gates read none themselves);
+    `component_images` are the run's `component_image_vars`. Reads files only. An image given by
+    tag is warned about on `log` (the run log), or else the module logger. Raises ConfigError
+    listing every problem found.
     """
     root = workspace.resolve()
     problems: list[str] = []
@@ -213,19 +251,20 @@ def digest_artifacts(
     image_digest, pinned = digest_image(reference) if reference else (None, False)
     if problems:
         raise ConfigError(problems)
-    app_spec = None
+    app_spec: tuple[str, str] | None = None
+    values: tuple[tuple[str, str], ...] = ()
     if artifacts.app_spec is not None:
-        spec_path = workspace / artifacts.app_spec
-        try:
-            app_spec = (artifacts.app_spec.as_posix(), hashlib.sha256(spec_path.read_bytes()).hexdigest())
-        except OSError as exc:
-            raise ConfigError(f"artifacts.app_spec: cannot read {artifacts.app_spec} ({exc.strerror})") from exc
+        shown = artifacts.app_spec.as_posix()
+        filled = read_spec_file(workspace / artifacts.app_spec, env or {}, shown=shown)
+        app_spec, values = (shown, filled.file_sha256), filled.values
     digests = ArtifactDigests(
         migrations=tuple(sorted(migrations.items())),
         modules=tuple(sorted(modules.items())),
         image=image_digest,
         image_pinned=pinned,
         app_spec=app_spec,
+        app_spec_values=values,
+        component_images=tuple(sorted((component_images or {}).items())),
     )
     warning = image_warning(digests)
     if warning and log is not None:
@@ -240,6 +279,25 @@ _TAG_WARNING = (
     "(name@sha256:<hex>, shown by `docker buildx imagetools inspect <image>` or the registry) "
     "and have the ValidationAgent record that digest"
 )
+
+
+def component_image_vars(env: Mapping[str, str], platform: str = "digitalocean") -> dict[str, str]:
+    """app_action's per-component image variables set in `env`: `IMAGE_DIGEST_<COMPONENT>`, or
+    `IMAGE_TAG_<COMPONENT>` for a component with no digest variable (a digest wins, as in app_action).
+    Only App Platform reads them: on any other platform there are none. Raises ConfigError for a
+    digest that is not `sha256:<64 lowercase hex digits>`."""
+    if platform != "digitalocean":
+        return {}
+    found = {k: v.strip() for k, v in env.items() if k.startswith(_COMPONENT_IMAGE_VARS) and v.strip()}
+    problems = [
+        f"{name}: {value!r} is not an image digest; it should be sha256:<64 lowercase hex digits>"
+        for name, value in sorted(found.items())
+        if name.startswith("IMAGE_DIGEST_") and not re.fullmatch(r"sha256:[0-9a-f]{64}", value)
+    ]
+    if problems:
+        raise ConfigError(problems)
+    digested = {name.removeprefix("IMAGE_DIGEST_") for name in found if name.startswith("IMAGE_DIGEST_")}
+    return {k: v for k, v in found.items() if not (k.startswith("IMAGE_TAG_") and k[10:] in digested)}
 
 
 def digest_image(reference: str) -> tuple[str, bool]:

@@ -289,7 +289,11 @@ def _annotation_title(result: Result) -> str:
 def _require_credentials(request: Request, env: Mapping[str, str]) -> None:
     """Secrets the run cannot do without, checked before anything is touched (exit 2)."""
     var = request.config.credentials.db_connection_env_var
-    if request.config.artifacts.migrations and request.inputs.mode != "preview-teardown" and not env.get(var):
+    if (
+        request.config.artifacts.migrations
+        and request.inputs.mode not in ("preview-teardown", "delete")
+        and not env.get(var)
+    ):
         raise ConfigError(
             f"credentials.db_connection_env_var: migrations are listed but ${var} is not set; "
             "pass the database DSN in that environment variable"

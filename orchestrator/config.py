@@ -53,7 +53,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.github_event import MAX_PR_NUMBER, read_event
 from orchestrator.paths import outside_problem
 from orchestrator.platforms import registry
-from orchestrator.platforms.base import Previews
+from orchestrator.platforms.base import DeletesApps, Previews
 from orchestrator.redaction import Secret
 from orchestrator.safe_files import resolve_safely
 from orchestrator.schema_errors import schema_problems
@@ -66,13 +66,16 @@ DEFAULT_CONFIG = ".github/deploy-orchestrator.yml"
 
 INPUTS: dict[str, str] = {
     "config": "Path of the config file (YAML or JSON), relative to the workspace.",
-    "mode": "deploy | plan | rollback | preview | preview-teardown | recover.",
+    "mode": "deploy | plan | rollback | preview | preview-teardown | recover | delete.",
     "validation-run-id": "The ValidationAgent run that passed for these artifacts.",
     "version": "Label of the new release (default: the short commit SHA).",
     "image": "Container image of the new release (overrides artifacts.docker_image; pin by digest).",
     "rollback-to": "With mode rollback: the release to return to (default: the newest good release not live).",
     "pr-number": "Pull request number for preview modes (default: from the event payload).",
     "github-token": "Token for PR comments and GitHub Deployments (optional; never a flag: else $GITHUB_TOKEN).",
+    "app-id": "With mode delete (platform digitalocean): the id of the App Platform app to delete.",
+    "app-name": "With mode delete (platform digitalocean): the name of the app to delete (instead of app-id).",
+    "ignore-not-found": "With mode delete: true to succeed when the app does not exist (default false: exit 2).",
 }
 """The Action's inputs, in action.yml order. A test keeps action.yml and the CLI flags in step."""
 
@@ -106,8 +109,8 @@ def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
             "(the id the ValidationAgent printed)"
         )
     version = (raw.get("version") or "").strip() or (env.get("GITHUB_SHA") or "")[:7]
-    if not version and mode == "recover":
-        version = "recover"  # recovery deploys nothing of its own: it returns to a release already kept
+    if not version and mode in ("recover", "delete"):
+        version = mode  # neither deploys a release of its own
     if not version:
         problems.append("version: missing; pass --version (the Action defaults it to the short commit SHA)")
     elif not _VERSION.match(version):
@@ -119,6 +122,7 @@ def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
     if rollback_to is not None and not _VERSION.match(rollback_to):
         problems.append("rollback-to: should be a release label such as a short SHA")
     pr_number = _pr_number(raw.get("pr-number"), env, problems)
+    app_id, app_name, ignore_not_found = _delete_inputs(raw, mode, problems)
     token_value = (raw.get("github-token") or "").strip()
     token = Secret(token_value, "github-token") if token_value else None
 
@@ -139,8 +143,8 @@ def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
             "pr-number: required in preview modes (run on pull_request events or pass --pr-number)"
             + (f"; the event payload could not be read ({unread})" if unread else "")
         )
-    if mode in ("preview", "preview-teardown") and config is not None:
-        problems.extend(_previews_problem(config.deployment.platform))
+    if config is not None:
+        problems.extend(_mode_problem(mode, config.deployment.platform))
     if problems or config is None:
         raise ConfigError(problems)
     assert config_path is not None
@@ -155,21 +159,62 @@ def load_request(raw: Mapping[str, str], env: Mapping[str, str]) -> Request:
         pr_number=pr_number,
         github_token=token,
         repository=env.get("GITHUB_REPOSITORY") or None,
+        app_id=app_id,
+        app_name=app_name,
+        ignore_not_found=ignore_not_found,
     )
     return Request(inputs=inputs, config=config)
 
 
-def _previews_problem(platform: str) -> list[str]:
-    if registry.descriptor(platform).can(Previews):
+def _mode_problem(mode: str, platform: str) -> list[str]:
+    """A mode the platform has no capability for, refused naming the platforms that have it."""
+    needs: type
+    if mode in ("preview", "preview-teardown"):
+        needs, what, fix = Previews, "has no pull-request previews", "run preview modes"
+    elif mode == "delete":
+        needs, what, fix = DeletesApps, "has no apps to delete by id or name", "run mode delete"
+    else:
         return []
-    having = ", ".join(name for name in _platform_names() if registry.descriptor(name).can(Previews))
-    return [f"mode: {platform} has no pull-request previews; run preview modes on a platform that has them ({having})"]
+    if registry.descriptor(platform).can(needs):
+        return []
+    having = ", ".join(name for name in _platform_names() if registry.descriptor(name).can(needs))
+    return [f"mode: {platform} {what}; {fix} on a platform that has them ({having})"]
 
 
 def _platform_names() -> list[str]:
     """The platforms of the schema (in its order) that this build has."""
     named: list[str] = schema()["properties"]["deployment_config"]["properties"]["platform"]["enum"]
     return [name for name in named if name in registry.descriptors()]
+
+
+_APP_ID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
+_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+"""App Platform's rule for an app name: 2-32 lowercase letters, digits and dashes, starting with a letter."""
+
+
+def _delete_inputs(raw: Mapping[str, str], mode: str, problems: list[str]) -> tuple[str | None, str | None, bool]:
+    """app-id / app-name / ignore-not-found: exactly one app, and only with mode delete."""
+    app_id = (raw.get("app-id") or "").strip() or None
+    app_name = (raw.get("app-name") or "").strip() or None
+    flag = (raw.get("ignore-not-found") or "").strip().lower()
+    if flag not in ("", "true", "false"):
+        problems.append(f"ignore-not-found: {flag!r} should be true or false")
+    if mode != "delete":
+        given = [n for n, v in (("app-id", app_id), ("app-name", app_name), ("ignore-not-found", flag)) if v]
+        if given:
+            problems.append(f"{', '.join(given)}: only used with mode delete (this run's mode is {mode})")
+        return None, None, False
+    if (app_id is None) == (app_name is None):
+        problems.append(
+            "app-id, app-name: mode delete needs exactly one of them (the app's id from `doctl apps list`, or its name)"
+        )
+    if app_id is not None and not _APP_ID.match(app_id):
+        problems.append(
+            "app-id: should be an App Platform app id (a UUID such as 4f6c71e2-1e90-4762-9fee-6cc4a0a9f2cf)"
+        )
+    if app_name is not None and not _APP_NAME.match(app_name):
+        problems.append("app-name: should be an App Platform app name: 2-32 lowercase letters, digits and '-'")
+    return app_id, app_name, flag == "true"
 
 
 def _pr_number(value: str | None, env: Mapping[str, str], problems: list[str]) -> int | None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import config as config_module
-from orchestrator.artifacts import ArtifactDigests, digest_artifacts
+from orchestrator.artifacts import ArtifactDigests, component_image_vars, digest_artifacts
 from orchestrator.errors import ConfigError
 from orchestrator.gates import COMPLIANCE_VALIDATOR_ID, VALIDATION_AGENT_ID
 from orchestrator.sqlagent import required_records
@@ -54,7 +54,13 @@ def run_digests(args: Sequence[str]) -> int:
     try:
         document = config_module.read_config_file(workspace / parsed.config, shown_as=parsed.config)
         config = config_module.parse_config(document, workspace)
-        digests = digest_artifacts(config.artifacts, workspace, image=parsed.image)
+        digests = digest_artifacts(
+            config.artifacts,
+            workspace,
+            image=parsed.image,
+            env=os.environ,
+            component_images=component_image_vars(os.environ, config.deployment.platform),
+        )
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return exc.exit_code

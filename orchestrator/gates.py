@@ -92,6 +92,10 @@ class GateReport:
             # Thousands of files on record would bury the log: each one's digest is in the result's artifacts.
             lines.append(f"approved migrations: {len(approved)} files, each with exactly its sha256 (see artifacts)")
         lines += [f"Odoo module {path}: tree digest {digest}" for path, digest in d.modules]
+        if d.app_spec is not None:
+            lines.append(f"app spec {d.app_spec[0]}: sha256 {d.app_spec[1]}")
+        lines += [f"app spec value ${{{name}}}: {digest}" for name, digest in d.app_spec_values]
+        lines += [f"component image {name}: {value}" for name, value in d.component_images]
         lines += [f"warning: {warning}" for warning in self.warnings]
         return lines
 
@@ -180,6 +184,7 @@ def check_gates(
             gate="validation",
             facts={**facts, "validated_at": validated_at.isoformat()},
         )
+    _refuse_unpinned_components(run_id, digests)
     _refuse_differences(run_id, "validation run", run.digests, digests)
 
     verdict = source.compliance_verdict(run_id)
@@ -244,6 +249,24 @@ def open_source(config: DeployConfig, env: Mapping[str, str]) -> VerdictSource:
     Raises ConfigError naming the missing setting or environment variable.
     """
     return open_verdict_source(config.gates, env, default_dsn_env_var=config.credentials.db_connection_env_var)
+
+
+def _refuse_unpinned_components(run_id: str, digests: ArtifactDigests) -> None:
+    """A component image given by tag is refused even when the tag matches: App Platform pulls
+    whatever the tag names at deploy time, which is not necessarily what was validated."""
+    tagged = [(name, value) for name, value in digests.component_images if name.startswith("IMAGE_TAG_")]
+    if not tagged:
+        return
+    listed = ", ".join(f"{name}={value}" for name, value in tagged)
+    first = tagged[0][0]
+    raise GateError(
+        f"gate artifacts: {listed}: a tag can be moved to other content, so the gate cannot vouch for what "
+        f"App Platform would pull; pass the image's digest as IMAGE_DIGEST_{first.removeprefix('IMAGE_TAG_')} "
+        "(sha256:<hex>, shown by `docker buildx imagetools inspect <image>` or `doctl registry repository "
+        "list-tags`) and have the ValidationAgent record it",
+        gate="artifacts",
+        facts={"run_id": run_id, "artifact": first, "kind": "component_image", "change": "unpinned"},
+    )
 
 
 def _refuse_differences(run_id: str, against: str, expected: ArtifactDigests, actual: ArtifactDigests) -> None:

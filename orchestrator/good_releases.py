@@ -25,7 +25,7 @@ import psycopg2
 from psycopg2 import sql
 
 from orchestrator.errors import ConfigError
-from orchestrator.ledger import LedgerError, check_schema_name, connect, ensure_tables
+from orchestrator.ledger.database import LedgerError, check_schema_name, connect, ensure_tables
 from orchestrator.platforms.base import Release
 from orchestrator.redaction import Secret, redact
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from orchestrator import artifacts as artifact_digests
 from orchestrator import gates, good_releases, ledger, metrics, notify, odoo, platform_outputs
+from orchestrator.app_delete import run_delete
 from orchestrator.contract import (
     DeploymentDetails,
     HardeningOutcome,
@@ -147,6 +148,8 @@ class Pipeline:
                     self._preview()
                 elif mode == "preview-teardown":
                     self._teardown()
+                elif mode == "delete":
+                    self._delete()
                 else:
                     self._deploy(plan_only=mode == "plan")
             except OrchestratorError as exc:
@@ -285,7 +288,12 @@ class Pipeline:
         """Digest the artifacts and hold them against the verdicts. Raises GateError (or ConfigError)."""
         self._at("gates")
         digests = artifact_digests.digest_artifacts(
-            self.config.artifacts, self.inputs.workspace, image=self._image(), log=self.log
+            self.config.artifacts,
+            self.inputs.workspace,
+            image=self._image(),
+            log=self.log,
+            env=self.env,
+            component_images=artifact_digests.component_image_vars(self.env, self.config.deployment.platform),
         )
         self.state.extras["artifacts"] = digests.to_dict()
         self.modules = odoo.read_modules(self.config.artifacts.odoo_modules, self.inputs.workspace)
@@ -588,7 +596,9 @@ class Pipeline:
     def _preview(self) -> None:
         platform = self.platform  # built by the CLI for the pull request's target
         target = preview_target(self.inputs, self.env, run_url=self.run_url)
-        self._pass_gates()
+        report = self._pass_gates()
+        if isinstance(self.platform, PinsArtifacts):
+            self.platform.pin_artifacts(self.inputs.version, report.digests)
         self._lock(f"{self._target()}/pr-{target.pr_number}")
         analysis = self.config.verification.before_switch
         outcome = run_preview(
@@ -617,6 +627,13 @@ class Pipeline:
         self.state.extras["preview"] = {"pr_number": pr_number, "deleted": outcome.deleted}
         if outcome.status != "success":
             raise DeployError(outcome.error or "the preview teardown failed", operation="preview-teardown")
+        self.state.status, self.state.exit_code = "success", 0
+
+    def _delete(self) -> None:
+        """mode delete: another app removed by id or name (`app_delete.py`)."""
+        self._lock(f"{self._target()}/delete/{self.inputs.app_id or self.inputs.app_name}")
+        outcome = run_delete(self.platform, self.inputs, self.config.deployment.platform, self.log)
+        self.state.extras["deleted"] = outcome.to_dict()
         self.state.status, self.state.exit_code = "success", 0
 
     def _track(self, *, production: bool, environment: str) -> None:

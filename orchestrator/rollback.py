@@ -57,7 +57,7 @@ def roll_back(
                 "fix forward, or stop it with `deploy-orchestrator local stop` / the platform's console"
             )
         if previous is not None and traffic_moved:
-            platform.rollback(previous)
+            _start_rollback(platform, previous, log)
             log.info(f"traffic back on {previous.version}")
             crash_points.reach("during-rollback")
         try:
@@ -103,3 +103,25 @@ def roll_back(
         succeeded=error is None,
     )
     return RollbackReport(outcome=outcome, probes=probes, undone=undone, error=error)
+
+
+def _start_rollback(platform: Platform, previous: Release, log: RunLog) -> None:
+    """`platform.rollback`, settled when it fails: a platform whose rollback is a transaction (App
+    Platform pins the app to the rollback deployment) is told to revert it, so a rollback deployment
+    that never went live cannot leave the app pinned and every later deploy refused. The original
+    error is raised either way; a revert that fails too is added to it."""
+    try:
+        platform.rollback(previous)
+    except OrchestratorError as exc:
+        if not isinstance(platform, NativeRollback):
+            raise
+        try:
+            platform.confirm_rollback(False)
+        except OrchestratorError as revert:
+            log.error(f"reverting the failed rollback to {previous.version} failed too: {revert}")
+            raise RollbackError(
+                f"rollback failed at {exc.step}: {exc}; reverting it failed too ({revert}): the platform may "
+                "still be pinned to the rollback, finish it in its console"
+            ) from exc
+        log.warn(f"the rollback to {previous.version} failed; the platform was told to undo it (nothing left pinned)")
+        raise

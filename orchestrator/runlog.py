@@ -4,6 +4,13 @@ One `RunLog` per run is passed to the steps that report progress. While the run 
 lines any `orchestrator.*` module logs on its own (a health attempt that failed, a migration applied or
 undone) are kept too, so the output contract's `logs` array and the summary's Log section hold exactly
 what the job log showed, in order, with levels and timestamps.
+
+The kept lines are bounded (`LogLimits`): a run that logs for an hour (a chatty Odoo upgrade, a
+long verification) must not make a result too big for an Action output, a step summary, a ledger
+row or a notification. The first lines (what was asked) and the newest (how it ended) are kept;
+one `warn` entry where the middle was left out says how many lines and bytes it held, and the job
+log keeps them all. A line longer than its bound is cut. Every message is redacted before it is
+kept or cut, so a cut never leaves part of a secret past its mask.
 """
 
 from __future__ import annotations
@@ -12,15 +19,17 @@ import logging
 import os
 import sys
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from orchestrator import progress
 from orchestrator.contract import LogEntry, LogLevel
 from orchestrator.redaction import redact
 
-__all__ = ["RunLog", "utc_now"]
+__all__ = ["LogLimits", "RunLog", "utc_now"]
 
 _LEVELS: dict[LogLevel, int] = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
@@ -39,15 +48,40 @@ class _Capture(logging.Handler):
             self._run_log._keep(record)
 
 
+@dataclass(frozen=True, slots=True)
+class LogLimits:
+    """How much of a run's log its result keeps."""
+
+    head_lines: int = 50
+    """The first lines, always kept (the run's inputs, versions, gates)."""
+    max_lines: int = 500
+    """Lines kept in all, the first ones included."""
+    max_bytes: int = 128 * 1024
+    """UTF-8 bytes of the kept messages in all; the first lines take at most a quarter."""
+    max_line_bytes: int = 4096
+    """A longer message is cut to this, with a note of what was cut."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.head_lines < self.max_lines or self.max_line_bytes * 4 > self.max_bytes:
+            raise ValueError(f"{self}: need 0 <= head_lines < max_lines and max_line_bytes <= max_bytes / 4")
+
+
 def utc_now() -> str:
     """ISO-8601 UTC with milliseconds and a Z, the timestamp form of every output field."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class RunLog:
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(self, logger: logging.Logger | None = None, *, limits: LogLimits = LogLimits()) -> None:
         self._logger = logger or logging.getLogger("orchestrator")
-        self._entries: list[LogEntry] = []
+        self._limits = limits
+        self._head: list[LogEntry] = []
+        self._head_bytes = 0
+        self._tail: deque[tuple[LogEntry, int]] = deque()
+        self._tail_bytes = 0
+        self._dropped = 0
+        self._dropped_bytes = 0
+        self._last_dropped_at = ""
         self._lock = threading.Lock()
         self._in_phase = False
 
@@ -62,8 +96,7 @@ class RunLog:
 
     def _add(self, level: LogLevel, message: str) -> None:
         clean = redact(message)
-        with self._lock:
-            self._entries.append(LogEntry(level=level, message=clean, timestamp=utc_now()))
+        self._append(LogEntry(level=level, message=clean, timestamp=utc_now()))
         self._logger.log(_LEVELS[level], clean, extra={_OWN: True})
 
     @contextmanager
@@ -85,9 +118,37 @@ class RunLog:
         level: LogLevel = (
             "error" if record.levelno >= logging.ERROR else "warn" if record.levelno >= logging.WARNING else "info"
         )
-        entry = LogEntry(level=level, message=redact(record.getMessage()), timestamp=utc_now())
+        self._append(LogEntry(level=level, message=redact(record.getMessage()), timestamp=utc_now()))
+
+    def _append(self, entry: LogEntry) -> None:
+        """Keep a redacted entry within the limits: the first lines, then the newest."""
+        limits = self._limits
+        data = entry.message.encode()
+        if len(data) > limits.max_line_bytes:
+            note = f" … (a line of {len(data)} bytes, cut to {limits.max_line_bytes})"
+            kept = data[: limits.max_line_bytes - len(note.encode())].decode(errors="ignore")
+            entry = LogEntry(level=entry.level, message=kept + note, timestamp=entry.timestamp)
+            data = entry.message.encode()
+        size = len(data)
         with self._lock:
-            self._entries.append(entry)
+            if (
+                not self._tail
+                and len(self._head) < limits.head_lines
+                and self._head_bytes + size <= limits.max_bytes // 4
+            ):
+                self._head.append(entry)
+                self._head_bytes += size
+                return
+            self._tail.append((entry, size))
+            self._tail_bytes += size
+            while len(self._head) + len(self._tail) > limits.max_lines or (
+                self._head_bytes + self._tail_bytes > limits.max_bytes
+            ):
+                dropped, dropped_size = self._tail.popleft()
+                self._tail_bytes -= dropped_size
+                self._dropped += 1
+                self._dropped_bytes += dropped_size
+                self._last_dropped_at = dropped.timestamp
 
     @contextmanager
     def phase(self, title: str) -> Iterator[None]:
@@ -123,5 +184,18 @@ class RunLog:
 
     @property
     def entries(self) -> tuple[LogEntry, ...]:
+        """The kept lines in order; where lines were left out, one `warn` entry saying how many."""
         with self._lock:
-            return tuple(self._entries)
+            tail = tuple(entry for entry, _ in self._tail)
+            if not self._dropped:
+                return (*self._head, *tail)
+            gap = LogEntry(
+                level="warn",
+                message=(
+                    f"… {self._dropped} log line(s) ({self._dropped_bytes} bytes) left out here to keep the result "
+                    f"small (at most {self._limits.max_lines} lines, {self._limits.max_bytes} bytes): "
+                    "the job log has every line"
+                ),
+                timestamp=self._last_dropped_at,
+            )
+            return (*self._head, gap, *tail)

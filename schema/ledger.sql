@@ -1,7 +1,7 @@
 -- The ledger: what every run did (deployment_log), what it was built from (pipeline_lineage),
 -- and the hardening outbox (preference pairs waiting for, or done with, delivery to agentbench).
 --
--- Idempotent: safe to run at the start of every run. orchestrator/ledger.py runs it inside one
+-- Idempotent: safe to run at the start of every run. orchestrator/ledger/database.py runs it inside one
 -- transaction that holds a transaction-level advisory lock (two runs creating the tables at the
 -- same moment would otherwise race on the catalog) with `search_path` set to the ledger schema
 -- (`public` by default), so the names below are deliberately unqualified. Transaction-level

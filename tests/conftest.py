@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.peers import postgres
+from tests.peers import postgres, ssh_hosts
 from tests.peers.http import HttpPeer
 
 # CI replays the same examples every run, so a red property test reproduces; developers explore.
@@ -35,6 +35,33 @@ def pg_dsn(pg_server: postgres.PostgresServer) -> Iterator[str]:
     name = pg_server.create_database()
     yield pg_server.dsn(name)
     pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def ssh_fleets() -> Iterator[Callable[[int], ssh_hosts.Fleet]]:
+    """Start SSH host fleets (tests/peers/ssh_hosts.py); every one is removed at the end of the session
+    at the latest, also when a test failed before closing its own."""
+    made: list[ssh_hosts.Fleet] = []
+
+    def start(count: int) -> ssh_hosts.Fleet:
+        problem = ssh_hosts.missing_tools()
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        fleet = ssh_hosts.start_fleet(count)
+        made.append(fleet)
+        return fleet
+
+    yield start
+    for fleet in made:
+        fleet.close()
+
+
+@pytest.fixture
+def ssh_fleet(ssh_fleets: Callable[[int], ssh_hosts.Fleet]) -> Iterator[ssh_hosts.Fleet]:
+    """Three fresh SSH hosts, removed after the test."""
+    fleet = ssh_fleets(3)
+    yield fleet
+    fleet.close()
 
 
 @pytest.fixture

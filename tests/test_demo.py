@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_the_demo_deploys_rolls_back_and_refuses_as_the_readme_says(tmp_path: Path) -> None:
+    private = stat.S_IMODE(tmp_path.stat().st_mode)
     done = subprocess.run(
         [
             sys.executable,
@@ -33,3 +35,6 @@ def test_the_demo_deploys_rolls_back_and_refuses_as_the_readme_says(tmp_path: Pa
         assert row in done.stdout
     assert "demo: every step behaved as expected" in done.stdout
     assert len(list((tmp_path / "demo" / "summaries").glob("*.md"))) == 4
+    # As root the embedded PostgreSQL opens every parent of its data directory to its own user; the
+    # workspace's parents (here pytest's private 0700 temp dirs) are never among them.
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == private

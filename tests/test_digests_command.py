@@ -35,14 +35,14 @@ def _workspace(root: Path) -> dict[str, Any]:
     return config
 
 
-def _digests(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _digests(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", _MAIN, "digests", "--config", "deploy.json", *args],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=root,
-        env={"PATH": "/usr/bin:/bin", "GITHUB_WORKSPACE": str(root)},
+        env={"PATH": "/usr/bin:/bin", "GITHUB_WORKSPACE": str(root), **(env or {})},
         check=False,
     )
 
@@ -139,3 +139,26 @@ def test_digests_with_bad_input_exits_2_naming_the_field(tmp_path: Path, problem
     assert done.returncode == 2
     assert expected in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_digests_of_a_digitalocean_deploy_cover_the_filled_in_spec_and_component_images(tmp_path: Path) -> None:
+    (tmp_path / ".do").mkdir()
+    (tmp_path / ".do" / "app.yaml").write_text(
+        "name: shop\nservices:\n  - name: web\n    envs:\n"
+        '      - {key: GREETING, value: "${GREETING}"}\n'
+        '      - {key: TOKEN, value: "${TOKEN}", type: SECRET}\n'
+    )
+    config = base_config()
+    config["deployment_config"] = {"strategy": "blue_green", "platform": "digitalocean"}
+    config["artifacts"]["app_spec"] = ".do/app.yaml"
+    write_config(tmp_path, config)
+    env = {"GREETING": "hello", "TOKEN": "tok-3c1e9a77", "IMAGE_DIGEST_WORKER": "sha256:" + "cd" * 32}
+    done = _digests(tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)["artifact_digests"]
+    assert data["app_spec_values"] == {
+        "GREETING": "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+        "TOKEN": "secret",
+    }
+    assert data["component_images"] == {"IMAGE_DIGEST_WORKER": "sha256:" + "cd" * 32}
+    assert "tok-3c1e9a77" not in done.stdout + done.stderr

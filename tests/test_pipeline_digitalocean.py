@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator.artifacts import digest_artifacts
+from orchestrator.artifacts import component_image_vars, digest_artifacts
 from orchestrator.cli import Execution, execute
 from orchestrator.config import parse_config
 from tests.peers.do_simulator import DoSimulator
@@ -38,8 +38,11 @@ def deploy(
     *,
     env: dict[str, str] | None = None,
     deployment_extra: dict[str, Any] | None = None,
+    validated_env: dict[str, str] | None = None,
     **extra: Any,
 ) -> Execution:
+    """One run of the Action; the validation run it names was recorded for `env` updated with
+    `validated_env` (what the ValidationAgent saw, when a test makes the run differ from it)."""
     config = base_config()
     config["deployment_config"] = {
         "strategy": "blue_green",
@@ -51,8 +54,6 @@ def deploy(
     config["health_check"].update(retries=2, interval_seconds=0.1)
     config.update(extra)
     write_config(tmp_path, config)
-    digests = digest_artifacts(parse_config(config, tmp_path).artifacts, tmp_path)
-    seed_passed(dsn, f"run-{version}", digests)
     env = {
         "GITHUB_WORKSPACE": str(tmp_path),
         "DATABASE_URL": dsn,
@@ -62,6 +63,14 @@ def deploy(
         "AGENTBENCH_TOKEN": "t0ken-canary-do",
         **(env or {}),
     }
+    validated = {**env, **(validated_env or {})}
+    digests = digest_artifacts(
+        parse_config(config, tmp_path).artifacts,
+        tmp_path,
+        env=validated,
+        component_images=component_image_vars(validated),
+    )
+    seed_passed(dsn, f"run-{version}", digests)
     raw = {"config": "deploy.json", "version": version, "validation-run-id": f"run-{version}", "mode": mode}
     return execute(raw, env)
 
@@ -252,11 +261,29 @@ def test_an_unhealthy_worker_is_rolled_back(tmp_path: Path, sim: DoSimulator, pg
     assert sim.apps[app_id].pinned is None, "the rollback was committed"
 
 
-def test_per_component_images_come_from_image_digest_and_tag_variables(
+def test_per_component_images_come_from_image_digest_variables_held_to_the_gate(
     tmp_path: Path, sim: DoSimulator, pg_dsn: str
 ) -> None:
     app_id = sim.seed_app("shop", version="v1", services=("web",), workers=("mail-sender",), jobs=("migrate",))
-    digest = "sha256:" + "cd" * 32
+    digest, job_digest = "sha256:" + "cd" * 32, "sha256:" + "ef" * 32
+    images = {"IMAGE_DIGEST_MAIL_SENDER": digest, "IMAGE_DIGEST_MIGRATE": job_digest}
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2", deployment_extra={"do_component": "web"}, env=images)
+    assert done.exit_code == 0, done.result and done.result.error
+    spec = sim.app_json(app_id)["spec"]
+    assert spec["services"][0]["image"]["digest"] == "sha256:" + "ab" * 32, "the image input still goes to web"
+    assert spec["workers"][0]["image"] == {"registry_type": "DOCR", "repository": "shop", "digest": digest}
+    assert spec["jobs"][0]["image"] == {"registry_type": "DOCR", "repository": "shop", "digest": job_digest}
+    assert live_version(sim, app_id) == "v2"
+    assert done.result is not None
+    assert done.result.to_dict()["artifacts"]["component_images"] == images
+
+
+def test_a_component_image_other_than_the_validated_one_is_refused(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str
+) -> None:
+    app_id = sim.seed_app("shop", version="v1", services=("web",), workers=("mail-sender",))
+    validated = {"IMAGE_DIGEST_MAIL_SENDER": "sha256:" + "cd" * 32}
+    swapped = {"IMAGE_DIGEST_MAIL_SENDER": "sha256:" + "66" * 32}
     done = deploy(
         tmp_path,
         sim,
@@ -264,11 +291,46 @@ def test_per_component_images_come_from_image_digest_and_tag_variables(
         pg_dsn,
         "v2",
         deployment_extra={"do_component": "web"},
-        env={"IMAGE_DIGEST_MAIL_SENDER": digest, "IMAGE_TAG_MIGRATE": "2026-12-01"},
+        env=swapped,
+        validated_env=validated,
     )
-    assert done.exit_code == 0, done.result and done.result.error
-    spec = sim.app_json(app_id)["spec"]
-    assert spec["services"][0]["image"]["digest"] == "sha256:" + "ab" * 32, "the image input still goes to web"
-    assert spec["workers"][0]["image"] == {"registry_type": "DOCR", "repository": "shop", "digest": digest}
-    assert spec["jobs"][0]["image"] == {"registry_type": "DOCR", "repository": "shop", "tag": "2026-12-01"}
-    assert live_version(sim, app_id) == "v2"
+    assert done.exit_code == 3
+    assert "component_image IMAGE_DIGEST_MAIL_SENDER: changed" in ((done.result and done.result.error) or "")
+    assert sim.count("PUT") == 0 and sim.count("POST") == 0
+    assert live_version(sim, app_id) == "v1"
+
+
+def test_a_component_image_given_by_tag_is_refused_even_when_validated(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str
+) -> None:
+    app_id = sim.seed_app("shop", version="v1", services=("web",), jobs=("migrate",))
+    done = deploy(
+        tmp_path, sim, app_id, pg_dsn, "v2", deployment_extra={"do_component": "web"}, env={"IMAGE_TAG_MIGRATE": "1.4"}
+    )
+    assert done.exit_code == 3
+    error = (done.result and done.result.error) or ""
+    assert "IMAGE_TAG_MIGRATE=1.4: a tag can be moved to other content" in error
+    assert "pass the image's digest as IMAGE_DIGEST_MIGRATE" in error
+    assert sim.count("PUT") == 0 and sim.count("POST") == 0
+
+
+def test_a_malformed_component_digest_is_a_config_error(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app_id = sim.seed_app("shop", version="v1", services=("web",), workers=("mail-sender",))
+    config = base_config()
+    config["deployment_config"] = {"strategy": "blue_green", "platform": "digitalocean", "do_app_id": app_id}
+    config["artifacts"]["docker_image"] = IMAGE
+    write_config(tmp_path, config)
+    env = {
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "DATABASE_URL": pg_dsn,
+        "DIGITALOCEAN_TOKEN": sim.token,
+        "DIGITALOCEAN_API_URL": sim.url,
+        "DIGITALOCEAN_CA_BUNDLE": sim.ca_bundle,
+        "IMAGE_DIGEST_MAIL_SENDER": "latest",
+    }
+    done = execute({"config": "deploy.json", "version": "v2", "validation-run-id": "run-v2"}, env)
+    assert done.exit_code == 2
+    assert "IMAGE_DIGEST_MAIL_SENDER: 'latest' is not an image digest" in capsys.readouterr().err
+    assert sim.count("PUT") == 0 and sim.count("POST") == 0

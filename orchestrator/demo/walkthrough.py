@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -76,7 +77,7 @@ def run_demo(args: Sequence[str], execute: Execute) -> int:
     (workspace / "summaries").mkdir()
     port = _free_port(8080)
     rows: list[list[str]] = []
-    with _database(workspace) as dsn, _agentbench() as agentbench_url:
+    with _database() as dsn, _agentbench() as agentbench_url:
         env = {
             **os.environ,
             "GITHUB_WORKSPACE": str(workspace),
@@ -178,7 +179,7 @@ def _config(port: int, agentbench_url: str, *, healthy: bool) -> dict[str, Any]:
 
 
 @contextmanager
-def _database(workspace: Path) -> Iterator[str]:
+def _database() -> Iterator[str]:
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
@@ -188,13 +189,21 @@ def _database(workspace: Path) -> Iterator[str]:
         raise SystemExit(
             "the demo needs PostgreSQL: pip install 'deploy-orchestrator[demo]' or set DATABASE_URL"
         ) from None
-    server = pgserver.get_server(  # type: ignore[attr-defined]  # re-exported without __all__
-        str(workspace / "postgres"), cleanup_mode="stop"
-    )
+    # As root, pgserver runs PostgreSQL as its own `pgserver` user and opens every parent of the data
+    # directory to it (o+rx, up to /). So the data lives in a private directory of its own under the
+    # system temp dir, never below the workspace: that would open the workspace's parents (a home
+    # directory), and where one is 0700 by design (pytest's temp root, closed again by every pytest
+    # session that starts meanwhile) initdb fails with "Permission denied".
+    data = Path(tempfile.mkdtemp(prefix="deploy-orchestrator-demo-pg-"))
     try:
-        yield str(server.get_uri())
+        # re-exported without __all__
+        server = pgserver.get_server(str(data), cleanup_mode="delete")  # type: ignore[attr-defined]
+        try:
+            yield str(server.get_uri())
+        finally:
+            server.cleanup()
     finally:
-        server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @contextmanager

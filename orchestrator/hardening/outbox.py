@@ -34,7 +34,7 @@ from psycopg2 import sql
 from orchestrator.errors import OrchestratorError
 from orchestrator.hardening.fallback import FallbackFile
 from orchestrator.hardening.pairs import PreferencePair
-from orchestrator.ledger import LedgerError, check_schema_name, connect, ensure_tables
+from orchestrator.ledger.database import LedgerError, check_schema_name, connect, ensure_tables
 from orchestrator.redaction import Secret, mask_url, redact
 
 __all__ = ["FALLBACK_FILE", "Claim", "Outbox", "OutboxError", "OutboxEvent", "Pending"]

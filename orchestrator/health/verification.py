@@ -25,7 +25,9 @@ Attempts, retries and `consecutive_failures` (per check, all within the deadline
   Raising `retries` alone makes a check stricter; to forgive blips, raise `consecutive_failures`.
 - a failure no retry can change (no DSN configured, DSN unparsable) fails the check at once;
 - at the deadline, a check with an attempt still in flight fails ("no answer within the
-  deadline") and the call returns without waiting for it; a check between attempts whose latest
+  deadline") and the call returns without waiting for it; an attempt that ends after the
+  deadline counts as in flight at it, whether the caller's cut or the attempt's end is noticed
+  first, so a loaded machine does not change the verdict; a check between attempts whose latest
   attempt passed passes (it ran out of time to make all its observations, which is logged);
   one whose latest attempt failed fails.
 
@@ -200,8 +202,14 @@ class _CheckRun:
             # The deadline, not the attempt's own timeout, must be what cuts a hang: a small grace
             # lets the caller's cut land first, so the report says "no answer within the deadline".
             seen, probe = timed(self.check, min(self.check.timeout_seconds, remaining + _CUT_GRACE_SECONDS))
+            ended = time.monotonic()
             with self._lock:
                 if self.decision is not None:  # cut by the deadline while this attempt ran
+                    return
+                if ended >= self._deadline:
+                    # In flight at the deadline: the caller's cut was only late (a loaded machine), and
+                    # the verdict must not depend on which thread noticed first.
+                    self._cut_in_flight()
                     return
                 self._in_flight = None
                 self._probes.append(probe)
@@ -225,23 +233,29 @@ class _CheckRun:
                 return
             if self._in_flight is None:
                 self._settle_at_deadline()
-                return
-            stamp, since = self._in_flight
-            detail = f"no answer within the deadline ({self._config.deadline_seconds:g} s)"
-            self._probes.append(
-                HealthProbe(
-                    endpoint=self.check.endpoint,
-                    status_code=0,
-                    response_time_ms=round((time.monotonic() - since) * 1000.0, 3),
-                    passed=False,
-                    timestamp=stamp,
-                    detail=detail,
-                )
-            )
-            self._outcomes.append(False)
-            self._settle("failed", detail)
+            else:
+                self._cut_in_flight()
 
     # The helpers below run with `_lock` held.
+
+    def _cut_in_flight(self) -> None:
+        """The attempt in flight fails the check as cut by the deadline (a no-op when none is)."""
+        if self._in_flight is None:
+            return
+        stamp, since = self._in_flight
+        detail = f"no answer within the deadline ({self._config.deadline_seconds:g} s)"
+        self._probes.append(
+            HealthProbe(
+                endpoint=self.check.endpoint,
+                status_code=0,
+                response_time_ms=round((time.monotonic() - since) * 1000.0, 3),
+                passed=False,
+                timestamp=stamp,
+                detail=detail,
+            )
+        )
+        self._outcomes.append(False)
+        self._settle("failed", detail)
 
     def _explain(self, decision: Decision) -> str:
         attempts = len(self._probes)

@@ -11,6 +11,7 @@ dataclasses (never raw SDK objects) and translate SDK errors into `DeployError` 
 - `NativeRollback`: the platform's rollback is a transaction to commit or revert (`digitalocean`).
 - `Previews`: the platform can run a target per pull request and remove it again.
 - `PinsArtifacts`: the platform captures a release's files itself and holds them to the gate's digests.
+- `DeletesApps`: other apps than the one deployed can be deleted by id or name (`digitalocean`, mode delete).
 
 Which strategies a platform can run follows from these (`orchestrator.strategies.support`).
 """
@@ -24,6 +25,8 @@ from typing import Protocol, runtime_checkable
 from orchestrator.artifacts import ArtifactDigests
 
 __all__ = [
+    "DeletedApp",
+    "DeletesApps",
     "NativeRollback",
     "PinsArtifacts",
     "Platform",
@@ -134,6 +137,23 @@ class Previews(Protocol):
     def remove(self) -> bool:
         """Remove this pull request's target and everything it runs. Idempotent: False when it was
         already gone. Only a preview target can be removed (DeployError on production)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedApp:
+    """An app `DeletesApps.delete_app` removed."""
+
+    id: str
+    name: str
+
+
+@runtime_checkable
+class DeletesApps(Protocol):
+    """A platform whose deploy targets are apps that can be deleted by id or name (App Platform)."""
+
+    def delete_app(self, app_id: str | None, app_name: str | None) -> DeletedApp | None:
+        """Delete the app with `app_id`, or else the one named `app_name`. Idempotent: None when no
+        such app exists. Raises ConfigError for the app this config deploys, DeployError."""
 
 
 def answers_on_a_url(platform: object) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
-from orchestrator.ledger import LedgerError, check_schema_name, connect, ensure_tables
+from orchestrator.ledger.database import LedgerError, check_schema_name, connect, ensure_tables
 from orchestrator.recovery.liveness import is_alive
 from orchestrator.redaction import Secret, redact
 

@@ -136,7 +136,7 @@ def test_inputs_are_checked_with_the_config(tmp_path: Path) -> None:
     problems = caught.value.problems
     assert (
         problems[0]
-        == "mode: 'yolo' is not a mode; use one of deploy, plan, rollback, preview, preview-teardown, recover"
+        == "mode: 'yolo' is not a mode; use one of deploy, plan, rollback, preview, preview-teardown, recover, delete"
     )
     assert problems[1].startswith("validation-run-id: should be 1-128 characters")
     assert any(p.startswith("version: missing") for p in problems)

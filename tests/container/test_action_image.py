@@ -148,6 +148,19 @@ def local_config() -> dict[str, object]:
     return config
 
 
+def test_the_image_has_the_fast_extra_so_the_local_data_plane_runs_on_uvloop(image: str) -> None:
+    probe = "from orchestrator.platforms.local.event_loop import new_loop; print(type(new_loop()))"
+    done = subprocess.run(
+        ["podman", "run", "--rm", "--entrypoint", "python", image, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "uvloop" in done.stdout, done.stdout
+
+
 def test_a_bad_config_exits_2_and_still_writes_outputs_and_a_summary(image: str, work: Path) -> None:
     config = local_config()
     config["health_check"]["retries"] = 0  # type: ignore[index]

@@ -12,10 +12,12 @@ import pytest
 import requests
 
 from orchestrator.github import GitHubClient, GitHubError
+from orchestrator.github_api import GitHubApi
+from orchestrator.redaction import Secret
 from tests.peers import github_contract
 from tests.peers.github_api import GitHubApiPeer
 
-from .conftest import REPOSITORY
+from .conftest import FAST, REPOSITORY
 
 SHA = "a" * 40
 DEPLOYMENTS = f"/repos/{REPOSITORY}/deployments"
@@ -84,10 +86,14 @@ def test_our_client_deploys_an_exact_commit_past_failing_contexts(
     assert _deploy(client) in github_peer.deployments
 
 
-def test_a_409_names_the_failing_contexts(client: GitHubClient, github_peer: GitHubApiPeer) -> None:
+def test_a_409_names_the_failing_contexts(github_peer: GitHubApiPeer, token: str) -> None:
+    """A body that leaves GitHub's required contexts on (our client never sends one) meets a 409."""
+    secret = Secret(token, "github-token")
+    api = GitHubApi(github_peer.url, REPOSITORY, secret, timeout=2.0, retry=FAST, session=None, sleep=time.sleep)
     github_peer.set_commit_status(SHA, "security/scan", "failure")
     with pytest.raises(GitHubError, match=r"409 Conflict: Commit status checks failed .* security/scan=failure"):
-        client._send("create deployment", "POST", github_peer.url + DEPLOYMENTS, body={"ref": SHA})
+        api.create("create deployment", github_peer.url + DEPLOYMENTS, {"ref": SHA}, lambda: None, lambda r: r)
+    api.close()
 
 
 def test_auto_merge_of_a_branch_behind_is_a_202_without_a_deployment(

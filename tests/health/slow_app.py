@@ -5,6 +5,9 @@ It stands in for a release under verification in the concurrency tests and in
 `/metrics` (Prometheus text) and `/api/v1/query` (a Prometheus query answer), each after
 `delay` seconds. Its listen backlog is large, unlike `http.server`'s default of 5, so twenty
 simultaneous connections are accepted at once instead of waiting on SYN retransmits.
+
+With `together=n` it answers nothing until n requests are in flight at once (a barrier), so a
+test proves its requests were concurrent by their passing, not by how long they took.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class SlowApp:
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, *, together: int | None = None, together_timeout: float = 30.0) -> None:
         self.delay = delay
         self.requests = 0
         self._lock = threading.Lock()
+        self._together = None if together is None else threading.Barrier(together, timeout=together_timeout)
         app = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -37,6 +41,12 @@ class SlowApp:
             def do_GET(self) -> None:
                 with app._lock:
                     app.requests += 1
+                if app._together is not None:
+                    try:
+                        app._together.wait()
+                    except threading.BrokenBarrierError:
+                        self.send_error(503, "the other requests never came: they were not sent at once")
+                        return
                 time.sleep(app.delay)
                 path = self.path.split("?", 1)[0]
                 if path.startswith("/job/"):
@@ -62,5 +72,7 @@ class SlowApp:
         self._thread.start()
 
     def close(self) -> None:
+        if self._together is not None:
+            self._together.abort()
         self.server.shutdown()
         self.server.server_close()

@@ -14,7 +14,7 @@ from orchestrator.contract import HealthCheckConfig
 from orchestrator.errors import HealthError
 from orchestrator.health.loop import wait_until_healthy
 from orchestrator.redaction import Secret
-from tests.peers.http import HttpPeer, Reply
+from tests.peers.http import HttpPeer, Reply, Seen
 
 
 def config(
@@ -75,15 +75,21 @@ def test_fails_after_retries_attempts_with_the_last_answer(http_peer: HttpPeer) 
 
 
 def test_honours_the_interval_between_attempts_and_not_after_the_last(http_peer: HttpPeer) -> None:
-    http_peer.route("GET", "/health", Reply(503))
+    arrivals: list[float] = []
 
-    started = time.monotonic()
-    verdict = wait_until_healthy(http_peer.url, config(retries=3, interval=0.2))
-    elapsed = time.monotonic() - started
+    def unhealthy(_seen: Seen) -> Reply:
+        arrivals.append(time.monotonic())
+        return Reply(503)
 
-    gaps = [stamp(b.timestamp) - stamp(a.timestamp) for a, b in itertools.pairwise(verdict.probes)]
-    assert len(gaps) == 2 and all(gap >= 0.2 for gap in gaps), gaps
-    assert 0.4 <= elapsed < 0.58, "two pauses of 0.2 s, none after the last attempt (that would be 0.6 s)"
+    http_peer.route("GET", "/health", unhealthy)
+
+    verdict = wait_until_healthy(http_peer.url, config(retries=3, interval=1.0))
+    returned = time.monotonic()
+
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert len(verdict.probes) == 3 and len(gaps) == 2 and all(gap >= 1.0 for gap in gaps), gaps
+    # A pause after the last attempt would hold the return a whole interval past the last request.
+    assert returned - arrivals[-1] < 1.0, "paused after the last attempt"
 
 
 def test_expected_status_other_than_200(http_peer: HttpPeer) -> None:
@@ -98,11 +104,9 @@ def test_deadline_cuts_the_loop(http_peer: HttpPeer) -> None:
 
     started = time.monotonic()
     verdict = wait_until_healthy(http_peer.url, config(retries=100, interval=0.1), deadline=started + 0.5)
-    elapsed = time.monotonic() - started
 
     assert not verdict.passed
-    assert elapsed < 0.6
-    assert 2 <= len(verdict.probes) <= 6
+    assert 1 <= len(verdict.probes) < 100, "the deadline, not the retries, ended the loop"
     assert verdict.reason is not None and "not healthy before the deadline" in verdict.reason
     assert f"({len(verdict.probes)} of 100 attempts)" in verdict.reason
 
@@ -114,9 +118,10 @@ def test_deadline_cuts_a_hanging_attempt(http_peer: HttpPeer) -> None:
     verdict = wait_until_healthy(http_peer.url, config(retries=3, timeout=30), deadline=started + 0.4)
     elapsed = time.monotonic() - started
 
+    # Past its 30 s timeout the attempt would have seen the healthy answer at 5 s: the deadline cut it.
     assert not verdict.passed
-    assert 0.35 < elapsed < 0.7
-    assert verdict.probes[0].status_code == 0
+    assert elapsed >= 0.35
+    assert [p.status_code for p in verdict.probes] == [0]
     assert "ReadTimeout" in (verdict.probes[0].detail or "")
 
 
@@ -198,4 +203,4 @@ def test_a_release_that_dribbles_its_answer_is_cut_at_the_timeout() -> None:
     stop.set()
     server.close()
     assert not verdict.passed
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < 10, "the body never ends: only a total timeout returns at all"

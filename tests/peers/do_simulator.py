@@ -166,6 +166,8 @@ class DoSimulator:
         """GET app leaves out `pinned_deployment` (it is optional) while the app is pinned."""
         self.fail_next_build: str | None = None
         """The next deployment ends in ERROR at its build step: build logs only, no deploy logs."""
+        self.fail_next_rollback: str | None = None
+        """The next rollback deployment ends in ERROR with this reason (the app stays pinned to it)."""
         self.private_repositories: set[str] = set()
         """Image repositories that pull only with the right `registry_credentials`."""
         self.log_requests: list[tuple[str, str]] = []
@@ -343,22 +345,46 @@ class DoSimulator:
         return None
 
     def _seal(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """App Platform encrypts `registry_credentials` on first submission and takes the encrypted
-        value back on later ones. Raises ValueError for an encrypted value it never issued."""
+        """App Platform encrypts `registry_credentials` and SECRET env values on first submission
+        and takes the encrypted value back on later ones. Raises ValueError for an encrypted value
+        it never issued."""
         sealed = json.loads(json.dumps(spec))
+        places: list[tuple[str, dict[str, Any], str]] = []
         for service in components(sealed):
-            image = service.get("image") or {}
-            value = image.get("registry_credentials")
+            places.append(
+                (
+                    f"component {service.get('name')}: registry_credentials",
+                    service.get("image") or {},
+                    "registry_credentials",
+                )
+            )
+            places += [
+                (f"env {e.get('key')}", e, "value") for e in service.get("envs") or [] if e.get("type") == "SECRET"
+            ]
+        places += [(f"env {e.get('key')}", e, "value") for e in sealed.get("envs") or [] if e.get("type") == "SECRET"]
+        for where, block, key in places:
+            value = block.get(key)
             if not value:
                 continue
             if str(value).startswith(SEALED):
                 if value not in self._sealed:
-                    raise ValueError(f"component {service.get('name')}: registry_credentials cannot be decrypted")
+                    raise ValueError(f"{where} cannot be decrypted")
                 continue
             token = f"{SEALED}{uuid.uuid4().hex}]"
             self._sealed[token] = str(value)
-            image["registry_credentials"] = token
+            block[key] = token
         return sealed
+
+    def secret_values(self) -> set[str]:
+        """The plain values of every SECRET env in the apps' current specs (what the apps run with)."""
+        with self._lock:
+            return {
+                self._sealed[str(e["value"])]
+                for app in self.apps.values()
+                for c in [app.spec, *components(app.spec)]
+                for e in c.get("envs") or []
+                if e.get("type") == "SECRET" and str(e.get("value")) in self._sealed
+            }
 
     def _settle(self, app: _App) -> None:
         """Advance every deployment to what the clock says; apply cutovers in order."""
@@ -607,7 +633,8 @@ class DoSimulator:
             if not verdict["valid"]:
                 return 400, _error("bad_request", verdict["error"]["message"])
             target = next(d for d in app.deployments if d.id == body["deployment_id"])
-            forced = self.fail_next_deploy
+            forced = self.fail_next_deploy or self.fail_next_rollback
+            self.fail_next_rollback = None
             app.spec_before_rollback = app.spec
             app.spec = json.loads(json.dumps(target.spec))
             deployment = self._new_deployment(app, target.spec, "rollback", cloned_from=target.id)

@@ -25,7 +25,15 @@ from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.health.release_checks import ReleaseChecks
 from orchestrator.health.verdict import CheckVerdict
 from orchestrator.platforms import registry
-from orchestrator.platforms.base import NativeRollback, PinsArtifacts, Platform, Previews, Retirement, TrafficRouter
+from orchestrator.platforms.base import (
+    DeletesApps,
+    NativeRollback,
+    PinsArtifacts,
+    Platform,
+    Previews,
+    Retirement,
+    TrafficRouter,
+)
 from orchestrator.platforms.registry import PRODUCTION, PlatformContext, Target
 from orchestrator.preview import deploy_preview
 from orchestrator.rollback import roll_back
@@ -38,7 +46,7 @@ from tests.peers.k8s_emulator import K8sEmulator
 from tests.platforms.local.conftest import kill_leftovers
 from tests.workspace import base_config, write_config
 
-CAPABILITIES = (TrafficRouter, Retirement, NativeRollback, Previews, PinsArtifacts)
+CAPABILITIES = (TrafficRouter, Retirement, NativeRollback, Previews, PinsArtifacts, DeletesApps)
 PLATFORMS = ("local", "digitalocean", "kubernetes")
 PREVIEW = Target.preview(7, "acme/shop")
 

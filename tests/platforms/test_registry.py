@@ -12,7 +12,7 @@ import pytest
 from orchestrator.config import load_request, parse_config
 from orchestrator.errors import ConfigError
 from orchestrator.platforms import registry
-from orchestrator.platforms.base import NativeRollback, PinsArtifacts, Previews, Retirement, TrafficRouter
+from orchestrator.platforms.base import DeletesApps, NativeRollback, PinsArtifacts, Previews, Retirement, TrafficRouter
 from orchestrator.platforms.registry import PRODUCTION, Target
 from orchestrator.strategies.support import supported
 from tests.workspace import base_config, write_config
@@ -22,7 +22,7 @@ def test_every_platform_package_is_found_with_its_capabilities() -> None:
     found = registry.descriptors()
     assert sorted(found) == ["digitalocean", "kubernetes", "local"]
     assert found["local"].capabilities == {TrafficRouter, Retirement, Previews, PinsArtifacts}
-    assert found["digitalocean"].capabilities == {NativeRollback, Previews}
+    assert found["digitalocean"].capabilities == {NativeRollback, Previews, PinsArtifacts, DeletesApps}
     assert found["kubernetes"].capabilities == {TrafficRouter, Retirement}
 
 

@@ -16,15 +16,18 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from orchestrator.app_spec import FilledSpec
+from orchestrator.artifacts import ArtifactDigests
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
 from orchestrator.errors import ConfigError, DeployError
 from orchestrator.platform_outputs import PlatformOutputs
-from orchestrator.platforms.base import Release
+from orchestrator.platforms.base import DeletedApp, Release
 from orchestrator.redaction import Secret
 
 from . import previews
 from .api import PLATFORM, AppsApi, RetryPolicy
 from .component_health import require_healthy_components
+from .deletion import delete_named_app
 from .deployments import EPOCH, failure, rolled_back_from, when
 from .image import ImageSource, parse_image
 from .logs import DeploymentLogs, fetch_logs, outputs_of
@@ -41,7 +44,7 @@ from .spec import (
     with_component_images,
     with_release,
 )
-from .spec_file import with_sealed_values
+from .spec_file import refuse_unapproved, with_sealed_values
 from .spec_update import find_new_deployment, unfinished, update_spec
 from .watch import Backoff, wait_for_deployment
 
@@ -77,12 +80,12 @@ class DigitalOceanPlatform:
         retry: RetryPolicy = _RETRY,
         sleep: Callable[[float], None] = time.sleep,
         component_images: Mapping[str, str] | None = None,
-        app_spec: dict[str, Any] | None = None,
+        app_spec: FilledSpec | None = None,
     ) -> None:
         """`component_images`: app_action's `IMAGE_DIGEST_<COMPONENT>` / `IMAGE_TAG_<COMPONENT>`
-        variables (the run's environment; other names are ignored). `app_spec`: the spec from the
-        repository (`artifacts.app_spec`, filled in), deployed instead of the live app's; its name
-        finds the app when `do_app_id` is not set, and the first deploy creates it."""
+        variables (`artifacts.component_image_vars`; other names are ignored). `app_spec`: the spec
+        from the repository (`artifacts.app_spec`, filled in), deployed instead of the live app's;
+        its name finds the app when `do_app_id` is not set, and the first deploy creates it."""
         if not deployment.do_app_id and app_spec is None:
             raise ConfigError(
                 "deployment_config.do_app_id: required with platform digitalocean "
@@ -90,7 +93,8 @@ class DigitalOceanPlatform:
                 "a spec whose name finds or creates the app"
             )
         self.app_id = deployment.do_app_id or ""
-        self._app_spec = app_spec
+        self._spec_file = app_spec
+        self._app_spec = app_spec.document if app_spec is not None else None
         self._project_id = deployment.do_project_id
         self._component = deployment.do_component
         self._region = deployment.do_region
@@ -110,6 +114,11 @@ class DigitalOceanPlatform:
         """The app as the last GET showed it (the `app` output)."""
         self._logs_failed = False
         self._print = {"BUILD": deployment.do_print_build_logs, "DEPLOY": deployment.do_print_deploy_logs}
+
+    def pin_artifacts(self, version: str, digests: ArtifactDigests) -> None:
+        """The gates approved `digests`: the spec file and component images this adapter deploys must
+        be exactly those. Raises GateError (nothing touched) when they are not."""
+        refuse_unapproved(self._spec_file, self._component_images, digests, version)
 
     # --- read-only ------------------------------------------------------------------------------
 
@@ -305,6 +314,12 @@ class DigitalOceanPlatform:
     def delete_preview(self, pr_number: int, repo: str) -> bool:
         """Delete the PR's preview app. Idempotent: True if it deleted one, False if none existed."""
         return previews.delete_preview(self.api, pr_number, repo)
+
+    def delete_app(self, app_id: str | None, app_name: str | None) -> DeletedApp | None:
+        """mode delete: remove another app by id or name. Idempotent: None when it does not exist.
+        Raises ConfigError for production's own app."""
+        production_name = str(self._app_spec["name"]) if self._app_spec is not None else None
+        return delete_named_app(self.api, app_id, app_name, production_id=self.app_id, production_name=production_name)
 
     def run_outputs(self) -> PlatformOutputs | None:
         """app_action's outputs (`app`, `build_logs`, `deploy_logs`) and the logs to print: a failed

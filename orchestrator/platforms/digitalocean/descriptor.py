@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.artifacts import component_image_vars
 from orchestrator.contract import DeployConfig, DeploymentConfig
 from orchestrator.errors import ConfigError
-from orchestrator.platforms.base import NativeRollback, Platform, Previews
+from orchestrator.platforms.base import DeletesApps, NativeRollback, PinsArtifacts, Platform, Previews
 from orchestrator.platforms.registry import PlatformContext, PlatformDescriptor, Target
 from orchestrator.redaction import Secret
 
@@ -50,7 +51,11 @@ def _create(config: DeployConfig, context: PlatformContext, target: Target) -> P
 
     deadline = config.deployment.do_deploy_timeout_seconds or DEFAULT_DEADLINE_SECONDS
     spec_path = config.artifacts.app_spec
-    app_spec = load_app_spec(Path(context.workspace) / spec_path, context.env) if spec_path is not None else None
+    app_spec = (
+        load_app_spec(Path(context.workspace) / spec_path, context.env, shown=spec_path.as_posix())
+        if spec_path is not None
+        else None
+    )
     production = DigitalOceanPlatform(
         config.deployment,
         config.health_check,
@@ -58,7 +63,7 @@ def _create(config: DeployConfig, context: PlatformContext, target: Target) -> P
         endpoint=context.env.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT,
         verify=context.env.get(CA_BUNDLE_ENV) or True,
         deadline_seconds=float(deadline),
-        component_images=context.env,
+        component_images=component_image_vars(context.env),
         app_spec=app_spec,
     )
     if target.pr_number is None or target.repository is None:
@@ -68,7 +73,7 @@ def _create(config: DeployConfig, context: PlatformContext, target: Target) -> P
 
 DESCRIPTOR = PlatformDescriptor(
     name="digitalocean",
-    capabilities=frozenset({NativeRollback, Previews}),
+    capabilities=frozenset({DeletesApps, NativeRollback, PinsArtifacts, Previews}),
     create=_create,
     config_problems=_problems,
     lock_key=_lock_key,

@@ -1,72 +1,48 @@
-"""An App Platform app spec from the repository (app_action's `.do/app.yaml`), read and filled in.
-
-`${NAME}` in any string value is replaced by the environment variable NAME, as app_action does,
-except App Platform's own bindable variables, which App Platform fills in at deploy time and which
-must reach it intact: any name with a dot (`${db.DATABASE_URL}`, `${_self.PRIVATE_URL}`,
-`${web.HOSTNAME}`) and the app-wide `${APP_URL}`, `${APP_DOMAIN}`, `${APP_ID}`. A name that is
-neither set nor bindable is refused (exit 2) rather than sent as an empty string. Values are
-replaced after parsing, so a value holding `:` or a newline cannot change the YAML's structure.
+"""The repository's app spec on App Platform: loaded (`orchestrator.app_spec` fills it in and
+digests it) and held to what the gates approved, with the live app's encrypted values carried over.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+from orchestrator.app_spec import FilledSpec, read_spec_file
+from orchestrator.artifacts import ArtifactDigests
+from orchestrator.errors import GateError
 
-from orchestrator.errors import ConfigError
-
-__all__ = ["APP_WIDE", "load_app_spec", "substitute", "with_sealed_values"]
-
-APP_WIDE = frozenset({"APP_URL", "APP_DOMAIN", "APP_ID"})
-_REFERENCE = re.compile(r"\$\{([^{}]+)\}")
+__all__ = ["load_app_spec", "refuse_unapproved", "with_sealed_values"]
 
 
-def load_app_spec(path: Path, env: Mapping[str, str], *, field: str = "artifacts.app_spec") -> dict[str, Any]:
-    """The spec at `path`, `${VAR}`s filled in from `env`. Raises ConfigError naming `field`."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{field}: cannot read {path} ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{field}: {path} is not valid YAML ({str(exc).splitlines()[0]})") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("name"), str) or not document["name"]:
-        raise ConfigError(f"{field}: {path} should be an App Platform app spec with a `name` (the app's name)")
-    missing: list[str] = []
-    filled = substitute(document, env, missing)
-    if missing:
-        names = ", ".join(sorted(set(missing)))
-        raise ConfigError(
-            f"{field}: {path} refers to ${{{missing[0]}}} but the environment does not set "
-            f"{names}; pass it in the step's env, or write it as an App Platform bindable variable"
+def load_app_spec(path: Path, env: Mapping[str, str], *, shown: str) -> FilledSpec:
+    """The spec at `path`, `${VAR}`s filled in from `env`. Raises ConfigError naming artifacts.app_spec."""
+    return read_spec_file(path, env, shown=shown)
+
+
+def refuse_unapproved(
+    spec: FilledSpec | None, component_images: Mapping[str, str], digests: ArtifactDigests, version: str
+) -> None:
+    """Raise GateError (exit 3, nothing touched) unless the spec this adapter loaded and the component
+    images it will set are the ones the gates approved: the file is read once here and once for
+    the gate, and whatever changed between the two reads must not run."""
+    problems: list[str] = []
+    loaded = (spec.path, spec.file_sha256) if spec is not None else None
+    if loaded != digests.app_spec:
+        problems.append(f"app spec: approved {digests.app_spec}, loaded {loaded}")
+    if spec is not None and spec.values != digests.app_spec_values:
+        changed = sorted(set(spec.values) ^ set(digests.app_spec_values))
+        problems.append("app spec values: " + ", ".join(f"${{{name}}}" for name, _ in changed) + " differ")
+    if tuple(sorted(component_images.items())) != digests.component_images:
+        problems.append("component images differ from the approved IMAGE_DIGEST_<COMPONENT> variables")
+    if problems:
+        raise GateError(
+            f"gate artifacts: the release {version} about to be deployed is not what the gates approved "
+            f"({'; '.join(problems)}); it changed while this run was checking it, run again",
+            gate="artifacts",
+            facts={"artifact": "app_spec", "kind": "app_spec", "change": "changed", "version": version},
         )
-    result: dict[str, Any] = filled
-    return result
-
-
-def substitute(value: Any, env: Mapping[str, str], missing: list[str]) -> Any:
-    """`value` with `${NAME}` replaced in every string; unset non-bindable names appended to `missing`."""
-    if isinstance(value, str):
-
-        def one(match: re.Match[str]) -> str:
-            name = match.group(1).strip()
-            if "." in name or name in APP_WIDE:
-                return match.group(0)
-            if name in env:
-                return env[name]
-            missing.append(name)
-            return match.group(0)
-
-        return _REFERENCE.sub(one, value)
-    if isinstance(value, dict):
-        return {k: substitute(v, env, missing) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, env, missing) for v in value]
-    return value
 
 
 def with_sealed_values(spec: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:

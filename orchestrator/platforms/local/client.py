@@ -80,6 +80,7 @@ class Request:
 class ClientConnection(asyncio.Protocol):
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
+        self.limits = proxy.limits
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -100,7 +101,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
-        self._set_deadline(self.proxy.limits.idle_seconds)
+        self._set_deadline(self.limits.idle_seconds)
         self._arm(self.loop.time())
         if self.proxy.admit(self):
             return
@@ -136,11 +137,11 @@ class ClientConnection(asyncio.Protocol):
         if self._parsing is not None and not self._parsing.head_done:
             if starting:
                 # A head begun and not finished: from its first byte it must arrive in time.
-                self._set_deadline(self.proxy.limits.head_seconds)
+                self._set_deadline(self.limits.head_seconds)
                 self.proxy.heading(self)
             # llhttp keeps a partial head in memory: bound it before it completes.
             self._head_bytes += len(data)
-            if self._head_bytes > self.proxy.limits.max_head_bytes:
+            if self._head_bytes > self.limits.max_head_bytes:
                 self._refuse(ProtocolError("request head too large", 431))
 
     def eof_received(self) -> bool:
@@ -162,7 +163,7 @@ class ClientConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         if self._exchange is not None:
-            self._set_deadline(self.proxy.limits.io_seconds)
+            self._set_deadline(self.limits.io_seconds)
             self._exchange.on_client_paused(False)
 
     # --- llhttp callbacks -----------------------------------------------------------------------
@@ -175,7 +176,7 @@ class ClientConnection(asyncio.Protocol):
         request = self._parsing
         assert request is not None
         request.target += url
-        if len(request.target) > self.proxy.limits.max_head_bytes:
+        if len(request.target) > self.limits.max_head_bytes:
             raise ProtocolError("request target too long", 414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -197,10 +198,10 @@ class ClientConnection(asyncio.Protocol):
         request.method = parser.get_method()
         if request.method == b"CONNECT":
             raise ProtocolError("the proxy does not tunnel (CONNECT)", 405)
-        if self._head_bytes + len(self._chunk) > self.proxy.limits.max_head_bytes:
+        if self._head_bytes + len(self._chunk) > self.limits.max_head_bytes:
             # The head may have come whole in one large read: only then is it worth measuring.
             size = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.raw_headers)
-            if size > self.proxy.limits.max_head_bytes:
+            if size > self.limits.max_head_bytes:
                 raise ProtocolError("request head too large", 431)
         scanned = scan(request.raw_headers)
         length = scanned.length
@@ -211,12 +212,12 @@ class ClientConnection(asyncio.Protocol):
         request.framed = request.chunked or length is not None
         request.keep_alive = parser.should_keep_alive()
         request.version_11 = version == "1.1"
-        if length is not None and length > self.proxy.limits.max_buffered_body:
+        if length is not None and length > self.limits.max_buffered_body:
             request.streamed = True
             request.framing = b"Content-Length: %d\r\n" % length
         self._requests.append(request)
         self.proxy.busy(self)
-        self._set_deadline(self.proxy.limits.io_seconds)
+        self._deadline = self.loop.time() + self.limits.io_seconds
         if scanned.expects_continue and (request.chunked or length) and len(self._requests) == 1:
             self.write(CONTINUE)
         if request.streamed:
@@ -225,14 +226,14 @@ class ClientConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         request = self._parsing
         assert request is not None
-        self._deadline = self.loop.time() + self.proxy.limits.io_seconds
+        self._deadline = self.loop.time() + self.limits.io_seconds
         exchange = request.exchange
         if exchange is not None and exchange.conn is not None:
             exchange.feed_body(body)
             return
         request.body.append(body)
         request.body_size += len(body)
-        if request.body_size > self.proxy.limits.max_buffered_body:
+        if request.body_size > self.limits.max_buffered_body:
             if not request.streamed:  # chunked: too long to hold, so it goes on in the proxy's chunks
                 request.streamed = True
                 self._start_next()
@@ -247,7 +248,7 @@ class ClientConnection(asyncio.Protocol):
         if request.exchange is not None:
             request.exchange.end_body()
             if request.exchange.conn is not None:
-                self._set_deadline(self.proxy.limits.upstream_seconds)
+                self._set_deadline(self.limits.upstream_seconds)
         elif not request.streamed:
             self._start_next()
 
@@ -275,8 +276,10 @@ class ClientConnection(asyncio.Protocol):
     def request_sent(self, exchange: Exchange) -> None:
         """The head (and the body in hand) went upstream."""
         request = exchange.request
-        request.body = []
-        self._set_deadline(self.proxy.limits.upstream_seconds if request.complete else self.proxy.limits.io_seconds)
+        if request.body:
+            request.body = []
+        limits = self.limits
+        self._deadline = self.loop.time() + (limits.upstream_seconds if request.complete else limits.io_seconds)
         if self._read_paused:
             self.pause_body(False)
 
@@ -299,10 +302,10 @@ class ClientConnection(asyncio.Protocol):
             self.close()
             return
         if self._requests:
-            self._set_deadline(self.proxy.limits.io_seconds)
+            self._set_deadline(self.limits.io_seconds)
             self._start_next()
         elif self._parsing is None:
-            self._set_deadline(self.proxy.limits.idle_seconds)
+            self._deadline = self.loop.time() + self.limits.idle_seconds
             self.proxy.idle(self)
         if self._read_paused:
             self.pause_body(False)
@@ -315,7 +318,7 @@ class ClientConnection(asyncio.Protocol):
 
     def progress(self) -> None:
         """An answer being relayed moved on: it has `Limits.io_seconds` again."""
-        self._deadline = self.loop.time() + self.proxy.limits.io_seconds
+        self._deadline = self.loop.time() + self.limits.io_seconds
 
     def reply(self, status: int, message: str, *, keep: bool) -> None:
         self.write(answer(status, message, keep=keep))
@@ -357,7 +360,7 @@ class ClientConnection(asyncio.Protocol):
     def _arm(self, now: float) -> None:
         # Never further ahead than the shortest limit: any deadline set meanwhile is at least that far
         # away, so the timer fires in time for it without ever being cancelled and made anew.
-        self._timer = self.loop.call_at(min(self._deadline, now + self.proxy.limits.shortest), self._on_timer)
+        self._timer = self.loop.call_at(min(self._deadline, now + self.limits.shortest), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -10,13 +10,13 @@ directory: a second one started beside it exits at once.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import fcntl
 import logging
 import os
 import sys
 from pathlib import Path
 
+from orchestrator.platforms.local import event_loop
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS, KINDS, DataPlane
 from orchestrator.platforms.local.state import StatePaths
 from orchestrator.platforms.local.supervisor import Supervisor
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(paths.root)
     try:
         data_plane = DataPlane(args.proxy, args.max_connections)
-        return asyncio.run(Supervisor(paths, args.listen, args.drain_seconds, data_plane).run())
+        return event_loop.run(Supervisor(paths, args.listen, args.drain_seconds, data_plane).run())
     finally:
         os.close(lock_fd)
 

@@ -94,7 +94,7 @@ class Exchange:
     # --- sending --------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.backend.begin()
+        self.backend.inflight += 1  # Backend.begin, inlined: this is the hot path
         self._try_next()
 
     def _try_next(self) -> None:
@@ -299,14 +299,17 @@ class Exchange:
         self._end()
         if conn is not None and upstream is not None:
             if reusable and self._up_keep and not self.request.streamed:
-                upstream.park(conn)
+                if conn._feeding:
+                    conn.park_after_feed = True  # parked once llhttp returns (see UpstreamConnection)
+                else:
+                    upstream.park(conn)
             else:
                 conn.close()
         self.client.exchange_done(self, keep=self._keep and self.request.complete)
 
     def _end(self) -> None:
         self.done = True
-        self.backend.end()
+        self.backend.inflight -= 1  # Backend.end, inlined
         if self._connecting is not None:
             self._connecting.cancel()
         if self.conn is not None:

@@ -26,12 +26,12 @@ import os
 import resource
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.platforms.local.channel import reachable
+from orchestrator.platforms.local.child import Child, ChildStartError
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
 from orchestrator.platforms.local.haproxy_plan import (
     BACKEND,
@@ -42,7 +42,7 @@ from orchestrator.platforms.local.haproxy_plan import (
     version_of,
     wanted_servers,
 )
-from orchestrator.platforms.local.process import is_alive, log_tail, process_start_ticks
+from orchestrator.platforms.local.process import is_alive
 from orchestrator.platforms.local.state import StatePaths
 
 __all__ = ["HaproxyError", "HaproxyLink"]
@@ -76,15 +76,14 @@ class HaproxyLink:
         self._pidfile = paths.root / "haproxy.pid"
         self._log = paths.root / "haproxy.log"
         self._socket = paths.root / "haproxy.sock"
-        self._identity: tuple[int, int] | None = None
-        self._popen: subprocess.Popen[bytes] | None = None
+        self._child = Child("haproxy", self._log)
         self._weights: dict[str, int] = {}
         self._known: dict[str, Server] | None = None
         """The servers as the last sync left them (None: ask haproxy)."""
 
     @property
     def pid(self) -> int | None:
-        return self._identity[0] if self._identity else None
+        return self._child.pid
 
     # --- the process ----------------------------------------------------------------------------
 
@@ -92,12 +91,12 @@ class HaproxyLink:
         """Adopt the haproxy serving our state directory (True), or start one (False). Raises HaproxyError."""
         identity = self._recorded()
         if identity is not None and is_alive(*identity) and await self._answers():
-            self._identity = identity
+            self._child.adopt(identity)
             servers = await self._servers()
             text = self._text(servers)
             if not self._config.exists() or self._config.read_text() != text:
                 self._config.write_text(text)
-                os.kill(identity[0], signal.SIGUSR2)  # hitless: the new worker takes the socket over
+                self._child.signal(signal.SIGUSR2)  # hitless: the new worker takes the socket over
                 log.info("haproxy %d reloaded with the current settings", identity[0])
             log.info("adopted haproxy %d serving %s", identity[0], self._listen)
             return True
@@ -105,9 +104,7 @@ class HaproxyLink:
         return False
 
     def alive(self) -> bool:
-        if self._popen is not None:
-            self._popen.poll()
-        return self._identity is not None and is_alive(*self._identity)
+        return self._child.alive()
 
     async def ensure(self) -> bool:
         """Start haproxy again if it is gone; True if it was."""
@@ -123,31 +120,20 @@ class HaproxyLink:
             raise HaproxyError("local.proxy is haproxy but no haproxy is installed: apt-get install haproxy")
         self._config.write_text(self._text({}))
         self._socket.unlink(missing_ok=True)
-        with open(self._log, "ab") as log_file:
-            # -W: master-worker in the foreground of its own session (cwd stays the state directory,
-            # where its admin socket lives); it outlives the supervisor like a daemon would.
-            popen = subprocess.Popen(
-                [binary, "-W", "-f", str(self._config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                cwd=self._paths.root,
-                start_new_session=True,
-            )
-        self._popen, self._identity = popen, (popen.pid, process_start_ticks(popen.pid) or 0)
         self._known = None
-        deadline = time.monotonic() + _START_SECONDS
-        while not await self._answers():
-            if popen.poll() is not None or time.monotonic() >= deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(popen.pid, signal.SIGKILL)
-                raise HaproxyError(
-                    f"haproxy did not come up on {self._listen} (exit {popen.poll()}); last lines of "
-                    f"{self._log}:\n{log_tail(self._log)}"
-                )
-            await asyncio.sleep(0.01)
-        self._pidfile.write_text(json.dumps({"pid": popen.pid, "pid_start": self._identity[1]}))
-        log.info("haproxy %d serving %s", popen.pid, self._listen)
+        # -W: master-worker in the foreground of its own session (cwd stays the state directory, where
+        # its admin socket lives); it outlives the supervisor like a daemon would.
+        argv = [binary, "-W", "-f", str(self._config)]
+        try:
+            await self._child.start(
+                argv, cwd=self._paths.root, ready=self._answers, timeout=_START_SECONDS, stdout_to_log=True
+            )
+        except ChildStartError as exc:
+            raise HaproxyError(f"haproxy did not come up on {self._listen}: {exc}") from exc
+        assert self._child.identity is not None
+        pid, pid_start = self._child.identity
+        self._pidfile.write_text(json.dumps({"pid": pid, "pid_start": pid_start}))
+        log.info("haproxy %d serving %s", pid, self._listen)
 
     def _recorded(self) -> tuple[int, int] | None:
         try:
@@ -249,19 +235,12 @@ class HaproxyLink:
             await asyncio.sleep(_POLL_SECONDS)
 
     async def stop(self, drain_seconds: float) -> None:
-        """Soft-stop: haproxy stops accepting, lets its requests finish (at most `drain_seconds`), exits."""
-        if self._identity is None:
+        """Soft-stop: haproxy stops accepting, lets its requests finish (at most `drain_seconds`), exits;
+        past that, its whole process group (master and workers) is killed."""
+        if self._child.identity is None:
             return
-        pid = self._identity[0]
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGUSR1)
-        deadline = time.monotonic() + drain_seconds + _EXIT_MARGIN_SECONDS
-        while self.alive():
-            if time.monotonic() >= deadline:
-                log.warning("haproxy %d overstayed its drain: killing it", pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-            await asyncio.sleep(0.02)
+        self._child.signal(signal.SIGUSR1)
+        await self._child.wait_gone(drain_seconds + _EXIT_MARGIN_SECONDS)
         self._pidfile.unlink(missing_ok=True)
 
 

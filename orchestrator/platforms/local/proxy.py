@@ -30,6 +30,7 @@ from typing import Any
 
 from orchestrator.platforms.local.client import ClientConnection
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
+from orchestrator.platforms.local.event_loop import new_loop
 from orchestrator.platforms.local.routing import RouteTable
 from orchestrator.platforms.local.upstream import Backend
 
@@ -84,15 +85,6 @@ def connection_budget(requested: int) -> int:
     if soft == resource.RLIM_INFINITY:
         return requested
     return max(1, min(requested, (soft - _FDS_RESERVED) // _FDS_PER_CLIENT))
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop  # optional extra: the data plane is faster on it, and works without
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
 
 
 class Proxy:
@@ -194,7 +186,7 @@ class Proxy:
     # --- the data plane's thread ----------------------------------------------------------------
 
     def _run(self, where: dict[str, Any], ready: concurrent.futures.Future[None]) -> None:
-        loop = _new_loop()
+        loop = new_loop()
         asyncio.set_event_loop(loop)
         try:
             self._server = loop.run_until_complete(

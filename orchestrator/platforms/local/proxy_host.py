@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.platforms.local import event_loop
 from orchestrator.platforms.local.channel import OperationError, WithFd, serve
 from orchestrator.platforms.local.control import launch_supervisor
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS, DataPlane
@@ -69,6 +70,8 @@ class ProxyHost:
         self._relaunch_at = 0.0
         self._backoff = _RELAUNCH_BACKOFF[0]
         self._stopping: asyncio.Future[float] | None = None
+        self._pid = os.getpid()
+        self._pid_start = process_start_ticks(self._pid) or 0
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -88,8 +91,8 @@ class ProxyHost:
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: self._stop(self._drain_seconds))
-        pid = os.getpid()
-        self._paths.proxy_pid.write_text(json.dumps({"pid": pid, "pid_start": process_start_ticks(pid) or 0}))
+        pid = self._pid
+        self._paths.proxy_pid.write_text(json.dumps({"pid": pid, "pid_start": self._pid_start}))
         watchdog = asyncio.create_task(self._watch())
         log.info("proxy %d serving %s", pid, self._listen)
         drain = await self._stopping
@@ -169,14 +172,13 @@ class ProxyHost:
         return {"drained": drained, "inflight": backend.inflight}
 
     async def _op_status(self, request: dict[str, Any]) -> dict[str, Any]:
-        pid = os.getpid()
         backends = {}
         for version, ports in self._ports.items():
             backend = self._proxy.backend(version)
             backends[version] = {"ports": list(ports), "inflight": backend.inflight if backend else 0}
         return {
-            "pid": pid,
-            "pid_start": process_start_ticks(pid) or 0,
+            "pid": self._pid,
+            "pid_start": self._pid_start,
             "listen": self._listen,
             "weights": self._weights,
             "backends": backends,
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     os.chdir(paths.root)
     sock = socket.socket(fileno=args.listen_fd)
-    return asyncio.run(ProxyHost(paths, args.listen, sock, args.drain_seconds, args.max_connections).run())
+    return event_loop.run(ProxyHost(paths, args.listen, sock, args.drain_seconds, args.max_connections).run())
 
 
 if __name__ == "__main__":

@@ -11,17 +11,15 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.platforms.local.channel import NotListeningError, RefusedError, ask, ask_for_fd
+from orchestrator.platforms.local.child import Child, ChildStartError
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
-from orchestrator.platforms.local.process import is_alive, log_tail, process_start_ticks
+from orchestrator.platforms.local.process import process_start_ticks
 from orchestrator.platforms.local.state import StatePaths
 
 __all__ = ["ProxyLink", "ProxyStartError", "parse_listen"]
@@ -53,13 +51,14 @@ class ProxyLink:
         self._listen = listen
         self.drain_seconds = drain_seconds
         self._sock: socket.socket | None = None
-        self._popen: subprocess.Popen[bytes] | None = None
-        self._identity: tuple[int, int] | None = None
-        """(pid, start ticks) of the proxy process we drive."""
+        self._child = Child("proxy process", paths.proxy_log)
+        pid = os.getpid()
+        self._supervisor = {"pid": pid, "pid_start": process_start_ticks(pid) or 0}
+        """Ourselves, for the proxy's watchdog (read once: a route call should not read /proc)."""
 
     @property
     def pid(self) -> int | None:
-        return self._identity[0] if self._identity else None
+        return self._child.pid
 
     async def attach(self) -> bool:
         """Adopt the proxy process serving our address (True), or bind it and start one (False).
@@ -70,21 +69,19 @@ class ProxyLink:
         if status is not None and status["listen"] == self._listen:
             _, fd = await asyncio.to_thread(ask_for_fd, self._paths.proxy_socket, "listen_socket")
             self._sock = socket.socket(fileno=fd)
-            self._identity = (int(status["pid"]), int(status["pid_start"]))
-            log.info("adopted proxy process %d serving %s", self._identity[0], self._listen)
+            self._child.adopt((int(status["pid"]), int(status["pid_start"])))
+            log.info("adopted proxy process %d serving %s", self._child.pid, self._listen)
             return True
         if status is not None:
             log.warning("the proxy process serves %s, not %s: replacing it", status["listen"], self._listen)
-            self._identity = (int(status["pid"]), int(status["pid_start"]))
+            self._child.adopt((int(status["pid"]), int(status["pid_start"])))
             await self.stop(0.0)
         self._sock = socket.create_server(parse_listen(self._listen), backlog=1024)
         await self._spawn()
         return False
 
     def alive(self) -> bool:
-        if self._popen is not None:
-            self._popen.poll()
-        return self._identity is not None and is_alive(*self._identity)
+        return self._child.alive()
 
     async def ensure(self) -> bool:
         """Start a new proxy process on our socket if the one we drive is gone; True if it was."""
@@ -100,28 +97,15 @@ class ProxyLink:
         argv = [sys.executable, "-m", "orchestrator.platforms.local.proxy_host"]
         argv += ["--state-dir", str(self._paths.root), "--listen", self._listen, "--listen-fd", str(fd)]
         argv += ["--drain-seconds", str(self.drain_seconds), "--max-connections", str(self._max_connections)]
-        with open(self._paths.proxy_log, "ab") as log_file:
-            popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log_file,
-                pass_fds=(fd,),
-                cwd=self._paths.root,
-                start_new_session=True,
-            )
-        self._popen, self._identity = popen, (popen.pid, process_start_ticks(popen.pid) or 0)
-        deadline = time.monotonic() + _START_SECONDS
-        while await self.status() is None:
-            if popen.poll() is not None or time.monotonic() >= deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(popen.pid, signal.SIGKILL)
-                raise ProxyStartError(
-                    f"the proxy process did not come up (exit {popen.poll()}); last lines of "
-                    f"{self._paths.proxy_log}:\n{log_tail(self._paths.proxy_log)}"
-                )
-            await asyncio.sleep(0.01)
-        log.info("proxy process %d serving %s", popen.pid, self._listen)
+
+        async def ready() -> bool:
+            return await self.status() is not None
+
+        try:
+            await self._child.start(argv, cwd=self._paths.root, ready=ready, timeout=_START_SECONDS, pass_fds=(fd,))
+        except ChildStartError as exc:
+            raise ProxyStartError(str(exc)) from exc
+        log.info("proxy process %d serving %s", self._child.pid, self._listen)
 
     async def _ask(self, op: str, timeout: float = _ASK_SECONDS, **args: Any) -> Any:
         return await ask(self._paths.proxy_socket, op, timeout=timeout, **args)
@@ -136,12 +120,11 @@ class ProxyLink:
 
     async def sync(self, backends: Mapping[str, tuple[int, ...]], weights: Mapping[str, int]) -> None:
         """Make the proxy serve exactly `backends` with `weights`. Raises NotListeningError, RefusedError."""
-        pid = os.getpid()
         await self._ask(
             "sync",
             backends={version: list(ports) for version, ports in backends.items()},
             weights=dict(weights),
-            supervisor={"pid": pid, "pid_start": process_start_ticks(pid) or 0},
+            supervisor=self._supervisor,
             drain_seconds=self.drain_seconds,
         )
 
@@ -166,11 +149,4 @@ class ProxyLink:
             self._sock = None
         with contextlib.suppress(NotListeningError, RefusedError, TimeoutError, OSError):
             await self._ask("stop", drain_seconds=drain_seconds)
-        deadline = time.monotonic() + drain_seconds + _EXIT_MARGIN_SECONDS
-        while self.alive():
-            if time.monotonic() >= deadline:
-                assert self._identity is not None
-                log.warning("proxy process %d overstayed its drain: killing it", self._identity[0])
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self._identity[0], signal.SIGKILL)
-            await asyncio.sleep(0.02)
+        await self._child.wait_gone(drain_seconds + _EXIT_MARGIN_SECONDS)

@@ -215,7 +215,8 @@ def save_state(paths: StatePaths, state: State) -> None:
     tmp = paths.state.with_suffix(".json.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(doc, handle, indent=1)
+        # One line: json's C encoder (an indented dump is pure Python), and every route call writes it.
+        handle.write(json.dumps(doc))
     os.replace(tmp, paths.state)
 
 

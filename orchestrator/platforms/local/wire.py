@@ -77,6 +77,13 @@ class Scanned(NamedTuple):
 
 
 _PLAIN_TOKENS = frozenset({b"close", b"keep-alive"})
+_KEPT, _LENGTH, _CODING, _CONNECTION, _EXPECT, _HOP = range(6)
+_KIND = {name: _HOP for name in _DROPPED} | {
+    b"content-length": _LENGTH,
+    b"transfer-encoding": _CODING,
+    b"connection": _CONNECTION,
+    b"expect": _EXPECT,
+}
 
 
 def scan(headers: Sequence[Header]) -> Scanned:
@@ -85,35 +92,39 @@ def scan(headers: Sequence[Header]) -> Scanned:
     Raises ProtocolError for a Connection header naming a framing header, or a transfer coding other
     than plain `chunked` (501). llhttp has refused conflicting or malformed lengths already.
     """
+    # Flat lists joined once: cheaper per header than formatting each line.
     lines: list[bytes] = []
     framing: list[bytes] = []
-    tokens: set[bytes] = set()
+    tokens: set[bytes] | None = None
     length: int | None = None
     chunked = False
     expects_continue = False
     for name, value in headers:
-        lower = name.lower()
-        if lower not in _DROPPED:
-            lines.append(b"%s: %s\r\n" % (name, value))
-        elif lower == b"content-length":
+        kind = _KIND.get(name.lower(), _KEPT)
+        if kind == _KEPT:
+            lines += (name, b": ", value, b"\r\n")
+        elif kind == _LENGTH:
             length = int(value)
-            framing.append(b"%s: %s\r\n" % (name, value))
-        elif lower == b"transfer-encoding":
+            framing += (name, b": ", value, b"\r\n")
+        elif kind == _CODING:
             if chunked or value.strip().lower() != b"chunked":
                 raise ProtocolError(f"transfer coding {value[:40]!r} is not supported: send chunked or a length", 501)
             chunked = True
-            framing.append(b"%s: %s\r\n" % (name, value))
-        elif lower == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-        elif lower == b"expect":
+            framing += (name, b": ", value, b"\r\n")
+        elif kind == _CONNECTION:
+            lowered = value.lower()
+            if lowered not in _PLAIN_TOKENS:
+                tokens = (tokens or set()) | {t.strip() for t in lowered.split(b",")}
+        elif kind == _EXPECT:
             expects_continue = value.strip().lower() == b"100-continue"
-    named = tokens & _FRAMING_TOKENS
-    if named:
-        raise ProtocolError(f"Connection header names {sorted(named)!r}")
-    if not tokens <= _PLAIN_TOKENS:
-        # Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1).
-        dropped = _DROPPED | tokens
-        lines = [b"%s: %s\r\n" % (n, v) for n, v in headers if n.lower() not in dropped]
+    if tokens is not None:
+        named = tokens & _FRAMING_TOKENS
+        if named:
+            raise ProtocolError(f"Connection header names {sorted(named)!r}")
+        if not tokens <= _PLAIN_TOKENS:
+            # Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1).
+            dropped = _DROPPED | tokens
+            lines = [b"%s: %s\r\n" % (n, v) for n, v in headers if n.lower() not in dropped]
     return Scanned(b"".join(lines), b"".join(framing), length, chunked, expects_continue)
 
 

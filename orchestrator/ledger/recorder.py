@@ -1,181 +1,32 @@
-"""The ledger: one `deployment_log` row per run and one `pipeline_lineage` row per deploy.
+"""`Ledger`: a run's handle on `deployment_log` and `pipeline_lineage`, and `open_ledger`, which picks it.
 
-A run writes its row at the start (`status = 'in_progress'`) and completes it at the end, so a
-run that crashed in between stays visible. A deploy refused by a gate is recorded too
-(`status = 'failed'` with `refused_reason`). Tables are created on first use from
-`schema/ledger.sql` (idempotent DDL) in the `public` schema or a configured one (Supabase keeps
-application tables in `public`; a dedicated schema keeps the orchestrator's apart).
-
-The DSN is a `Secret`; connection errors are reported with the password masked.
+The row is written at the start of a run (`in_progress`), moved along as the pipeline goes
+(`current_step`, what a crash leaves behind) and completed from the result at the end. The reads
+are the few questions the pipeline asks of past runs: the module digests of the last good deploy,
+the deploys since a release last went live, and the migrations a deploy was validated with.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg2
-import psycopg2.extensions
 from psycopg2 import sql
 
 from orchestrator.contract import LedgerConfig, Request, Result
-from orchestrator.errors import OrchestratorError
+from orchestrator.ledger.database import LedgerError, check_schema_name, connect, ensure_tables
+from orchestrator.ledger.finished_row import JSONB_COLUMNS, finished_row
+from orchestrator.ledger.jsonb import dumps, string_map
+from orchestrator.ledger.lineage import LineageLink
 from orchestrator.redaction import Secret, mask_url, redact
 from orchestrator.runlog import RunLog
 
-__all__ = ["Ledger", "LedgerError", "LineageLink", "check_schema_name", "connect", "ensure_tables", "open_ledger"]
+__all__ = ["Ledger", "open_ledger"]
 
 _logger = logging.getLogger(__name__)
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-# Serialises the DDL of concurrent first runs; an arbitrary constant unique to this project.
-_DDL_LOCK_KEY = 0x6C6564676572
-
-
-class LedgerError(OrchestratorError):
-    """The ledger database could not be reached or written. Carries the masked DSN."""
-
-    step = "record"
-
-
-@dataclass(frozen=True, slots=True)
-class LineageLink:
-    """SQLAgent run(s) + validation run -> compliance verdict -> artifacts (digests) -> deployment -> outcome."""
-
-    deployment_id: str
-    validation_run_id: str
-    outcome: str
-    compliance_verdict_id: str | None = None
-    migration_digests: Mapping[str, str] = field(default_factory=dict)
-    """Migration filename -> sha256."""
-    module_digests: Mapping[str, str] = field(default_factory=dict)
-    """Odoo module path -> tree digest."""
-    image_digest: str | None = None
-    sqlagent_run_ids: tuple[str, ...] = ()
-    """The SQLAgent runs that produced the migrations."""
-    migration_provenance: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    """Migration filename -> its SQLAgent record (sha256, sqlagent_run_id, agent_id, recorded_at, record_id)."""
-
-    @classmethod
-    def from_result(cls, result: Result) -> LineageLink:
-        """The link as far as the result knows it: digests and verdict from its `artifacts`/`gates` extras.
-
-        Missing pieces stay empty (a refused deploy has no verdict id, a run without gates no digests).
-        """
-        extras = dict(result.extras)
-        gate = _mapping(extras.get("gates"))
-        digests = _mapping(extras.get("artifacts")) or _mapping(gate.get("digests"))
-        outcome = "refused" if _mapping(extras.get("refused")) else result.status
-        sqlagent = _mapping(gate.get("sqlagent"))
-        runs = sqlagent.get("sqlagent_run_ids")
-        return cls(
-            deployment_id=result.deployment_id,
-            validation_run_id=result.validation_run_id,
-            outcome=outcome,
-            compliance_verdict_id=_str_or_none(gate.get("verdict_id")),
-            migration_digests=_str_map(digests.get("migrations")),
-            module_digests=_str_map(digests.get("modules")),
-            image_digest=_str_or_none(digests.get("image")),
-            sqlagent_run_ids=tuple(str(r) for r in runs) if isinstance(runs, list) else (),
-            migration_provenance={
-                str(name): _str_map(record) for name, record in _mapping(sqlagent.get("files")).items()
-            },
-        )
-
-
-def _redact_all(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {k: _redact_all(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_redact_all(v) for v in value]
-    return value
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _str_or_none(value: Any) -> str | None:
-    return str(value) if value is not None else None
-
-
-def _str_map(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
-
-
-def _ddl_path() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "schema" / "ledger.sql", here / "schema" / "ledger.sql"):
-        if candidate.exists():
-            return candidate
-    raise LedgerError("schema/ledger.sql not found next to the orchestrator package; reinstall deploy-orchestrator")
-
-
-def check_schema_name(schema: str) -> str:
-    if not _IDENTIFIER.match(schema):
-        raise LedgerError(
-            f"ledger schema name {schema!r} is not a plain SQL identifier: use letters, digits and underscores"
-        )
-    return schema
-
-
-def connect(dsn: Secret, *, connect_timeout: float = 5.0) -> psycopg2.extensions.connection:
-    """Open a connection; raises LedgerError naming the masked DSN and what to check."""
-    try:
-        return psycopg2.connect(dsn.reveal(), connect_timeout=max(1, int(connect_timeout)))
-    except psycopg2.Error as exc:
-        raise LedgerError(
-            f"cannot connect to the ledger database {mask_url(dsn.reveal())}: {redact(str(exc)).strip()} "
-            "(check the DSN in the environment variable named by ledger.dsn_env_var and that the server is up)"
-        ) from None
-
-
-_TABLES = ("deployment_log", "pipeline_lineage", "hardening_outbox")
-# Columns added after a table first shipped: a ledger missing one gets the (idempotent) DDL again.
-_ADDED_COLUMNS = (("pipeline_lineage", "sqlagent_run_ids"), ("pipeline_lineage", "migration_provenance"))
-
-
-def ensure_tables(conn: psycopg2.extensions.connection, schema: str) -> None:
-    """Create the schema and the ledger/outbox tables if missing. Idempotent; commits."""
-    ddl = _ddl_path().read_text()
-    with conn, conn.cursor() as cur:
-        # A provisioned ledger may grant only SELECT/INSERT/UPDATE; CREATE ... IF NOT EXISTS still
-        # needs CREATE rights, so look before creating.
-        cur.execute(
-            "SELECT bool_and(to_regclass(format('%%I.%%I', %s::text, t)) IS NOT NULL) AND EXISTS (SELECT 1 FROM"
-            " information_schema.columns WHERE table_schema = %s AND table_name = 'deployment_log'"
-            " AND column_name = 'recovery') FROM unnest(%s::text[]) AS t",
-            (schema, schema, list(_TABLES)),
-        )
-        row = cur.fetchone()
-        cur.execute(
-            "SELECT count(*) = %s FROM information_schema.columns WHERE table_schema = %s"
-            " AND (table_name, column_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-            (len(_ADDED_COLUMNS), schema, [t for t, _ in _ADDED_COLUMNS], [c for _, c in _ADDED_COLUMNS]),
-        )
-        columns = cur.fetchone()
-        if row and row[0] and columns and columns[0]:
-            return
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
-        cur.execute(ddl)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 class Ledger:
@@ -271,8 +122,8 @@ class Ledger:
                 previous_version,
                 request.inputs.version,
                 run_url,
-                _json(dict(artifact_digests or {})),
-                _now(),
+                dumps(dict(artifact_digests or {})),
+                datetime.now(UTC),
             ),
         )
 
@@ -286,48 +137,12 @@ class Ledger:
     def finish(self, result: Result, *, run_url: str | None = None, lineage: bool = True) -> bool:
         """Complete the run's row from the output contract (inserting it if `start` never landed).
 
-        Every field of the result is kept: the seed's fields as columns/JSONB, the whole contract
-        in `result`. A gate refusal (the result's `refused` extra) fills `refused_reason`; the
-        artifact digests come from its `artifacts` extra. With `lineage`, a deploy (or a refused
-        one) also gets its `pipeline_lineage` row from `LineageLink.from_result`.
+        The row is `finished_row(result)`, redacted. With `lineage`, a deploy (or a refused one)
+        also gets its `pipeline_lineage` row from `LineageLink.from_result`.
         """
-        # The result can quote secrets in error texts built by other steps; nothing unredacted is stored.
-        data = _redact_all(result.to_dict())
-        details = data.get("deployment_details", {})
-        refused = data.get("refused")
-        refused_reason = str(refused.get("reason")) if isinstance(refused, Mapping) else None
-        digests = data.get("artifacts") if isinstance(data.get("artifacts"), Mapping) else {}
-        values: dict[str, Any] = {
-            "deployment_id": result.deployment_id,
-            "validation_run_id": result.validation_run_id,
-            "mode": result.mode,
-            "status": result.status,
-            "strategy": details.get("strategy"),
-            "platform": details.get("platform"),
-            "previous_version": details.get("previous_version"),
-            "new_version": details.get("new_version"),
-            "current_step": "done",
-            "failed_step": result.failed_step,
-            "refused_reason": redact(refused_reason) if refused_reason else None,
-            "error": data.get("error"),
-            "exit_code": result.exit_code,
-            "url": result.url,
-            "run_url": run_url,
-            "deployed_at": result.deployed_at,
-            "finished_at": _now(),
-            "duration_seconds": details.get("duration_seconds"),
-            "rolled_back": result.status == "rolled_back",
-            "deployment_details": _json(details),
-            "health_checks": _json(data.get("health_checks", [])),
-            "migrations_applied": _json(data.get("migrations_applied", [])),
-            "rollback": _json(data.get("rollback", {})),
-            "hardening": _json(data.get("hardening", {})),
-            "logs": _json(data.get("logs", [])),
-            "artifact_digests": _json(digests),
-            "result": _json(data),
-        }
+        values = finished_row(result, run_url=run_url)
         columns = list(values)
-        placeholders = [sql.SQL("%s::jsonb" if c in _JSONB else "%s") for c in columns]
+        placeholders = [sql.SQL("%s::jsonb" if c in JSONB_COLUMNS else "%s") for c in columns]
         updates = [sql.SQL("updated_at = now()")]
         for column in columns[1:]:
             ident = sql.Identifier(column)
@@ -368,12 +183,12 @@ class Ledger:
                 link.deployment_id,
                 link.validation_run_id,
                 link.compliance_verdict_id,
-                _json(dict(link.migration_digests)),
-                _json(dict(link.module_digests)),
+                dumps(dict(link.migration_digests)),
+                dumps(dict(link.module_digests)),
                 link.image_digest,
                 link.outcome,
                 list(link.sqlagent_run_ids),
-                _json({name: dict(record) for name, record in link.migration_provenance.items()}),
+                dumps({name: dict(record) for name, record in link.migration_provenance.items()}),
             ),
         )
 
@@ -393,7 +208,7 @@ class Ledger:
         except (psycopg2.Error, LedgerError) as exc:
             self._warn(f"ledger read of the last module digests failed: {redact(str(exc)).strip()}")
             return {}
-        return _str_map(rows[0][0]) if rows else {}
+        return string_map(rows[0][0]) if rows else {}
 
     def deployments_after(self, version: str, environment: str | None = None) -> list[str] | None:
         """Deploys since `version` last went live, newest first, whatever their outcome (a failed or
@@ -435,21 +250,7 @@ class Ledger:
             return None
         if not rows:
             return None
-        return {path.rsplit("/", 1)[-1]: digest for path, digest in _str_map(rows[0][0]).items()}
-
-
-_JSONB = frozenset(
-    {
-        "deployment_details",
-        "health_checks",
-        "migrations_applied",
-        "rollback",
-        "hardening",
-        "logs",
-        "artifact_digests",
-        "result",
-    }
-)
+        return {path.rsplit("/", 1)[-1]: digest for path, digest in string_map(rows[0][0]).items()}
 
 
 def open_ledger(
