@@ -64,6 +64,7 @@ def factory(cfg: DeployConfig, ctx: PlatformContext) -> DigitalOceanPlatform:
         deadline_seconds=float(deadline),
         component_images=component_image_vars(ctx.env),
         app_spec=app_spec,
+        preview_branch=ctx.env.get("GITHUB_HEAD_REF") or None,
     )
 
 

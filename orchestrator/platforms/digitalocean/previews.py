@@ -17,7 +17,9 @@ from orchestrator.platforms.base import Release
 from .api import PLATFORM, AppsApi, NotFoundError
 from .image import parse_image
 from .preview_spec import legacy_preview_name, preview_name, preview_spec
-from .spec import select_component, version_of, with_release
+from .source_commit import BuiltOtherCommit
+from .spec import commits_of, select_component, version_of, with_git_sources, with_release
+from .spec_file import with_sealed_values
 from .spec_update import find_new_deployment, unfinished, update_spec
 
 if TYPE_CHECKING:
@@ -32,26 +34,37 @@ _NEW_APP = datetime.min.replace(tzinfo=UTC)
 def create_preview(
     platform: DigitalOceanPlatform, pr_number: int, repo: str, image: str | None, version: str
 ) -> Release:
-    """Create or update the PR's preview app (production's spec, renamed, without domains and
-    alerts), deploy `image` as `version`, and return it with its live URL in `Release.url`."""
-    if image is None:
+    """Create or update the PR's preview app (the repository's spec when `artifacts.app_spec` names
+    one, else production's; renamed, without domains and alerts), deploy `image` as `version`, and
+    return it with its live URL in `Release.url`. Git-source components build the pull request's
+    branch, held to its validated head commit."""
+    api = platform.api
+    source = parse_image(image) if image is not None else None
+    name = preview_name(repo, pr_number)
+    base = preview_spec(_preview_base(platform), name)
+    component = select_component(base, platform._component)
+    spec, built = platform._from_git(with_release(base, component, version, source, platform._health), version)
+    if built:
+        if platform.preview_branch is None:
+            raise ConfigError(
+                f"preview {name}: {', '.join(built)} build from git, and a preview builds the pull request's "
+                "branch; GITHUB_HEAD_REF is not set (run on a pull_request event)"
+            )
+        spec = with_git_sources(spec, platform.preview_branch)
+    elif image is None:
         raise ConfigError(
             "image: App Platform previews need an image; pass the image input or set artifacts.docker_image"
         )
-    api = platform.api
-    source = parse_image(image)
-    name = preview_name(repo, pr_number)
-    production = platform._app(platform.app_id).get("spec") or {}
-    base = preview_spec(production, name)
-    component = select_component(base, platform._component)
-    spec = with_release(base, component, version, source, platform._health)
     app = _find_app(api, name)
     operation = f"preview {name} ({version})"
     if app is not None:
         active = app.get("active_deployment") or {}
-        if version_of(active.get("spec"), component) == version and app.get("live_url"):
+        same_commits = all(commits_of(active).get(c) == platform._source_commit for c in built)
+        if version_of(active.get("spec"), component) == version and app.get("live_url") and same_commits:
             return platform._release(active, url=str(app["live_url"]))
-        deployment = unfinished(app, version, component) or update_spec(api, app, spec, version, component)
+        deployment = unfinished(app, version, component) or update_spec(
+            api, app, spec, version, component, refresh_sources=bool(built)
+        )
     else:
 
         def send() -> dict[str, Any]:
@@ -69,7 +82,14 @@ def create_preview(
                 operation="create preview app",
             )
     app_id = str(app["id"])
-    release = platform._await(app_id, deployment, operation)
+    try:
+        release = platform._await(app_id, deployment, operation, built=built)
+    except BuiltOtherCommit as live:
+        # A preview has no earlier release worth returning to: it must not serve unvalidated code.
+        delete_app(api, name)
+        raise DeployError(
+            f"{operation}: {live.reason}; the preview app was deleted", platform=PLATFORM, operation="preview"
+        ) from live
     url = platform._app(app_id).get("live_url")
     if not url:
         raise DeployError(
@@ -78,6 +98,15 @@ def create_preview(
             operation="get app",
         )
     return Release(release.version, url=str(url), image=release.image, ref=release.ref)
+
+
+def _preview_base(platform: DigitalOceanPlatform) -> dict[str, Any]:
+    """The spec a preview starts from: the repository's (the pull request's own file, gated like
+    production's), with production's encrypted values, or else production's live spec."""
+    production = platform._app(platform.app_id).get("spec") or {} if platform._production_id() else {}
+    if platform._app_spec is not None:
+        return with_sealed_values(platform._app_spec, production)
+    return production
 
 
 def delete_preview(api: AppsApi, pr_number: int, repo: str) -> bool:
