@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests
 
+from orchestrator.artifacts import ArtifactDigests
 from orchestrator.contract import DeploymentConfig, HealthCheckConfig
 from orchestrator.platforms.digitalocean.adapter import DigitalOceanPlatform
 from orchestrator.platforms.digitalocean.api import RetryPolicy
@@ -44,17 +45,7 @@ def main() -> None:
         app_id = sim.seed_app(
             "shop", version="v1", image={"registry_type": "DOCR", "repository": "shop", "digest": "sha256:" + "01" * 32}
         )
-        platform = DigitalOceanPlatform(
-            DeploymentConfig(strategy="blue_green", platform="digitalocean", do_app_id=app_id),
-            HealthCheckConfig(
-                endpoint="/health", expected_status=200, timeout_seconds=5, retries=3, interval_seconds=2
-            ),
-            Secret(sim.token, name="DIGITALOCEAN_TOKEN"),
-            endpoint=sim.url,
-            verify=sim.ca_bundle,
-            backoff=Backoff(REAL_BACKOFF.initial * SCALE, REAL_BACKOFF.factor, REAL_BACKOFF.maximum * SCALE),
-            retry=RetryPolicy(),
-        )
+        platform = _platform(sim, app_id)
         platform.live()  # warm the connection: both runs below start on an open one
 
         before = len(sim.calls)
@@ -72,6 +63,21 @@ def main() -> None:
         rollback_s = time.perf_counter() - started
         rollback_calls = len(sim.calls) - before
         assert requests.get(platform.live_url() + "/version", timeout=5).text == "v1"
+
+        # An app built from git: the same deploy, each look also holding the build to the validated commit.
+        sim.git_push("acme/shop", "main")
+        git_app = sim.seed_app("shop-git", version="v1", git={"github": {"repo": "acme/shop", "branch": "main"}})
+        validated = sim.git_push("acme/shop", "main")
+        from_git = _platform(sim, git_app)
+        from_git.live()
+        from_git.pin_artifacts("v2", ArtifactDigests((), (), None, False, source_commit=validated))
+        before = len(sim.calls)
+        started = time.perf_counter()
+        from_git.start("v2", None)
+        git_deploy_s = time.perf_counter() - started
+        git_deploy_calls = len(sim.calls) - before
+        built = sim.app_json(git_app)["active_deployment"]["services"][0]["source_commit_hash"]
+        assert built == validated, built
     finally:
         sim.close()
     if sim.violations:
@@ -87,6 +93,7 @@ def main() -> None:
     rows = [
         ("deploy", "ours (measured)", deploy_calls, deploy_s, deploy_s / SCALE),
         ("deploy", "app_action 2 s poll (computed)", peer_deploy_calls, peer_deploy_s * SCALE, peer_deploy_s),
+        ("deploy from git", "ours (measured)", git_deploy_calls, git_deploy_s, git_deploy_s / SCALE),
         ("rollback+commit", "ours (measured)", rollback_calls, rollback_s, rollback_s / SCALE),
         (
             "rollback+commit",
@@ -106,7 +113,19 @@ def main() -> None:
     print()
     print(
         f"digitalocean: deploy_calls={deploy_calls} rollback_calls={rollback_calls} "
-        f"deploy_s={deploy_s:.2f} rollback_s={rollback_s:.2f}"
+        f"deploy_s={deploy_s:.2f} rollback_s={rollback_s:.2f} git_deploy_calls={git_deploy_calls}"
+    )
+
+
+def _platform(sim: DoSimulator, app_id: str) -> DigitalOceanPlatform:
+    return DigitalOceanPlatform(
+        DeploymentConfig(strategy="blue_green", platform="digitalocean", do_app_id=app_id),
+        HealthCheckConfig(endpoint="/health", expected_status=200, timeout_seconds=5, retries=3, interval_seconds=2),
+        Secret(sim.token, name="DIGITALOCEAN_TOKEN"),
+        endpoint=sim.url,
+        verify=sim.ca_bundle,
+        backoff=Backoff(REAL_BACKOFF.initial * SCALE, REAL_BACKOFF.factor, REAL_BACKOFF.maximum * SCALE),
+        retry=RetryPolicy(),
     )
 
 

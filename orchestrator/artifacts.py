@@ -22,6 +22,9 @@ recorded, so the upstream agents must compute them the same way. The algorithms,
   with `image_pinned` False and a warning, since a tag can be moved to other content.
 - **App spec** (`artifacts.app_spec`, DigitalOcean): sha256 of the file's bytes as written, and
   `app_spec_values`, one entry per `${NAME}` filled in from the environment (`app_spec.py`).
+- **Source commit** (DigitalOcean, when the run knows it): the full commit sha the run validated
+  (`GITHUB_SHA`; a preview: the pull request's head). App Platform builds a git source from its
+  branch's head, so the adapter holds every component it builds to this commit.
 - **Component images** (DigitalOcean, app_action's `IMAGE_DIGEST_<COMPONENT>`): `component_images`
   maps each such variable set in the environment to its digest. An `IMAGE_TAG_<COMPONENT>` is
   recorded as given and refused by the gate: a tag names no content (`gates.py`).
@@ -69,7 +72,7 @@ _SKIPPED_DIRS = frozenset({"__pycache__"})
 _SKIPPED_SUFFIXES = (".pyc",)
 _COMPONENT_IMAGE_VARS = ("IMAGE_DIGEST_", "IMAGE_TAG_")
 
-Kind = Literal["migration", "module", "image", "app_spec", "app_spec_value", "component_image"]
+Kind = Literal["migration", "module", "image", "app_spec", "app_spec_value", "component_image", "source_commit"]
 Change = Literal["added", "dropped", "changed"]
 
 
@@ -87,6 +90,8 @@ class ArtifactDigests:
     """(NAME, `sha256:<hex>` or `secret`) of every `${NAME}` the spec file was filled in with."""
     component_images: tuple[tuple[str, str], ...] = ()
     """(`IMAGE_DIGEST_<COMPONENT>` or `IMAGE_TAG_<COMPONENT>`, its value), sorted by variable."""
+    source_commit: str | None = None
+    """The commit this run validated; App Platform's git-source components must be built from it."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape used in the result, the summary and the pipeline store's JSONB columns."""
@@ -102,6 +107,8 @@ class ArtifactDigests:
             data["app_spec_values"] = dict(self.app_spec_values)
         if self.component_images:
             data["component_images"] = dict(self.component_images)
+        if self.source_commit is not None:
+            data["source_commit"] = self.source_commit
         return data
 
     @classmethod
@@ -131,7 +138,11 @@ class ArtifactDigests:
             if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
                 raise ValueError(f"artifact digests: `{section}` must map name strings to value strings")
             pairs[section] = tuple(sorted(raw.items()))
+        commit = data.get("source_commit")
+        if commit is not None and not isinstance(commit, str):
+            raise ValueError("artifact digests: `source_commit` must be a string or null")
         return cls(
+            source_commit=commit,
             migrations=pairs["migrations"],
             modules=pairs["modules"],
             image=image,
@@ -190,6 +201,10 @@ def compare_digests(expected: ArtifactDigests, actual: ArtifactDigests) -> tuple
         if before != after:
             change = "added" if before is None else "dropped" if after is None else "changed"
             differences.append(DigestDifference("app_spec_value", f"${{{name}}}", change, before, after))
+    if expected.source_commit != actual.source_commit:
+        old_commit, new_commit = expected.source_commit, actual.source_commit
+        change = "added" if old_commit is None else "dropped" if new_commit is None else "changed"
+        differences.append(DigestDifference("source_commit", "source commit", change, old_commit, new_commit))
     return tuple(differences)
 
 
@@ -205,6 +220,7 @@ def digest_artifacts(
     log: _Warnings | None = None,
     env: Mapping[str, str] | None = None,
     component_images: Mapping[str, str] | None = None,
+    source_commit: str | None = None,
 ) -> ArtifactDigests:
     """Digest every artifact of this deploy. `image` (the Action input) overrides `artifacts.docker_image`.
 
@@ -265,6 +281,7 @@ def digest_artifacts(
         app_spec=app_spec,
         app_spec_values=values,
         component_images=tuple(sorted((component_images or {}).items())),
+        source_commit=source_commit,
     )
     warning = image_warning(digests)
     if warning and log is not None:

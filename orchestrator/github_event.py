@@ -16,7 +16,7 @@ from orchestrator.config_file import loads_bounded_json
 from orchestrator.errors import ConfigError
 from orchestrator.safe_files import read_regular
 
-__all__ = ["MAX_EVENT_BYTES", "MAX_PR_NUMBER", "Event", "read_event"]
+__all__ = ["MAX_EVENT_BYTES", "MAX_PR_NUMBER", "Event", "read_event", "validated_commit"]
 
 MAX_EVENT_BYTES = 32 << 20
 MAX_PR_NUMBER = 2**31 - 1
@@ -47,6 +47,22 @@ def read_event(env: Mapping[str, str]) -> Event:
     if not isinstance(payload, dict):
         return Event(problem=f"GITHUB_EVENT_PATH: {event_path} does not hold a JSON object")
     return Event(pr_number=_pr_number(payload), head_sha=_head_sha(payload))
+
+
+_COMMIT = ("0123456789abcdef", (40, 64))
+
+
+def validated_commit(env: Mapping[str, str], *, preview: bool) -> str | None:
+    """The commit this run validated and deploys from git: the pull request's head in a preview
+    (GITHUB_SHA is then a merge commit App Platform cannot build), else GITHUB_SHA. None outside
+    Actions. Raises ConfigError for a value that is not a full sha."""
+    sha = (read_event(env).head_sha if preview else None) or env.get("GITHUB_SHA") or None
+    if sha is None:
+        return None
+    sha = sha.strip().lower()
+    if len(sha) not in _COMMIT[1] or any(c not in _COMMIT[0] for c in sha):
+        raise ConfigError(f"GITHUB_SHA: {sha!r} should be a full commit sha (40 hex digits), as Actions sets it")
+    return sha
 
 
 def _pr_number(payload: Mapping[str, Any]) -> int | None:

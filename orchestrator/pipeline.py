@@ -36,6 +36,7 @@ from orchestrator.contract import (
 from orchestrator.deploy_lock import hold_deploy_lock
 from orchestrator.errors import ConfigError, DeployError, GateError, MigrationError, OrchestratorError, RollbackError
 from orchestrator.github import GitHubClient
+from orchestrator.github_event import validated_commit
 from orchestrator.github_updates import GitHubUpdates, TrackedDeployment, track_deployment
 from orchestrator.hardening import pairs as hardening_pairs
 from orchestrator.hardening.loop import Hardening
@@ -294,6 +295,7 @@ class Pipeline:
             log=self.log,
             env=self.env,
             component_images=artifact_digests.component_image_vars(self.env, self.config.deployment.platform),
+            source_commit=self._source_commit(),
         )
         self.state.extras["artifacts"] = digests.to_dict()
         self.modules = odoo.read_modules(self.config.artifacts.odoo_modules, self.inputs.workspace)
@@ -307,6 +309,13 @@ class Pipeline:
         self.state.extras["gates"] = report.to_dict()
         self.state.provenance.update(report.provenance.files)
         return report
+
+    def _source_commit(self) -> str | None:
+        """The commit this run validated, which App Platform components built from git must be built
+        from (artifacts.py); other platforms run images and files only."""
+        if self.config.deployment.platform != "digitalocean":
+            return None
+        return validated_commit(self.env, preview=self.inputs.mode == "preview")
 
     def _deploy(self, *, plan_only: bool) -> None:
         self._look_at_what_serves()

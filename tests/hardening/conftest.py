@@ -25,9 +25,8 @@ CANARY_IN_ERROR = "s3cr3t-canary-in-error-9a4b"
 
 @pytest.fixture
 def agentbench() -> Iterator[AgentbenchPeer]:
-    peer = AgentbenchPeer(token=CANARY_TOKEN)
-    yield peer
-    peer.close()
+    with AgentbenchPeer(token=CANARY_TOKEN) as peer:
+        yield peer
 
 
 @pytest.fixture

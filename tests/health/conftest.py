@@ -43,15 +43,6 @@ def other_peer() -> Iterator[HttpPeer]:
 
 
 @pytest.fixture
-def refused_url() -> str:
-    """A loopback URL whose port was just released: connecting is refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
 def silent_port() -> Iterator[int]:
     """A port that accepts TCP connections and never says a word (a hung peer)."""
     listener = socket.socket()

@@ -102,6 +102,12 @@ class AgentbenchPeer:
     def close(self) -> None:
         self.down()
 
+    def __enter__(self) -> AgentbenchPeer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     # --- the server ---------------------------------------------------------------------------
 
     def _accept(self, key: str, body: dict[str, Any]) -> str:

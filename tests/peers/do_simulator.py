@@ -43,6 +43,7 @@ from urllib.parse import parse_qsl, urlsplit
 import trustme
 
 from tests.peers import do_contract
+from tests.peers.do_git import GitHosts, source_of
 
 __all__ = ["DEFAULT_PHASES", "DoSimulator", "Fault"]
 
@@ -106,6 +107,15 @@ class _Deployment:
     final: str | None = None
     final_at: float | None = None
     reason: str | None = None
+    commits: dict[str, str] = field(default_factory=dict)
+    """Component name -> the commit its git source was built from."""
+
+    def built(self, now: float) -> bool:
+        """Whether its build finished (a rollback deployment re-uses a built release)."""
+        if self.build_error:
+            return False
+        at = self.created + sum(self.durations.get(p, 0.0) for p in PHASES[:2])
+        return min(now, self.final_at if self.final_at is not None else now) >= at
 
     @property
     def version(self) -> str:
@@ -170,6 +180,8 @@ class DoSimulator:
         """The next rollback deployment ends in ERROR with this reason (the app stays pinned to it)."""
         self.private_repositories: set[str] = set()
         """Image repositories that pull only with the right `registry_credentials`."""
+        self.git = GitHosts()
+        """The repositories git-source components build from (`git.push` moves a branch)."""
         self.log_requests: list[tuple[str, str]] = []
         """(deployment id, BUILD | DEPLOY) of every logs request, in order."""
         self._sealed: dict[str, str] = {}
@@ -205,14 +217,22 @@ class DoSimulator:
         workers: tuple[str, ...] = (),
         jobs: tuple[str, ...] = (),
         extra: dict[str, Any] | None = None,
+        git: dict[str, Any] | None = None,
     ) -> str:
-        """An app whose first deployment of `version` is already ACTIVE; returns its id."""
+        """An app whose first deployment of `version` is already ACTIVE; returns its id. With `git`
+        (e.g. `{"github": {"repo": "acme/shop", "branch": "main"}}`) its components build from that
+        source instead of an image (its branch must have been pushed: `git_push`)."""
         spec: dict[str, Any] = {"name": name, "region": "ams", **(extra or {})}
 
         def component(name: str, **more: Any) -> dict[str, Any]:
+            source = (
+                json.loads(json.dumps(git))
+                if git
+                else {"image": dict(image or {"registry_type": "DOCR", "repository": "shop", "tag": version})}
+            )
             return {
                 "name": name,
-                "image": dict(image or {"registry_type": "DOCR", "repository": "shop", "tag": version}),
+                **source,
                 "instance_count": 1,
                 "instance_size_slug": "apps-s-1vcpu-0.5gb",
                 "envs": [{"key": VERSION_ENV, "value": version, "scope": "RUN_TIME", "type": "GENERAL"}],
@@ -307,9 +327,21 @@ class DoSimulator:
         return app
 
     def _new_deployment(
-        self, app: _App, spec: dict[str, Any], cause: str, cloned_from: str | None = None
+        self,
+        app: _App,
+        spec: dict[str, Any],
+        cause: str,
+        cloned_from: str | None = None,
+        *,
+        refresh_sources: bool = True,
+        commits: dict[str, str] | None = None,
     ) -> _Deployment:
+        """`refresh_sources` False (PUT without update_all_source_versions): a git source that did not
+        change keeps the commit it was last built from, as App Platform does; `commits`: re-use these."""
         self._settle(app)
+        resolved, source_error = (
+            (dict(commits), None) if commits is not None else self._resolve(app, spec, refresh_sources)
+        )
         for older in app.deployments:
             if older.final is None:
                 # App Platform runs one deployment at a time: a newer one cancels the one under way.
@@ -324,12 +356,50 @@ class DoSimulator:
             stuck_phase=self.stuck_phase,
             error=self._planned_error(spec),
             cloned_from=cloned_from,
-            build_error=self.fail_next_build,
+            build_error=self.fail_next_build or source_error,
+            commits=resolved,
         )
         self.fail_next_deploy = None
         self.fail_next_build = None
         app.deployments.append(deployment)
         return deployment
+
+    def _resolve(self, app: _App, spec: dict[str, Any], refresh: bool) -> tuple[dict[str, str], str | None]:
+        commits: dict[str, str] = {}
+        for component in components(spec):
+            name, source = str(component.get("name")), source_of(component)
+            if source is None:
+                continue
+            repo, branch, _ = source
+            kept = None if refresh else self._built_commit(app, name, source)
+            head = kept or self.git.head(repo, branch)
+            if head is None:
+                return commits, f"component {name}: branch {branch} not found in repository {repo}"
+            commits[name] = head
+        return commits, None
+
+    @staticmethod
+    def _built_commit(app: _App, name: str, source: tuple[str, str, bool]) -> str | None:
+        for deployment in reversed(app.deployments):
+            for component in components(deployment.spec):
+                if (
+                    component.get("name") == name
+                    and source_of(component)[:2] == source[:2]
+                    and name in deployment.commits
+                ):
+                    return deployment.commits[name]
+        return None
+
+    def git_push(self, repo: str, branch: str = "main", sha: str | None = None) -> str:
+        """A commit pushed to `branch`; apps with `deploy_on_push` on it start a deployment, as App
+        Platform's GitHub integration does. Returns the commit."""
+        with self._lock:
+            commit = self.git.push(repo, branch, sha)
+            for app in list(self.apps.values()):
+                pushed = [c for c in components(app.spec) if (source_of(c) or ("", "", False)) == (repo, branch, True)]
+                if pushed and app.pinned is None:
+                    self._new_deployment(app, app.spec, f"commit {commit[:7]} pushed to {repo}")
+            return commit
 
     def _planned_error(self, spec: dict[str, Any]) -> str | None:
         if self.fail_next_deploy:
@@ -454,7 +524,7 @@ class DoSimulator:
             },
             "spec": deployment.spec,
             **{
-                kind: [{"name": c.get("name", "")} for c in deployment.spec.get(kind) or []]
+                kind: [self._built_component(deployment, c) for c in deployment.spec.get(kind) or []]
                 for kind in COMPONENT_KINDS
                 if deployment.spec.get(kind)
             },
@@ -462,6 +532,14 @@ class DoSimulator:
         }
         if deployment.cloned_from:
             body["cloned_from"] = deployment.cloned_from
+        return body
+
+    @staticmethod
+    def _built_component(deployment: _Deployment, component: dict[str, Any]) -> dict[str, Any]:
+        name = str(component.get("name", ""))
+        body: dict[str, Any] = {"name": name}
+        if name in deployment.commits and deployment.built(time.time()):
+            body["source_commit_hash"] = deployment.commits[name]
         return body
 
     def _app_json(self, app: _App, pending: _Deployment | None = None) -> dict[str, Any]:
@@ -566,7 +644,8 @@ class DoSimulator:
                 except ValueError as exc:
                     return 400, _error("bad_request", str(exc))
                 app.updated = self._stamp()
-                deployment = self._new_deployment(app, app.spec, "app spec updated")
+                refresh = bool((body or {}).get("update_all_source_versions"))
+                deployment = self._new_deployment(app, app.spec, "app spec updated", refresh_sources=refresh)
                 return 200, {"app": self._app_json(app, pending=deployment)}
             if method == "DELETE":
                 del self.apps[app.id]
@@ -637,7 +716,9 @@ class DoSimulator:
             self.fail_next_rollback = None
             app.spec_before_rollback = app.spec
             app.spec = json.loads(json.dumps(target.spec))
-            deployment = self._new_deployment(app, target.spec, "rollback", cloned_from=target.id)
+            deployment = self._new_deployment(
+                app, target.spec, "rollback", cloned_from=target.id, commits=target.commits
+            )
             # The rollback deployment re-uses the built release: no build, a short rollout.
             deployment.durations = {
                 "PENDING_DEPLOY": self.phases.get("PENDING_DEPLOY", 0.0),
@@ -657,7 +738,7 @@ class DoSimulator:
                 return 400, _error("bad_request", "app is not pinned: there is no rollback to revert")
             app.spec = app.spec_before_rollback
             app.pinned, app.spec_before_rollback = None, None
-            deployment = self._new_deployment(app, app.spec, "rollback reverted")
+            deployment = self._new_deployment(app, app.spec, "rollback reverted", refresh_sources=False)
             return 200, {"deployment": self._deployment_json(deployment)}
         return 404, _error("not_found", "no such route")
 
@@ -707,9 +788,12 @@ class DoSimulator:
         ref = image.get("digest") or image.get("tag") or "latest"
         stamp = _iso(deployment.created)
         if kind == "BUILD":
-            git = first.get("github") or first.get("git") or {}
+            git = first.get("github") or first.get("gitlab") or first.get("git") or {}
             if git:
                 yield f"{stamp} [build] cloning {git.get('repo') or git.get('repo_clone_url')} at {git.get('branch')}"
+                commit = deployment.commits.get(str(first.get("name")))
+                if commit:
+                    yield f"{stamp} [build] checked out commit {commit}"
             else:
                 yield f"{stamp} [build] using prebuilt image {image.get('repository', '?')}@{ref}: nothing to build"
             if deployment.build_error:

@@ -161,6 +161,37 @@ class Site:
     def deploy_args(self, version: str) -> list[str]:
         return ["--config", "deploy.json", "--version", version, "--validation-run-id", f"run-{version}"]
 
+    def deploy(self, version: str, migrations: list[str]) -> None:
+        """Validate `version` with these migration folders and deploy it; it must succeed."""
+        self.prepare(version, migrations)
+        if self.orchestrator(*self.deploy_args(version)).wait(_WAIT) != 0:
+            raise AssertionError(f"deploying {version} failed: see {self.root / 'orchestrator.log'}")
+
+    def crash(self, version: str, at: str, *args: str, migrations: list[str] | None = None) -> None:
+        """Run the orchestrator on `version` (deploy, or the mode in `args`) and kill it at crash point `at`;
+        with `migrations`, validate `version` with those folders first."""
+        if migrations is not None:
+            self.prepare(version, migrations)
+        dying = self.orchestrator(*self.deploy_args(version), *args, env={**ARMED, "DEPLOY_ORCHESTRATOR_CRASH_AT": at})
+        code = dying.wait(_WAIT)
+        if code != -signal.SIGKILL:
+            raise AssertionError(f"the orchestrator was meant to die by SIGKILL at {at}, but exited {code}")
+
+    def recover(self, *args: str) -> int:
+        """Run `deploy-orchestrator recover` to its end; returns its exit code."""
+        return self.orchestrator("recover", "--config", "deploy.json", *args).wait(_WAIT)
+
+    def result(self) -> dict[str, Any]:
+        """The last run's output contract."""
+        return dict(json.loads((self.root / ".deploy-orchestrator" / "result.json").read_text()))
+
+    def applied(self) -> list[str]:
+        """The migration versions applied and not undone, in version order."""
+        rows = self.query(
+            "SELECT version FROM deploy_orchestrator.schema_history WHERE type = 'SQL' AND undone_at IS NULL"
+        )
+        return sorted(str(v) for (v,) in rows)
+
     def serving(self) -> str | None:
         try:
             return str(requests.get(f"http://127.0.0.1:{self.port}/version", timeout=5).json()["version"])
@@ -194,10 +225,7 @@ def run_point(point: Point, root: Path, dsn: str, agentbench: AgentbenchPeer) ->
     outcome = Outcome(point)
     blocker: Any = None
     try:
-        site.prepare("v1", ["db1"])
-        first = site.orchestrator(*site.deploy_args("v1"))
-        if first.wait(_WAIT) != 0:
-            raise AssertionError(f"deploying v1 failed: see {root / 'orchestrator.log'}")
+        site.deploy("v1", ["db1"])
         site.prepare("v2", ["db1", "db2"])
         if point.fail_verify:
             (site.flags / "verify-v2.fail").write_text("")
@@ -252,7 +280,7 @@ _CIC_ANY = (
 
 def _check(site: Site, outcome: Outcome, launched: float) -> None:
     point, problems = outcome.point, outcome.problems
-    result = json.loads((site.root / ".deploy-orchestrator" / "result.json").read_text())
+    result = site.result()
     recovery = result.get("recovery") or {}
     outcome.actions = list(recovery.get("actions") or [])
     steps = recovery.get("crashed_steps") or {}

@@ -5,15 +5,16 @@ builds a deployment, keeps the old release serving until the new one passes that
 then switches. We wait for the outcome with backoff under a deadline. Rollback uses App Platform's
 own rollback API, which pins the app until we commit (verification passed) or revert.
 
-Nothing is ever stopped here: App Platform replaces instances itself, so `retire` and `stop` have
-nothing to do, and a deployment that failed never received traffic.
+Nothing is ever stopped here (no `Retirement`): App Platform replaces instances itself, and a
+deployment that failed never received traffic. A pull request's preview is another app, deployed by
+`preview_target.DigitalOceanPreview` on top of this adapter.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from orchestrator.app_spec import FilledSpec
@@ -24,18 +25,19 @@ from orchestrator.platform_outputs import PlatformOutputs
 from orchestrator.platforms.base import DeletedApp, Release
 from orchestrator.redaction import Secret
 
-from . import previews
 from .api import PLATFORM, AppsApi, RetryPolicy
 from .component_health import require_healthy_components
 from .deletion import delete_named_app
-from .deployments import EPOCH, failure, rolled_back_from, when
+from .deployments import failure, kept_releases
+from .first_deploy import create_from_spec
 from .image import ImageSource, parse_image
 from .logs import DeploymentLogs, fetch_logs, outputs_of
-from .pinning import Pinning
-from .preview_spec import preview_name, preview_spec
-from .previews import create_app, find_app
+from .pinning import Pinning, refuse_if_pinned
+from .previews import find_app
 from .region import check_region
+from .source_commit import BuiltOtherCommit, git_built, other_commit, undo_other_commit
 from .spec import (
+    commits_of,
     image_of,
     images_of,
     select_component,
@@ -45,7 +47,7 @@ from .spec import (
     with_release,
 )
 from .spec_file import refuse_unapproved, with_sealed_values
-from .spec_update import find_new_deployment, unfinished, update_spec
+from .spec_update import unfinished, update_spec
 from .watch import Backoff, wait_for_deployment
 
 __all__ = ["DEFAULT_DEADLINE_SECONDS", "DEFAULT_ENDPOINT", "DigitalOceanPlatform"]
@@ -54,7 +56,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://api.digitalocean.com"
 DEFAULT_DEADLINE_SECONDS = 15 * 60.0
-_KEPT_PHASES = ("ACTIVE", "SUPERSEDED")
 _RECENT = 50
 _BACKOFF = Backoff()
 _RETRY = RetryPolicy()
@@ -64,8 +65,6 @@ class DigitalOceanPlatform:
     """One App Platform app (`deployment_config.do_app_id`), driven through pydo."""
 
     name = "digitalocean"
-    strategies = frozenset({"blue_green", "rolling"})
-    cuts_over_itself = True
 
     def __init__(
         self,
@@ -81,11 +80,14 @@ class DigitalOceanPlatform:
         sleep: Callable[[float], None] = time.sleep,
         component_images: Mapping[str, str] | None = None,
         app_spec: FilledSpec | None = None,
+        preview_branch: str | None = None,
     ) -> None:
         """`component_images`: app_action's `IMAGE_DIGEST_<COMPONENT>` / `IMAGE_TAG_<COMPONENT>`
         variables (`artifacts.component_image_vars`; other names are ignored). `app_spec`: the spec
         from the repository (`artifacts.app_spec`, filled in), deployed instead of the live app's;
-        its name finds the app when `do_app_id` is not set, and the first deploy creates it."""
+        its name finds the app when `do_app_id` is not set, and the first deploy creates it.
+        `preview_branch`: the branch a preview's git-source components build (the pull request's head
+        branch, GITHUB_HEAD_REF); production builds the spec's."""
         if not deployment.do_app_id and app_spec is None:
             raise ConfigError(
                 "deployment_config.do_app_id: required with platform digitalocean "
@@ -93,6 +95,7 @@ class DigitalOceanPlatform:
                 "a spec whose name finds or creates the app"
             )
         self.app_id = deployment.do_app_id or ""
+        self.preview_branch = preview_branch
         self._spec_file = app_spec
         self._app_spec = app_spec.document if app_spec is not None else None
         self._project_id = deployment.do_project_id
@@ -108,6 +111,8 @@ class DigitalOceanPlatform:
         self._sleep = sleep
         self.api = AppsApi(token, endpoint=endpoint, verify=verify, policy=retry, sleep=sleep)
         self._pinning = Pinning(self.api, self._await)
+        self._source_commit: str | None = None
+        """The commit git-source components must be built from (the gates' `source_commit`)."""
         self.last_logs: DeploymentLogs | None = None
         """Build and deploy logs of the last deployment that failed, or that `start` made live."""
         self.last_app: dict[str, Any] | None = None
@@ -119,6 +124,11 @@ class DigitalOceanPlatform:
         """The gates approved `digests`: the spec file and component images this adapter deploys must
         be exactly those. Raises GateError (nothing touched) when they are not."""
         refuse_unapproved(self._spec_file, self._component_images, digests, version)
+        self._source_commit = digests.source_commit
+        if self._source_commit is None:
+            # Refused here, before the deploy lock and any change, rather than in the middle of start.
+            wanted = self._app_spec if self._app_spec is not None or not self._production_id() else None
+            self._from_git(wanted if wanted is not None else self._app(self.app_id).get("spec") or {}, version)
 
     # --- read-only ------------------------------------------------------------------------------
 
@@ -149,22 +159,7 @@ class DigitalOceanPlatform:
         if not self._production_id():
             return []
         body = self.api.read("list deployments", self.api.apps.list_deployments, self.app_id, per_page=_RECENT)
-        deployments = sorted(
-            (d for d in (body or {}).get("deployments") or [] if d.get("phase") in _KEPT_PHASES),
-            key=lambda d: when(d.get("created_at")),
-            reverse=True,
-        )
-        left = rolled_back_from(deployments)
-        kept: list[Release] = []
-        seen: set[str] = set()
-        for deployment in deployments:
-            release = self._release(deployment)
-            if release.version in seen:
-                continue
-            seen.add(release.version)
-            if deployment.get("phase") == "ACTIVE" or str(deployment.get("id")) not in left:
-                kept.append(release)
-        return kept
+        return kept_releases((body or {}).get("deployments") or [], self._release)
 
     # --- deploy -----------------------------------------------------------------------------------
 
@@ -179,45 +174,40 @@ class DigitalOceanPlatform:
         if not self._production_id():
             return self._create(version, source, image)
         app = self._app(self.app_id)
-        self._refuse_if_pinned(app, f"deploy {version}")
+        refuse_if_pinned(app, f"deploy {version}")
         wanted = (
             app.get("spec") or {} if self._app_spec is None else with_sealed_values(self._app_spec, app.get("spec"))
         )
         base = with_component_images(wanted, self._component_images)
         component = select_component(base, self._component)
-        spec = with_release(base, component, version, source, self._health)
+        spec, built = self._from_git(with_release(base, component, version, source, self._health), version)
         active = app.get("active_deployment") or {}
-        if version_of(active.get("spec"), component) == version and images_of(active.get("spec")) == images_of(spec):
+        if (
+            version_of(active.get("spec"), component) == version
+            and images_of(active.get("spec")) == images_of(spec)
+            and all(commits_of(active).get(name) == self._source_commit for name in built)
+        ):
             log.info("version %s is already live (deployment %s)", version, active.get("id"))
             return self._release(active)
-        deployment = unfinished(app, version, component) or update_spec(self.api, app, spec, version, component)
-        release = self._await(self.app_id, deployment, f"deploy of {version}", logs=True)
+        deployment = unfinished(app, version, component) or update_spec(
+            self.api, app, spec, version, component, refresh_sources=bool(built)
+        )
+        try:
+            release = self._await(self.app_id, deployment, f"deploy of {version}", logs=True, built=built)
+        except BuiltOtherCommit as live:
+            undo_other_commit(self, live, active, version)
         # The reference as given: App Platform's DOCR block drops the registry name.
         return Release(release.version, image=image or release.image, ref=release.ref)
 
+    def _from_git(
+        self, spec: dict[str, Any], version: str, branch: str | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The spec to send and the components App Platform builds from git (`source_commit.py`)."""
+        return git_built(spec, self._source_commit, version, branch)
+
     def _create(self, version: str, source: ImageSource | None, image: str | None) -> Release:
-        """The first deploy of an app spec from the repository: create the app (App Platform starts
-        its first deployment) and wait for it."""
-        assert self._app_spec is not None  # only reached when the spec names an app that does not exist
-        base = with_component_images(self._app_spec, self._component_images)
-        component = select_component(base, self._component)
-        spec = with_release(base, component, version, source, self._health)
-        if self._region:
-            check_region({"spec": spec}, self._region)
-        log.info("app %s does not exist yet: creating it from %s", spec.get("name"), "the repository's spec")
-        app = create_app(self.api, spec, project_id=self._project_id)
-        self.app_id = str(app["id"])
-        deployment = app.get("pending_deployment") or app.get("in_progress_deployment") or {}
-        if not deployment.get("id"):
-            deployment = find_new_deployment(self.api, self.app_id, version, component, EPOCH) or {}
-        if not deployment.get("id"):
-            raise DeployError(
-                f"create app: App Platform created app {self.app_id} but no deployment for it",
-                platform=PLATFORM,
-                operation="create app",
-            )
-        release = self._await(self.app_id, deployment, f"first deploy of {version}", logs=True)
-        return Release(release.version, image=image or release.image, ref=release.ref)
+        """The first deploy of an app spec from the repository: App Platform creates the app."""
+        return create_from_spec(self, version, source, image)
 
     def _production_id(self) -> str:
         """Production's app id: `do_app_id`, or the app named by the repository's spec ("" while it
@@ -239,6 +229,8 @@ class DigitalOceanPlatform:
         app = self.last_app if self.last_app is not None else self._app(self.app_id)
         return serves_http(app.get("spec"))
 
+    # --- rollback ---------------------------------------------------------------------------------
+
     def rollback(self, to: Release) -> None:
         """Validate, then roll back to `to`'s deployment (pinning the app) and wait until it is live.
 
@@ -255,65 +247,40 @@ class DigitalOceanPlatform:
 
     # --- previews ---------------------------------------------------------------------------------
 
-    def release_of(self, deployment: dict[str, Any]) -> Release:
-        """The release an App Platform deployment (of any app with production's components) runs."""
-        return self._release(deployment)
-
     def remove(self) -> bool:
         """Production is never removed: a preview target (`preview_target.DigitalOceanPreview`) is."""
         raise DeployError("only a preview target can be removed", platform=PLATFORM, operation="remove")
 
-    def create_preview(self, pr_number: int, repo: str, image: str | None, version: str) -> Release:
-        """Create or update the PR's preview app (production's spec, renamed, without domains and
-        alerts), deploy `image` as `version`, and return it with its live URL in `Release.url`."""
-        if image is None:
-            raise ConfigError(
-                "image: App Platform previews need an image; pass the image input or set artifacts.docker_image"
-            )
-        api = self.api
-        source = parse_image(image)
-        name = preview_name(repo, pr_number)
-        production = self._app(self.app_id).get("spec") or {}
-        base = preview_spec(production, name)
+    def preview_base(self) -> dict[str, Any]:
+        """The spec a preview starts from: the repository's (the pull request's own file, gated like
+        production's) with production's encrypted values, or else production's live spec."""
+        production = self._app(self.app_id).get("spec") or {} if self._production_id() else {}
+        if self._app_spec is not None:
+            return with_sealed_values(self._app_spec, production)
+        return production
+
+    def release_spec(
+        self, base: dict[str, Any], version: str, source: ImageSource | None
+    ) -> tuple[dict[str, Any], str, list[str]]:
+        """`base` as this adapter deploys `version` of `source`: the spec, the component carrying the
+        release, and the components App Platform builds from git (held to the validated commit)."""
         component = select_component(base, self._component)
-        spec = with_release(base, component, version, source, self._health)
-        app = previews.find_app(api, name)
-        operation = f"preview {name} ({version})"
-        if app is not None:
-            active = app.get("active_deployment") or {}
-            if version_of(active.get("spec"), component) == version and app.get("live_url"):
-                return self._release(active, url=str(app["live_url"]))
-            deployment = unfinished(app, version, component) or update_spec(api, app, spec, version, component)
-        else:
+        spec, built = self._from_git(with_release(base, component, version, source, self._health), version)
+        return spec, component, built
 
-            def send() -> dict[str, Any]:
-                body = api.once("create preview app", api.apps.create, {"spec": spec})
-                return dict((body or {}).get("app") or {})
+    def built_from_validated_commit(self, deployment: dict[str, Any], built: Sequence[str]) -> bool:
+        """Every git-built component of `deployment` was built from the commit the gates validated."""
+        return all(commits_of(deployment).get(name) == self._source_commit for name in built)
 
-            app = api.create("create preview app", send, lambda: previews.find_app(api, name))
-            deployment = app.get("pending_deployment") or app.get("in_progress_deployment") or {}
-            if not deployment.get("id"):
-                deployment = find_new_deployment(api, str(app["id"]), version, component, previews.NEW_APP) or {}
-            if not deployment.get("id"):
-                raise DeployError(
-                    f"{operation}: App Platform created app {app.get('id')} but no deployment for it",
-                    platform=PLATFORM,
-                    operation="create preview app",
-                )
-        app_id = str(app["id"])
-        release = self._await(app_id, deployment, operation)
-        url = self._app(app_id).get("live_url")
-        if not url:
-            raise DeployError(
-                f"{operation}: deployed, but App Platform gave the app no live_url",
-                platform=PLATFORM,
-                operation="get app",
-            )
-        return Release(release.version, url=str(url), image=release.image, ref=release.ref)
+    def await_deployment(
+        self, app_id: str, deployment: dict[str, Any], operation: str, built: Sequence[str] = ()
+    ) -> Release:
+        """Wait for `deployment` of any app under this adapter's deadline (see `_await`)."""
+        return self._await(app_id, deployment, operation, built=built)
 
-    def delete_preview(self, pr_number: int, repo: str) -> bool:
-        """Delete the PR's preview app. Idempotent: True if it deleted one, False if none existed."""
-        return previews.delete_preview(self.api, pr_number, repo)
+    def app(self, app_id: str) -> dict[str, Any]:
+        """GET an app (production's held to `do_region`)."""
+        return self._app(app_id)
 
     def delete_app(self, app_id: str | None, app_name: str | None) -> DeletedApp | None:
         """mode delete: remove another app by id or name. Idempotent: None when it does not exist.
@@ -337,6 +304,10 @@ class DigitalOceanPlatform:
         self.last_app = app
         return app
 
+    def release_of(self, deployment: dict[str, Any], url: str | None = None) -> Release:
+        """The release an App Platform deployment (of any app with production's components) runs."""
+        return self._release(deployment, url)
+
     def _release(self, deployment: dict[str, Any], url: str | None = None) -> Release:
         spec = deployment.get("spec")
         image = image_of(spec, self._component)
@@ -351,17 +322,6 @@ class DigitalOceanPlatform:
     def _is(self, deployment: dict[str, Any], version: str) -> bool:
         return version_of(deployment.get("spec"), self._component) == version
 
-    def _refuse_if_pinned(self, app: dict[str, Any], operation: str) -> None:
-        pinned = app.get("pinned_deployment")
-        if pinned:
-            raise DeployError(
-                f"{operation}: app {self.app_id} is pinned to deployment {pinned.get('id')} by a rollback that "
-                "was neither committed nor reverted; run mode rollback to finish it, or commit/revert it in the "
-                "control panel",
-                platform=PLATFORM,
-                operation="update app spec",
-            )
-
     def _deployment_of(self, version: str) -> str:
         for release in self.releases():
             if release.version == version and release.ref:
@@ -372,8 +332,18 @@ class DigitalOceanPlatform:
             operation="rollback",
         )
 
-    def _await(self, app_id: str, deployment: dict[str, Any], operation: str, *, logs: bool = False) -> Release:
-        """Wait for `deployment`; its logs are read when it fails, and on success when `logs`."""
+    def _await(
+        self,
+        app_id: str,
+        deployment: dict[str, Any],
+        operation: str,
+        *,
+        logs: bool = False,
+        built: Sequence[str] = (),
+    ) -> Release:
+        """Wait for `deployment`; its logs are read when it fails, and on success when `logs`.
+        `built`: components that must be built from the validated commit; one built from another
+        is cancelled before it goes live (DeployError), or raises BuiltOtherCommit if it already did."""
         deployment_id = str(deployment.get("id"))
         outcome = wait_for_deployment(
             self.api,
@@ -382,7 +352,20 @@ class DigitalOceanPlatform:
             deadline_seconds=self._deadline,
             backoff=self._backoff,
             sleep=self._sleep,
+            refuse=other_commit(built, self._source_commit) if built else None,
         )
+        if outcome.refused is not None and outcome.phase == "ACTIVE":
+            raise BuiltOtherCommit(outcome.refused, deployment_id)
+        if outcome.refused is not None:
+            self._cancel(app_id, deployment_id)
+            self.last_logs = fetch_logs(self.api, app_id, deployment_id, verify=self._verify)
+            self._logs_failed = True
+            raise DeployError(
+                f"{operation}: {outcome.refused}; deployment {deployment_id} was cancelled before it went live and "
+                "the previous release keeps serving. Validate that commit, or deploy again from the validated one",
+                platform=PLATFORM,
+                operation="wait for deployment",
+            )
         if outcome.phase == "ACTIVE":
             if logs:
                 self.last_logs = fetch_logs(self.api, app_id, deployment_id, verify=self._verify)

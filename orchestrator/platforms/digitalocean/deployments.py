@@ -7,12 +7,38 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.platforms.base import Release
+
 from .image import ImageSource
 from .watch import Outcome
 
-__all__ = ["EPOCH", "condition", "failure", "newest_after", "rolled_back_from", "same_image", "when"]
+__all__ = ["EPOCH", "condition", "failure", "kept_releases", "newest_after", "rolled_back_from", "same_image", "when"]
 
 EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+_KEPT_PHASES = ("ACTIVE", "SUPERSEDED")
+
+
+def kept_releases(deployments: list[dict[str, Any]], release_of: Callable[[dict[str, Any]], Release]) -> list[Release]:
+    """ACTIVE and SUPERSEDED deployments as releases, newest first, one per version. A version whose
+    newest deployment was rolled back from is left out, unless it is live."""
+    newest_first = sorted(
+        (d for d in deployments if d.get("phase") in _KEPT_PHASES),
+        key=lambda d: when(d.get("created_at")),
+        reverse=True,
+    )
+    left = rolled_back_from(newest_first)
+    kept: list[Release] = []
+    seen: set[str] = set()
+    for deployment in newest_first:
+        release = release_of(deployment)
+        if release.version in seen:
+            continue
+        seen.add(release.version)
+        if deployment.get("phase") == "ACTIVE" or str(deployment.get("id")) not in left:
+            kept.append(release)
+    return kept
 
 
 def rolled_back_from(newest_first: list[dict[str, Any]]) -> set[str]:

@@ -65,6 +65,7 @@ def _create(config: DeployConfig, context: PlatformContext, target: Target) -> P
         deadline_seconds=float(deadline),
         component_images=component_image_vars(context.env),
         app_spec=app_spec,
+        preview_branch=context.env.get("GITHUB_HEAD_REF") or None,
     )
     if target.pr_number is None or target.repository is None:
         return production

@@ -20,12 +20,25 @@ from orchestrator.errors import DeployError
 from .api import PLATFORM, AppsApi, NotFoundError
 from .deployments import condition, newest_after, when
 
-__all__ = ["PinnedRollback", "Pinning"]
+__all__ = ["PinnedRollback", "Pinning", "refuse_if_pinned"]
 
 log = logging.getLogger(__name__)
 
 Await = Callable[[str, dict[str, Any], str], object]
 """Wait for (app id, deployment, operation) to go live; raises DeployError when it does not."""
+
+
+def refuse_if_pinned(app: dict[str, Any], operation: str) -> None:
+    """Raise DeployError when a rollback left `app` pinned: App Platform refuses spec updates then."""
+    pinned = app.get("pinned_deployment")
+    if pinned:
+        raise DeployError(
+            f"{operation}: app {app.get('id')} is pinned to deployment {pinned.get('id')} by a rollback that "
+            "was neither committed nor reverted; run mode rollback to finish it, or commit/revert it in the "
+            "control panel",
+            platform=PLATFORM,
+            operation="update app spec",
+        )
 
 
 @dataclass(frozen=True, slots=True)

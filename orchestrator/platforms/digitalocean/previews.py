@@ -1,9 +1,7 @@
-"""Per-PR preview apps on App Platform: create or update one, deploy the PR's image, delete it.
+"""App Platform apps by name: find, create and delete one, and a pull request's preview app.
 
-`preview.py` decides the preview's name and spec; this module acts on them. A preview app is
-deployed the way production is, so `create_preview` drives the adapter's own deploy steps (join a
-deployment under way, update the spec, wait under the deadline) on the preview app rather than
-repeating them; that is why it takes the `DigitalOceanPlatform` and calls its internals.
+Knows nothing of the adapter: `preview_target.py` deploys a preview, `first_deploy.py` production's
+first app, both through these.
 """
 
 from __future__ import annotations

@@ -21,8 +21,10 @@ from .image import ImageSource
 __all__ = [
     "COMPONENT_KINDS",
     "VERSION_ENV",
+    "commits_of",
     "component_env_name",
     "components",
+    "git_sources",
     "health_check_block",
     "image_of",
     "images_of",
@@ -30,6 +32,7 @@ __all__ = [
     "serves_http",
     "version_of",
     "with_component_images",
+    "with_git_sources",
     "with_release",
 ]
 
@@ -190,3 +193,42 @@ def images_of(spec: dict[str, Any] | None) -> dict[str, tuple[Any, ...]]:
     """What each component pulls, for "is this exactly what is live already"."""
     owned = ("registry_type", "registry", "repository", "tag", "digest")
     return {str(c.get("name")): tuple((c.get("image") or {}).get(k) for k in owned) for _, c in components(spec)}
+
+
+_GIT_SOURCES = ("github", "gitlab", "bitbucket", "git")
+
+
+def git_sources(spec: dict[str, Any] | None) -> list[str]:
+    """The components (services, workers, jobs) App Platform builds from a git source."""
+    return [
+        str(c.get("name"))
+        for _, c in components(spec)
+        if any(isinstance(c.get(key), dict) for key in _GIT_SOURCES) and not c.get("image")
+    ]
+
+
+def with_git_sources(spec: dict[str, Any], branch: str | None = None) -> dict[str, Any]:
+    """A copy of `spec` whose git sources never deploy on push (App Platform would otherwise build
+    every new commit, validated or not) and, given `branch`, build that branch (a preview: the pull
+    request's). Components with an image are left as they are."""
+    new = copy.deepcopy(spec)
+    for _, component in components(new):
+        for key in _GIT_SOURCES:
+            source = component.get(key)
+            if isinstance(source, dict) and not component.get("image"):
+                if key != "git":  # App Platform's plain `git` source has no deploy_on_push
+                    source["deploy_on_push"] = False
+                if branch is not None:
+                    source["branch"] = branch
+    return new
+
+
+def commits_of(deployment: dict[str, Any] | None) -> dict[str, str]:
+    """Component name -> the commit App Platform built it from, as far as the deployment shows
+    (it knows once the build step finished)."""
+    return {
+        str(c.get("name")): str(c["source_commit_hash"])
+        for kind in COMPONENT_KINDS
+        for c in (deployment or {}).get(kind) or []
+        if c.get("source_commit_hash")
+    }

@@ -33,9 +33,17 @@ def unfinished(app: dict[str, Any], version: str, component: str) -> dict[str, A
 
 
 def update_spec(
-    api: AppsApi, app: dict[str, Any], spec: dict[str, Any], version: str, component: str
+    api: AppsApi,
+    app: dict[str, Any],
+    spec: dict[str, Any],
+    version: str,
+    component: str,
+    *,
+    refresh_sources: bool = False,
 ) -> dict[str, Any]:
     """PUT the spec (App Platform creates a deployment for it) and return that deployment.
+    `refresh_sources`: App Platform fetches every git source's branch head again (by default it
+    rebuilds only sources the spec changed, so a new commit on an unchanged branch would be missed).
 
     A PUT that fails ambiguously may still have created the deployment: we look for a deployment
     of `version` created after the app's last one before sending again.
@@ -44,7 +52,8 @@ def update_spec(
     before = when(app.get("last_deployment_created_at"))
 
     def send() -> dict[str, Any]:
-        body = api.once("update app spec", api.apps.update, app_id, {"spec": spec})
+        request: dict[str, Any] = {"spec": spec, **({"update_all_source_versions": True} if refresh_sources else {})}
+        body = api.once("update app spec", api.apps.update, app_id, request)
         updated = (body or {}).get("app") or {}
         deployment = updated.get("pending_deployment") or updated.get("in_progress_deployment")
         if deployment and deployment.get("id"):

@@ -44,6 +44,8 @@ class Outcome:
     """How long the deployment has been in `phase` as far as we saw."""
     polls: int
     timed_out: bool = False
+    refused: str | None = None
+    """Why the watch stopped before the end: the deployment is not the one that may run."""
 
 
 def wait_for_deployment(
@@ -55,12 +57,14 @@ def wait_for_deployment(
     backoff: Backoff,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    refuse: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> Outcome:
     """Poll until ACTIVE, ERROR, CANCELED or SUPERSEDED, or until the deadline. Raises DeployError
     only when the API itself fails past its retries; a failed or late deployment is an Outcome.
 
     The first look waits one backoff step: the caller has just created (or found) the deployment,
-    so an immediate look would only repeat what it knows."""
+    so an immediate look would only repeat what it knows. `refuse` sees every look: a reason it
+    gives ends the watch at once (the caller cancels the deployment before it goes live)."""
     what = f"DigitalOcean deployment {deployment_id} to finish"
     wait = BoundedWait(deadline_seconds, backoff, clock=clock, sleep=sleep, what=what)
     wait.sleep_until_next_poll(0.0)
@@ -75,6 +79,9 @@ def wait_for_deployment(
         if current != phase:
             log.info("deployment %s: %s", deployment_id, current)
             phase, phase_since = current, elapsed
+        reason = refuse(deployment) if refuse is not None else None
+        if reason is not None:
+            return Outcome(deployment, phase, elapsed, elapsed - phase_since, polls, refused=reason)
         if phase in _DONE:
             return Outcome(deployment, phase, elapsed, elapsed - phase_since, polls)
         if not wait.sleep_until_next_poll(elapsed):
