@@ -22,6 +22,7 @@ from typing import Any
 from orchestrator import artifacts as artifact_digests
 from orchestrator import gates, good_releases, ledger, metrics, notify, odoo, platform_outputs
 from orchestrator.app_delete import run_delete
+from orchestrator.canary.webhooks import PhaseHooks
 from orchestrator.contract import (
     DeploymentDetails,
     HardeningOutcome,
@@ -56,7 +57,7 @@ from orchestrator.redaction import Secret
 from orchestrator.rollback import RollbackReport, roll_back
 from orchestrator.runlog import RunLog, utc_now
 from orchestrator.sqlagent import attach_provenance, required_lines
-from orchestrator.strategies import RolloutFailure, execute, plan_rollout
+from orchestrator.strategies import RolloutFailure, RolloutOutcome, execute, plan_rollout
 
 __all__ = ["Pipeline", "RunState"]
 
@@ -111,6 +112,7 @@ class Pipeline:
         self.modules: tuple[odoo.OdooModule, ...] = ()
         self.ledger_dsn = ledger_dsn
         self._held = ExitStack()
+        self.hooks: PhaseHooks | None = None
 
     def _secret(self, name: str | None) -> Secret | None:
         value = self.env.get(name) if name else None
@@ -312,6 +314,7 @@ class Pipeline:
         return validated_commit(self.env, preview=self.inputs.mode == "preview")
 
     def _deploy(self, *, plan_only: bool) -> None:
+        self.hooks = self._phase_hooks()
         self._look_at_what_serves()
         with self.log.phase("Gates"):
             report = self._pass_gates()
@@ -359,7 +362,8 @@ class Pipeline:
                 rollout_began = True
                 self._at("rollout")
                 with self.log.phase(f"Rollout: {self.config.deployment.strategy} to {self.inputs.version}"):
-                    outcome = execute(rollout, self.platform, self.checks, self.log)
+                    outcome = execute(rollout, self.platform, self.checks, self.log, hooks=self.hooks)
+                self._canary_record(outcome)
                 self.state.probes.extend(outcome.probes)
                 self.state.traffic_moved = outcome.traffic_moved
             except Exception as raised:
@@ -370,6 +374,7 @@ class Pipeline:
                 # idempotent, so assume it moved.
                 traffic_moved = rollout_began and exc is not raised
                 if isinstance(exc, RolloutFailure):
+                    self._canary_record(exc.outcome)
                     self.state.probes.extend(exc.outcome.probes)
                     traffic_moved = exc.outcome.traffic_moved
                 self.state.traffic_moved = traffic_moved
@@ -389,6 +394,17 @@ class Pipeline:
             f"at {self.platform.live_url()}" if answers_on_a_url(self.platform) else "(no URL: workers and jobs only)"
         )
         self.log.info(f"{self.inputs.version} is live {where}")
+
+    def _phase_hooks(self) -> PhaseHooks:
+        """The canary's phase webhooks; a secret variable they name but is unset is a ConfigError now."""
+        context = {"deployment_id": self.state.deployment_id, "repository": self.env.get("GITHUB_REPOSITORY")}
+        return PhaseHooks(self.config.deployment.canary_webhooks, self.env, self.log, context=context)
+
+    def _canary_record(self, outcome: RolloutOutcome) -> None:
+        if outcome.verdicts:
+            self.state.extras["canary_analysis"] = [v.to_dict() for v in outcome.verdicts]
+        if self.hooks:
+            self.state.extras["webhooks"] = self.hooks.to_dict()
 
     def _apply_migrations(self, runner: Any, plan: Any) -> list[MigrationResult]:
         try:
@@ -445,6 +461,10 @@ class Pipeline:
         with self.log.phase("Rollback"):
             report = self._roll_back(reason, runner, applied, traffic_moved)
         self._absorb(report)
+        if self.hooks:
+            back_to = report.outcome.previous_version
+            self.hooks.phase("rollback", {"version": self.inputs.version, "previous": back_to, "reason": reason})
+            self.state.extras["webhooks"] = self.hooks.to_dict()
 
     def _roll_back(
         self, reason: str, runner: Any, applied: Sequence[MigrationResult], traffic_moved: bool

@@ -79,3 +79,40 @@ def test_a_plan_describes_itself_for_plan_mode_and_the_summary() -> None:
         "3. route 100% to v2",
         "4. verify the live release (health, database, endpoints, jobs, metrics)",
     ]
+
+
+def test_a_judged_canary_with_webhooks_and_sticky_sessions_is_planned_phase_by_phase() -> None:
+    from orchestrator.canary.policy import AnalysisPolicy, Stickiness
+    from orchestrator.strategies.steps import Hook, describe
+
+    policy, sticky = AnalysisPolicy(), Stickiness()
+    steps = canary.plan(
+        old="v1",
+        new="v2",
+        image=None,
+        analysis=False,
+        steps=(CanaryStep(10, 5.0), CanaryStep(50), CanaryStep(100)),
+        judged=policy,
+        sticky=sticky,
+        hooks=True,
+    )
+    assert steps == [
+        Hook("confirm-rollout"),
+        Start("v2", None),
+        PreSwitchCheck(False),
+        Hook("pre-rollout"),
+        Route((("v1", 90), ("v2", 10)), sticky),
+        Pause(5.0),
+        Analysis(10, policy, "v2", "v1"),
+        Hook("rollout", 10),
+        Route((("v1", 50), ("v2", 50)), sticky),
+        Analysis(50, policy, "v2", "v1"),
+        Hook("rollout", 50),
+        Hook("confirm-promotion"),
+        Route((("v2", 100),)),
+        Verify(),
+        Hook("post-rollout"),
+    ]
+    assert describe(steps[4]) == "route 90% to v1, 10% to v2 (sticky sessions)"
+    assert describe(steps[6]) == "analysis at 10%: v2 against v1 (p95 +20%, errors +1 pts)"
+    assert describe(steps[7]) == "webhooks: rollout at 10%"

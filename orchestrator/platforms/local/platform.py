@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.artifacts import ArtifactDigests
+from orchestrator.canary.policy import Stickiness
+from orchestrator.canary.traffic import TrafficSample
 from orchestrator.contract import LocalConfig
 from orchestrator.errors import DeployError
 from orchestrator.platforms.base import Release
@@ -182,6 +184,19 @@ class LocalPlatform:
     def route(self, weights: Mapping[str, int]) -> None:
         """Route new requests by weight; returns once the switch is in effect. Raises DeployError."""
         self._call("route", weights=dict(weights))
+
+    def route_sticky(self, weights: Mapping[str, int], sticky: Stickiness) -> None:
+        """`route`, with each client pinned to the release it first got (`local.sticky`). Raises DeployError."""
+        self._call("route", weights=dict(weights), sticky={"cookie": sticky.cookie, "header": sticky.header})
+
+    def traffic(self) -> TrafficSample:
+        """The data plane's per-release counters (`canary.traffic`). Read-only. Raises DeployError."""
+        try:
+            return TrafficSample.from_dict(self._call("traffic"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DeployError(
+                f"the data plane's counters are unreadable: {exc}", platform="local", operation="traffic"
+            ) from exc
 
     def rollback(self, to: Release) -> None:
         """All traffic to `to`, from its own snapshot. Raises DeployError.

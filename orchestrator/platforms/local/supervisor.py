@@ -88,6 +88,7 @@ class Supervisor(ReplicaKeeper):
         self._synced = False
         """Whether the proxy process has the current table; the monitor pushes it again when not."""
         self._weights: dict[str, int] = {}
+        self._sticky: dict[str, str | None] | None = None
         self._live: str | None = None
         self._next_seq = 1
         self._stopping: set[str] = set()
@@ -98,6 +99,7 @@ class Supervisor(ReplicaKeeper):
             "status": self._op_status,
             "start": self._op_start,
             "route": self._op_route,
+            "traffic": self._op_traffic,
             "retire": self._op_retire,
             "stop": self._op_stop,
             "shutdown": self._op_shutdown,
@@ -139,7 +141,7 @@ class Supervisor(ReplicaKeeper):
         """Give the proxy process the current table; on failure the monitor tries again."""
         weights = {v: w for v, w in self._weights.items() if v in self._published}
         try:
-            await self._link.sync(self._published, weights)
+            await self._link.sync(self._published, weights, self._sticky)
         except (NotListeningError, RefusedError, TimeoutError, OSError) as exc:
             self._synced = False
             log.warning("the proxy process did not take the routing table (%s); retrying", exc)
@@ -297,7 +299,12 @@ class Supervisor(ReplicaKeeper):
         # A release still starting has no backend yet: it cannot take traffic before it listens.
         running = {v for v in self._releases if v not in self._stopping and v in self._published}
         weights = check_weights(dict(request["weights"]), running)
+        sticky = request.get("sticky")
+        if sticky is not None and not (isinstance(sticky, dict) and set(sticky) <= {"cookie", "header"}):
+            raise OperationError(f"sticky should be {{cookie: name}} or {{header: name}}, not {sticky!r}")
         self._weights = weights
+        # Kept in memory only: a supervisor started again routes by weight, and cookies still pin.
+        self._sticky = sticky
         if len(weights) == 1:
             self._live = next(iter(weights))
         # State first, then the switch: a supervisor restarted right after never routes differently.
@@ -305,6 +312,15 @@ class Supervisor(ReplicaKeeper):
         await self._switch()
         log.info("routing %s", weights)
         return {"weights": weights, "live": self._live}
+
+    async def _op_traffic(self, request: dict[str, Any]) -> _Result:
+        """The data plane's per-release counters (`canary.traffic.TrafficSample.to_dict`)."""
+        try:
+            return await self._link.traffic()
+        except (NotListeningError, RefusedError, TimeoutError, OSError) as exc:
+            raise OperationError(
+                f"the data plane did not give its counters ({exc}); see {self._paths.proxy_log}"
+            ) from exc
 
     def _take_drain_seconds(self, request: dict[str, Any]) -> None:
         """Requests carry local.drain_seconds as configured now: it also bounds the drain on SIGTERM."""
