@@ -180,8 +180,11 @@ def config_doc(
             "keep_previous_versions": 5,
             "max_rollback_duration_seconds": 60,
         },
-        "agentbench_config": {"url": "http://127.0.0.1:9", "token_env_var": "AGENTBENCH_TOKEN",
-                              "emit_dpo_on_failure": False},
+        "agentbench_config": {
+            "url": "http://127.0.0.1:9",
+            "token_env_var": "AGENTBENCH_TOKEN",
+            "emit_dpo_on_failure": False,
+        },
         "credentials": {"do_api_token_env_var": "DIGITALOCEAN_TOKEN", "db_connection_env_var": "DATABASE_URL"},
     }
 
@@ -321,7 +324,8 @@ def main() -> int:
         for verdict in run.verdicts:
             if verdict["outcome"] == "fail":
                 metrics = "; ".join(
-                    f"{m['metric']} {m['outcome']}: {m['canary']} vs {m['baseline']} (effect {m['effect']}, p={m['p_value']})"
+                    f"{m['metric']} {m['outcome']}: {m['canary']} vs {m['baseline']} "
+                    f"(effect {m['effect']}, p={m['p_value']})"
                     for m in verdict["metrics"]
                 )
                 print(f"  {run.name}: failed at {verdict['weight']}% after {run.detect_requests} requests: {metrics}")
