@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from orchestrator.canary.policy import AnalysisPolicy, Stickiness, Webhook
+from orchestrator.canary.policy import AnalysisPolicy, PrometheusSource, Stickiness, Webhook
 
 __all__ = ["canary_options", "canary_problems"]
 
@@ -25,7 +25,14 @@ def canary_options(canary: Mapping[str, Any]) -> dict[str, Any]:
             else None
         ),
         "canary_prometheus": (
-            (analysis["prometheus_url"], analysis.get("prometheus_job", "deploy-orchestrator"))
+            PrometheusSource(
+                analysis["prometheus_url"],
+                **{
+                    k.removeprefix("prometheus_"): v
+                    for k, v in analysis.items()
+                    if k.startswith("prometheus_") and k != "prometheus_url"
+                },
+            )
             if analysis and "prometheus_url" in analysis
             else None
         ),
@@ -50,10 +57,10 @@ def canary_problems(deployment: Mapping[str, Any]) -> Iterable[str]:
             yield f"{_FIELD}.{key}: only a canary uses it; set strategy: canary, or remove {key}"
     analysis = canary.get("analysis")
     if analysis is not None and strategy == "canary":
-        if platform == "kubernetes":
+        if platform == "kubernetes" and "prometheus_url" not in analysis:
             yield (
-                f"{_FIELD}.analysis: not available on kubernetes yet (its counters come from Prometheus, "
-                "which is not wired in); use platform local, or remove analysis"
+                f"{_FIELD}.analysis.prometheus_url: required on kubernetes; name the Prometheus server that "
+                "scrapes the request metrics (the analysis compares canary and baseline on them)"
             )
         if platform != "kubernetes" and "prometheus_url" in analysis:
             yield f"{_FIELD}.analysis.prometheus_url: only kubernetes reads Prometheus; local measures at its own proxy"

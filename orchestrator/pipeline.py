@@ -22,6 +22,8 @@ from typing import Any
 from orchestrator import artifacts as artifact_digests
 from orchestrator import gates, good_releases, ledger, metrics, notify, odoo, platform_outputs
 from orchestrator.app_delete import run_delete
+from orchestrator.canary.prometheus import PrometheusMeter
+from orchestrator.canary.traffic import TrafficMeter
 from orchestrator.canary.webhooks import PhaseHooks
 from orchestrator.contract import (
     DeploymentDetails,
@@ -362,7 +364,9 @@ class Pipeline:
                 rollout_began = True
                 self._at("rollout")
                 with self.log.phase(f"Rollout: {self.config.deployment.strategy} to {self.inputs.version}"):
-                    outcome = execute(rollout, self.platform, self.checks, self.log, hooks=self.hooks)
+                    outcome = execute(
+                        rollout, self.platform, self.checks, self.log, hooks=self.hooks, meter=self._meter()
+                    )
                 self._canary_record(outcome)
                 self.state.probes.extend(outcome.probes)
                 self.state.traffic_moved = outcome.traffic_moved
@@ -399,6 +403,11 @@ class Pipeline:
         """The canary's phase webhooks; a secret variable they name but is unset is a ConfigError now."""
         context = {"deployment_id": self.state.deployment_id, "repository": self.env.get("GITHUB_REPOSITORY")}
         return PhaseHooks(self.config.deployment.canary_webhooks, self.env, self.log, context=context)
+
+    def _meter(self) -> TrafficMeter | None:
+        """Where a canary's counters come from when not from the platform's own data plane."""
+        source = self.config.deployment.canary_prometheus
+        return PrometheusMeter(source) if source is not None else None
 
     def _canary_record(self, outcome: RolloutOutcome) -> None:
         if outcome.verdicts:

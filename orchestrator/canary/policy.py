@@ -11,6 +11,7 @@ __all__ = [
     "AnalysisPolicy",
     "ErrorTest",
     "Phase",
+    "PrometheusSource",
     "Stickiness",
     "Webhook",
 ]
@@ -46,6 +47,24 @@ class AnalysisPolicy:
     max_extensions: int = 3
     """... at most this many times; then `on_inconclusive` decides."""
     on_inconclusive: Literal["pass", "fail"] = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusSource:
+    """`canary.analysis.prometheus_*` (Kubernetes): where the counters are and what they are called."""
+
+    url: str
+    job: str = "deploy-orchestrator"
+    version_label: str = "version"
+    requests_metric: str = "http_requests_total"
+    duration_metric: str = "http_request_duration_seconds"
+
+    def queries(self) -> tuple[str, str]:
+        selector = f'{{job="{self.job}"}}'
+        return (
+            f"sum by ({self.version_label}, code) ({self.requests_metric}{selector})",
+            f"sum by ({self.version_label}, le) ({self.duration_metric}_bucket{selector})",
+        )
 
 
 @dataclass(frozen=True, slots=True)

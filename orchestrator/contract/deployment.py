@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from orchestrator.canary.policy import AnalysisPolicy, Stickiness, Webhook
+from orchestrator.canary.policy import AnalysisPolicy, PrometheusSource, Stickiness, Webhook
 
 __all__ = [
     "PLATFORMS",
@@ -76,8 +76,8 @@ class DeploymentConfig:
     local: LocalConfig | None = None
     canary_steps: tuple[CanaryStep, ...] = (CanaryStep(weight=100),)
     canary_analysis: AnalysisPolicy | None = None
-    canary_prometheus: tuple[str, str] | None = None
-    """Kubernetes: (Prometheus base URL, job label) the analysis reads its counters from."""
+    canary_prometheus: PrometheusSource | None = None
+    """Kubernetes: the Prometheus server the analysis reads its counters from."""
     canary_sticky: Stickiness | None = None
     canary_webhooks: tuple[Webhook, ...] = ()
     rolling: RollingConfig = RollingConfig()

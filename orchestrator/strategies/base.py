@@ -103,13 +103,19 @@ def execute(
     *,
     sleep: Callable[[float], None] = time.sleep,
     hooks: PhaseHooks | None = None,
+    meter: TrafficMeter | None = None,
 ) -> RolloutOutcome:
-    """Carry out the plan. Raises RolloutFailure (wrapping DeployError/HealthError) at the first failure."""
+    """Carry out the plan. Raises RolloutFailure (wrapping DeployError/HealthError) at the first failure.
+
+    `meter` counts requests per release for `canary.analysis` (Prometheus on Kubernetes); by default
+    the platform's own data plane, when it counts (local)."""
     outcome = RolloutOutcome()
+    if meter is None and isinstance(platform, TrafficMeter):
+        meter = platform
     for step in plan.steps:
         log.info(describe(step))
         try:
-            _run_step(step, plan, platform, checks, outcome, log, sleep, hooks)
+            _run_step(step, plan, platform, checks, outcome, log, sleep, hooks, meter)
         except OrchestratorError as exc:
             raise RolloutFailure(exc, outcome) from exc
         crash_points.reach(f"after-{type(step).__name__.lower()}")
@@ -125,6 +131,7 @@ def _run_step(
     log: RunLog,
     sleep: Callable[[float], None],
     hooks: PhaseHooks | None,
+    meter: TrafficMeter | None,
 ) -> None:
     match step:
         case Start(version, image):
@@ -144,8 +151,8 @@ def _run_step(
             else:
                 platform.route(dict(weights))
             elapsed = (time.perf_counter() - began) * 1000
-            if isinstance(platform, TrafficMeter) and any(isinstance(s, Analysis) and s.judged for s in plan.steps):
-                outcome.window_start = platform.traffic()
+            if meter is not None and any(isinstance(s, Analysis) and s.judged for s in plan.steps):
+                outcome.window_start = meter.traffic()
             outcome.traffic_moved = True
             if step.new_weight == 100:
                 outcome.switch_ms = elapsed
@@ -156,7 +163,7 @@ def _run_step(
             verdict = checks.live(platform.live_url())
             _require(verdict, outcome, f"analysis at {weight}%", phase=f"canary {weight}%", step="analysis")
             if judged is not None:
-                _judge(step, platform, outcome, log, sleep)
+                _judge(step, meter, platform.name, outcome, log, sleep)
         case Hook(phase, weight):
             if hooks:
                 hooks.phase(
@@ -185,21 +192,27 @@ def _run_step(
 
 
 def _judge(
-    step: Analysis, platform: Platform, outcome: RolloutOutcome, log: RunLog, sleep: Callable[[float], None]
+    step: Analysis,
+    meter: TrafficMeter | None,
+    platform: str,
+    outcome: RolloutOutcome,
+    log: RunLog,
+    sleep: Callable[[float], None],
 ) -> None:
     """Judge the canary on the counters since the step's Route, extending the window while inconclusive."""
     policy = step.judged
     assert policy is not None
-    if not isinstance(platform, TrafficMeter):
+    if meter is None:
         raise DeployError(
-            f"canary.analysis needs a data plane that counts requests; platform {platform.name} has none",
+            f"canary.analysis needs a data plane that counts requests; platform {platform} has none "
+            "(on kubernetes, name one with canary.analysis.prometheus_url)",
             operation="analysis",
         )
     start = outcome.window_start or TrafficSample()
     look = 0
     while True:
         verdict = judge(
-            window(start, platform.traffic()),
+            window(start, meter.traffic()),
             canary=step.canary,
             baseline=step.baseline,
             weight=step.weight,

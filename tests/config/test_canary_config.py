@@ -81,8 +81,8 @@ def test_kubernetes_analysis_needs_prometheus_and_local_refuses_it(tmp_path: Pat
         "k8s_deployment": "app",
     }
     assert problems_of(config, tmp_path) == (
-        "deployment_config.canary.analysis: not available on kubernetes yet (its counters come from Prometheus, "
-        "which is not wired in); use platform local, or remove analysis",
+        "deployment_config.canary.analysis.prometheus_url: required on kubernetes; name the Prometheus server "
+        "that scrapes the request metrics (the analysis compares canary and baseline on them)",
         "deployment_config.canary.sticky: sticky sessions need the local data plane (platform local); kubernetes "
         "splits traffic by replicas and cannot pin a client",
     )
