@@ -137,3 +137,18 @@ def test_a_hook_rejecting_promotion_rolls_the_canary_back_and_hears_of_it(ws: Wo
     assert run.result.error is not None and "webhook qa rejected confirm-promotion: HTTP 409" in run.result.error
     assert [p.json()["phase"] for p in http_peer.requests_to("/hook")] == ["confirm-promotion", "rollback"]
     assert ws.serving() == "v1"
+
+
+def test_a_watched_pause_fails_fast_without_waiting_for_the_step_to_end(ws: Workspace) -> None:
+    canary(ws, {"v2": {"error_pct": 25}})
+    ws.config["deployment_config"]["canary"]["steps"][0]["pause_seconds"] = 600
+    ws.config["deployment_config"]["canary"]["analysis"]["interval_seconds"] = 0.3
+    assert ws.deploy("v1").exit_code == 0
+    with load(ws) as seen:
+        run = ws.deploy("v2")
+
+    assert run.exit_code == 1 and run.result is not None and run.result.status == "rolled_back"
+    (failed,) = verdicts(run)
+    assert failed["outcome"] == "fail" and failed["early"] is True and failed["weight"] == 10
+    assert run.result.deployment_details.duration_seconds < 600, "the 600 s pause was cut short by the fail"
+    assert not any(k.startswith("failed") for k in seen), seen

@@ -71,11 +71,14 @@ class Verdict:
     source: str
     look: int = 0
     """0 for the step's first analysis, n for its n-th extension."""
+    early: bool = False
+    """Looked during the step's pause (`interval_seconds`), before its own analysis."""
 
     def describe(self) -> str:
         head = (
             f"canary {self.weight}% {self.outcome.upper()}"
             + (f" (extension {self.look})" if self.look else "")
+            + (" (during the pause)" if self.early else "")
             + f": {self.canary_requests} canary / {self.baseline_requests} baseline requests ({self.source})"
         )
         return "; ".join([head, *(m.describe() for m in self.metrics)])
@@ -87,7 +90,14 @@ class Verdict:
 
 
 def judge(
-    measured: TrafficSample, *, canary: str, baseline: str, weight: int, policy: AnalysisPolicy, look: int = 0
+    measured: TrafficSample,
+    *,
+    canary: str,
+    baseline: str,
+    weight: int,
+    policy: AnalysisPolicy,
+    look: int = 0,
+    early: bool = False,
 ) -> Verdict:
     """The verdict on `canary` against `baseline` from one window's counters."""
     c, b = measured.get(canary), measured.get(baseline)
@@ -123,7 +133,7 @@ def judge(
     outcome: Literal["pass", "fail", "inconclusive"] = (
         "fail" if "fail" in outcomes else "inconclusive" if "inconclusive" in outcomes else "pass"
     )
-    return Verdict(outcome, weight, canary, baseline, c.requests, b.requests, metrics, measured.source, look)
+    return Verdict(outcome, weight, canary, baseline, c.requests, b.requests, metrics, measured.source, look, early)
 
 
 def next_move(verdict: Verdict, policy: AnalysisPolicy) -> Move:

@@ -47,6 +47,9 @@ class AnalysisPolicy:
     max_extensions: int = 3
     """... at most this many times; then `on_inconclusive` decides."""
     on_inconclusive: Literal["pass", "fail"] = "fail"
+    interval_seconds: float | None = None
+    """Also look every this many seconds during a step's pause: a fail aborts at once (fail fast);
+    a pass or an inconclusive look waits for the pause to end and the step's own analysis."""
 
 
 @dataclass(frozen=True, slots=True)

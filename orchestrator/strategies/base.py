@@ -157,8 +157,11 @@ def _run_step(
             if step.new_weight == 100:
                 outcome.switch_ms = elapsed
             log.info(f"traffic switched in {elapsed:.1f} ms")
-        case Pause(seconds):
-            sleep(seconds)
+        case Pause(seconds, watch):
+            if watch is not None and meter is not None:
+                _watch(seconds, watch, meter, outcome, log, sleep)
+            else:
+                sleep(seconds)
         case Analysis(weight, judged):
             verdict = checks.live(platform.live_url())
             _require(verdict, outcome, f"analysis at {weight}%", phase=f"canary {weight}%", step="analysis")
@@ -189,6 +192,37 @@ def _run_step(
                 return
             verdict = checks.live(platform.live_url())
             _require(verdict, outcome, "post-switch verification", phase="verification", step="verification")
+
+
+def _watch(
+    seconds: float,
+    step: Analysis,
+    meter: TrafficMeter,
+    outcome: RolloutOutcome,
+    log: RunLog,
+    sleep: Callable[[float], None],
+) -> None:
+    """Pause for `seconds`, judging the canary every `interval_seconds`; raise at the first fail."""
+    policy = step.judged
+    assert policy is not None and policy.interval_seconds
+    start = outcome.window_start or TrafficSample()
+    ends = time.monotonic() + seconds
+    while (left := ends - time.monotonic()) > 0:
+        sleep(min(policy.interval_seconds, left))
+        verdict = judge(
+            window(start, meter.traffic()),
+            canary=step.canary,
+            baseline=step.baseline,
+            weight=step.weight,
+            policy=policy,
+            early=True,
+        )
+        if verdict.outcome == "fail":
+            outcome.verdicts.append(verdict)
+            log.info(verdict.describe() + " -> abort")
+            raise HealthError(
+                f"canary analysis at {step.weight}%: {verdict.describe()}", check="canary analysis", step="analysis"
+            )
 
 
 def _judge(

@@ -39,10 +39,12 @@ def plan(
         if step.weight >= 100:
             break
         out.append(Route(((old, 100 - step.weight), (new, step.weight)), sticky))
+        look = Analysis(step.weight, judged, new, old) if judged else Analysis(step.weight)
         if step.pause_seconds:
-            out.append(Pause(step.pause_seconds))
+            watched = step.analysis and judged is not None and judged.interval_seconds
+            out.append(Pause(step.pause_seconds, look if watched else None))
         if step.analysis:
-            out.append(Analysis(step.weight, judged, new, old) if judged else Analysis(step.weight))
+            out.append(look)
         out += hook(Hook("rollout", step.weight))
     out += hook(Hook("confirm-promotion"))
     return [*out, Route(((new, 100),)), Verify(), *hook(Hook("post-rollout"))]

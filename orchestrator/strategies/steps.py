@@ -39,6 +39,8 @@ class Route:
 @dataclass(frozen=True, slots=True)
 class Pause:
     seconds: float
+    watch: Analysis | None = None
+    """Look at this judged analysis every `interval_seconds` while pausing; a fail ends the pause."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +79,9 @@ def describe(step: Step) -> str:
         case Route(weights, sticky):
             routed = "route " + ", ".join(f"{w}% to {v}" for v, w in weights if w)
             return routed + (" (sticky sessions)" if sticky and len(weights) > 1 else "")
-        case Pause(seconds):
-            return f"pause {seconds:g}s"
+        case Pause(seconds, watch):
+            interval = watch.judged.interval_seconds if watch and watch.judged else None
+            return f"pause {seconds:g}s" + (f", judging every {interval:g}s" if interval else "")
         case Analysis(weight, judged, canary, baseline):
             if judged is None:
                 return f"analysis at {weight}%"

@@ -122,3 +122,19 @@ def test_webhook_mistakes_name_their_fields(tmp_path: Path) -> None:
         "deployment_config.canary.webhooks[1].on_reject: hold needs gating: true (a hook that is only told cannot hold)"
         in problems
     )
+
+
+def test_the_readme_canary_example_is_a_valid_config(tmp_path: Path) -> None:
+    import re
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Canary analysis, sticky sessions and phase webhooks") :]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None, "the README's canary section shows its config"
+    example = yaml.safe_load(block.group(1))["deployment_config"]
+    config = base_config()
+    config["deployment_config"].update(example)
+    d = parse_config(config, tmp_path).deployment
+    assert d.canary_analysis is not None and d.canary_sticky is not None and len(d.canary_webhooks) == 1
