@@ -58,7 +58,7 @@ from orchestrator.recovery.reconcile import RecoveryContext, RecoveryError, Reco
 from orchestrator.redaction import Secret
 from orchestrator.rollback import RollbackReport, roll_back
 from orchestrator.runlog import RunLog, utc_now
-from orchestrator.sqlagent import attach_provenance, required_lines
+from orchestrator.sqlagent import attach_provenance, logged_lines, required_lines
 from orchestrator.strategies import RolloutFailure, RolloutOutcome, execute, plan_rollout
 
 __all__ = ["Pipeline", "RunState"]
@@ -115,6 +115,7 @@ class Pipeline:
         self.ledger_dsn = ledger_dsn
         self._held = ExitStack()
         self.hooks: PhaseHooks | None = None
+        self._scripts: tuple[migration_scripts.MigrationScript, ...] | None = None
 
     def _secret(self, name: str | None) -> Secret | None:
         value = self.env.get(name) if name else None
@@ -211,7 +212,7 @@ class Pipeline:
                 checks=self.checks,
                 ledger_dsn=self.ledger_dsn,
                 dsn=self.dsn,
-                scripts=migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace),
+                scripts=self._migration_scripts(),
                 installed_by=self.env.get("GITHUB_ACTOR") or "deploy-orchestrator",
                 hardening=self.hardening,
                 log=self.log,
@@ -283,9 +284,19 @@ class Pipeline:
         except OrchestratorError as exc:
             self.log.warn(f"could not ask {self.config.deployment.platform} what serves now: {exc}")
 
+    def _migration_scripts(self) -> tuple[migration_scripts.MigrationScript, ...]:
+        """The migration files, read once a run: the bytes the gates digest are the bytes the runner runs."""
+        if self._scripts is None:
+            self._scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
+        return self._scripts
+
     def _pass_gates(self) -> gates.GateReport:
         """Digest the artifacts and hold them against the verdicts. Raises GateError (or ConfigError)."""
         self._at("gates")
+        try:
+            read = {script.path: script.checksum for script in self._migration_scripts()}
+        except ConfigError:
+            read = {}  # digesting names the problem with its own field, as before; the runner's read refuses later
         digests = artifact_digests.digest_artifacts(
             self.config.artifacts,
             self.inputs.workspace,
@@ -294,6 +305,7 @@ class Pipeline:
             env=self.env,
             component_images=artifact_digests.component_image_vars(self.env, self.config.deployment.platform),
             source_commit=self._source_commit(),
+            read=read,
         )
         self.state.extras["artifacts"] = digests.to_dict()
         self.modules = odoo.read_modules(self.config.artifacts.odoo_modules, self.inputs.workspace)
@@ -333,7 +345,7 @@ class Pipeline:
         rollout = plan_rollout(
             self.config, platform=self.platform, old=previous, new=self.inputs.version, image=self._image()
         )
-        scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
+        scripts = self._migration_scripts()
         changed_modules = odoo.plan_upgrade(self.modules, report.digests, self._previous_module_digests())
 
         with self._migration_session(scripts, read_only=plan_only) as runner:
@@ -346,7 +358,7 @@ class Pipeline:
                 "sqlagent": sqlagent_lines,
                 "odoo_upgrade": list(changed_modules),
             }
-            for line in [*plan_lines, *sqlagent_lines, *rollout.describe()]:
+            for line in [*plan_lines, *logged_lines(sqlagent_lines), *rollout.describe()]:
                 self.log.info(f"plan: {line}")
             if plan_only:
                 self.state.status, self.state.exit_code = "success", 0
@@ -517,7 +529,7 @@ class Pipeline:
         self._checkpoint(release=target.version, previous=live.version if live else NO_VERSION)
         self._at("rollback")
         self.log.info(f"manual rollback from {live.version if live else NO_VERSION} to {target.version}")
-        scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
+        scripts = self._migration_scripts()
         with self._migration_session(scripts, read_only=False) as runner:
             applied = self._applied_since(target.version, runner, scripts)
             began = time.monotonic()

@@ -180,18 +180,36 @@ def redact(text: str) -> str:
             kept = end
         parts.append(text[kept:])
         text = "".join(parts)
-    text = _URL_PASSWORD.sub(lambda m: m.group(1) + _MASK + "@", text)
-    return _KV_PASSWORD.sub(lambda m: m.group(1) + _MASK, text)
+    # Each pattern needs its literal ("://", "="): most texts (digests, file names) skip the scan.
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + _MASK + "@", text)
+    if "=" in text:
+        text = _KV_PASSWORD.sub(lambda m: m.group(1) + _MASK, text)
+    return text
 
 
 def redact_data(value: Any) -> Any:
     """`value` with every string in it (keys included) redacted: dicts, lists and tuples are rebuilt."""
+    return _redact_data(value, {})
+
+
+def _redact_data(value: Any, keys: dict[str, str]) -> Any:
+    # A result repeats the same few keys thousands of times (one per migration file): each is redacted once.
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {redact_data(k): redact_data(v) for k, v in value.items()}
+        redacted: dict[Any, Any] = {}
+        for k, v in value.items():
+            if isinstance(k, str):
+                key = keys.get(k)
+                if key is None:
+                    key = keys[k] = redact(k)
+            else:
+                key = _redact_data(k, keys)
+            redacted[key] = _redact_data(v, keys)
+        return redacted
     if isinstance(value, (list, tuple)):
-        return [redact_data(v) for v in value]
+        return [_redact_data(v, keys) for v in value]
     return value
 
 

@@ -232,7 +232,8 @@ class LocalPlatform:
                     "release, or deploy it again"
                 )
             directory = self.paths.releases / version
-            digest = capture(self._source, directory, leave_out=self._leave_out, version=version)
+            captured = capture(self._source, directory, leave_out=self._leave_out, version=version)
+            digest = captured.digest
             if restore and remembered is not None and digest != remembered["tree_digest"]:
                 remove(directory)
                 raise SnapshotError(
@@ -242,7 +243,9 @@ class LocalPlatform:
                     "to keep more releases ready"
                 )
             try:
-                gated = _triples(self._gated(approved, directory, version)) if approved is not None else ()
+                gated = ()
+                if approved is not None:
+                    gated = _triples(self._gated(approved, directory, version, captured.files))
             except SnapshotError:
                 remove(directory)
                 raise
@@ -253,9 +256,16 @@ class LocalPlatform:
         except SnapshotError as exc:
             raise DeployError(str(exc), platform="local", operation="rollback" if restore else "start") from exc
 
-    def _gated(self, approved: ArtifactDigests, directory: Path, version: str) -> dict[str, dict[str, str]]:
+    def _gated(
+        self, approved: ArtifactDigests, directory: Path, version: str, captured: Mapping[str, str] | None = None
+    ) -> dict[str, dict[str, str]]:
         return check_gated(
-            approved, workspace=self._workspace, source=self._source, snapshot=directory, version=version
+            approved,
+            workspace=self._workspace,
+            source=self._source,
+            snapshot=directory,
+            version=version,
+            captured=captured,
         )
 
     def _run_dir(self, release_dir: Path) -> Path:
