@@ -7,9 +7,10 @@ what="${1:-runtime}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 
 # Test peers from Debian: a PostgreSQL server, PgBouncer, nginx/haproxy/wrk for the switch benchmark,
-# the Prometheus Pushgateway, podman/runc/debootstrap to build and run the Action's image, and
+# the Prometheus Pushgateway, Prometheus itself (the canary analysis reads it on Kubernetes),
+# podman/runc/debootstrap to build and run the Action's image, and
 # openssh-server/iproute2 for the `hosts` platform's SSH hosts (network namespaces, tests/peers/ssh_hosts.py).
-debian_test_packages="postgresql pgbouncer nginx-light wrk haproxy prometheus-pushgateway podman runc debootstrap openssh-server openssh-client iproute2"
+debian_test_packages="postgresql pgbouncer nginx-light wrk haproxy prometheus-pushgateway prometheus podman runc debootstrap openssh-server openssh-client iproute2"
 
 need_apt=""
 if [ "$what" = "test" ]; then

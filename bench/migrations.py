@@ -1,18 +1,25 @@
 """Benchmark: apply 300 migrations (CREATE TABLE + CREATE INDEX each) and undo them.
 
-Starts its own PostgreSQL on 127.0.0.1 and measures, each on a fresh database:
+Starts its own PostgreSQL on 127.0.0.1 and measures, each run on a fresh database, --rounds times
+(default 3) interleaved with the order turning each round, medians and median ratios reported:
   ours   discover + lock + plan (squawk lint of all 300 in one process) + apply, per migration
-  floor  raw psycopg2: one transaction per file plus one insert into a tracking table
+  floor  raw psycopg2: one transaction per file plus one insert into a tracking table (per file the
+         script, the insert and the commit, after the BEGIN psycopg2 sends on its own; ours sends its
+         BEGIN with the script: three round trips a migration)
   yoyo   yoyo-migrations 9.0.0 applying the same SQL
   undo   ours, undoing the 300 newest first with their U scripts
-Run: python bench/migrations.py   (last line: `migrations: ours_ms=X floor_ms=X yoyo_ms=X undo_ms=X`)
+Run: python bench/migrations.py [--rounds N]   (last line: `migrations: ours_ms=X floor_ms=X yoyo_ms=X
+undo_ms=X ratio_floor=X ratio_yoyo=X rounds=N`, the ratios being ours/floor and yoyo/ours)
 """
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -95,37 +102,64 @@ def bench_yoyo(server: PostgresServer, folder: Path) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions of each runner, interleaved")
+    rounds = parser.parse_args().rounds
+    measured: dict[str, list[float]] = {"ours": [], "lint": [], "floor": [], "yoyo": [], "undo": []}
     server = start_server()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-migrations-") as tmp:
             root = Path(tmp)
             _write_ours(root / "ws")
             _write_yoyo(root / "yoyo")
-            floor = bench_floor(server, root / "ws")
-            yoyo = bench_yoyo(server, root / "yoyo")
-            ours, lint_s, undo = bench_ours(server, root / "ws")
+
+            def ours() -> None:
+                total, lint_s, undo = bench_ours(server, root / "ws")
+                measured["ours"].append(total)
+                measured["lint"].append(lint_s)
+                measured["undo"].append(undo)
+
+            runners: list[Callable[[], None]] = [
+                lambda: measured["floor"].append(bench_floor(server, root / "ws")),
+                lambda: measured["yoyo"].append(bench_yoyo(server, root / "yoyo")),
+                ours,
+            ]
+            # Interleaved, the order turning each round: a machine that speeds up or slows down meanwhile
+            # (other work, caches warming) weighs on every runner alike.
+            for number in range(rounds):
+                for runner in runners[number % 3 :] + runners[: number % 3]:
+                    runner()
     finally:
         stop_server(server)
-    per = {name: seconds * 1000 / COUNT for name, seconds in (("ours", ours), ("floor", floor), ("yoyo", yoyo))}
-    undo_ms = undo * 1000 / COUNT
-    print(f"{COUNT} migrations (CREATE TABLE + CREATE INDEX), PostgreSQL on 127.0.0.1, each on a fresh database")
-    print(f"{'runner':<44}{'total s':>10}{'ms/migration':>15}")
-    rows = [
-        ("ours (discover+lock+plan+lint+apply)", ours, per["ours"]),
-        ("  of which squawk lint (one process)", lint_s, lint_s * 1000 / COUNT),
-        ("floor (raw psycopg2, tx per file + row)", floor, per["floor"]),
-        ("yoyo-migrations 9.0.0", yoyo, per["yoyo"]),
-        ("ours undo (U scripts, newest first)", undo, undo_ms),
-    ]
-    for label, total, each in rows:
-        print(f"{label:<44}{total:>10.3f}{each:>15.2f}")
+
+    def per(name: str) -> float:
+        return statistics.median(measured[name]) * 1000 / COUNT
+
+    ratio_floor = statistics.median(o / f for o, f in zip(measured["ours"], measured["floor"], strict=True))
+    ratio_yoyo = statistics.median(y / o for y, o in zip(measured["yoyo"], measured["ours"], strict=True))
     print(
-        f"ours / floor = {per['ours'] / per['floor']:.2f}x (target <= 1.3x); "
-        f"yoyo / ours = {per['yoyo'] / per['ours']:.2f}x (target >= 2x)"
+        f"{COUNT} migrations (CREATE TABLE + CREATE INDEX), PostgreSQL on 127.0.0.1, each run on a fresh database; "
+        f"{rounds} rounds, interleaved; medians"
+    )
+    print(f"{'runner':<44}{'total s':>10}{'ms/migration':>15}{'min..max ms':>18}")
+    rows = [
+        ("ours (discover+lock+plan+lint+apply)", "ours"),
+        ("  of which squawk lint (one process)", "lint"),
+        ("floor (raw psycopg2, tx per file + row)", "floor"),
+        ("yoyo-migrations 9.0.0", "yoyo"),
+        ("ours undo (U scripts, newest first)", "undo"),
+    ]
+    for label, name in rows:
+        each = [t * 1000 / COUNT for t in measured[name]]
+        spread = f"{min(each):.2f}..{max(each):.2f}"
+        print(f"{label:<44}{statistics.median(measured[name]):>10.3f}{per(name):>15.2f}{spread:>18}")
+    print(
+        f"ours / floor = {ratio_floor:.2f}x (target <= 1.3x); yoyo / ours = {ratio_yoyo:.2f}x (target >= 2x); "
+        "median of the per-round ratios"
     )
     print(
-        f"migrations: ours_ms={per['ours']:.2f} floor_ms={per['floor']:.2f} "
-        f"yoyo_ms={per['yoyo']:.2f} undo_ms={undo_ms:.2f}"
+        f"migrations: ours_ms={per('ours'):.2f} floor_ms={per('floor'):.2f} yoyo_ms={per('yoyo'):.2f} "
+        f"undo_ms={per('undo'):.2f} ratio_floor={ratio_floor:.2f} ratio_yoyo={ratio_yoyo:.2f} rounds={rounds}"
     )
 
 

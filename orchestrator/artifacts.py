@@ -50,7 +50,7 @@ from typing import Any, Literal, Protocol
 from orchestrator.app_spec import read_spec_file
 from orchestrator.contract import Artifacts
 from orchestrator.errors import ConfigError
-from orchestrator.safe_files import open_regular, resolve_safely
+from orchestrator.safe_files import DirectoryResolver, open_regular, resolve_safely
 
 __all__ = [
     "ArtifactDigests",
@@ -221,14 +221,17 @@ def digest_artifacts(
     env: Mapping[str, str] | None = None,
     component_images: Mapping[str, str] | None = None,
     source_commit: str | None = None,
+    read: Mapping[Path, str] | None = None,
 ) -> ArtifactDigests:
     """Digest every artifact of this deploy. `image` (the Action input) overrides `artifacts.docker_image`.
 
     `env` fills in the app spec's `${NAME}`s (the run's environment; the gates read none themselves);
-    `component_images` are the run's `component_image_vars`. Reads files only. An image given by
-    tag is warned about on `log` (the run log), or else the module logger. Raises ConfigError
-    listing every problem found.
+    `component_images` are the run's `component_image_vars`. `read` holds the sha256 of migration
+    files this run already read (resolved path -> digest of exactly the bytes it will run), so each
+    is read once. Reads files only. An image given by tag is warned about on `log` (the run log), or
+    else the module logger. Raises ConfigError listing every problem found.
     """
+    known = read or {}
     root = workspace.resolve()
     problems: list[str] = []
     migrations: dict[str, str] = {}
@@ -239,7 +242,7 @@ def digest_artifacts(
             for key, file in _migration_files(root, entry, field):
                 if file not in seen:
                     seen.add(file)
-                    migrations[key] = _sha256_file(file, field=field, shown=key)
+                    migrations[key] = known.get(file) or _sha256_file(file, field=field, shown=key)
         except ConfigError as exc:
             problems.extend(exc.problems)
     problems.extend(_same_basename_problems(migrations))
@@ -381,9 +384,10 @@ def _migration_files(root: Path, entry: Path, field: str) -> Iterator[tuple[str,
     key, path = resolve_in_workspace(root, entry, field)
     if path.is_dir():
         folder = root / key
+        resolver = DirectoryResolver(field=field)
         for file in sorted(folder.rglob("*.sql")):
             if not file.is_dir():
-                file_key, resolved = resolve_in_workspace(root, file, field)
+                file_key, resolved = resolve_in_workspace(root, file, field, resolver=resolver)
                 if not resolved.is_file():
                     raise ConfigError(f"{field}: {file_key} is not a regular file")
                 yield file_key, resolved
@@ -393,14 +397,19 @@ def _migration_files(root: Path, entry: Path, field: str) -> Iterator[tuple[str,
         raise ConfigError(f"{field}: {key} is neither a file nor a directory")
 
 
-def resolve_in_workspace(root: Path, entry: Path, field: str) -> tuple[str, Path]:
+def resolve_in_workspace(
+    root: Path, entry: Path, field: str, *, resolver: DirectoryResolver | None = None
+) -> tuple[str, Path]:
     """(workspace-relative POSIX key, resolved path) of an existing path; `root` must be resolved.
 
     The key is how digests name the artifact. Raises ConfigError (naming `field`) when the path
-    does not exist or resolves outside the workspace.
+    does not exist or resolves outside the workspace. `resolver` resolves many files of a few directories.
     """
     lexical = entry if entry.is_absolute() else root / entry
-    resolved = resolve_safely(lexical, field=field, shown=str(entry))
+    if resolver is not None:
+        resolved = resolver.resolve(lexical, shown=str(entry))
+    else:
+        resolved = resolve_safely(lexical, field=field, shown=str(entry))
     if not resolved.is_relative_to(root):
         raise ConfigError(
             f"{field}: {entry} resolves to {resolved}, outside the workspace {root}; "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from orchestrator.config_bounds import bound_problems
+from orchestrator.config_canary import canary_options, canary_problems
 from orchestrator.config_file import document_problems, read_config_file
 from orchestrator.contract import (
     MODES,
@@ -265,6 +266,7 @@ def _cross_field_problems(doc: Mapping[str, Any], workspace: Path) -> Iterable[s
         for i, (a, b) in enumerate(itertools.pairwise(weights), start=1):
             if b <= a:
                 yield f"deployment_config.canary.steps[{i}].weight: {b} should be greater than the step before ({a})"
+    yield from canary_problems(deployment)
 
     endpoint = doc["health_check"]["endpoint"]
     if not endpoint.startswith("/") and not re.match(r"^https?://[^\s/]+", endpoint):
@@ -359,6 +361,7 @@ def _build(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
             CanaryStep(s["weight"], float(s.get("pause_seconds", 0)), s.get("analysis", True))
             for s in (d.get("canary") or {}).get("steps", [{"weight": 100}])
         ),
+        **canary_options(d.get("canary") or {}),
         rolling=RollingConfig(**(d.get("rolling") or {})),
     )
     a = doc["artifacts"]

@@ -22,6 +22,9 @@ from typing import Any
 from orchestrator import artifacts as artifact_digests
 from orchestrator import gates, good_releases, ledger, metrics, notify, odoo, platform_outputs
 from orchestrator.app_delete import run_delete
+from orchestrator.canary.prometheus import PrometheusMeter
+from orchestrator.canary.traffic import TrafficMeter
+from orchestrator.canary.webhooks import PhaseHooks
 from orchestrator.contract import (
     DeploymentDetails,
     HardeningOutcome,
@@ -64,8 +67,8 @@ from orchestrator.recovery.reconcile import RecoveryContext, RecoveryError, Reco
 from orchestrator.redaction import Secret
 from orchestrator.rollback import RollbackReport, roll_back
 from orchestrator.runlog import RunLog, utc_now
-from orchestrator.sqlagent import attach_provenance, required_lines
-from orchestrator.strategies import RolloutFailure, execute, plan_rollout
+from orchestrator.sqlagent import attach_provenance, logged_lines, required_lines
+from orchestrator.strategies import RolloutFailure, RolloutOutcome, execute, plan_rollout
 
 __all__ = ["Pipeline", "RunState"]
 
@@ -122,6 +125,8 @@ class Pipeline:
         self.modules: tuple[odoo.OdooModule, ...] = ()
         self.ledger_dsn = ledger_dsn
         self._held = ExitStack()
+        self.hooks: PhaseHooks | None = None
+        self._scripts: tuple[migration_scripts.MigrationScript, ...] | None = None
 
     def _secret(self, name: str | None) -> Secret | None:
         value = self.env.get(name) if name else None
@@ -218,7 +223,7 @@ class Pipeline:
                 checks=self.checks,
                 ledger_dsn=self.ledger_dsn,
                 dsn=self.dsn,
-                scripts=migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace),
+                scripts=self._migration_scripts(),
                 installed_by=self.env.get("GITHUB_ACTOR") or "deploy-orchestrator",
                 hardening=self.hardening,
                 log=self.log,
@@ -285,9 +290,19 @@ class Pipeline:
         except OrchestratorError as exc:
             self.log.warn(f"could not ask {self.config.deployment.platform} what serves now: {exc}")
 
+    def _migration_scripts(self) -> tuple[migration_scripts.MigrationScript, ...]:
+        """The migration files, read once a run: the bytes the gates digest are the bytes the runner runs."""
+        if self._scripts is None:
+            self._scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
+        return self._scripts
+
     def _pass_gates(self) -> gates.GateReport:
         """Digest the artifacts and hold them against the verdicts. Raises GateError (or ConfigError)."""
         self._at("gates")
+        try:
+            read = {script.path: script.checksum for script in self._migration_scripts()}
+        except ConfigError:
+            read = {}  # digesting names the problem with its own field, as before; the runner's read refuses later
         digests = artifact_digests.digest_artifacts(
             self.config.artifacts,
             self.inputs.workspace,
@@ -296,6 +311,7 @@ class Pipeline:
             env=self.env,
             component_images=artifact_digests.component_image_vars(self.env, self.config.deployment.platform),
             source_commit=self._source_commit(),
+            read=read,
         )
         self.state.extras["artifacts"] = digests.to_dict()
         self.modules = odoo.read_modules(self.config.artifacts.odoo_modules, self.inputs.workspace)
@@ -318,6 +334,7 @@ class Pipeline:
         return validated_commit(self.env, preview=self.inputs.mode == "preview")
 
     def _deploy(self, *, plan_only: bool) -> None:
+        self.hooks = self._phase_hooks()
         self._look_at_what_serves()
         with self.log.phase("Gates"):
             report = self._pass_gates()
@@ -334,7 +351,7 @@ class Pipeline:
         rollout = plan_rollout(
             self.config, platform=self.platform, old=previous, new=self.inputs.version, image=self._image()
         )
-        scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
+        scripts = self._migration_scripts()
         changed_modules = odoo.plan_upgrade(self.modules, report.digests, self._previous_module_digests())
 
         with self._migration_session(scripts, read_only=plan_only) as runner:
@@ -347,7 +364,7 @@ class Pipeline:
                 "sqlagent": sqlagent_lines,
                 "odoo_upgrade": list(changed_modules),
             }
-            for line in [*plan_lines, *sqlagent_lines, *rollout.describe()]:
+            for line in [*plan_lines, *logged_lines(sqlagent_lines), *rollout.describe()]:
                 self.log.info(f"plan: {line}")
             if plan_only:
                 self.state.status, self.state.exit_code = "success", 0
@@ -365,7 +382,10 @@ class Pipeline:
                 rollout_began = True
                 self._at("rollout")
                 with self.log.phase(f"Rollout: {self.config.deployment.strategy} to {self.inputs.version}"):
-                    outcome = execute(rollout, self.platform, self.checks, self.log)
+                    outcome = execute(
+                        rollout, self.platform, self.checks, self.log, hooks=self.hooks, meter=self._meter()
+                    )
+                self._canary_record(outcome)
                 self.state.probes.extend(outcome.probes)
                 self.state.traffic_moved = outcome.traffic_moved
             except Exception as raised:
@@ -376,6 +396,7 @@ class Pipeline:
                 # idempotent, so assume it moved.
                 traffic_moved = rollout_began and exc is not raised
                 if isinstance(exc, RolloutFailure):
+                    self._canary_record(exc.outcome)
                     self.state.probes.extend(exc.outcome.probes)
                     traffic_moved = exc.outcome.traffic_moved
                 self.state.traffic_moved = traffic_moved
@@ -396,6 +417,22 @@ class Pipeline:
             f"at {self.platform.live_url()}" if answers_on_a_url(self.platform) else "(no URL: workers and jobs only)"
         )
         self.log.info(f"{self.inputs.version} is live {where}")
+
+    def _phase_hooks(self) -> PhaseHooks:
+        """The canary's phase webhooks; a secret variable they name but is unset is a ConfigError now."""
+        context = {"deployment_id": self.state.deployment_id, "repository": self.env.get("GITHUB_REPOSITORY")}
+        return PhaseHooks(self.config.deployment.canary_webhooks, self.env, self.log, context=context)
+
+    def _meter(self) -> TrafficMeter | None:
+        """Where a canary's counters come from when not from the platform's own data plane."""
+        source = self.config.deployment.canary_prometheus
+        return PrometheusMeter(source) if source is not None else None
+
+    def _canary_record(self, outcome: RolloutOutcome) -> None:
+        if outcome.verdicts:
+            self.state.extras["canary_analysis"] = [v.to_dict() for v in outcome.verdicts]
+        if self.hooks:
+            self.state.extras["webhooks"] = self.hooks.to_dict()
 
     def _apply_migrations(self, runner: Any, plan: Any) -> list[MigrationResult]:
         try:
@@ -452,6 +489,10 @@ class Pipeline:
         with self.log.phase("Rollback"):
             report = self._roll_back(reason, runner, applied, traffic_moved)
         self._absorb(report)
+        if self.hooks:
+            back_to = report.outcome.previous_version
+            self.hooks.phase("rollback", {"version": self.inputs.version, "previous": back_to, "reason": reason})
+            self.state.extras["webhooks"] = self.hooks.to_dict()
 
     def _roll_back(
         self, reason: str, runner: Any, applied: Sequence[MigrationResult], traffic_moved: bool
@@ -495,7 +536,7 @@ class Pipeline:
         self._checkpoint(release=target.version, previous=live.version if live else NO_VERSION)
         self._at("rollback")
         self.log.info(f"manual rollback from {live.version if live else NO_VERSION} to {target.version}")
-        scripts = migration_scripts.discover(self.config.artifacts.migrations, self.inputs.workspace)
+        scripts = self._migration_scripts()
         with self._migration_session(scripts, read_only=False) as runner:
             applied = self._applied_since(target.version, runner, scripts)
             began = time.monotonic()

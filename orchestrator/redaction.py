@@ -6,7 +6,9 @@ what a value can turn into on its way to a log or an output, because a secret ra
 verbatim: the password inside a DSN (a URL's `user:pw@`, percent-decoded, or a libpq
 key=value `password='...'`, unquoted), and each of those as it reads once JSON-escaped,
 percent-encoded, repr-escaped, libpq-quoted, Markdown-escaped or annotation-escaped, one
-encoding inside another included. `redact()` masks every form at once; `redact_data()` masks
+encoding inside another included. `redact()` masks every form in one pass (an Aho-Corasick
+automaton: a regex alternation of thousands of forms takes seconds to compile and to scan with,
+and a long-lived process registers forms for every secret it meets); `redact_data()` masks
 the strings of a structure before it is serialised, since serialising escapes the value into
 a form the plain text no longer matches. Inside GitHub Actions the runner's masking is told
 too (`::add-mask::`).
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
+import ahocorasick
 import psycopg2.extensions
 
 __all__ = ["RedactingFilter", "Secret", "install_filter", "mask_url", "redact", "redact_data", "register"]
@@ -36,7 +39,8 @@ _MIN_LENGTH = 4
 _lock = threading.Lock()
 _registered: set[str] = set()
 _forms: set[str] = set()
-_pattern: re.Pattern[str] | None = None
+_matcher = ahocorasick.Automaton()
+_matcher_ready = False
 
 
 class Secret:
@@ -72,7 +76,7 @@ def register(value: str) -> None:
     """Remember a secret value, and every form derived from it, so `redact()` hides them everywhere."""
     if not value or len(value) < _MIN_LENGTH:
         return
-    global _pattern
+    global _matcher_ready
     with _lock:
         if value in _registered:
             return
@@ -85,7 +89,9 @@ def register(value: str) -> None:
         lines |= {json.dumps(line.strip())[1:-1] for line in lines if len(line.strip()) >= _MIN_LENGTH}
         new = (_encodings(atoms, rounds=2) | lines) - _forms
         _forms.update(new)
-        _pattern = None
+        for form in new:
+            _matcher.add_word(form, len(form))
+        _matcher_ready = False
     if os.environ.get("GITHUB_ACTIONS") == "true":
         # The runner hides what reaches the job log; one encoding deep covers what it can see.
         for form in sorted((_encodings(atoms, rounds=1) | lines) & new):
@@ -150,33 +156,60 @@ def _encodings(atoms: Iterable[str], *, rounds: int) -> set[str]:
     return {f for f in forms if len(f) >= _MIN_LENGTH}
 
 
-def _compiled() -> re.Pattern[str] | None:
-    global _pattern
+def _secret_spans(text: str) -> list[tuple[int, int]]:
+    """Where registered forms occur: leftmost first, the longest there, never overlapping, so a
+    whole DSN is masked as one rather than around its password."""
+    global _matcher_ready
     with _lock:
-        if _pattern is None and _forms:
-            # Longest first, so a whole DSN is masked as one rather than around its password.
-            alternatives = sorted(_forms, key=len, reverse=True)
-            _pattern = re.compile("|".join(map(re.escape, alternatives)))
-        return _pattern
+        if not _forms:
+            return []
+        if not _matcher_ready:
+            _matcher.make_automaton()
+            _matcher_ready = True
+        return [(end + 1 - length, end + 1) for end, length in _matcher.iter_long(text)]
 
 
 def redact(text: str) -> str:
     """Replace every registered secret form, any URL password and any `password=` value with `***`."""
-    pattern = _compiled()
-    if pattern is not None:
-        text = pattern.sub(_MASK, text)
-    text = _URL_PASSWORD.sub(lambda m: m.group(1) + _MASK + "@", text)
-    return _KV_PASSWORD.sub(lambda m: m.group(1) + _MASK, text)
+    spans = _secret_spans(text)
+    if spans:
+        parts: list[str] = []
+        kept = 0
+        for start, end in spans:
+            parts += (text[kept:start], _MASK)
+            kept = end
+        parts.append(text[kept:])
+        text = "".join(parts)
+    # Each pattern needs its literal ("://", "="): most texts (digests, file names) skip the scan.
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + _MASK + "@", text)
+    if "=" in text:
+        text = _KV_PASSWORD.sub(lambda m: m.group(1) + _MASK, text)
+    return text
 
 
 def redact_data(value: Any) -> Any:
     """`value` with every string in it (keys included) redacted: dicts, lists and tuples are rebuilt."""
+    return _redact_data(value, {})
+
+
+def _redact_data(value: Any, keys: dict[str, str]) -> Any:
+    # A result repeats the same few keys thousands of times (one per migration file): each is redacted once.
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {redact_data(k): redact_data(v) for k, v in value.items()}
+        redacted: dict[Any, Any] = {}
+        for k, v in value.items():
+            if isinstance(k, str):
+                key = keys.get(k)
+                if key is None:
+                    key = keys[k] = redact(k)
+            else:
+                key = _redact_data(k, keys)
+            redacted[key] = _redact_data(v, keys)
+        return redacted
     if isinstance(value, (list, tuple)):
-        return [redact_data(v) for v in value]
+        return [_redact_data(v, keys) for v in value]
     return value
 
 

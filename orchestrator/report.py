@@ -165,6 +165,24 @@ def summary_markdown(result: Result) -> str:
         lines += ["", "### Plan", ""]
         lines += [_cell(step) for step in plan.get("rollout", [])]
         lines += ["", "```text", *plan.get("migrations", []), *plan.get("sqlagent", []), "```"]
+    verdicts = data.get("canary_analysis") or []
+    if verdicts:
+        lines += [
+            "",
+            "### Canary analysis",
+            "",
+            "| step | look | verdict | canary / baseline requests | latency p95 | error rate |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [_verdict_row(v) for v in verdicts]
+    hooks = data.get("webhooks") or []
+    if hooks:
+        lines += ["", "### Webhooks", "", "| hook | phase | answer | attempts |", "|---|---|---|---|"]
+        lines += [
+            f"| `{_cell(h['hook'])}` | {h['phase']} | {'approved' if h['approved'] else '**rejected**'}: "
+            f"{_cell(h['detail'])} | {h['attempts']} |"
+            for h in hooks
+        ]
     gate_lines = (data.get("gates") or {}).get("lines") or []
     if gate_lines:
         lines += ["", "### Gates", ""] + [f"- {_cell(g)}" for g in gate_lines]
@@ -258,6 +276,27 @@ def summary_markdown(result: Result) -> str:
             + "\n\n…(cut: the full result is in result-file)\n"
         )
     return text
+
+
+def _verdict_row(verdict: Mapping[str, Any]) -> str:
+    cells = []
+    for metric in verdict["metrics"]:
+        if metric["canary"] is None or metric["baseline"] is None:
+            cells.append(f"{metric['outcome']}: {_cell(metric['reason'])}")
+            continue
+        unit = "ms" if metric["metric"] == "latency_p95" else "%"
+        effect = metric["effect"]
+        p_value = metric["p_value"]
+        cells.append(
+            f"{metric['outcome']}: {metric['canary']:.2f}{unit} vs {metric['baseline']:.2f}{unit}"
+            + (f" ({effect:+.1f}, limit +{metric['limit']:g}" if effect is not None else " (")
+            + (f", p={p_value:.3g})" if p_value is not None else ")")
+        )
+    return (
+        f"| {verdict['weight']}% | {verdict['look']} | **{verdict['outcome']}** | "
+        f"{verdict['canary_requests']} / {verdict['baseline_requests']} ({verdict['source']}) | "
+        f"{cells[0]} | {cells[1]} |"
+    )
 
 
 def _error_lines(step: str, error: str) -> list[str]:

@@ -20,7 +20,7 @@ from orchestrator.platforms.base import NativeRollback, Platform, Release, Retir
 from orchestrator.recovery import crash_points
 from orchestrator.runlog import RunLog
 
-__all__ = ["RollbackReport", "roll_back"]
+__all__ = ["RollbackReport", "roll_back", "start_rollback"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ def roll_back(
                 "fix forward, or stop it with `deploy-orchestrator local stop` / the platform's console"
             )
         if previous is not None and traffic_moved:
-            _start_rollback(platform, previous, log)
+            start_rollback(platform, previous, log)
             log.info(f"traffic back on {previous.version}")
             crash_points.reach("during-rollback")
         try:
@@ -105,7 +105,7 @@ def roll_back(
     return RollbackReport(outcome=outcome, probes=probes, undone=undone, error=error)
 
 
-def _start_rollback(platform: Platform, previous: Release, log: RunLog) -> None:
+def start_rollback(platform: Platform, previous: Release, log: RunLog) -> None:
     """`platform.rollback`, settled when it fails: a platform whose rollback is a transaction (App
     Platform pins the app to the rollback deployment) is told to revert it, so a rollback deployment
     that never went live cannot leave the app pinned and every later deploy refused. The original

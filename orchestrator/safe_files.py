@@ -19,7 +19,14 @@ from typing import BinaryIO
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["describe_kind", "open_regular", "read_regular", "require_kind", "resolve_safely"]
+__all__ = [
+    "DirectoryResolver",
+    "describe_kind",
+    "open_regular",
+    "read_regular",
+    "require_kind",
+    "resolve_safely",
+]
 
 _KINDS = (
     (stat.S_ISREG, "a regular file"),
@@ -53,6 +60,25 @@ def resolve_safely(path: Path, *, field: str, shown: str | None = None) -> Path:
         if exc.errno == errno.ELOOP:
             raise ConfigError(f"{field}: {name} is a symlink loop; point the link at a real file") from None
         raise ConfigError(f"{field}: cannot resolve {name}: {exc.strerror}") from None
+
+
+class DirectoryResolver:
+    """`resolve_safely` for many files in few directories: each directory is resolved once, then a file
+    that is not itself a symlink resolves to its resolved directory and its name (one lstat, not one
+    per path component: thousands of migration files took seconds)."""
+
+    def __init__(self, *, field: str) -> None:
+        self._field = field
+        self._directories: dict[Path, Path] = {}
+
+    def resolve(self, path: Path, *, shown: str | None = None) -> Path:
+        name = path.name
+        if name in ("", ".", "..") or os.path.islink(path):
+            return resolve_safely(path, field=self._field, shown=shown)
+        parent = self._directories.get(path.parent)
+        if parent is None:
+            parent = self._directories[path.parent] = resolve_safely(path.parent, field=self._field, shown=shown)
+        return parent / name
 
 
 def require_kind(path: Path, *, field: str, shown: str, want: tuple[str, ...]) -> str | None:

@@ -33,6 +33,7 @@ from orchestrator.migrations.scripts import parse_name, version_key
 from orchestrator.store_rows import sha256_field, text_field, time_field
 
 __all__ = [
+    "LISTED_FILES",
     "SQLAGENT_ID",
     "Provenance",
     "RequiredRecord",
@@ -41,11 +42,14 @@ __all__ = [
     "attach_provenance",
     "check_provenance",
     "check_undo_provenance",
+    "logged_lines",
     "required_lines",
     "required_records",
 ]
 
 SQLAGENT_ID = "agent_004"
+LISTED_FILES = 20
+"""Past this many files, a log names how many instead of one line each (the result lists them all)."""
 
 FileKind = Literal["migration", "undo"]
 
@@ -172,6 +176,10 @@ class Provenance:
             f"gate provenance: passed ({len(self.files)} migration file(s), each recorded with exactly its "
             f"sha256 by the SQLAgent ({SQLAGENT_ID}) in run(s) {runs}, and nothing else produced by them)"
         ]
+        if len(self.files) > LISTED_FILES:
+            # Thousands of files on record would bury the log: each one's record is in the result's `gates.sqlagent`.
+            lines.append(f"migrations: {len(self.files)} files, each with its SQLAgent record (see gates.sqlagent)")
+            return lines
         lines += [
             f"migration {name}: sha256 {p.sha256} produced by {p.agent_id} in SQLAgent run {p.sqlagent_run_id} "
             f"(record {p.record_id}, {p.recorded_at})"
@@ -219,6 +227,16 @@ def required_records(digests: ArtifactDigests) -> tuple[RequiredRecord, ...]:
 def required_lines(digests: ArtifactDigests) -> list[str]:
     """What the SQLAgent must have recorded for this deploy, one line per `V` file (plan mode, the summary)."""
     return [f"SQLAgent ({SQLAGENT_ID}) must have recorded {r.describe()}" for r in required_records(digests)]
+
+
+def logged_lines(required: Sequence[str]) -> list[str]:
+    """`required_lines` as the run log shows them: one line for more than LISTED_FILES."""
+    if len(required) <= LISTED_FILES:
+        return list(required)
+    return [
+        f"SQLAgent ({SQLAGENT_ID}) must have recorded {len(required)} migrations, each with exactly its sha256 "
+        "(listed in the result's plan.sqlagent; `deploy-orchestrator digests` prints them)"
+    ]
 
 
 def check_provenance(
@@ -289,9 +307,15 @@ def _match(
 ) -> tuple[dict[str, MigrationProvenance], list[str]]:
     files: dict[str, MigrationProvenance] = {}
     problems: list[str] = []
+    # Indexed once by file name: matching each file against every record was quadratic (minutes at 6,000 files).
+    naming: dict[str, list[SqlAgentRecord]] = {}
+    for record in records:
+        for filename in record.files():
+            naming.setdefault(filename, []).append(record)
     for name, sha in sorted(deployed.items()):
-        kind: FileKind = "undo" if (parse_name(name) or ("versioned", ""))[0] == "undo" else "migration"
-        candidates = [r for r in records if r.digest_of(name) is not None]
+        parsed = parse_name(name)
+        kind: FileKind = "undo" if parsed is not None and parsed[0] == "undo" else "migration"
+        candidates = naming.get(name, [])
         matching = [r for r in candidates if r.digest_of(name) == sha]
         if not matching:
             problems.append(_unrecorded(name, kind, sha, candidates))
@@ -306,7 +330,6 @@ def _match(
             )
             continue
         chosen = max(matching, key=lambda r: (r.recorded_at, r.id))
-        parsed = parse_name(name)
         if parsed is not None and _version(chosen.version) != version_key(parsed[1]):
             problems.append(
                 f"{name}: sha256 {sha} matches the SQLAgent record {chosen.id} ({chosen.describe()}), but that "

@@ -46,14 +46,35 @@ def in_seconds(seconds: int) -> str:
     return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds), usegmt=True)
 
 
-def busy_until(seconds: int, body: Any = None) -> Any:
-    """A 429 whose Retry-After date is stamped when the request arrives, as a server stamps it: the
-    wait it asks for does not shrink by however long a loaded machine took to get there."""
+class BusyUntil:
+    """A 429 whose Retry-After date is stamped when the request arrives, as a server stamps it.
 
-    def reply(_request: Any) -> tuple[int, dict[str, str], str]:
-        return 429, {"Retry-After": in_seconds(seconds)}, json.dumps(body) if body is not None else ""
+    The wait a client then sleeps is the date less the moment it read the answer, which lies
+    between the stamp and the end of the call: `window()` is that range, so a stall between the
+    two (a loaded machine, a long garbage collection in a big test session) widens it instead of
+    failing a test that is about reading the date, not about speed.
+    """
 
-    return reply
+    def __init__(self, seconds: int, body: Any = None) -> None:
+        self.seconds = seconds
+        self.body = body
+        self.stamped: datetime | None = None
+        self.date: datetime | None = None
+
+    def __call__(self, _request: Any) -> tuple[int, dict[str, str], str]:
+        self.stamped = datetime.now(UTC)
+        header = in_seconds(self.seconds)
+        self.date = datetime.strptime(header, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
+        return 429, {"Retry-After": header}, json.dumps(self.body) if self.body is not None else ""
+
+    def window(self, answered: datetime) -> tuple[float, float]:
+        assert self.stamped is not None and self.date is not None, "the 429 was never sent"
+        return max(0.0, (self.date - answered).total_seconds()), (self.date - self.stamped).total_seconds()
+
+    def assert_waited(self, waited: float, answered: datetime) -> None:
+        earliest, latest = self.window(answered)
+        assert earliest - 0.01 <= waited <= latest + 0.01, (waited, earliest, latest)
+        assert latest > self.seconds - 1.01, "the date names whole seconds: at most one is lost"
 
 
 def sent(mocked: responses.RequestsMock, method: str) -> int:
@@ -74,12 +95,14 @@ def create(client: GitHubClient) -> int:
 
 
 def test_github_waits_out_a_429_retry_after_date_then_a_5xx_backoff(mocked: responses.RequestsMock) -> None:
-    mocked.add_callback(responses.GET, DEPLOYMENTS, callback=busy_until(3, {"message": "slow down"}))
+    busy = BusyUntil(3, {"message": "slow down"})
+    mocked.add_callback(responses.GET, DEPLOYMENTS, callback=busy)
     mocked.get(DEPLOYMENTS, status=502, json={"message": "bad gateway"})
     mocked.get(DEPLOYMENTS, json=[{"id": 11}, {"id": 12}])
     slept: list[float] = []
     assert github(slept).find_deployments("production") == [11, 12]
-    assert len(slept) == 2 and 1.0 < slept[0] <= 3.0, slept
+    assert len(slept) == 2, slept
+    busy.assert_waited(slept[0], datetime.now(UTC))
     assert slept[1] == 1.0, "the second retry's backoff: 0.5 s doubled"
 
 
@@ -135,13 +158,14 @@ def notifier(slept: list[float], budget: float = 8.0) -> Notifier:
 def test_webhook_retries_a_503_a_reset_and_a_429_date_then_sends(mocked: responses.RequestsMock) -> None:
     mocked.post(HOOK, status=503)
     mocked.post(HOOK, body=RESET)
-    mocked.add_callback(responses.POST, HOOK, callback=busy_until(5))
+    busy = BusyUntil(5)
+    mocked.add_callback(responses.POST, HOOK, callback=busy)
     mocked.post(HOOK, body="ok")
     slept: list[float] = []
     assert notifier(slept).announce(result("failed"))
     assert sent(mocked, "POST") == 4
     assert 0.3 <= slept[0] <= 0.4 and 0.6 <= slept[1] <= 0.7, "backoff 0.3 s doubling, jitter up to 0.1 s"
-    assert 3.9 < slept[2] <= 5.0, "the date, not the backoff"
+    busy.assert_waited(slept[2], datetime.now(UTC))
 
 
 def test_webhook_gives_up_when_retry_after_outlasts_the_budget(mocked: responses.RequestsMock) -> None:
@@ -167,7 +191,8 @@ def agentbench(slept: list[float]) -> AgentbenchClient:
 
 def test_agentbench_waits_a_retry_after_date_then_backs_off_a_502_a_reset(mocked: responses.RequestsMock) -> None:
     endpoint = f"{AGENTBENCH}/api/dpo-pairs"
-    mocked.add_callback(responses.POST, endpoint, callback=busy_until(4))
+    busy = BusyUntil(4)
+    mocked.add_callback(responses.POST, endpoint, callback=busy)
     mocked.post(endpoint, status=502)
     mocked.post(endpoint, body=RESET)
     mocked.post(endpoint, status=201, json={"submission_id": "s-1"})
@@ -176,7 +201,7 @@ def test_agentbench_waits_a_retry_after_date_then_backs_off_a_502_a_reset(mocked
     assert agentbench(slept).submit_with_retry({"pair": 1}, "key-1", deadline=deadline) == "s-1"
     keys = {call.request.headers["Idempotency-Key"] for call in mocked.calls}
     assert keys == {"key-1"}, "every re-send carries the same key"
-    assert 2.9 < slept[0] <= 4.0, "the date, not the backoff"
+    busy.assert_waited(slept[0], datetime.now(UTC))
     assert 0.4 <= slept[1] <= 0.5 and 0.8 <= slept[2] <= 0.9, "backoff 0.2 s doubling, jitter up to 0.1 s"
 
 
@@ -203,14 +228,16 @@ def test_digitalocean_honours_a_retry_after_date_then_backs_off_a_503_and_a_rese
     mocked: responses.RequestsMock,
 ) -> None:
     app = f"{DIGITALOCEAN}/v2/apps/app-1"
-    mocked.add_callback(responses.GET, app, callback=busy_until(3, {"id": "too_many", "message": "slow"}))
+    busy = BusyUntil(3, {"id": "too_many", "message": "slow"})
+    mocked.add_callback(responses.GET, app, callback=busy)
     mocked.get(app, status=503, json={"id": "unavailable", "message": "try later"})
     mocked.get(app, body=RESET)
     mocked.get(app, json={"app": {"id": "app-1"}})
     slept: list[float] = []
     api = apps(slept)
     assert api.read("get app", api.apps.get, "app-1") == {"app": {"id": "app-1"}}
-    assert 1.0 < slept[0] <= 3.0 and slept[1:] == [2.0, 4.0]
+    busy.assert_waited(slept[0], datetime.now(UTC))
+    assert slept[1:] == [2.0, 4.0]
 
 
 def test_digitalocean_refuses_a_retry_after_beyond_its_cap(mocked: responses.RequestsMock) -> None:

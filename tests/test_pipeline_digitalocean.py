@@ -334,3 +334,38 @@ def test_a_malformed_component_digest_is_a_config_error(
     assert done.exit_code == 2
     assert "IMAGE_DIGEST_MAIL_SENDER: 'latest' is not an image digest" in capsys.readouterr().err
     assert sim.count("PUT") == 0 and sim.count("POST") == 0
+
+
+def test_a_recovery_whose_rollback_deployment_fails_leaves_the_app_unpinned(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str
+) -> None:
+    """A run killed right after v2 went live; the recovery's rollback to v1 fails on App Platform.
+    The recovery fails (and says so), but it settles the rollback: the next deploy is not refused."""
+    import subprocess
+    import sys
+
+    app_id = sim.seed_app("shop", version="v1")
+    assert deploy(tmp_path, sim, app_id, pg_dsn, "v1b").exit_code == 0  # a verified good release to return to
+    assert deploy(tmp_path, sim, app_id, pg_dsn, "v2", mode="plan").exit_code == 0  # seeds run-v2's digests
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "DATABASE_URL": pg_dsn,
+        "DIGITALOCEAN_TOKEN": sim.token,
+        "DIGITALOCEAN_API_URL": sim.url,
+        "DIGITALOCEAN_CA_BUNDLE": sim.ca_bundle,
+        "DEPLOY_ORCHESTRATOR_CRASH_AT": "after-start",
+        "DEPLOY_ORCHESTRATOR_CRASH_TEST": "kill-this-process",
+    }
+    main = "import sys; from orchestrator.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["--config", "deploy.json", "--version", "v2", "--validation-run-id", "run-v2"]
+    killed = subprocess.run([sys.executable, "-c", main, *args], env=env, capture_output=True, timeout=120, check=False)
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    assert live_version(sim, app_id) == "v2"
+
+    sim.fail_next_rollback = "container exited with code 137 (out of memory)"
+    recovered = deploy(tmp_path, sim, app_id, pg_dsn, "v2", mode="recover")
+    assert recovered.exit_code == 1
+    assert sim.count("POST", r".*/rollback$") == 1 and sim.count("POST", r".*/rollback/revert$") == 1
+    assert sim.apps[app_id].pinned is None, "the failed rollback was reverted, not left pinned"
+    assert deploy(tmp_path, sim, app_id, pg_dsn, "v3").exit_code == 0

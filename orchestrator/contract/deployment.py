@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from orchestrator.canary.policy import AnalysisPolicy, PrometheusSource, Stickiness, Webhook
+
 __all__ = [
     "PLATFORMS",
     "STRATEGIES",
@@ -73,4 +75,9 @@ class DeploymentConfig:
     k8s_context: str | None = None
     local: LocalConfig | None = None
     canary_steps: tuple[CanaryStep, ...] = (CanaryStep(weight=100),)
+    canary_analysis: AnalysisPolicy | None = None
+    canary_prometheus: PrometheusSource | None = None
+    """Kubernetes: the Prometheus server the analysis reads its counters from."""
+    canary_sticky: Stickiness | None = None
+    canary_webhooks: tuple[Webhook, ...] = ()
     rolling: RollingConfig = RollingConfig()

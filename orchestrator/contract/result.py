@@ -124,7 +124,8 @@ class Result:
     extras: tuple[tuple[str, Any], ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _strip_none(dataclasses.asdict(self))
+        # The extras are plain data already, and can be large (thousands of digests): not copied field by field.
+        data: dict[str, Any] = _strip_none(dataclasses.asdict(dataclasses.replace(self, extras=())))
         data.pop("extras", None)
         for key, value in self.extras:
             data[key] = value

@@ -6,8 +6,11 @@ Routes: `/` (text with the version), `/version` (`{"version": V}`), `/whoami` (`
 "port": P, "pid": N}`: which process answered, to tell replicas apart), `/health` (200
 `{"status": "ok", "version": V}`, or 503 when started with `--unhealthy` or `DEMO_UNHEALTHY=1`),
 `/slow?ms=N` (answers after N ms: a request in flight during a switch), `/stream?chunks=N`
-(a chunked body), and `POST /echo` (the request body back). Every answer carries
-`X-Release-Version`. Standard library only, so it starts in a blink and the benchmarks can drive it.
+(a chunked body), `/work` (a request of the app's real work: with `DEMO_WORK` set to JSON such as
+`{"v2": {"delay_ms": 10, "error_pct": 5}}`, release v2 takes 10 ms and answers every 20th request
+500, so a canary can be made slow or failing while its health stays green), and `POST /echo` (the
+request body back). Every answer carries `X-Release-Version`. Standard library only, so it starts
+in a blink and the benchmarks can drive it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
     version_label = ""
     healthy = True
+    work_delay = 0.0
+    fail_every = 0
+    served = 0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -78,10 +84,20 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts.path == "/slow":
             time.sleep(min(int(query.get("ms", ["100"])[0]), _MAX_SLOW_MS) / 1000)
             self._send_json(200, {"version": version, "slow": True}, head)
+        elif parts.path == "/work":
+            self._work(version, head)
         elif parts.path == "/stream":
             self._send_chunked(min(int(query.get("chunks", ["3"])[0]), _MAX_CHUNKS), head)
         else:
             self._send(404, b"not found\n", "text/plain", head)
+
+    def _work(self, version: str, head: bool) -> None:
+        server = self.server
+        server.served += 1  # one counter shared by the handler threads: a count a moment off is fine
+        if server.work_delay:
+            time.sleep(server.work_delay)
+        failing = server.fail_every and server.served % server.fail_every == 0
+        self._send_json(500 if failing else 200, {"version": version, "ok": not failing}, head)
 
     def _send_json(self, status: int, doc: dict[str, Any], head: bool = False) -> None:
         self._send(status, json.dumps(doc).encode() + b"\n", "application/json", head)
@@ -115,6 +131,10 @@ def make_server(port: int, version: str, *, healthy: bool = True, host: str = "1
     server = _Server((host, port), _Handler)
     server.version_label = version
     server.healthy = healthy
+    work = json.loads(os.environ.get("DEMO_WORK") or "{}").get(version) or {}
+    server.work_delay = float(work.get("delay_ms", 0)) / 1000
+    error_pct = float(work.get("error_pct", 0))
+    server.fail_every = round(100 / error_pct) if error_pct > 0 else 0
     return server
 
 

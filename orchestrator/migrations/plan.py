@@ -118,6 +118,7 @@ def build_plan(
     undos = {s.key: s for s in scripts if s.kind == "undo"}
     refusals: list[str] = []
     notes: list[str] = []
+    by_name = _by_name(approved) if approved is not None else None
 
     for key, row in sorted(applied.items()):
         script = versioned.get(key)
@@ -155,9 +156,9 @@ def build_plan(
                 "rollback could not undo it. Add one, or list the file in migrations.irreversible to accept that "
                 "a rollback leaves it in place."
             )
-        if approved is not None:
+        if by_name is not None:
             for candidate in (script, undo):
-                problem = _approval(candidate, approved) if candidate is not None else None
+                problem = _approval(candidate, by_name) if candidate is not None else None
                 if problem:
                     refusals.append(problem)
         items.append(PendingMigration(script=script, undo=undo, irreversible=irreversible))
@@ -191,7 +192,7 @@ def _drift(script: MigrationScript, row: HistoryRow) -> str:
 
 
 def _approval(script: MigrationScript, approved: Mapping[str, str]) -> str | None:
-    expected = _approved_checksum(script.filename, approved)
+    expected = approved.get(script.filename)
     if expected is None:
         return (
             f"{script.filename}: not approved: the compliance verdict has no checksum for it (file checksum "
@@ -205,11 +206,11 @@ def _approval(script: MigrationScript, approved: Mapping[str, str]) -> str | Non
     return None
 
 
-def _approved_checksum(filename: str, approved: Mapping[str, str]) -> str | None:
-    """Verdicts may key files by name or by workspace-relative path; either identifies the file."""
-    if filename in approved:
-        return approved[filename]
+def _by_name(approved: Mapping[str, str]) -> dict[str, str]:
+    """Verdicts may key files by name or by workspace-relative path; either identifies the file (a name
+    given as itself wins over the same name inside a path)."""
+    found: dict[str, str] = {}
     for key, checksum in approved.items():
-        if PurePath(key).name == filename:
-            return checksum
-    return None
+        found.setdefault(PurePath(key).name, checksum)
+    found.update({key: checksum for key, checksum in approved.items() if "/" not in key})
+    return found

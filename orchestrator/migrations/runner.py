@@ -28,6 +28,7 @@ from orchestrator.contract import MigrationResult, MigrationsConfig
 from orchestrator.errors import MigrationError
 from orchestrator.migrations import history as hist
 from orchestrator.migrations.connection import check_session_pooling, connect, describe_dsn, server_version
+from orchestrator.migrations.failures import EndedTransactionError, failure_message
 from orchestrator.migrations.history import HistoryRow
 from orchestrator.migrations.leftovers import Leftovers, clean_up
 from orchestrator.migrations.lint import lint
@@ -40,9 +41,6 @@ from orchestrator.redaction import Secret, redact
 __all__ = ["MigrationRunner"]
 
 log = logging.getLogger(__name__)
-
-_LOCK_NOT_AVAILABLE = "55P03"
-_ACTIVE_SQL_TRANSACTION = "25001"
 
 
 class MigrationRunner:
@@ -199,21 +197,22 @@ class MigrationRunner:
             raise _error("this plan was refused: " + "; ".join(plan.refusals), plan=plan, problems=plan.refusals)
         results: list[MigrationResult] = []
         self.last_results = results
+        progress = _Progress(len(plan.pending), "applied")
         for item in plan.pending:
             script = item.script
             started = time.perf_counter()
             try:
                 self._run(script, record=partial(self._insert_history, script=script, kind=hist.APPLY))
-            except (psycopg2.Error, _EndedTransactionError) as exc:
+            except (psycopg2.Error, EndedTransactionError) as exc:
                 elapsed = (time.perf_counter() - started) * 1000
-                message = self._failure_message(script, exc, "apply")
+                message = failure_message(script, exc, "apply", connection=self._conn, config=self._config)
                 results.append(
                     MigrationResult(script.version, script.filename, elapsed, False, direction="up", error=message)
                 )
                 raise _error(message, migration=script.filename, results=results) from None
             elapsed = (time.perf_counter() - started) * 1000
             results.append(MigrationResult(script.version, script.filename, elapsed, True, direction="up"))
-            log.info("applied %s in %.0f ms", script.filename, elapsed)
+            progress.done(script.filename, elapsed)
             crash_points.reach("between-migrations")
         return results
 
@@ -236,6 +235,7 @@ class MigrationRunner:
         wanted.sort(key=lambda r: _rank(current, r), reverse=True)
         results: list[MigrationResult] = []
         self.last_results = results
+        progress = _Progress(len(wanted), "undid")
         for result in wanted:
             key = version_key(result.version)
             row = current.get(key)
@@ -255,14 +255,14 @@ class MigrationRunner:
             started = time.perf_counter()
             try:
                 self._run(undo, record=partial(self._record_undo, undo=undo, row=row))
-            except (psycopg2.Error, _EndedTransactionError) as exc:
+            except (psycopg2.Error, EndedTransactionError) as exc:
                 elapsed = (time.perf_counter() - started) * 1000
-                message = self._failure_message(undo, exc, "undo")
+                message = failure_message(undo, exc, "undo", connection=self._conn, config=self._config)
                 results.append(MigrationResult(undo.version, undo.filename, elapsed, False, "down", message))
                 raise _error(message, migration=undo.filename, results=results) from None
             elapsed = (time.perf_counter() - started) * 1000
             results.append(MigrationResult(undo.version, undo.filename, elapsed, True, "down"))
-            log.info("undid %s with %s in %.0f ms", result.filename, undo.filename, elapsed)
+            progress.done(result.filename, elapsed, undo=undo.filename)
         return results
 
     def _require_writable(self, action: str) -> None:
@@ -279,10 +279,11 @@ class MigrationRunner:
             started = time.perf_counter()
             if script.transactional:
                 try:
-                    cur.execute("BEGIN; SET LOCAL lock_timeout = %s", (timeout,))
-                    cur.execute(script.sql)
+                    # One round trip for the opening and the script (three a migration, as a hand-written loop
+                    # makes). Without parameters psycopg2 sends the text as is: a `%` in the SQL stays a `%`.
+                    cur.execute(f"BEGIN; SET LOCAL lock_timeout = '{timeout}';\n{script.sql}")
                     if conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_INTRANS:
-                        raise _EndedTransactionError()
+                        raise EndedTransactionError()
                     record(cur, (time.perf_counter() - started) * 1000)
                     cur.execute("COMMIT")
                 except BaseException:
@@ -328,55 +329,31 @@ class MigrationRunner:
             deployment_id=deployment_id or self.deployment_id,
         )
 
-    def _failure_message(self, script: MigrationScript, exc: Exception, action: str) -> str:
-        if isinstance(exc, _EndedTransactionError):
-            return (
-                f"{script.filename} ended the runner's transaction itself (COMMIT or ROLLBACK inside the script), "
-                "so it could not be recorded atomically; what it committed stays. Remove the transaction "
-                "control statements, or mark the script with '-- deploy-orchestrator: no-transaction'."
+
+class _Progress:
+    """One log line per migration for a few; for many, about ten lines in all (every result keeps its own time)."""
+
+    LISTED = 20
+
+    def __init__(self, total: int, verb: str) -> None:
+        self._total, self._verb, self._count, self._ms = total, verb, 0, 0.0
+        self._every = 1 if total <= self.LISTED else -(-total // 10)
+
+    def done(self, filename: str, elapsed_ms: float, *, undo: str | None = None) -> None:
+        self._count += 1
+        self._ms += elapsed_ms
+        if self._every == 1:
+            with_undo = f" with {undo}" if undo else ""
+            log.info("%s %s%s in %.0f ms", self._verb, filename, with_undo, elapsed_ms)
+        elif self._count % self._every == 0 or self._count == self._total:
+            log.info(
+                "%s %d of %d migrations in %.1f s (latest %s)",
+                self._verb,
+                self._count,
+                self._total,
+                self._ms / 1000,
+                filename,
             )
-        if self._conn is None or self._conn.closed:
-            return (
-                f"the database connection was lost during {action} of {script.filename} ({_first_line(exc)}); "
-                "PostgreSQL rolled the unfinished transaction back, so nothing of it was recorded. "
-                "Run again to re-apply it." + _partial_note(script)
-            )
-        code = getattr(exc, "pgcode", None)
-        reason = f"{_first_line(exc)} (SQLSTATE {code})" if code else _first_line(exc)
-        if code == _LOCK_NOT_AVAILABLE:
-            hint = (
-                f" It waited longer than lock_timeout ({self._config.lock_timeout_seconds:g} s, "
-                "migrations.lock_timeout_seconds) for a table another transaction is using; rather than queue "
-                "traffic behind it, it gave up. Find the blocker in pg_stat_activity, or retry when it is quiet."
-            )
-        elif code == _ACTIVE_SQL_TRANSACTION and script.transactional:
-            hint = (
-                " A statement here cannot run inside a transaction (e.g. CREATE INDEX CONCURRENTLY): add the "
-                "header line '-- deploy-orchestrator: no-transaction' to the script, in a new migration."
-            )
-        else:
-            hint = " Fix it in a new migration, or correct this unapplied file, and deploy again."
-        kept = " Its statements were rolled back and nothing of it was recorded." if script.transactional else ""
-        return f"{action} of {script.filename} failed: {reason}.{kept}{hint}{_partial_note(script)}"
-
-
-class _EndedTransactionError(Exception):
-    """The script committed or rolled back the transaction the runner opened for it."""
-
-
-def _partial_note(script: MigrationScript) -> str:
-    if script.transactional:
-        return ""
-    return (
-        " It ran outside a transaction, so statements before the failing one took effect: make the script "
-        "idempotent (IF NOT EXISTS; DROP INDEX IF EXISTS for an index left INVALID) before it runs again."
-    )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = (getattr(exc, "pgerror", None) or str(exc) or type(exc).__name__).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return redact(first.removeprefix("ERROR:").strip())
 
 
 def _rank(current: Mapping[tuple[int, ...], HistoryRow], result: MigrationResult) -> int:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from orchestrator.errors import ConfigError
-from orchestrator.safe_files import read_regular, resolve_safely
+from orchestrator.safe_files import DirectoryResolver, read_regular, resolve_safely
 
 __all__ = [
     "MAX_MIGRATION_BYTES",
@@ -53,10 +53,11 @@ class MigrationScript:
     checksum: str
     sql: str
     transactional: bool
+    key: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    """`version_key(version)`, computed once: plans sort and index thousands of scripts by it."""
 
-    @property
-    def key(self) -> tuple[int, ...]:
-        return version_key(self.version)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", version_key(self.version))
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -122,15 +123,17 @@ def discover(paths: Sequence[Path], workspace: Path) -> tuple[MigrationScript, .
 
 
 def _is_inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+    # By parts: `root in path.parents` builds every parent, seconds for thousands of files.
+    return path.parts[: len(root.parts)] == root.parts
 
 
 def _read_all(files: Iterable[tuple[str, Path]], root: Path, problems: list[str]) -> list[MigrationScript]:
     seen: set[Path] = set()
     scripts: list[MigrationScript] = []
+    resolver = DirectoryResolver(field="artifacts.migrations")
     for label, raw in files:
         try:
-            path = resolve_safely(raw, field="artifacts.migrations", shown=label)
+            path = resolver.resolve(raw, shown=label)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue

@@ -39,6 +39,7 @@ from orchestrator.recovery import crashed as rows
 from orchestrator.recovery.crashed import CrashedRun
 from orchestrator.recovery.pair import crash_context
 from orchestrator.redaction import Secret
+from orchestrator.rollback import start_rollback
 from orchestrator.runlog import RunLog
 
 __all__ = ["RecoveryContext", "RecoveryError", "RecoveryReport", "reconcile"]
@@ -192,7 +193,7 @@ class _Recovery:
                 f"no good release to return to: {live.version} keeps serving" if live else "no release was live"
             )
         elif live is None or live.version != target.version:
-            ctx.platform.rollback(target)
+            start_rollback(ctx.platform, target, ctx.log)
             self.moved = True
             self.serving = target.version
             self.actions.append(f"traffic back on {target.version} (was on {live.version if live else 'nothing'})")
@@ -207,6 +208,9 @@ class _Recovery:
                 deadline=self.began + ctx.config.rollback.max_rollback_duration_seconds,
             )
             if not verdict.passed:
+                if self.moved and isinstance(ctx.platform, NativeRollback):
+                    # Settled either way: a rollback left pinned would refuse every later deploy.
+                    ctx.platform.confirm_rollback(False)
                 raise RecoveryError(f"{self.serving} is unhealthy through the public route: {verdict.reason}")
             if isinstance(ctx.platform, NativeRollback):
                 ctx.platform.confirm_rollback(True)

@@ -14,6 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from orchestrator.canary.judgement import Verdict, judge, next_move
+from orchestrator.canary.traffic import StickyRouter, TrafficMeter, TrafficSample, window
+from orchestrator.canary.webhooks import PhaseHooks
 from orchestrator.contract import DeployConfig, HealthProbe
 from orchestrator.errors import DeployError, HealthError, OrchestratorError
 from orchestrator.health.verdict import Checks, CheckVerdict
@@ -21,7 +24,7 @@ from orchestrator.platforms.base import Platform, Release, TrafficRouter, Traffi
 from orchestrator.recovery import crash_points
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import blue_green, canary, rolling
-from orchestrator.strategies.steps import Analysis, Pause, PreSwitchCheck, Route, Start, Step, Verify, describe
+from orchestrator.strategies.steps import Analysis, Hook, Pause, PreSwitchCheck, Route, Start, Step, Verify, describe
 
 __all__ = ["RolloutFailure", "RolloutOutcome", "RolloutPlan", "execute", "plan_rollout"]
 
@@ -44,6 +47,10 @@ class RolloutOutcome:
     started: Release | None = None
     traffic_moved: bool = False
     switch_ms: float | None = None
+    verdicts: list[Verdict] = field(default_factory=list)
+    """Every canary analysis verdict, in order (an extended step has one per look)."""
+    window_start: TrafficSample | None = None
+    """The data plane's counters when the current step's weights took effect."""
 
 
 class RolloutFailure(OrchestratorError):
@@ -74,7 +81,16 @@ def plan_for(
     if d.strategy == "blue_green":
         steps = blue_green.plan(old=old, new=new, image=image, analysis=analysis, cuts_over_itself=self_cutover)
     elif d.strategy == "canary":
-        steps = canary.plan(old=old, new=new, image=image, analysis=analysis, steps=d.canary_steps)
+        steps = canary.plan(
+            old=old,
+            new=new,
+            image=image,
+            analysis=analysis,
+            steps=d.canary_steps,
+            judged=d.canary_analysis,
+            sticky=d.canary_sticky,
+            hooks=bool(d.canary_webhooks),
+        )
     else:
         steps = rolling.plan(
             old=old,
@@ -108,13 +124,20 @@ def execute(
     log: RunLog,
     *,
     sleep: Callable[[float], None] = time.sleep,
+    hooks: PhaseHooks | None = None,
+    meter: TrafficMeter | None = None,
 ) -> RolloutOutcome:
-    """Carry out the plan. Raises RolloutFailure (wrapping DeployError/HealthError) at the first failure."""
+    """Carry out the plan. Raises RolloutFailure (wrapping DeployError/HealthError) at the first failure.
+
+    `meter` counts requests per release for `canary.analysis` (Prometheus on Kubernetes); by default
+    the platform's own data plane, when it counts (local)."""
     outcome = RolloutOutcome()
+    if meter is None and isinstance(platform, TrafficMeter):
+        meter = platform
     for step in plan.steps:
         log.info(describe(step))
         try:
-            _run_step(step, plan, platform, checks, outcome, log, sleep)
+            _run_step(step, plan, platform, checks, outcome, log, sleep, hooks, meter)
         except OrchestratorError as exc:
             raise RolloutFailure(exc, outcome) from exc
         crash_points.reach(f"after-{type(step).__name__.lower()}")
@@ -129,6 +152,8 @@ def _run_step(
     outcome: RolloutOutcome,
     log: RunLog,
     sleep: Callable[[float], None],
+    hooks: PhaseHooks | None,
+    meter: TrafficMeter | None,
 ) -> None:
     router = platform if isinstance(platform, TrafficRouter) else None
     match step:
@@ -144,23 +169,46 @@ def _run_step(
                 raise DeployError("the new release has no direct address for pre-switch checks", operation="start")
             verdict = checks.release(release.url, analysis=analysis)
             _require(verdict, outcome, "pre-switch health check", phase="pre-switch", step="health")
-        case Route(weights):
+        case Route(weights, sticky):
             if router is None:
                 raise DeployError(
                     f"{platform.name} cannot route traffic; the plan needs a TrafficRouter", operation="route"
                 )
             began = time.perf_counter()
-            router.route(dict(weights))
+            if sticky is not None and len(weights) > 1 and isinstance(platform, StickyRouter):
+                platform.route_sticky(dict(weights), sticky)
+            else:
+                router.route(dict(weights))
             elapsed = (time.perf_counter() - began) * 1000
+            if meter is not None and any(isinstance(s, Analysis) and s.judged for s in plan.steps):
+                outcome.window_start = meter.traffic()
             outcome.traffic_moved = True
             if step.new_weight == 100:
                 outcome.switch_ms = elapsed
             log.info(f"traffic switched in {elapsed:.1f} ms")
-        case Pause(seconds):
-            sleep(seconds)
-        case Analysis(weight):
+        case Pause(seconds, watch):
+            if watch is not None and meter is not None:
+                _watch(seconds, watch, meter, outcome, log, sleep)
+            else:
+                sleep(seconds)
+        case Analysis(weight, judged):
             verdict = checks.live(platform.live_url())
             _require(verdict, outcome, f"analysis at {weight}%", phase=f"canary {weight}%", step="analysis")
+            if judged is not None:
+                _judge(step, meter, platform.name, outcome, log, sleep)
+        case Hook(phase, weight):
+            if hooks:
+                hooks.phase(
+                    phase,
+                    {
+                        "version": plan.new_version,
+                        "previous": plan.old_version,
+                        "weight": weight,
+                        "strategy": plan.strategy,
+                        "platform": plan.platform,
+                        "verdicts": [v.to_dict() for v in outcome.verdicts],
+                    },
+                )
         case Verify():
             if not answers_on_a_url(platform):
                 verify = getattr(platform, "verify_without_url", None)
@@ -173,6 +221,78 @@ def _run_step(
                 return
             verdict = checks.live(platform.live_url())
             _require(verdict, outcome, "post-switch verification", phase="verification", step="verification")
+
+
+def _watch(
+    seconds: float,
+    step: Analysis,
+    meter: TrafficMeter,
+    outcome: RolloutOutcome,
+    log: RunLog,
+    sleep: Callable[[float], None],
+) -> None:
+    """Pause for `seconds`, judging the canary every `interval_seconds`; raise at the first fail."""
+    policy = step.judged
+    assert policy is not None and policy.interval_seconds
+    start = outcome.window_start or TrafficSample()
+    ends = time.monotonic() + seconds
+    while (left := ends - time.monotonic()) > 0:
+        sleep(min(policy.interval_seconds, left))
+        verdict = judge(
+            window(start, meter.traffic()),
+            canary=step.canary,
+            baseline=step.baseline,
+            weight=step.weight,
+            policy=policy,
+            early=True,
+        )
+        if verdict.outcome == "fail":
+            outcome.verdicts.append(verdict)
+            log.info(verdict.describe() + " -> abort")
+            raise HealthError(
+                f"canary analysis at {step.weight}%: {verdict.describe()}", check="canary analysis", step="analysis"
+            )
+
+
+def _judge(
+    step: Analysis,
+    meter: TrafficMeter | None,
+    platform: str,
+    outcome: RolloutOutcome,
+    log: RunLog,
+    sleep: Callable[[float], None],
+) -> None:
+    """Judge the canary on the counters since the step's Route, extending the window while inconclusive."""
+    policy = step.judged
+    assert policy is not None
+    if meter is None:
+        raise DeployError(
+            f"canary.analysis needs a data plane that counts requests; platform {platform} has none "
+            "(on kubernetes, name one with canary.analysis.prometheus_url)",
+            operation="analysis",
+        )
+    start = outcome.window_start or TrafficSample()
+    look = 0
+    while True:
+        verdict = judge(
+            window(start, meter.traffic()),
+            canary=step.canary,
+            baseline=step.baseline,
+            weight=step.weight,
+            policy=policy,
+            look=look,
+        )
+        outcome.verdicts.append(verdict)
+        move = next_move(verdict, policy)
+        log.info(verdict.describe() + f" -> {move}")
+        if move == "promote":
+            return
+        if move == "abort":
+            raise HealthError(
+                f"canary analysis at {step.weight}%: {verdict.describe()}", check="canary analysis", step="analysis"
+            )
+        sleep(policy.extend_seconds)
+        look += 1
 
 
 def _require(verdict: CheckVerdict, outcome: RolloutOutcome, what: str, *, phase: str, step: str) -> None:

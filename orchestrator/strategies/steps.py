@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator.canary.policy import AnalysisPolicy, Phase, Stickiness
+
 
 @dataclass(frozen=True, slots=True)
 class Start:
@@ -28,6 +30,8 @@ class Route:
     """Send new requests by weight; in-flight ones finish where they are."""
 
     weights: tuple[tuple[str, int], ...]
+    sticky: Stickiness | None = None
+    """Keep each client on the release it first got (a canary's `canary.sticky`)."""
     effective: tuple[tuple[str, int], ...] | None = None
     """What the platform really gives when it can only approximate `weights` (None: exactly them)."""
 
@@ -39,13 +43,27 @@ class Route:
 @dataclass(frozen=True, slots=True)
 class Pause:
     seconds: float
+    watch: Analysis | None = None
+    """Look at this judged analysis every `interval_seconds` while pausing; a fail ends the pause."""
 
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """Canary analysis at a step: the verification checks, read through the public route."""
+    """Canary analysis at a step: the verification checks, read through the public route, and with
+    `judged`, the canary against `baseline` on the data plane's counters since the step's Route."""
 
     weight: int
+    judged: AnalysisPolicy | None = None
+    canary: str = ""
+    baseline: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """Send the phase webhooks for `phase` (a gating one may hold or stop the rollout)."""
+
+    phase: Phase
+    weight: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +71,7 @@ class Verify:
     """Post-switch verification on the live URL: health plus the configured checks, in parallel."""
 
 
-Step = Start | PreSwitchCheck | Route | Pause | Analysis | Verify
+Step = Start | PreSwitchCheck | Route | Pause | Analysis | Hook | Verify
 
 
 def describe(step: Step) -> str:
@@ -62,14 +80,21 @@ def describe(step: Step) -> str:
             return f"start release {version}" + (f" ({image})" if image else "")
         case PreSwitchCheck(analysis):
             return "health-check the new release before traffic moves" + (" (with analysis)" if analysis else "")
-        case Route(weights, effective):
-            if effective is None:
-                return "route " + _shares(weights)
-            return f"route {_shares(weights)} (effective {_shares(effective)}: the platform splits by whole replicas)"
-        case Pause(seconds):
-            return f"pause {seconds:g}s"
-        case Analysis(weight):
-            return f"analysis at {weight}%"
+        case Route(weights, sticky, effective):
+            routed = "route " + _shares(weights)
+            if effective is not None:
+                routed += f" (effective {_shares(effective)}: the platform splits by whole replicas)"
+            return routed + (" (sticky sessions)" if sticky and len(weights) > 1 else "")
+        case Pause(seconds, watch):
+            interval = watch.judged.interval_seconds if watch and watch.judged else None
+            return f"pause {seconds:g}s" + (f", judging every {interval:g}s" if interval else "")
+        case Analysis(weight, judged, canary, baseline):
+            if judged is None:
+                return f"analysis at {weight}%"
+            limits = f"p95 +{judged.max_p95_increase_pct:g}%, errors +{judged.max_error_rate_increase_pts:g} pts"
+            return f"analysis at {weight}%: {canary} against {baseline} ({limits})"
+        case Hook(phase, weight):
+            return f"webhooks: {phase}" + (f" at {weight}%" if weight is not None else "")
         case Verify():
             return "verify the live release (health, database, endpoints, jobs, metrics)"
     raise AssertionError(step)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.health.slow_app import SlowApp
 from tests.peers.http import HttpPeer
 from tests.peers.prometheus import PrometheusPeer
 
@@ -50,11 +49,3 @@ def silent_port() -> Iterator[int]:
     listener.listen(64)
     yield int(listener.getsockname()[1])
     listener.close()
-
-
-@pytest.fixture
-def slow_app() -> Iterator[SlowApp]:
-    """An app answering every request after 200 ms (tests/health/slow_app.py)."""
-    app = SlowApp(delay=0.2)
-    yield app
-    app.close()

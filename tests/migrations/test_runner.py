@@ -279,3 +279,22 @@ def test_plan_mode_on_a_fresh_database_creates_nothing(
         plan = planner.plan(workspace.scripts(), approved=None)
     assert len(plan.pending) == 2
     assert sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'deploy_orchestrator'") == [(0,)]
+
+
+def test_the_script_travels_with_its_opening_and_runs_exactly_as_written(
+    workspace: Workspace, make_runner: RunnerFactory, sql: Sql
+) -> None:
+    # The script is sent in the same round trip as BEGIN and lock_timeout, without parameters: a `%`,
+    # a `%s` and a comment on the last line all behave as written, inside the runner's transaction.
+    workspace.write(
+        "V1__rates.sql",
+        "CREATE TABLE rates (label text, ratio text, timeout text);\n"
+        "INSERT INTO rates VALUES ('100%', '%s', current_setting('lock_timeout')), ('%(x)s', 'a%%b', '');\n"
+        "-- the last line is a comment",
+    )
+    workspace.write("U1__rates.sql", "DROP TABLE rates;")
+    with make_runner() as runner:
+        applied = runner.apply(runner.plan(workspace.scripts(), approved=None))
+        [row] = runner.history()
+    assert [r.filename for r in applied if r.success] == ["V1__rates.sql"] and row.success
+    assert sql("SELECT label, ratio, timeout FROM rates ORDER BY 1") == [("%(x)s", "a%%b", ""), ("100%", "%s", "5s")]

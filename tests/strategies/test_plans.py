@@ -104,3 +104,64 @@ def test_a_split_the_platform_can_only_approximate_is_stated_with_what_it_really
     assert plan_for(config, None, platform="x", old="v1", new="v2", image=None).describe()[:1] == [
         "1. start release v2"
     ]
+
+
+def test_a_judged_canary_with_webhooks_and_sticky_sessions_is_planned_phase_by_phase() -> None:
+    from orchestrator.canary.policy import AnalysisPolicy, Stickiness
+    from orchestrator.strategies.steps import Hook, describe
+
+    policy, sticky = AnalysisPolicy(), Stickiness()
+    steps = canary.plan(
+        old="v1",
+        new="v2",
+        image=None,
+        analysis=False,
+        steps=(CanaryStep(10, 5.0), CanaryStep(50), CanaryStep(100)),
+        judged=policy,
+        sticky=sticky,
+        hooks=True,
+    )
+    assert steps == [
+        Hook("confirm-rollout"),
+        Start("v2", None, 10),
+        PreSwitchCheck(False),
+        Hook("pre-rollout"),
+        Route((("v1", 90), ("v2", 10)), sticky),
+        Pause(5.0),
+        Analysis(10, policy, "v2", "v1"),
+        Hook("rollout", 10),
+        Route((("v1", 50), ("v2", 50)), sticky),
+        Analysis(50, policy, "v2", "v1"),
+        Hook("rollout", 50),
+        Hook("confirm-promotion"),
+        Route((("v2", 100),)),
+        Verify(),
+        Hook("post-rollout"),
+    ]
+    assert describe(steps[4]) == "route 90% to v1, 10% to v2 (sticky sessions)"
+    assert describe(steps[6]) == "analysis at 10%: v2 against v1 (p95 +20%, errors +1 pts)"
+    assert describe(steps[7]) == "webhooks: rollout at 10%"
+
+
+def test_a_judged_canary_with_an_interval_watches_its_pauses() -> None:
+    from orchestrator.canary.policy import AnalysisPolicy
+    from orchestrator.strategies.steps import describe
+
+    policy = AnalysisPolicy(interval_seconds=5)
+    steps = canary.plan(
+        old="v1",
+        new="v2",
+        image=None,
+        analysis=False,
+        steps=(CanaryStep(10, 60.0), CanaryStep(50, 30.0, analysis=False), CanaryStep(100)),
+        judged=policy,
+    )
+    watched = Analysis(10, policy, "v2", "v1")
+    assert steps[2:6] == [
+        Route((("v1", 90), ("v2", 10))),
+        Pause(60.0, watched),
+        watched,
+        Route((("v1", 50), ("v2", 50))),
+    ]
+    assert steps[6] == Pause(30.0), "a step without analysis is not watched"
+    assert describe(steps[3]) == "pause 60s, judging every 5s"

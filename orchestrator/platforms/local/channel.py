@@ -32,6 +32,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _SOCKET_PATH_MAX = 100
+MESSAGE_LIMIT = 64 << 20
+"""The longest request or reply line: a start names every gated file (thousands of migrations), far past
+asyncio's 64 KiB default, which closed the connection on such a deploy."""
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
@@ -73,7 +76,7 @@ async def ask(path: Path, op: str, timeout: float = 10.0, **args: Any) -> Any:
     async with asyncio.timeout(timeout):
         try:
             with reachable(path) as where:
-                reader, writer = await asyncio.open_unix_connection(where)
+                reader, writer = await asyncio.open_unix_connection(where, limit=MESSAGE_LIMIT)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise NotListeningError(f"nothing listens on {path}") from exc
         try:
@@ -121,7 +124,7 @@ async def serve(name: str, ops: dict[str, Handler], *, log_hint: str) -> asyncio
         finally:
             writer.close()
 
-    server = await asyncio.start_unix_server(answer, path=name)
+    server = await asyncio.start_unix_server(answer, path=name, limit=MESSAGE_LIMIT)
     os.chmod(name, 0o600)
     return server
 

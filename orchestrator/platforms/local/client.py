@@ -51,7 +51,9 @@ class Request:
         "headers",
         "keep_alive",
         "method",
+        "pin_headers",
         "raw_headers",
+        "set_cookie",
         "streamed",
         "target",
         "version_11",
@@ -61,6 +63,10 @@ class Request:
         self.method = b""
         self.target = b""
         self.raw_headers: list[Header] = []
+        self.pin_headers: list[Header] | tuple[()] = ()
+        """The raw header fields, kept only while sticky sessions need them to find a pin."""
+        self.set_cookie = b""
+        """A `Set-Cookie` line pinning the client, for the answer (sticky sessions by cookie)."""
         self.headers = b""
         """The end-to-end header lines, formatted for the upstream."""
         self.framing = b""
@@ -207,6 +213,8 @@ class ClientConnection(asyncio.Protocol):
         length = scanned.length
         request.chunked = scanned.chunked
         request.headers = scanned.lines
+        if self.proxy.sticky is not None:
+            request.pin_headers = request.raw_headers
         request.raw_headers = []
         request.head_done = True
         request.framed = request.chunked or length is not None
@@ -261,7 +269,7 @@ class ClientConnection(asyncio.Protocol):
         request = self._requests[0]
         if not (request.complete or request.streamed):
             return
-        backend = self.proxy.pick()
+        backend = self.proxy.pick() if self.proxy.sticky is None else self.proxy.pick_pinned(request)
         if backend is None:
             keep = request.keep_alive and request.complete
             self._requests.popleft()

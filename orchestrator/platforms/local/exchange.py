@@ -22,6 +22,7 @@ no Upgrade).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 from orchestrator.platforms.local.upstream import Backend, Upstream, UpstreamConnection
@@ -42,6 +43,8 @@ class Exchange:
     `feed_body`/`end_body` for a body still arriving, and `abort` if it goes away."""
 
     __slots__ = (
+        "_answered",
+        "_began",
         "_close_delimited",
         "_connecting",
         "_excluded",
@@ -90,10 +93,14 @@ class Exchange:
         self._status: int | None = None
         self._reason = b""
         self._kept = b""
+        self._began = 0.0
+        self._answered = 0
+        """The status the client is answered with (0: none yet), for the backend's meter."""
 
     # --- sending --------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._began = time.perf_counter()
         self.backend.inflight += 1  # Backend.begin, inlined: this is the hot path
         self._try_next()
 
@@ -175,13 +182,14 @@ class Exchange:
 
     def on_head(self, status: int, reason: bytes, headers: list[Header], keep_alive: bool) -> None:
         self._up_keep = keep_alive
+        self._answered = status
         try:
             scanned = scan(headers)
         except ProtocolError as exc:
             raise ProtocolError(f"sent an answer the proxy cannot relay: {exc}", 502) from exc
         if self.request.method == b"HEAD" or status in (204, 304):
             # No body follows: the client learns what a GET would have had.
-            framing = scanned.framing + self._connection(self._keep)
+            framing = scanned.framing + self._connection(self._keep) + self.request.set_cookie
             self._head = response_head(status, reason, scanned.lines, framing)
             return
         length = scanned.length
@@ -215,7 +223,7 @@ class Exchange:
             self.client.write(self._head)
         elif not self.committed:
             body = b"".join(self._parts)
-            framing = b"Content-Length: %d\r\n" % len(body) + self._connection(self._keep)
+            framing = b"Content-Length: %d\r\n" % len(body) + self._connection(self._keep) + self.request.set_cookie
             assert self._status is not None
             self.client.write(response_head(self._status, self._reason, self._kept, framing) + body)
         elif self._rechunk:
@@ -282,6 +290,7 @@ class Exchange:
         if self.done:
             return
         self._keep = False
+        self._answered = 0  # cut part-way: the client has no whole answer
         self._end()
         self.client.exchange_done(self, keep=False)
 
@@ -289,6 +298,7 @@ class Exchange:
         request = self.request
         # A streamed body may be half read: the connection's framing is lost, so it must close.
         keep = self._keep and request.complete and not request.streamed
+        self._answered = status
         self._end()
         self.client.reply(status, f"{'bad gateway' if status == 502 else 'gateway timeout'}: {detail}", keep=keep)
         self.client.exchange_done(self, keep=keep)
@@ -310,6 +320,7 @@ class Exchange:
     def _end(self) -> None:
         self.done = True
         self.backend.inflight -= 1  # Backend.end, inlined
+        self.backend.meter.record(self._answered, time.perf_counter() - self._began)
         if self._connecting is not None:
             self._connecting.cancel()
         if self.conn is not None:
@@ -320,7 +331,8 @@ class Exchange:
     def _commit(self, framing: bytes) -> None:
         self.committed = True
         assert self._status is not None
-        self.client.write(response_head(self._status, self._reason, self._kept, framing + self._connection(self._keep)))
+        framing += self._connection(self._keep) + self.request.set_cookie
+        self.client.write(response_head(self._status, self._reason, self._kept, framing))
 
     def _connection(self, keep: bool) -> bytes:
         if keep and self.request.version_11:
@@ -328,6 +340,7 @@ class Exchange:
         return b"Connection: keep-alive\r\n" if keep else b"Connection: close\r\n"
 
     def _reset_answer(self) -> None:
+        self._answered = 0
         self._head = None
         self._parts = []
         self._held = 0

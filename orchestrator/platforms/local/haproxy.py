@@ -195,8 +195,30 @@ class HaproxyLink:
             entry["inflight"] += int(row["scur"] or 0) + int(row["qcur"] or 0)
         return {"pid": self.pid, "listen": self._listen, "weights": dict(self._weights), "backends": backends}
 
-    async def sync(self, backends: Mapping[str, tuple[int, ...]], weights: Mapping[str, int]) -> None:
+    async def traffic(self) -> dict[str, Any]:
+        """Each release's counters from `show stat`, summed over its servers. haproxy keeps no latency
+        histogram (only averages), so `buckets` is None and the analysis judges errors alone."""
+        releases: dict[str, dict[str, Any]] = {}
+        for row in await self._stats():
+            entry = releases.setdefault(
+                version_of(row["svname"]),
+                {"requests": 0, "statuses": [0, 0, 0, 0, 0], "failed": 0, "buckets": None},
+            )
+            answered = [int(row[f"hrsp_{n}xx"] or 0) for n in range(1, 6)]
+            failed = int(row["eresp"] or 0)
+            entry["statuses"] = [a + b for a, b in zip(entry["statuses"], answered, strict=True)]
+            entry["failed"] += failed
+            entry["requests"] += sum(answered) + failed
+        return {"source": "haproxy", "releases": releases}
+
+    async def sync(
+        self,
+        backends: Mapping[str, tuple[int, ...]],
+        weights: Mapping[str, int],
+        sticky: Mapping[str, str | None] | None = None,
+    ) -> None:
         """Make haproxy serve exactly `backends` with `weights`, through the runtime API (no reload).
+        Sticky sessions are our proxy's alone (config refuses them with haproxy): `sticky` is not used.
         Raises HaproxyError if haproxy refuses a command, OSError if it does not answer."""
         # One round trip when nothing needs deleting: the servers as last left stand in for `show stat`.
         current = self._known if self._known is not None else await self._servers()

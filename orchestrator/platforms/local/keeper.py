@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator.platforms.local.haproxy import HaproxyLink
+from orchestrator.platforms.local.links import DataPlaneLink
 from orchestrator.platforms.local.process import is_alive, process_start_ticks, replica_name, spawn
-from orchestrator.platforms.local.proxy_link import ProxyLink
 from orchestrator.platforms.local.snapshot import SnapshotError, purge_bytecode, verify
 from orchestrator.platforms.local.state import ReleaseRecord, StatePaths
 
@@ -37,7 +36,7 @@ class ReplicaKeeper:
     """The monitor half of the supervisor (which owns the state and the control operations)."""
 
     _paths: StatePaths
-    _link: ProxyLink | HaproxyLink
+    _link: DataPlaneLink
     _releases: dict[str, ReleaseRecord]
     _popens: dict[str, dict[int, subprocess.Popen[bytes]]]
     _weights: dict[str, int]

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.artifacts import ArtifactDigests
+from orchestrator.canary.policy import Stickiness
+from orchestrator.canary.traffic import TrafficSample
 from orchestrator.contract import LocalConfig
 from orchestrator.errors import DeployError
 from orchestrator.platforms.base import Release, TrafficShape
@@ -199,6 +201,19 @@ class LocalPlatform:
         """Route new requests by weight; returns once the switch is in effect. Raises DeployError."""
         self._call("route", weights=dict(weights))
 
+    def route_sticky(self, weights: Mapping[str, int], sticky: Stickiness) -> None:
+        """`route`, with each client pinned to the release it first got (`local.sticky`). Raises DeployError."""
+        self._call("route", weights=dict(weights), sticky={"cookie": sticky.cookie, "header": sticky.header})
+
+    def traffic(self) -> TrafficSample:
+        """The data plane's per-release counters (`canary.traffic`). Read-only. Raises DeployError."""
+        try:
+            return TrafficSample.from_dict(self._call("traffic"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DeployError(
+                f"the data plane's counters are unreadable: {exc}", platform="local", operation="traffic"
+            ) from exc
+
     def rollback(self, to: Release) -> None:
         """All traffic to `to`, from its own snapshot. Raises DeployError.
 
@@ -233,7 +248,8 @@ class LocalPlatform:
                     "release, or deploy it again"
                 )
             directory = self.paths.releases / version
-            digest = capture(self._source, directory, leave_out=self._leave_out, version=version)
+            captured = capture(self._source, directory, leave_out=self._leave_out, version=version)
+            digest = captured.digest
             if restore and remembered is not None and digest != remembered["tree_digest"]:
                 remove(directory)
                 raise SnapshotError(
@@ -243,7 +259,9 @@ class LocalPlatform:
                     "to keep more releases ready"
                 )
             try:
-                gated = _triples(self._gated(approved, directory, version)) if approved is not None else ()
+                gated = ()
+                if approved is not None:
+                    gated = _triples(self._gated(approved, directory, version, captured.files))
             except SnapshotError:
                 remove(directory)
                 raise
@@ -254,9 +272,16 @@ class LocalPlatform:
         except SnapshotError as exc:
             raise DeployError(str(exc), platform="local", operation="rollback" if restore else "start") from exc
 
-    def _gated(self, approved: ArtifactDigests, directory: Path, version: str) -> dict[str, dict[str, str]]:
+    def _gated(
+        self, approved: ArtifactDigests, directory: Path, version: str, captured: Mapping[str, str] | None = None
+    ) -> dict[str, dict[str, str]]:
         return check_gated(
-            approved, workspace=self._workspace, source=self._source, snapshot=directory, version=version
+            approved,
+            workspace=self._workspace,
+            source=self._source,
+            snapshot=directory,
+            version=version,
+            captured=captured,
         )
 
     def _run_dir(self, release_dir: Path) -> Path:

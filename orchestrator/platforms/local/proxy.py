@@ -28,10 +28,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.platforms.local.client import ClientConnection
+from orchestrator.canary.traffic import ReleaseTraffic
+from orchestrator.platforms.local.client import ClientConnection, Request
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
 from orchestrator.platforms.local.event_loop import new_loop
 from orchestrator.platforms.local.routing import RouteTable
+from orchestrator.platforms.local.sticky import StickyRule, StickyTable
 from orchestrator.platforms.local.upstream import Backend
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "Limits", "Proxy", "connection_budget", "raise_file_limit"]
@@ -95,6 +97,9 @@ class Proxy:
         self._backends: dict[str, Backend] = {}
         self._table: RouteTable[Backend] = RouteTable()
         self._weights: dict[str, int] = {}
+        self._sticky_rule: StickyRule | None = None
+        self.sticky: StickyTable | None = None
+        """Set while clients are pinned (a sticky canary); None: every request is picked by weight."""
         self._clients: set[ClientConnection] = set()
         self._heading: dict[ClientConnection, None] = {}
         self._idle: dict[ClientConnection, None] = {}
@@ -110,7 +115,8 @@ class Proxy:
         current = self._backends.get(version)
         if current is not None and current.ports == ports and not current.closed:
             return
-        self._backends[version] = Backend(version, ports, max_idle=self._cap)
+        meter = current.meter if current is not None else None
+        self._backends[version] = Backend(version, ports, max_idle=self._cap, meter=meter)
         if current is not None:
             self._on_data_loop(current.close)
             self.route(self.weights())
@@ -129,10 +135,24 @@ class Proxy:
     def backend(self, version: str) -> Backend | None:
         return self._backends.get(version)
 
-    def route(self, weights: Mapping[str, int]) -> None:
-        """Replace the routing table in one assignment; the next request picked uses it."""
+    def traffic(self) -> dict[str, ReleaseTraffic]:
+        """Each release's counters since the proxy began serving it (see `meter`)."""
+        return {version: backend.meter.reading() for version, backend in list(self._backends.items())}
+
+    def route(self, weights: Mapping[str, int], sticky: StickyRule | None = None) -> None:
+        """Replace the routing table in one assignment; the next request picked uses it. With `sticky`
+        and more than one release, clients are pinned while the share is held to `weights` (`sticky`)."""
+        same = dict(weights) == self._weights and sticky == self._sticky_rule
         self._table = RouteTable.build(weights, self._backends)
         self._weights = dict(weights)
+        self._sticky_rule = sticky
+        if same and self.sticky is not None:
+            return  # the same table pushed again (a resync): its counts and pins go on
+        split = sum(w > 0 for w in weights.values()) > 1
+        table = StickyTable(weights, sticky) if sticky is not None and split else None
+        if table is not None:
+            table.carry_pins(self.sticky)
+        self.sticky = table
 
     def weights(self) -> dict[str, int]:
         return dict(self._weights)
@@ -231,6 +251,17 @@ class Proxy:
 
     def pick(self) -> Backend | None:
         return self._table.pick()
+
+    def pick_pinned(self, request: Request) -> Backend | None:
+        """The backend for `request` under sticky sessions; sets the request's `set_cookie`."""
+        table = self.sticky
+        if table is None:  # the sticky canary ended between the caller's look and this one
+            return self.pick()
+        pin = table.choose(request.pin_headers)
+        if pin is None:
+            return None
+        request.set_cookie = pin.set_cookie
+        return self._backends.get(pin.version)
 
     def admit(self, client: ClientConnection) -> bool:
         """Take a new connection, making room at the cap (see the module docstring); False if refused."""

@@ -7,10 +7,12 @@ serving the last routing table it was given, and (its watchdog) relaunches the s
 adopts this process again. Only requests in flight on a dying proxy can fail.
 
 Control operations on `proxy.sock` (see `channel`):
-- `sync` {backends: {version: [ports]}, weights, supervisor: {pid, pid_start}, drain_seconds}:
+- `sync` {backends: {version: [ports]}, weights, sticky?: {cookie, header}, supervisor: {pid, pid_start},
+  drain_seconds}:
   the whole table at once (idempotent; backends it does not list are dropped);
 - `mark_down` {version, index}; `drain` {version, seconds} -> {drained, inflight};
 - `status` -> {pid, pid_start, listen, weights, backends: {version: {ports, inflight}}, supervisor};
+- `traffic` -> {version: counters} (`canary.traffic.ReleaseTraffic.to_dict`), growing while it serves;
 - `listen_socket` -> the listening socket itself, for a new supervisor's copy;
 - `stop` {drain_seconds}: stop accepting, let the requests in flight finish, exit (no relaunch).
 SIGTERM is `stop` with the last `drain_seconds` it was given.
@@ -39,6 +41,7 @@ from orchestrator.platforms.local.process import is_alive, process_start_ticks
 from orchestrator.platforms.local.proxy import Limits, Proxy
 from orchestrator.platforms.local.routing import check_weights
 from orchestrator.platforms.local.state import StatePaths
+from orchestrator.platforms.local.sticky import StickyRule
 from orchestrator.redaction import install_filter
 
 __all__ = ["ProxyHost", "main"]
@@ -84,6 +87,7 @@ class ProxyHost:
                 "mark_down": self._op_mark_down,
                 "drain": self._op_drain,
                 "status": self._op_status,
+                "traffic": self._op_traffic,
                 "listen_socket": self._op_listen_socket,
                 "stop": self._op_stop,
             },
@@ -149,7 +153,7 @@ class ProxyHost:
         weights = check_weights({str(v): w for v, w in request["weights"].items()}, set(wanted)) if wanted else {}
         for version, ports in wanted.items():
             self._proxy.add_backend(version, *ports)
-        self._proxy.route(weights)
+        self._proxy.route(weights, StickyRule.from_dict(request.get("sticky")))
         for version in [v for v in self._ports if v not in wanted]:
             self._proxy.remove_backend(version)
         self._ports, self._weights = wanted, weights
@@ -185,6 +189,9 @@ class ProxyHost:
             "supervisor": None if self._supervisor is None else self._supervisor[0],
             "drain_seconds": self._drain_seconds,
         }
+
+    async def _op_traffic(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {version: counters.to_dict() for version, counters in self._proxy.traffic().items()}
 
     async def _op_listen_socket(self, request: dict[str, Any]) -> WithFd:
         return WithFd({"listen": self._listen}, self._sock.fileno())

@@ -118,15 +118,27 @@ class ProxyLink:
             return None
         return result
 
-    async def sync(self, backends: Mapping[str, tuple[int, ...]], weights: Mapping[str, int]) -> None:
-        """Make the proxy serve exactly `backends` with `weights`. Raises NotListeningError, RefusedError."""
+    async def sync(
+        self,
+        backends: Mapping[str, tuple[int, ...]],
+        weights: Mapping[str, int],
+        sticky: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """Make the proxy serve exactly `backends` with `weights` (clients pinned by `sticky`, if given).
+        Raises NotListeningError, RefusedError."""
         await self._ask(
             "sync",
             backends={version: list(ports) for version, ports in backends.items()},
             weights=dict(weights),
+            sticky=dict(sticky) if sticky else None,
             supervisor=self._supervisor,
             drain_seconds=self.drain_seconds,
         )
+
+    async def traffic(self) -> dict[str, Any]:
+        """Each release's counters as the proxy process keeps them. Raises NotListeningError, OSError."""
+        result: dict[str, Any] = await self._ask("traffic")
+        return {"source": "python", "releases": result}
 
     async def mark_down(self, version: str, index: int) -> None:
         """A hint that spares the proxy one failed connect; lost when the proxy is away."""

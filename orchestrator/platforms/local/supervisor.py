@@ -29,8 +29,9 @@ from typing import Any
 
 from orchestrator.platforms.local.channel import NotListeningError, OperationError, RefusedError, serve
 from orchestrator.platforms.local.data_plane import DEFAULT, DataPlane
-from orchestrator.platforms.local.haproxy import HaproxyError, HaproxyLink
+from orchestrator.platforms.local.haproxy import HaproxyError
 from orchestrator.platforms.local.keeper import RESTART_BACKOFF, ReplicaKeeper
+from orchestrator.platforms.local.links import make_link
 from orchestrator.platforms.local.process import (
     ReleaseStartError,
     free_ports,
@@ -42,7 +43,7 @@ from orchestrator.platforms.local.process import (
     wait_all_ready,
 )
 from orchestrator.platforms.local.proxy import raise_file_limit
-from orchestrator.platforms.local.proxy_link import ProxyLink, ProxyStartError, parse_listen
+from orchestrator.platforms.local.proxy_link import ProxyStartError, parse_listen
 from orchestrator.platforms.local.routing import check_weights
 from orchestrator.platforms.local.snapshot import SnapshotError, remove
 from orchestrator.platforms.local.state import (
@@ -55,6 +56,7 @@ from orchestrator.platforms.local.state import (
     load_state,
     save_state,
 )
+from orchestrator.platforms.local.sticky import StickyRule
 
 __all__ = ["Supervisor", "parse_listen"]
 
@@ -62,13 +64,6 @@ log = logging.getLogger(__name__)
 
 _MAX_REPLICAS = 16
 _Result = dict[str, Any]
-
-
-def make_link(data_plane: DataPlane, paths: StatePaths, listen: str, drain_seconds: float) -> ProxyLink | HaproxyLink:
-    """The supervisor's side of the data plane `local.proxy` names (both have one interface)."""
-    if data_plane.kind == "haproxy":
-        return HaproxyLink(paths, listen, drain_seconds, data_plane.max_connections)
-    return ProxyLink(paths, listen, drain_seconds, data_plane.max_connections)
 
 
 class Supervisor(ReplicaKeeper):
@@ -88,6 +83,7 @@ class Supervisor(ReplicaKeeper):
         self._synced = False
         """Whether the proxy process has the current table; the monitor pushes it again when not."""
         self._weights: dict[str, int] = {}
+        self._sticky: StickyRule | None = None
         self._live: str | None = None
         self._next_seq = 1
         self._stopping: set[str] = set()
@@ -98,6 +94,7 @@ class Supervisor(ReplicaKeeper):
             "status": self._op_status,
             "start": self._op_start,
             "route": self._op_route,
+            "traffic": self._op_traffic,
             "retire": self._op_retire,
             "stop": self._op_stop,
             "shutdown": self._op_shutdown,
@@ -139,7 +136,7 @@ class Supervisor(ReplicaKeeper):
         """Give the proxy process the current table; on failure the monitor tries again."""
         weights = {v: w for v, w in self._weights.items() if v in self._published}
         try:
-            await self._link.sync(self._published, weights)
+            await self._link.sync(self._published, weights, self._sticky.to_dict() if self._sticky else None)
         except (NotListeningError, RefusedError, TimeoutError, OSError) as exc:
             self._synced = False
             log.warning("the proxy process did not take the routing table (%s); retrying", exc)
@@ -298,6 +295,8 @@ class Supervisor(ReplicaKeeper):
         running = {v for v in self._releases if v not in self._stopping and v in self._published}
         weights = check_weights(dict(request["weights"]), running)
         self._weights = weights
+        # Kept in memory only: a supervisor started again routes by weight, and cookies still pin.
+        self._sticky = StickyRule.from_dict(request.get("sticky"))
         if len(weights) == 1:
             self._live = next(iter(weights))
         # State first, then the switch: a supervisor restarted right after never routes differently.
@@ -305,6 +304,10 @@ class Supervisor(ReplicaKeeper):
         await self._switch()
         log.info("routing %s", weights)
         return {"weights": weights, "live": self._live}
+
+    async def _op_traffic(self, request: dict[str, Any]) -> _Result:
+        """The data plane's per-release counters (`canary.traffic.TrafficSample.to_dict`)."""
+        return await self._link.traffic()  # one that does not answer is refused with its error
 
     def _take_drain_seconds(self, request: dict[str, Any]) -> None:
         """Requests carry local.drain_seconds as configured now: it also bounds the drain on SIGTERM."""

@@ -22,6 +22,7 @@ from typing import Protocol, cast
 
 import httptools
 
+from orchestrator.platforms.local.meter import Meter
 from orchestrator.platforms.local.wire import ProtocolError
 
 __all__ = ["DOWN_SECONDS", "IDLE_REUSE_SECONDS", "Backend", "ResponseSink", "Upstream", "UpstreamConnection"]
@@ -243,9 +244,9 @@ class Upstream:
 class Backend:
     """One release as the proxy sees it: its replicas, and the requests in flight on it."""
 
-    __slots__ = ("_next", "closed", "inflight", "upstreams", "version")
+    __slots__ = ("_next", "closed", "inflight", "meter", "upstreams", "version")
 
-    def __init__(self, version: str, ports: tuple[int, ...], max_idle: int = 1024) -> None:
+    def __init__(self, version: str, ports: tuple[int, ...], max_idle: int = 1024, meter: Meter | None = None) -> None:
         if not ports:
             raise ValueError(f"release {version}: a backend needs at least one port")
         self.version = version
@@ -255,6 +256,8 @@ class Backend:
             for i, port in enumerate(ports)
         )
         self.inflight = 0
+        self.meter = meter or Meter()
+        """Counts this release's requests; the proxy hands the same one to a backend that replaces it."""
         self.closed = False
         self._next = 0
 

@@ -1,0 +1,80 @@
+"""Capturing a snapshot reads each file once, and what it reports is what a fresh walk of the copy finds."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from orchestrator.artifacts import ArtifactDigests
+from orchestrator.platforms.local.snapshot import SnapshotError, capture, check_gated, digest_tree
+
+
+def _tree(root: Path) -> None:
+    (root / "db" / "nested").mkdir(parents=True)
+    (root / "db" / "V1__a.sql").write_text("CREATE TABLE a (id int);\n")
+    (root / "db" / "nested" / "V2__b.sql").write_bytes(b"\xef\xbb\xbfCREATE TABLE b (id int);\n")
+    (root / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (root / "run.sh").chmod(0o755)
+    (root / "big.bin").write_bytes(os.urandom(3 << 20))  # several read chunks
+    (root / "empty").write_bytes(b"")
+    (root / "__pycache__").mkdir()
+    (root / "__pycache__" / "x.pyc").write_bytes(b"compiled")
+    (root / "stale.pyc").write_bytes(b"compiled")
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+
+
+def test_the_capture_digest_is_the_digest_of_the_copy(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    _tree(source)
+    captured = capture(source, tmp_path / "releases" / "v1", version="v1")
+    copy = tmp_path / "releases" / "v1"
+    assert captured.digest == digest_tree(copy, version="v1")
+    assert set(captured.files) == {"db/V1__a.sql", "db/nested/V2__b.sql", "run.sh", "big.bin", "empty"}
+    for relative, sha in captured.files.items():
+        assert sha == hashlib.sha256((copy / relative).read_bytes()).hexdigest()
+        assert (copy / relative).stat().st_mode == (source / relative).stat().st_mode
+        assert (copy / relative).stat().st_mtime_ns == (source / relative).stat().st_mtime_ns
+    assert not (copy / ".git").exists() and not (copy / "__pycache__").exists() and not (copy / "stale.pyc").exists()
+
+
+def test_a_tree_with_links_is_digested_where_the_links_now_point(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    _tree(source)
+    (source / "latest.sql").symlink_to("db/V1__a.sql")
+    (source / "absolute").symlink_to(source / "run.sh")
+    captured = capture(source, tmp_path / "releases" / "v1", version="v1")
+    assert captured.digest == digest_tree(tmp_path / "releases" / "v1", version="v1")
+    assert os.readlink(tmp_path / "releases" / "v1" / "absolute") == "run.sh"
+
+
+def test_a_link_into_what_is_left_out_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    _tree(source)
+    (source / "head").symlink_to(".git/HEAD")  # inside the source, but .git is never captured
+    with pytest.raises(SnapshotError, match="head"):
+        capture(source, tmp_path / "releases" / "v1", version="v1")
+    assert not (tmp_path / "releases" / "v1").exists()
+
+
+def test_the_gate_check_uses_the_capture_hashes_and_still_refuses_a_difference(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    _tree(source)
+    copy = tmp_path / "releases" / "v1"
+    captured = capture(source, copy, version="v1")
+    good = hashlib.sha256((source / "db" / "V1__a.sql").read_bytes()).hexdigest()
+    approved = ArtifactDigests(migrations=(("src/db/V1__a.sql", good),), modules=(), image=None, image_pinned=False)
+    covered = check_gated(
+        approved, workspace=tmp_path, source=source, snapshot=copy, version="v1", captured=captured.files
+    )
+    assert covered["migrations"] == {"src/db/V1__a.sql": good}
+    edited = ArtifactDigests(migrations=(("src/db/V1__a.sql", "0" * 64),), modules=(), image=None, image_pinned=False)
+    with pytest.raises(SnapshotError, match="not the ones the gate approved"):
+        check_gated(edited, workspace=tmp_path, source=source, snapshot=copy, version="v1", captured=captured.files)
