@@ -29,7 +29,7 @@ from orchestrator import config as config_module
 from orchestrator import progress, report
 from orchestrator.config_file import read_config_file, secret_variable_names
 from orchestrator.console_logging import log_to_stderr
-from orchestrator.contract import LocalConfig, Request, Result
+from orchestrator.contract import Request, Result
 from orchestrator.errors import ConfigError
 from orchestrator.platforms import registry
 from orchestrator.platforms.base import Platform
@@ -62,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo(args[1:], execute)
     if args and args[0] == "local":
-        return _local_command(args[1:])
+        from orchestrator.local_command import run_local
+
+        return run_local(args[1:])
     if args and args[0] == "digests":
         from orchestrator.digests_command import run_digests
 
@@ -321,57 +323,6 @@ def target_of(request: Request, env: Mapping[str, str]) -> Target:
             else "pr-number: required in preview modes (run on pull_request events or pass --pr-number)"
         )
     return Target.preview(inputs.pr_number, repository)
-
-
-def _local_command(args: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="deploy-orchestrator local",
-        description="The local platform's supervisor. Reads only deployment_config.local's listen and "
-        "state_dir from the config (the rest may be broken or moved: stop always works), or --state-dir.",
-    )
-    parser.add_argument("action", choices=["status", "stop"])
-    parser.add_argument("--config", default=config_module.DEFAULT_CONFIG)
-    parser.add_argument("--state-dir", help="the supervisor's state directory, instead of reading the config")
-    parsed = parser.parse_args(list(args))
-    log_to_stderr()
-    env = os.environ
-    workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
-    try:
-        local = _local_block(workspace, parsed.config, parsed.state_dir)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    from orchestrator.platforms.local import supervisor_status, supervisor_stop
-
-    if parsed.action == "status":
-        print(json.dumps(supervisor_status(local, workspace), indent=2, sort_keys=True))
-    else:
-        supervisor_stop(local, workspace)
-        print("stopped")
-    return 0
-
-
-def _local_block(workspace: Path, config_path: str, state_dir: str | None) -> LocalConfig:
-    """Just what `local status|stop` need: a bad artifact or a moved migrations folder elsewhere in the
-    config must never keep `stop` from stopping the supervisor."""
-    if state_dir is not None:
-        return LocalConfig(command=(), state_dir=Path(state_dir))
-    try:
-        document = config_module.read_config_file(workspace / config_path, shown_as=config_path)
-    except ConfigError as exc:
-        raise ConfigError(f"{exc}\n(or pass --state-dir with the supervisor's state directory)") from exc
-    block = ((document.get("deployment_config") or {}) if isinstance(document, dict) else {}).get("local")
-    if not isinstance(block, dict):
-        raise ConfigError(
-            f"deployment_config.local: {config_path} has no local platform block; pass --state-dir instead"
-        )
-    listen, folder, command = block.get("listen"), block.get("state_dir"), block.get("command")
-    defaults = LocalConfig(command=())
-    return LocalConfig(
-        command=tuple(str(c) for c in command) if isinstance(command, list) else (),
-        listen=listen if isinstance(listen, str) else defaults.listen,
-        state_dir=Path(folder) if isinstance(folder, str) else defaults.state_dir,
-    )
 
 
 def _annotate(level: str, title: str, message: str, in_actions: bool) -> None:

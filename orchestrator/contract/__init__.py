@@ -27,7 +27,6 @@ from orchestrator.contract.deploy_config import (
     RollbackConfig,
 )
 from orchestrator.contract.deployment import (
-    PLATFORMS,
     STRATEGIES,
     CanaryStep,
     DeploymentConfig,
@@ -60,7 +59,6 @@ from orchestrator.contract.verification import (
 
 __all__ = [
     "MODES",
-    "PLATFORMS",
     "STRATEGIES",
     "AgentbenchConfig",
     "Artifacts",

@@ -9,7 +9,6 @@ from typing import Literal
 from orchestrator.canary.policy import AnalysisPolicy, PrometheusSource, Stickiness, Webhook
 
 __all__ = [
-    "PLATFORMS",
     "STRATEGIES",
     "CanaryStep",
     "DeploymentConfig",
@@ -20,10 +19,11 @@ __all__ = [
 ]
 
 Strategy = Literal["blue_green", "canary", "rolling"]
-PlatformName = Literal["local", "digitalocean", "kubernetes"]
+PlatformName = str
+"""A platform the registry has (`orchestrator.platforms.registry`): the seed's local, digitalocean and
+kubernetes, and any platform package added since."""
 
 STRATEGIES: tuple[str, ...] = ("blue_green", "canary", "rolling")
-PLATFORMS: tuple[str, ...] = ("local", "digitalocean", "kubernetes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +81,7 @@ class DeploymentConfig:
     canary_sticky: Stickiness | None = None
     canary_webhooks: tuple[Webhook, ...] = ()
     rolling: RollingConfig = RollingConfig()
+    settings: object | None = None
+    """The platform's own block as its descriptor types it (`PlatformDescriptor.settings`). The seed's
+    platforms keep their fields flat above, as its contract has them; a platform added since keeps
+    its fields here, so adding one never touches this class."""

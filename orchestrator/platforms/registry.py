@@ -1,8 +1,9 @@
 """The platform registry: every platform package describes itself with one `PlatformDescriptor`.
 
 A descriptor says what config, CLI and pipeline need to know about a platform: its name, the
-cross-field checks on its config block, the key its deploys are locked under, the capabilities its
-adapter has, and a factory for a target (production, or `pr-<n>` for a pull request's preview).
+cross-field checks on its config block and the typed settings built from it, the key its deploys
+are locked under, the capabilities its adapter has, and a factory for a target (production, or
+`pr-<n>` for a pull request's preview).
 
 Platforms are found, not listed: every sub-package of `orchestrator.platforms` with a `descriptor`
 module is one. A descriptor module imports no SDK: the factory imports the adapter (and pydo or the
@@ -71,6 +72,10 @@ class PlatformDescriptor:
     the schema), each `field.path: what is wrong; the fix`."""
     lock_key: Callable[[DeploymentConfig], str]
     """What one deploy at a time is held on, e.g. `digitalocean/<app id>`."""
+    settings: Callable[[Mapping[str, Any], Path], object] | None = None
+    """The platform's own typed settings from the raw `deployment_config` (valid against the schema,
+    the checks above passed), kept as `DeploymentConfig.settings` for its factory. None: the
+    platform's fields are the seed contract's flat ones."""
 
     def can(self, capability: type) -> bool:
         return capability in self.capabilities

@@ -1,25 +1,23 @@
 """One behavioural suite every platform passes, for every capability it declares.
 
 Each platform is built the way a run builds it, through its descriptor's factory, against its real
-peer: `local` (real release processes behind the supervisor's proxy), `digitalocean` (the App
-Platform simulator driven by real pydo), `kubernetes` (the API emulator driven by the real client).
-A future platform adds a `Harness` here and passes the same cases. Cases for a capability the
-platform does not declare are not skipped silently: they assert the capability is absent, and the
-config refuses what would need it.
+peer, by its own `tests/platforms/<name>/harness.py` (see `tests/platforms/harness.py`): `local`
+(real release processes behind the supervisor's proxy), `digitalocean` (the App Platform simulator
+driven by real pydo), `kubernetes` (the API emulator driven by the real client). The platforms are
+the registry's, so a new platform package runs here as soon as it exists, and fails until its
+harness does. Cases for a capability the platform does not declare are not skipped silently: they
+assert the capability is absent, and the config refuses what would need it.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-from orchestrator.config import load_request, parse_config
+from orchestrator.config import load_request, parse_config, schema
 from orchestrator.contract import DeployConfig
 from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.health.release_checks import ReleaseChecks
@@ -29,70 +27,21 @@ from orchestrator.platforms.base import (
     DeletesApps,
     NativeRollback,
     PinsArtifacts,
-    Platform,
     Previews,
     Retirement,
     TrafficRouter,
 )
-from orchestrator.platforms.registry import PRODUCTION, PlatformContext, Target
 from orchestrator.preview import deploy_preview
 from orchestrator.rollback import roll_back
 from orchestrator.runlog import RunLog
-from orchestrator.strategies import RolloutFailure, execute, plan_rollout
+from orchestrator.strategies import RolloutFailure
 from orchestrator.strategies.support import REQUIREMENTS, supported
-from tests.peers import postgres
-from tests.peers.do_simulator import DoSimulator
-from tests.peers.k8s_emulator import K8sEmulator
-from tests.platforms.local.conftest import kill_leftovers
-from tests.workspace import base_config, write_config
+from tests.platforms.harness import PREVIEW, Harness, harness_module
+from tests.workspace import write_config
 
 CAPABILITIES = (TrafficRouter, Retirement, NativeRollback, Previews, PinsArtifacts, DeletesApps)
-PLATFORMS = ("local", "digitalocean", "kubernetes")
-PREVIEW = Target.preview(7, "acme/shop")
-
-
-@dataclass
-class Harness:
-    """One platform against its peer, with the seed release v1 live."""
-
-    name: str
-    document: dict[str, Any]
-    workspace: Path
-    env: dict[str, str]
-    make_unhealthy: Callable[[str], None]
-    answered: Callable[[requests.Response], str]
-    image: Callable[[str], str]
-    closers: list[Callable[[], None]] = field(default_factory=list)
-
-    def config(self, strategy: str = "blue_green") -> DeployConfig:
-        document = json.loads(json.dumps(self.document))
-        document["deployment_config"]["strategy"] = strategy
-        return parse_config(document, self.workspace)
-
-    def platform(self, target: Target = PRODUCTION) -> Platform:
-        context = PlatformContext(workspace=str(self.workspace), env=self.env)
-        made = registry.descriptor(self.name).create(self.config(), context, target)
-        proxy = getattr(getattr(made, "cluster", None), "proxy", None)
-        if proxy is not None:
-            self.closers.append(proxy.close)
-        return made
-
-    def serving(self, platform: Platform, url: str | None = None) -> set[str]:
-        """Which releases answer `/version` through `url` (default: the public route), over 8 requests."""
-        base = (url or platform.live_url()).rstrip("/")
-        return {self.answered(requests.get(base + "/version", timeout=10)) for _ in range(8)}
-
-    def deploy(self, platform: Platform, version: str, checks: Any = None, strategy: str = "blue_green") -> None:
-        """A rollout as the pipeline runs it: plan, then execute with the real release checks."""
-        config = self.config(strategy)
-        live = platform.live()
-        old = live.version if live else None
-        plan = plan_rollout(config, platform=platform, old=old, new=version, image=self.image(version))
-        execute(plan, platform, checks or ReleaseChecks(config, dsn=None), RunLog(), sleep=lambda _s: None)
-
-
-def _image(version: str) -> str:
-    return f"registry.example/shop:{version}"
+PLATFORMS = tuple(sorted(registry.descriptors()))
+"""Every platform package this build has: a new one runs here as soon as its descriptor exists."""
 
 
 class FailingVerification:
@@ -109,95 +58,9 @@ class FailingVerification:
         return CheckVerdict(False, (), "error rate 12% above the 1% threshold")
 
 
-def _quick(document: dict[str, Any]) -> dict[str, Any]:
-    document["health_check"].update(retries=2, interval_seconds=0.1, timeout_seconds=3)
-    return document
-
-
-def _local(tmp_path: Path) -> Harness:
-    marks = tmp_path / "unhealthy"
-    marks.mkdir()
-    document = _quick(base_config(postgres.free_port()))
-    # A release whose mark file exists answers /health with 503 (the demo app's own switch).
-    script = 'test -e "$0" && export DEMO_UNHEALTHY=1; exec "$@"'
-    local = document["deployment_config"]["local"]
-    local["command"] = ["sh", "-c", script, f"{marks}/{{version}}", *local["command"]]
-    write_config(tmp_path, document)
-    harness = Harness(
-        "local",
-        document,
-        tmp_path,
-        {"GITHUB_WORKSPACE": str(tmp_path)},
-        make_unhealthy=lambda version: (marks / version).touch(),
-        answered=lambda r: str(r.json()["version"]),
-        image=_image,
-    )
-    state = tmp_path / local["state_dir"]
-    harness.closers.append(lambda: kill_leftovers(state))
-    harness.closers.append(lambda: kill_leftovers(state / "previews" / PREVIEW.name))
-    harness.deploy(harness.platform(), "v1")
-    return harness
-
-
-def _digitalocean(tmp_path: Path) -> Harness:
-    sim = DoSimulator()
-    app_id = sim.seed_app("shop", version="v1")
-    document = _quick(base_config())
-    document["deployment_config"] = {"strategy": "blue_green", "platform": "digitalocean", "do_app_id": app_id}
-    env = {
-        "GITHUB_WORKSPACE": str(tmp_path),
-        "DIGITALOCEAN_TOKEN": sim.token,
-        "DIGITALOCEAN_API_URL": sim.url,
-        "DIGITALOCEAN_CA_BUNDLE": sim.ca_bundle,
-    }
-
-    def close() -> None:
-        sim.close()
-        assert sim.violations == [], "\n".join(sim.violations)
-
-    return Harness(
-        "digitalocean",
-        document,
-        tmp_path,
-        env,
-        make_unhealthy=lambda version: sim.set_health(version, False),
-        answered=lambda r: r.text,
-        image=lambda version: f"registry.digitalocean.com/acme/shop:{version}",
-        closers=[close],
-    )
-
-
-def _kubernetes(tmp_path: Path) -> Harness:
-    emu = K8sEmulator()
-    emu.seed_app("shop", namespace="prod", version="v1", replicas=4)
-    document = _quick(base_config())
-    document["deployment_config"] = {
-        "strategy": "blue_green",
-        "platform": "kubernetes",
-        "k8s_namespace": "prod",
-        "k8s_deployment": "shop",
-        "k8s_progress_deadline_seconds": 10,
-    }
-    document["credentials"]["k8s_kubeconfig_env_var"] = "KUBECONFIG_CONTENT"
-    env = {"GITHUB_WORKSPACE": str(tmp_path), "KUBECONFIG_CONTENT": emu.kubeconfig()}
-    return Harness(
-        "kubernetes",
-        document,
-        tmp_path,
-        env,
-        make_unhealthy=lambda version: emu.set_health(version, False),
-        answered=lambda r: str(r.json()["version"]),
-        image=_image,
-        closers=[emu.close],
-    )
-
-
-_BUILD = {"local": _local, "digitalocean": _digitalocean, "kubernetes": _kubernetes}
-
-
 @pytest.fixture(params=PLATFORMS)
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    made = _BUILD[request.param](tmp_path)
+    made: Harness = harness_module(request.param).build(tmp_path)
     yield made
     for close in reversed(made.closers):
         close()
@@ -352,7 +215,7 @@ def _preview_request(harness: Harness) -> None:
 @pytest.mark.parametrize("name", PLATFORMS)
 def test_a_strategy_a_platform_cannot_run_is_a_config_error_naming_the_alternatives(name: str, tmp_path: Path) -> None:
     can = supported(registry.descriptor(name).capabilities)
-    document = _document_for(name)
+    document = harness_module(name).document()
     for strategy in REQUIREMENTS:
         document["deployment_config"]["strategy"] = strategy
         if strategy in can:
@@ -361,28 +224,17 @@ def test_a_strategy_a_platform_cannot_run_is_a_config_error_naming_the_alternati
         with pytest.raises(ConfigError) as error:
             parse_config(document, tmp_path)
         alternatives = ", ".join(s for s in ("blue_green", "canary", "rolling") if s in can)
-        others = ", ".join(p for p in PLATFORMS if strategy in supported(registry.descriptor(p).capabilities))
+        in_schema_order = schema()["properties"]["deployment_config"]["properties"]["platform"]["enum"]
+        others = ", ".join(
+            p for p in in_schema_order if p in PLATFORMS and strategy in supported(registry.descriptor(p).capabilities)
+        )
         assert error.value.problems == (
             f"deployment_config.strategy: {strategy} is not possible on {name}; "
             f"use {alternatives} there, or platform {others} for {strategy}",
         )
 
 
-def _document_for(name: str) -> dict[str, Any]:
-    document = _quick(base_config())
-    if name == "local":
-        return document
-    document["deployment_config"] = {
-        "digitalocean": {"strategy": "blue_green", "platform": "digitalocean", "do_app_id": "app-1"},
-        "kubernetes": {
-            "strategy": "blue_green",
-            "platform": "kubernetes",
-            "k8s_namespace": "prod",
-            "k8s_deployment": "shop",
-        },
-    }[name]
-    return document
-
-
 def test_every_platform_is_covered_by_this_suite() -> None:
-    assert sorted(registry.descriptors()) == sorted(PLATFORMS) == sorted(_BUILD), "add a Harness for it"
+    for name in PLATFORMS:
+        module = harness_module(name)
+        assert callable(module.build) and callable(module.document), f"tests/platforms/{name}/harness.py"
