@@ -4,8 +4,8 @@
 
 The entry point runs exactly as its console script would (sys.argv set, its return value the exit
 code). At exit, whatever happened, `VmHWM` from /proc/self/status (the kernel's high-water mark of
-this process's RSS) is written to the report with the exit code and which platform SDKs were
-imported. Used by bench/scale.py to measure our CLI and its peer the same way.
+this process's RSS) is written to the report with the exit code and which heavy libraries (platform
+SDKs, numpy, scipy) were imported. Used by bench/scale.py to measure our CLI and its peer the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-SDKS = ("pydo", "kubernetes", "azure", "paramiko", "sqlalchemy")
+SDKS = ("pydo", "kubernetes", "azure", "paramiko", "sqlalchemy", "numpy", "scipy")
 
 
 def peak_kib() -> int:

@@ -168,8 +168,8 @@ def main() -> int:
 
     n = options.files
     table = Table(title=f"{n} migrations on record ({2 * n} files with their undo scripts), PostgreSQL on 127.0.0.1")
-    for column in ("run", "wall s", "cpu s", "peak RSS MB", "SDKs imported"):
-        table.add_column(column, justify="left" if column in ("run", "SDKs imported") else "right")
+    for column in ("run", "wall s", "cpu s", "peak RSS MB", "heavy libraries loaded"):
+        table.add_column(column, justify="left" if column in ("run", "heavy libraries loaded") else "right")
 
     def row(label: str, found: list[Run]) -> None:
         sdks = ", ".join(sorted({s for r in found for s in r.sdks})) or "none"

@@ -231,6 +231,7 @@ class Switching:
     """When it got its first answer from the new release."""
     effect: list[float]
     """Per switch: when it had taken effect (see `switch_load.SwitchSamples`)."""
+    unmoved: int
 
     @property
     def p50(self) -> float:
@@ -267,7 +268,9 @@ def run_switching(
     if current != b"blue":
         switch(b"blue")  # end on blue, as the next run expects
     samples = switch_samples(result.records, switches)
-    return Switching(result.failed, len(result.records), samples.moved, samples.answered, samples.effect)
+    return Switching(
+        result.failed, len(result.records), samples.moved, samples.answered, samples.effect, samples.unmoved
+    )
 
 
 def throughput(port: int, connections: int, seconds: float, pids: list[int]) -> tuple[Wrk, float]:
@@ -335,12 +338,14 @@ def main() -> int:
         # Interleaved rounds, medians: on a shared machine one run each swings with whatever else runs.
         rounds: dict[tuple[str, int], list[tuple[Wrk, float]]] = {}
         direct = ours.ports[b"blue"]
-        for _ in range(args.rounds):
+        for index in range(args.rounds):
+            # Each round starts with another front: in a fixed order, a machine's load trend favours one.
+            order = FRONTS[index % len(FRONTS) :] + FRONTS[: index % len(FRONTS)]
             for connections in COUNTS:
                 rounds.setdefault(("backend", connections), []).append(
                     throughput(direct, connections, args.seconds, [])
                 )
-                for name in FRONTS:
+                for name in order:
                     front = fronts[name]
                     pids = front.data_plane_pids()  # type: ignore[attr-defined]
                     measured = throughput(front.port, connections, args.seconds, pids)  # type: ignore[attr-defined]
@@ -364,14 +369,14 @@ def report(
     print("(per connection: switch = until its requests go to the new release, answered = until its first new")
     print(" answer; per switch: effect = until the first connection's did, an upper bound on the switch itself)")
     columns = f"{'answers':>9}{'failed':>8}{'samples':>9}{'switch p50':>12}{'p99 ms':>8}{'answered p99':>14}"
-    columns += f"{'effect p99':>12}"
+    columns += f"{'effect p99':>12}{'unmoved':>9}"
     print(f"{'front':<9}{'conns':>6}{columns}{'route p50':>11}{'p99 ms':>8}")
     for (name, conns), run in switching.items():
         calls = route_ms.get((name, conns), [])
         r50 = f"{statistics.median(calls):>11.2f}{percentile(calls, 99):>8.2f}" if calls else f"{'-':>11}{'-':>8}"
         print(
             f"{name:<9}{conns:>6}{run.answers:>9}{run.failed:>8}{len(run.samples):>9}{run.p50:>12.2f}{run.p99:>8.2f}"
-            f"{run.answered_p99:>14.2f}{run.effect_p99:>12.2f}{r50}"
+            f"{run.answered_p99:>14.2f}{run.effect_p99:>12.2f}{run.unmoved:>9}{r50}"
         )
     print(f"\nsteady load with wrk (no switching), medians of {args.rounds} interleaved rounds of {args.seconds:g} s")
     print(f"{'front':<9}{'conns':>6}{'req/s':>10}{'failed':>8}{'CPU us/req':>12}{'/nginx':>8}{'/haproxy':>10}")

@@ -146,6 +146,9 @@ class SwitchSamples:
     effect: list[float]
     """Per switch: to the first request any connection sent that the new release answered, after which
     that connection got no old answer (when the switch had taken effect, at the latest)."""
+    unmoved: int
+    """Samples charged the whole interval: no answer from the new release before the next switch (on a
+    loaded machine, mostly a connection that got no answer at all for that long)."""
 
 
 def switch_samples(
@@ -158,6 +161,7 @@ def switch_samples(
     moved: list[float] = []
     answered: list[float] = []
     effect: list[float] = []
+    unmoved = 0
     bounds = [*(at for at, _ in switches[1:]), float("inf")]
     for (start, new), end in zip(switches, bounds, strict=True):
         first = len(moved)
@@ -168,6 +172,7 @@ def switch_samples(
             last_old = max((i for i, (_, _, v) in enumerate(window) if v != new), default=-1)
             if last_old == len(window) - 1:
                 charged = ((end if end != float("inf") else window[-1][1]) - start) * 1000
+                unmoved += 1
                 moved.append(charged)
                 answered.append(charged)
             else:
@@ -176,7 +181,7 @@ def switch_samples(
                 answered.append((done - start) * 1000)
         if len(moved) > first:
             effect.append(min(moved[first:]))
-    return SwitchSamples(moved, answered, effect)
+    return SwitchSamples(moved, answered, effect, unmoved)
 
 
 def percentile(values: list[float], q: float) -> float:

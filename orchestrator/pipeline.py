@@ -37,7 +37,15 @@ from orchestrator.contract import (
     Status,
 )
 from orchestrator.deploy_lock import hold_deploy_lock
-from orchestrator.errors import ConfigError, DeployError, GateError, MigrationError, OrchestratorError, RollbackError
+from orchestrator.errors import (
+    ConfigError,
+    DeployError,
+    GateError,
+    LockError,
+    MigrationError,
+    OrchestratorError,
+    RollbackError,
+)
 from orchestrator.github import GitHubClient
 from orchestrator.github_event import validated_commit
 from orchestrator.github_updates import GitHubUpdates, TrackedDeployment, track_deployment
@@ -140,12 +148,20 @@ class Pipeline:
             f"deployment {self.state.deployment_id}: {mode} {self.inputs.version} "
             f"({self.config.deployment.strategy} on {self.config.deployment.platform})"
         )
-        if self.ledger and mode != "plan":
-            # Held until the process ends: while it is, no recovery takes this run for a dead one.
-            self._held.enter_context(hold_run_lock(self.ledger_dsn, self.state.deployment_id))
-            self.ledger.start(self.state.deployment_id, self.request, run_url=self.run_url)
+        unlocked: LockError | None = None
+        if self.ledger and self.ledger_dsn and mode != "plan":
+            # Held until the process ends: while it is, no recovery takes this run for a dead one. Without
+            # it the run writes no `in_progress` row and touches nothing: such a row would look crashed.
+            try:
+                self._held.enter_context(hold_run_lock(self.ledger_dsn, self.state.deployment_id))
+            except LockError as exc:
+                unlocked = exc
+            else:
+                self.ledger.start(self.state.deployment_id, self.request, run_url=self.run_url)
         with self._held, on_signals() as cancellation:
             try:
+                if unlocked is not None:
+                    raise unlocked
                 if mode == "rollback":
                     self._manual_rollback()
                 elif mode == "recover":

@@ -38,3 +38,4 @@ def test_a_connection_that_never_moved_is_charged_the_whole_interval() -> None:
     samples = switch_samples(records, [(1.0, G), (2.0, B)])
     assert sorted(samples.moved) == [pytest.approx(0.0), pytest.approx(1000.0)]
     assert samples.effect == [pytest.approx(0.0)]
+    assert samples.unmoved == 1

@@ -16,13 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
-
-import numpy as np
-from scipy import stats
+from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.canary.policy import AnalysisPolicy
 from orchestrator.canary.traffic import ReleaseTraffic, TrafficSample
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and scipy are imported where a canary is judged, not with this module: every run imports it
+# (the strategies do), and loading scipy.stats cost each deploy about 30 MB of RSS and seconds of start-up.
 
 __all__ = ["MetricVerdict", "Move", "Outcome", "Verdict", "compare_errors", "compare_latency", "judge", "next_move"]
 
@@ -160,6 +163,8 @@ def _latency(c: ReleaseTraffic, b: ReleaseTraffic, policy: AnalysisPolicy) -> Me
             None,
             "this data plane keeps no latency histogram; judged on errors alone",
         )
+    import numpy as np
+
     ranks = np.arange(len(c.buckets))
     c_p95, b_p95 = c.quantile(0.95), b.quantile(0.95)
     assert c_p95 is not None and b_p95 is not None  # both have requests
@@ -178,6 +183,8 @@ def compare_latency(
     bucketed: bool = False,
 ) -> MetricVerdict:
     """Latency of canary against baseline: samples (seconds) or bucket ranks, with their p95 in ms."""
+    from scipy import stats
+
     limit = policy.max_p95_increase_pct
     test = "mann-whitney-u" + (" (bucketed)" if bucketed else "")
     # Ties in a bucketed histogram rule out the exact distribution: the normal approximation, tie-corrected.
@@ -199,6 +206,9 @@ def compare_errors(c: ReleaseTraffic, b: ReleaseTraffic, policy: AnalysisPolicy)
     c_rate, b_rate = 100 * c.error_rate, 100 * b.error_rate
     effect = c_rate - b_rate
     if policy.error_test == "fisher":
+        import numpy as np
+        from scipy import stats
+
         table = np.array([[c.errors, c.requests - c.errors], [b.errors, b.requests - b.errors]])
         p_value = float(stats.fisher_exact(table, alternative="greater").pvalue)
         test = "fisher-exact"
@@ -219,6 +229,8 @@ def _two_proportion(x1: int, n1: int, x2: int, n2: int) -> float:
     spread = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     if spread == 0:
         return 1.0  # both rates equal (all errors or none): no evidence the canary is worse
+    from scipy import stats
+
     return float(stats.norm.sf((x1 / n1 - x2 / n2) / spread))
 
 

@@ -9,9 +9,11 @@ transactions, or a second client session is handed the first one's backend.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 
 from orchestrator.errors import MigrationError
@@ -52,6 +54,11 @@ def connect(dsn: Secret, *, application_name: str, connect_timeout_seconds: floa
             "Check the DSN in credentials.db_connection_env_var and that the server accepts connections."
         ) from None
     conn.autocommit = True
+    # The session holds the migration lock from the first migration until the run is verified (or
+    # undone), idle in between: a server that ends idle sessions would drop the lock under a live
+    # run, and the undo with it. PostgreSQL before 14 has no such timeout (UndefinedObject).
+    with conn.cursor() as cur, contextlib.suppress(psycopg2.errors.UndefinedObject):
+        cur.execute("SET idle_session_timeout = 0")
     return conn
 
 

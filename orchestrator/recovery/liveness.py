@@ -9,56 +9,40 @@ building) still holds it and is left alone.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg2
-
 from orchestrator.advisory_lock import AdvisoryLock
-from orchestrator.redaction import Secret, redact
+from orchestrator.lock_session import lock_session
+from orchestrator.redaction import Secret, mask_url
 
 __all__ = ["hold_run_lock", "is_alive", "run_lock"]
-
-log = logging.getLogger(__name__)
 
 RUNS = 0x444F_5255  # "DORU": a third namespace beside migrations and deploys (advisory_lock.py)
 
 
 def run_lock(deployment_id: str) -> AdvisoryLock:
-    return AdvisoryLock(RUNS, deployment_id, purpose="run liveness lock", wait_setting="(never waited for)")
+    return AdvisoryLock(
+        RUNS, deployment_id, purpose="run liveness lock", wait_setting="a run's own lock is never waited for"
+    )
 
 
 @contextmanager
-def hold_run_lock(dsn: Secret | None, deployment_id: str) -> Iterator[bool]:
-    """Hold this run's liveness lock for the block; yields whether it is held. Never raises: without
-    the ledger database there is no row to protect either."""
-    if dsn is None:
-        yield False
-        return
-    try:
-        conn = psycopg2.connect(
-            dsn.reveal(),
-            application_name=f"deploy-orchestrator {deployment_id}"[:63],
-            connect_timeout=10,
-            keepalives=1,
-            keepalives_idle=30,
-            keepalives_interval=10,
-            keepalives_count=3,
-        )
-    except psycopg2.Error as exc:
-        log.warning("run liveness lock not taken (%s); a recovery could not tell this run is alive", redact(str(exc)))
-        yield False
-        return
-    conn.autocommit = True
-    try:
+def hold_run_lock(dsn: Secret, deployment_id: str) -> Iterator[None]:
+    """Hold this run's liveness lock for the block (the run's lifetime).
+
+    Raises LockError, before the run writes its row, when the lock cannot be held for the whole
+    run: the database is unreachable or behind a transaction pooler (lock_session.py), or another
+    session holds it. A run whose `in_progress` row had no lock behind it would look crashed to
+    any recovery meanwhile: it would settle the live run's row and put traffic back under it.
+    """
+    lock = run_lock(deployment_id)
+    application_name = f"deploy-orchestrator {deployment_id}"
+    with lock_session(dsn, application_name=application_name, purpose=lock.purpose) as conn:
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s, %s)", run_lock(deployment_id).key)
-            row = cur.fetchone()
-        yield bool(row and row[0])
-    finally:
-        conn.close()
+            lock.acquire(cur, wait_seconds=0, where=mask_url(dsn.reveal()))
+        yield
 
 
 def is_alive(cur: Any, deployment_id: str) -> bool:

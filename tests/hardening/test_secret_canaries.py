@@ -148,13 +148,15 @@ def test_database_down(tmp_path: Path, style: str) -> None:
     env = {"DATABASE_URL": down, "GITHUB_OUTPUT": str(tmp_path / "github-output")}
     env["GITHUB_STEP_SUMMARY"] = str(tmp_path / "summary.md")
     code, out, err = _run(tmp_path, env)
-    assert code != 0
-    assert "Connection refused; the gates fail closed" in out + err
+    # The run's liveness lock is the first thing it needs from the database: without it, it stops there.
+    assert code == 1
+    assert "cannot take the run liveness lock: the ledger database at" in out + err
+    assert "Connection refused" in out + err
     _assert_no_canary(tmp_path, out, err)
 
 
 @pytest.mark.parametrize("style", STYLES)
-def test_deploy_lock_unreachable(tmp_path: Path, pg_dsn: str, style: str) -> None:
+def test_ledger_unreachable(tmp_path: Path, pg_dsn: str, style: str) -> None:
     config = base_config()
     config["gates"] = {"dsn_env_var": "GATES_DSN"}
     config["ledger"] = {"dsn_env_var": "LEDGER_DSN"}
@@ -163,7 +165,7 @@ def test_deploy_lock_unreachable(tmp_path: Path, pg_dsn: str, style: str) -> Non
     env["LEDGER_DSN"] = _dsn(style, "canary", postgres.free_port(), "ledger")
     code, out, err = _run(tmp_path, env)
     assert code == 1
-    assert "cannot take the deploy lock: the ledger database at" in out + err
+    assert "cannot take the run liveness lock: the ledger database at" in out + err
     assert ("password=***" if style == "key=value" else "canary:***@") in out + err
     _assert_no_canary(tmp_path, out, err, _rows(pg_dsn))
 

@@ -332,7 +332,7 @@ def readopt(paths: StatePaths, *, withheld: frozenset[str] = frozenset()) -> Con
 def read_status(state_dir: Path) -> SupervisorStatus | None:
     """What the supervisor of `state_dir` runs and routes, or None if none is running."""
     try:
-        return SupervisorStatus.from_dict(ControlClient(StatePaths(state_dir)).call("status"))
+        return SupervisorStatus.from_dict(ControlClient(StatePaths(state_dir)).call("status", gated=True))
     except SupervisorNotRunningError:
         return None
 

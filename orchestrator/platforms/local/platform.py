@@ -93,10 +93,13 @@ class LocalPlatform:
             self._client = None
             return self._control().call(op, timeout=timeout, **args)
 
-    def _status(self) -> dict[str, Any] | None:
-        """The supervisor's status, re-adopting it if it is gone; None when nothing was deployed yet."""
+    def _status(self, *, gated: bool = False) -> dict[str, Any] | None:
+        """The supervisor's status, re-adopting it if it is gone; None when nothing was deployed yet.
+
+        With `gated`, each release lists the gated files its snapshot covers (thousands, with many migrations).
+        """
         try:
-            result: dict[str, Any] = ControlClient(self.paths).call("status")
+            result: dict[str, Any] = ControlClient(self.paths).call("status", gated=gated)
             return result
         except SupervisorNotRunningError:
             pass
@@ -104,7 +107,7 @@ class LocalPlatform:
             if load_state(self.paths) is None:
                 return None
             # Started again as configured now (address, drain, data plane), as a deploy would.
-            result = self._control().call("status")
+            result = self._control().call("status", gated=gated)
             return result
         except SupervisorNotRunningError:
             return None
@@ -228,7 +231,7 @@ class LocalPlatform:
     def _files(self, version: str, *, restore: bool) -> _Files:
         """The snapshot `version` runs from: the kept one, or captured now (a deploy, or a retired
         release whose files `local.source` holds again). Raises DeployError."""
-        status = self._status() or {}
+        status = self._status(gated=True) or {}
         approved = self._approved.get(version)
         kept = next((r for r in status.get("releases", []) if r["version"] == version), None)
         try:
@@ -388,7 +391,7 @@ def supervisor_status(config: LocalConfig, workspace: Path) -> dict[str, Any]:
     """
     state_dir = state_dir_of(config, workspace)
     platform = LocalPlatform(config, workspace)
-    status = platform._status()
+    status = platform._status(gated=True)
     if status is not None:
         shown = SupervisorStatus.from_dict(status)
         return {"running": True, "state_dir": str(state_dir), **dataclasses.asdict(shown)}

@@ -187,6 +187,10 @@ class Supervisor(ReplicaKeeper):
         newest_first = sorted(self._releases.values(), key=lambda r: r.seq, reverse=True)
         proxy = await self._link.status()
         served = proxy["backends"] if proxy else {}
+        releases = [self._describe(r, served.get(r.version, {}).get("inflight", 0)) for r in newest_first]
+        retired = [dataclasses.asdict(r) for r in self._retired]
+        for item in () if request.get("gated") else (*releases, *retired):
+            item.pop("gated", None)  # thousands of files per release: megabytes a status, so only on request
         return {
             "pid": os.getpid(),
             "listen": self._listen,
@@ -201,8 +205,8 @@ class Supervisor(ReplicaKeeper):
                 "kind": self._data_plane.kind,
                 "max_connections": self._data_plane.max_connections,
             },
-            "releases": [self._describe(r, served.get(r.version, {}).get("inflight", 0)) for r in newest_first],
-            "retired": [dataclasses.asdict(r) for r in self._retired],
+            "releases": releases,
+            "retired": retired,
         }
 
     async def _op_start(self, request: dict[str, Any]) -> _Result:
