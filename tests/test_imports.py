@@ -32,4 +32,4 @@ def test_the_cli_the_pipeline_and_the_local_platform_load_no_sdk_and_no_scipy() 
 
 def test_an_sdk_is_loaded_with_its_own_adapter() -> None:
     # The check sees an import when there is one (tests/canary judges real verdicts with scipy).
-    assert "pydo" in _loaded_after("orchestrator.platforms.digitalocean")
+    assert "pydo" in _loaded_after("orchestrator.platforms.digitalocean.adapter")
