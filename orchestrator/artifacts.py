@@ -43,7 +43,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -201,15 +201,25 @@ def compare_digests(expected: ArtifactDigests, actual: ArtifactDigests) -> tuple
         if before != after:
             change = "added" if before is None else "dropped" if after is None else "changed"
             differences.append(DigestDifference("app_spec_value", f"${{{name}}}", change, before, after))
-    if expected.source_commit != actual.source_commit:
+    if expected.source_commit is not None and expected.source_commit != actual.source_commit:
+        # A run that recorded no commit vouches for none: the deploy then carries no validated commit
+        # (`vouched_commit`), so only images and files go out, and a build from git is refused.
         old_commit, new_commit = expected.source_commit, actual.source_commit
-        change = "added" if old_commit is None else "dropped" if new_commit is None else "changed"
+        change = "dropped" if new_commit is None else "changed"
         differences.append(DigestDifference("source_commit", "source commit", change, old_commit, new_commit))
     return tuple(differences)
 
 
 class _Warnings(Protocol):
     def warn(self, message: str) -> None: ...
+
+
+def vouched_commit(actual: ArtifactDigests, *vouchers: ArtifactDigests) -> ArtifactDigests:
+    """`actual` with the source commit only if a validation record names it (`compare_digests` has
+    held every record that names one to it): a commit nobody validated is never built from git."""
+    if any(v.source_commit is not None for v in vouchers):
+        return actual
+    return replace(actual, source_commit=None)
 
 
 def digest_artifacts(

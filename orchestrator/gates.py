@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from orchestrator.artifacts import ArtifactDigests, DigestDifference, compare_digests, image_warning
+from orchestrator.artifacts import ArtifactDigests, DigestDifference, compare_digests, image_warning, vouched_commit
 from orchestrator.contract import DeployConfig, GatesConfig
 from orchestrator.errors import GateError
 from orchestrator.sqlagent import SQLAGENT_ID, Provenance, check_provenance, check_undo_provenance
@@ -231,7 +231,7 @@ def check_gates(
         verdict_id=verdict.id,
         validator_id=verdict.validator_id,
         verdict_at=verdict.decided_at,
-        digests=digests,
+        digests=vouched_commit(digests, run.digests, verdict.digests),
         approved_migrations=MappingProxyType(
             {path.rsplit("/", 1)[-1]: sha for path, sha in verdict.digests.migrations}
         ),

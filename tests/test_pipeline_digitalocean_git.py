@@ -146,6 +146,28 @@ def test_a_git_source_deploy_without_a_known_commit_touches_nothing(
     assert sim.count("PUT") == 0
 
 
+def test_a_validation_run_that_recorded_no_commit_vouches_for_none(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str
+) -> None:
+    """In Actions (GITHUB_SHA set) a run that recorded no commit is no licence to build whatever
+    commit the deploy names: git-built components are refused, nothing touched."""
+    app_id = seeded(sim)
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2", validated=None)  # type: ignore[arg-type]
+    assert done.exit_code == 2, done.result and done.result.error
+    assert "no validated commit is known" in ((done.result and done.result.error) or "")
+    assert sim.count("PUT") == 0 and built_from(sim, app_id) == VALIDATED
+
+
+def test_an_image_app_deploys_in_actions_when_the_validation_run_recorded_no_commit(
+    tmp_path: Path, sim: DoSimulator, pg_dsn: str
+) -> None:
+    """An app that runs images builds nothing from git: the commit is no artifact of it."""
+    app_id = sim.seed_app("shop", version="v1")
+    done = deploy(tmp_path, sim, app_id, pg_dsn, "v2", validated=None)  # type: ignore[arg-type]
+    assert done.exit_code == 0, done.result and done.result.error
+    assert live_version(sim, app_id) == "v2"
+
+
 PREVIEW_SPEC = """\
 name: shop
 region: ams

@@ -47,8 +47,9 @@ def git_built(
     if commit is None:
         raise ConfigError(
             f"deploy {version}: {', '.join(built)} build from git, and App Platform builds whatever the branch "
-            "holds; the commit validated is unknown (GITHUB_SHA is not set), so nothing is deployed. Run in "
-            "Actions, or set GITHUB_SHA to the full sha of the commit the validation run tested"
+            "holds; no validated commit is known (GITHUB_SHA is not set, or the validation run recorded no "
+            "source_commit), so nothing is deployed. Run in Actions, with the validation run recording the "
+            "commit it tested (GITHUB_SHA)"
         )
     return with_git_sources(spec, branch), built
 
