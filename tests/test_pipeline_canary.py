@@ -101,7 +101,7 @@ def test_an_equal_canary_passes_every_step_and_every_hook_is_signed(ws: Workspac
     # The plumbing is under test here, not the statistics (tests/canary): a loaded machine's scheduling
     # noise must not make two equal releases differ by a margin that fails.
     canary(ws, webhooks=[hook])
-    ws.config["deployment_config"]["canary"]["analysis"].update(alpha=0.001, max_p95_increase_pct=400)
+    ws.config["deployment_config"]["canary"]["analysis"].update(alpha=0.001, max_p95_increase_pct=10000)
     ws.env["HOOK_KEY"] = HOOK_KEY
     assert ws.deploy("v1").exit_code == 0  # a first deploy: a plain switch, announced all the same
     http_peer.seen.clear()
@@ -128,8 +128,9 @@ def test_a_hook_rejecting_promotion_rolls_the_canary_back_and_hears_of_it(ws: Wo
     http_peer.route("POST", "/hook", lambda seen: Reply(409 if seen.json()["phase"] == "confirm-promotion" else 200))
     hook = {"name": "qa", "url": f"{http_peer.url}/hook", "phases": ["confirm-promotion", "rollback"]}
     canary(ws, webhooks=[hook])
-    # The hook is under test: two equal releases must not differ by a margin that fails on a loaded machine.
-    ws.config["deployment_config"]["canary"]["analysis"].update(alpha=0.001, max_p95_increase_pct=400)
+    # The hook is under test: a freshly started canary answers its first requests slower (a CI run failed
+    # its p95 at 10% over 68 requests), so only a hundredfold slowdown may fail the analysis first.
+    ws.config["deployment_config"]["canary"]["analysis"].update(alpha=0.001, max_p95_increase_pct=10000)
     assert ws.deploy("v1").exit_code == 0
     http_peer.seen.clear()
     with load(ws):
