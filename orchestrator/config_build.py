@@ -126,6 +126,8 @@ def build_config(doc: Mapping[str, Any], workspace: Path) -> DeployConfig:
             do_api_token_env_var=c["do_api_token_env_var"],
             db_connection_env_var=c["db_connection_env_var"],
             k8s_kubeconfig_env_var=c.get("k8s_kubeconfig_env_var"),
+            ssh_private_key_env_var=c.get("ssh_private_key_env_var"),
+            ssh_known_hosts_env_var=c.get("ssh_known_hosts_env_var"),
         ),
         validation_run_id=doc.get("validation_run_id"),
         environment=doc.get("environment", "production"),

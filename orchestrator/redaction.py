@@ -28,7 +28,6 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 import ahocorasick
-import psycopg2.extensions
 
 __all__ = ["RedactingFilter", "Secret", "install_filter", "mask_url", "redact", "redact_data", "register"]
 
@@ -120,6 +119,9 @@ def _dsn_passwords(value: str) -> set[str]:
             found.update({raw, unquote(raw)})
     elif "=" in value:
         found.update(_raw_kv_password(m) for m in _KV_PASSWORD.finditer(value))
+    # Imported here: the orchestrator's code on a `hosts` server runs on the host's bare Python.
+    import psycopg2.extensions
+
     try:
         parsed = psycopg2.extensions.parse_dsn(value).get("password")
     except (psycopg2.Error, TypeError, ValueError):

@@ -58,6 +58,10 @@ class Credentials:
     do_api_token_env_var: str
     db_connection_env_var: str
     k8s_kubeconfig_env_var: str | None = None
+    ssh_private_key_env_var: str | None = None
+    """The `hosts` platform's SSH private key (OpenSSH or PEM text), a secret."""
+    ssh_known_hosts_env_var: str | None = None
+    """known_hosts lines pinning the hosts' keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,7 @@ class DeployConfig:
             self.credentials.do_api_token_env_var,
             self.credentials.db_connection_env_var,
             self.credentials.k8s_kubeconfig_env_var,
+            self.credentials.ssh_private_key_env_var,
             self.gates.token_env_var,
             self.gates.dsn_env_var,
             self.ledger.dsn_env_var,

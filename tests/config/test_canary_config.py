@@ -103,7 +103,7 @@ def test_a_canary_on_digitalocean_is_refused_for_want_of_a_traffic_router(tmp_pa
     }
     assert problems_of(config, tmp_path) == (
         "deployment_config.strategy: canary is not possible on digitalocean; use blue_green, rolling there, "
-        "or platform local, kubernetes for canary",
+        "or platform local, kubernetes, hosts for canary",
     )
 
 

@@ -46,7 +46,7 @@ def test_unknown_strategy_and_platform_name_the_choices(tmp_path: Path) -> None:
     config["deployment_config"]["strategy"] = "big_bang"
     config["deployment_config"]["platform"] = "heroku"
     assert problems_of(config, tmp_path) == (
-        "deployment_config.platform: 'heroku' is not allowed; use one of local, digitalocean, kubernetes",
+        "deployment_config.platform: 'heroku' is not allowed; use one of local, digitalocean, kubernetes, hosts",
         "deployment_config.strategy: 'big_bang' is not allowed; use one of blue_green, canary, rolling",
     )
 
@@ -56,7 +56,7 @@ def test_a_strategy_the_platform_cannot_do_names_the_alternatives(tmp_path: Path
     config["deployment_config"] = {"strategy": "canary", "platform": "digitalocean", "do_app_id": "app-1"}
     assert problems_of(config, tmp_path) == (
         "deployment_config.strategy: canary is not possible on digitalocean; use blue_green, rolling there, "
-        "or platform local, kubernetes for canary",
+        "or platform local, kubernetes, hosts for canary",
     )
 
 

@@ -87,7 +87,10 @@ class SshHost:
         _in(self.namespace, "ip", "link", "set", self.veth_host, "down")
 
     def reconnect(self) -> None:
+        """The link up again; returns once sshd answers across it (the carrier comes back asynchronously)."""
         _in(self.namespace, "ip", "link", "set", self.veth_host, "up")
+        assert self.sshd is not None
+        _wait_for_port(self.address, 22, self.sshd, self.directory / "sshd.log")
 
     def replace_host_key(self) -> None:
         """A new host key under the same address (a reinstalled host, or a machine in the middle)."""
@@ -156,21 +159,28 @@ class Fleet:
         return "".join(h.known_hosts_line + "\n" for h in self.hosts)
 
     def start_front(self, app_port: int, health_path: str = "/health") -> Front:
-        """A haproxy on 127.0.0.1 balancing every host's `app_port`, checking `health_path` every 100 ms."""
+        """A haproxy on 127.0.0.1 balancing every host's `app_port`, checking `health_path` every 100 ms.
+
+        A failed connection or a 503 is retried on another host. Every host is also listed as an unchecked
+        backup: before the first release answers anywhere every check has failed, and a load balancer
+        that then tried nothing would refuse the very first deploy's verification.
+        """
         port = free_port()
         sock = self.directory / f"front-{port}.sock"
         servers = "\n".join(
             f"    server {h.name} {h.address}:{app_port} check inter 100ms fall 2 rise 1" for h in self.hosts
         )
+        servers += "\n" + "\n".join(f"    server {h.name}-any {h.address}:{app_port} backup" for h in self.hosts)
         config = self.directory / f"front-{port}.cfg"
         config.write_text(
             "global\n"
             f"    stats socket {sock} mode 600 level admin\n"
             "defaults\n"
             "    mode http\n"
-            "    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n"
+            # Connecting over a veth pair is the kernel's work alone: a host that does not answer in 500 ms is gone.
+            "    timeout connect 500ms\n    timeout client 30s\n    timeout server 30s\n"
             "    option http-keep-alive\n"
-            "    retries 2\n    option redispatch\n"
+            "    retries 3\n    option redispatch 1\n    retry-on conn-failure empty-response response-timeout 503\n"
             f"frontend public\n    bind 127.0.0.1:{port}\n    default_backend app\n"
             "backend app\n    balance roundrobin\n"
             f"    option httpchk GET {health_path}\n"

@@ -58,7 +58,8 @@ class FailingVerification:
         return CheckVerdict(False, (), "error rate 12% above the 1% threshold")
 
 
-@pytest.fixture(params=PLATFORMS)
+# A hosts case starts SSH hosts and installs the orchestrator on them: seconds, not milliseconds.
+@pytest.fixture(params=[pytest.param(p, marks=pytest.mark.slow) if p == "hosts" else p for p in PLATFORMS])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     made: Harness = harness_module(request.param).build(tmp_path)
     yield made

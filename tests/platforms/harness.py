@@ -53,6 +53,9 @@ class Harness:
         proxy = getattr(getattr(made, "cluster", None), "proxy", None)
         if proxy is not None:
             self.closers.append(proxy.close)
+        closing = getattr(made, "close", None)
+        if callable(closing):
+            self.closers.append(closing)
         return made
 
     def serving(self, platform: Platform, url: str | None = None) -> set[str]:

@@ -20,10 +20,11 @@ from tests.workspace import base_config, write_config
 
 def test_every_platform_package_is_found_with_its_capabilities() -> None:
     found = registry.descriptors()
-    assert sorted(found) == ["digitalocean", "kubernetes", "local"]
+    assert sorted(found) == ["digitalocean", "hosts", "kubernetes", "local"]
     assert found["local"].capabilities == {TrafficRouter, Retirement, Previews, PinsArtifacts}
     assert found["digitalocean"].capabilities == {NativeRollback, Previews, PinsArtifacts, DeletesApps}
     assert found["kubernetes"].capabilities == {TrafficRouter, Retirement}
+    assert found["hosts"].capabilities == {TrafficRouter, Retirement, PinsArtifacts}
 
 
 def test_the_strategies_a_platform_runs_follow_from_its_capabilities() -> None:
@@ -31,10 +32,13 @@ def test_the_strategies_a_platform_runs_follow_from_its_capabilities() -> None:
     assert supported(found["local"].capabilities) == {"blue_green", "canary", "rolling"}
     assert supported(found["kubernetes"].capabilities) == {"blue_green", "canary", "rolling"}
     assert supported(found["digitalocean"].capabilities) == {"blue_green", "rolling"}
+    assert supported(found["hosts"].capabilities) == {"blue_green", "canary", "rolling"}
 
 
 def test_an_unknown_platform_names_the_ones_this_build_has() -> None:
-    with pytest.raises(ConfigError, match=r"heroku is not available.*use one of digitalocean, kubernetes, local"):
+    with pytest.raises(
+        ConfigError, match=r"heroku is not available.*use one of digitalocean, hosts, kubernetes, local"
+    ):
         registry.descriptor("heroku")
 
 

@@ -1,0 +1,12 @@
+"""The `hosts` platform: the model of `local` (supervisor + proxy) on each of a set of servers, over SSH.
+
+Modules: `descriptor` (what the registry knows of it), `factory` (config and secrets to an adapter),
+`trust` (pinned host keys, the client key), `bundle` (the orchestrator as a zipapp for the hosts),
+`install` (finding the host's Python, installing the bundle by digest), `connection` (one host:
+sign in, the agent's JSON lines, SFTP), `agent` (what runs on a host, driving its local
+supervisor), `release_files` (a release's snapshot as a tarball with its digests), `tunnel` (a
+host's release reached through SSH for the pre-switch checks), `fleet` (every host at once:
+connect, reconcile), `platform` (the adapter: start, switch, roll back across hosts).
+"""
+
+from __future__ import annotations

@@ -1,0 +1,101 @@
+"""The `hosts` platform as the registry sees it: config checks, settings, lock key, capabilities, factory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.contract import DeployConfig, DeploymentConfig
+from orchestrator.errors import ConfigError
+from orchestrator.paths import outside_problem
+from orchestrator.platforms.base import PinsArtifacts, Retirement, TrafficRouter
+from orchestrator.platforms.hosts.settings import HostsConfig, hosts_settings
+from orchestrator.platforms.registry import PlatformContext, PlatformDescriptor, Target
+
+if TYPE_CHECKING:
+    from orchestrator.platforms.hosts.platform import HostsPlatform
+
+__all__ = ["DESCRIPTOR"]
+
+# What the supervisor on each host keeps for itself, beside its releases' files.
+_HOST_ONLY = ("state_dir",)
+
+
+def _problems(document: Mapping[str, Any], workspace: Path) -> Iterable[str]:
+    deployment = document["deployment_config"]
+    hosts, local = deployment.get("hosts"), deployment.get("local")
+    if hosts is None:
+        yield (
+            "deployment_config.hosts: required when platform is hosts; add hosts: {hosts: [{address: ...}], "
+            "public_url: 'https://...'}"
+        )
+    if local is None:
+        yield (
+            "deployment_config.local: required when platform is hosts (what each host runs); add local: "
+            "{command: [...], listen: '0.0.0.0:8080'}"
+        )
+    if hosts is None or local is None:
+        return
+    if not document["credentials"].get("ssh_private_key_env_var"):
+        yield (
+            "credentials.ssh_private_key_env_var: required when platform is hosts; name the variable holding "
+            "the SSH private key (a secret)"
+        )
+    for key in _HOST_ONLY:
+        if key in local:
+            yield (
+                f"deployment_config.local.{key}: not used on platform hosts (each host keeps its state under "
+                "hosts.hosts[].root); remove it"
+            )
+    for key in ("cwd", "source"):
+        if key in local:
+            problem = outside_problem(
+                workspace, local[key], f"deployment_config.local.{key}", must_exist=key == "source"
+            )
+            if problem:
+                yield problem
+    if "cwd" in local:
+        source = (workspace / local.get("source", ".")).resolve()
+        cwd = (workspace / local["cwd"]).resolve()
+        if cwd != source and source not in cwd.parents:
+            yield (
+                f"deployment_config.local.cwd: {local['cwd']!r} is outside local.source "
+                f"({local.get('source', '.')!r}); releases run from their uploaded files, so put cwd inside source"
+            )
+    seen: set[tuple[str, int]] = set()
+    for i, host in enumerate(hosts["hosts"]):
+        where = (host["address"], host.get("port", 22))
+        if where in seen:
+            yield f"deployment_config.hosts.hosts[{i}]: {where[0]}:{where[1]} is listed twice; list each host once"
+        seen.add(where)
+    listen_host = str(local.get("listen", "127.0.0.1:8080")).rsplit(":", 1)[0]
+    if listen_host in ("127.0.0.1", "localhost", "::1", "[::1]"):
+        yield (
+            f"deployment_config.local.listen: {local.get('listen', '127.0.0.1:8080')!r} is the hosts' loopback, "
+            "which the load balancer in front cannot reach; listen on 0.0.0.0:<port> or the host's private address"
+        )
+
+
+def _lock_key(deployment: DeploymentConfig) -> str:
+    hosts = deployment.settings
+    members = sorted(f"{h.user}@{h.address}:{h.port}" for h in hosts.hosts) if isinstance(hosts, HostsConfig) else []
+    return "hosts/" + ",".join(members)
+
+
+def _create(config: DeployConfig, context: PlatformContext, target: Target) -> HostsPlatform:
+    from orchestrator.platforms.hosts.factory import create_hosts
+
+    if target.is_preview:
+        raise ConfigError("mode: platform hosts has no pull-request previews; run preview modes on platform local")
+    return create_hosts(config, Path(context.workspace), context.env)
+
+
+DESCRIPTOR = PlatformDescriptor(
+    name="hosts",
+    capabilities=frozenset({TrafficRouter, Retirement, PinsArtifacts}),
+    create=_create,
+    config_problems=_problems,
+    lock_key=_lock_key,
+    settings=hosts_settings,
+)
