@@ -101,10 +101,20 @@ class LockError(OrchestratorError):
 class DeployError(OrchestratorError):
     step = "deploy"
 
-    def __init__(self, message: str, *, platform: str | None = None, operation: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        platform: str | None = None,
+        operation: str | None = None,
+        returned_to: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.platform = platform
         self.operation = operation
+        self.returned_to = returned_to
+        """The release the platform itself put traffic back on after the new one went live (App
+        Platform undoing a release built from another commit); None when the new one never served."""
 
 
 class HealthError(OrchestratorError):

@@ -485,7 +485,15 @@ class Pipeline:
         cause = exc.cause if isinstance(exc, RolloutFailure) else exc
         self.state.error = self.state.cause = cause
         reason = f"{cause.step}: {cause}"
-        if not isinstance(self.platform, TrafficRouter) and not traffic_moved and not applied:
+        returned_to = cause.returned_to if isinstance(cause, DeployError) else None
+        if returned_to is not None:
+            # It went live, so "never went live" would be untrue: the platform already put traffic
+            # back, and the rollback below undoes the schema and verifies the release it returned to.
+            self.log.error(
+                f"{reason}; {self.inputs.version} went live and {self.config.deployment.platform} "
+                f"returned traffic to {returned_to} at once"
+            )
+        elif not isinstance(self.platform, TrafficRouter) and not traffic_moved and not applied:
             # The platform kept the old release serving (its deployment never went live) and no
             # migration ran: there is nothing to roll back, and claiming one would be untrue.
             serving = self.state.previous
@@ -498,7 +506,8 @@ class Pipeline:
             self.state.status, self.state.exit_code = "failed", 1
             return
         if not self.config.rollback.auto_rollback_on_failure:
-            self.log.error(f"{reason} (auto_rollback_on_failure is false: nothing undone)")
+            undone = "nothing else" if returned_to else "nothing"
+            self.log.error(f"{reason} (auto_rollback_on_failure is false: {undone} undone)")
             self.state.status, self.state.exit_code = "failed", 1
             return
         self._at("rollback")

@@ -129,6 +129,14 @@ def test_a_release_built_from_another_commit_that_went_live_is_rolled_back_at_on
     assert done.exit_code == 1
     error = (done.result and done.result.error) or ""
     assert "it went live for a moment and was rolled back to v1" in error
+    assert done.result is not None
+    messages = [entry.message for entry in done.result.logs]
+    assert any(m.endswith("v2 went live and digitalocean returned traffic to v1 at once") for m in messages)
+    assert not any("never went live" in m for m in messages), "it did go live: saying otherwise misleads"
+    rollback = done.result.rollback
+    assert done.result.status == "rolled_back" and rollback.triggered and rollback.succeeded
+    assert rollback.previous_version == "v1", "v1, returned to by the platform, was verified by the rollback"
+    assert any(p.phase == "rollback re-check" and p.passed for p in done.result.health_checks)
     assert live_version(sim, app_id) == "v1"
     assert built_from(sim, app_id) == "0f" * 20
     assert sim.apps[app_id].pinned is None, "the rollback was committed"

@@ -89,4 +89,5 @@ def undo_other_commit(
         f"{previous.version} (deployment {before.get('id')}), which serves again",
         platform=PLATFORM,
         operation="wait for deployment",
+        returned_to=previous.version,
     )
