@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 import psycopg2
 from psycopg2 import sql
 
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.ledger.database import LedgerError, check_schema_name, connect, ensure_tables
 from orchestrator.platforms.base import Release
 from orchestrator.redaction import Secret, redact
+from orchestrator.runlog import RunLog
 
 __all__ = [
     "LedgerEvent",
@@ -35,6 +36,7 @@ __all__ = [
     "automatic_target",
     "candidates",
     "judge",
+    "judgement_if_known",
     "read_judgement",
     "rollback_target",
 ]
@@ -131,6 +133,20 @@ def read_judgement(
     finally:
         conn.close()
     return judge(LedgerEvent(*row) for row in rows)
+
+
+def judgement_if_known(
+    dsn: Secret | None, *, schema: str, environment: str, platform: str, exclude: str, log: RunLog
+) -> ReleaseJudgement | None:
+    """`read_judgement`, or None (said in the log) when there is no ledger or it cannot be read: then
+    the platform's list decides."""
+    if dsn is None:
+        return None
+    try:
+        return read_judgement(dsn, schema=schema, environment=environment, platform=platform, exclude=exclude)
+    except OrchestratorError as exc:
+        log.warn(f"the ledger cannot say which releases are good ({exc}); going by the platform's list")
+        return None
 
 
 def candidates(releases: Sequence[Release], live: Release | None, judgement: ReleaseJudgement | None) -> list[Release]:

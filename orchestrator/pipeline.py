@@ -52,13 +52,11 @@ from orchestrator.github_updates import GitHubUpdates, TrackedDeployment, track_
 from orchestrator.hardening import pairs as hardening_pairs
 from orchestrator.hardening.loop import Hardening
 from orchestrator.health.release_checks import ReleaseChecks
-from orchestrator.health.verdict import CheckVerdict
-from orchestrator.migrations import runner as migration_runner
 from orchestrator.migrations import scripts as migration_scripts
-from orchestrator.migrations.scripts import version_key
+from orchestrator.migrations.plan import MigrationPlan
+from orchestrator.migrations.runner import MigrationRunner
 from orchestrator.platforms import registry
 from orchestrator.platforms.base import (
-    NativeRollback,
     PinsArtifacts,
     Platform,
     Release,
@@ -74,6 +72,7 @@ from orchestrator.recovery.liveness import hold_run_lock
 from orchestrator.recovery.reconcile import RecoveryContext, RecoveryError, RecoveryReport, reconcile
 from orchestrator.redaction import Secret
 from orchestrator.rollback import RollbackReport, roll_back
+from orchestrator.rollback import manual as manual_rollback
 from orchestrator.runlog import RunLog, utc_now
 from orchestrator.sqlagent import attach_provenance, logged_lines, required_lines
 from orchestrator.strategies import RolloutFailure, RolloutOutcome, execute, plan_rollout
@@ -343,9 +342,9 @@ class Pipeline:
         return report
 
     def _source_commit(self) -> str | None:
-        """The commit this run validated, which App Platform components built from git must be built
-        from (artifacts.py); other platforms run images and files only."""
-        if self.config.deployment.platform != "digitalocean":
+        """The commit this run validated, which components built from the repository's source must be
+        built from (artifacts.py); None on a platform that runs images and files only."""
+        if not registry.descriptor(self.config.deployment.platform).builds_from_source:
             return None
         return validated_commit(self.env, preview=self.inputs.mode == "preview")
 
@@ -450,9 +449,9 @@ class Pipeline:
         if self.hooks:
             self.state.extras["webhooks"] = self.hooks.to_dict()
 
-    def _apply_migrations(self, runner: Any, plan: Any) -> list[MigrationResult]:
+    def _apply_migrations(self, runner: MigrationRunner, plan: MigrationPlan) -> list[MigrationResult]:
         try:
-            applied: list[MigrationResult] = runner.apply(plan)
+            applied = runner.apply(plan)
         except MigrationError as exc:
             self.state.migrations.extend(exc.results)
             raise
@@ -460,7 +459,9 @@ class Pipeline:
         return applied
 
     @contextmanager
-    def _migration_session(self, scripts: Sequence[Any], *, read_only: bool) -> Iterator[Any]:
+    def _migration_session(
+        self, scripts: Sequence[migration_scripts.MigrationScript], *, read_only: bool
+    ) -> Iterator[MigrationRunner | None]:
         if not scripts:
             yield None
             return
@@ -469,7 +470,7 @@ class Pipeline:
                 f"migrations are listed but ${self.config.credentials.db_connection_env_var} is not set; "
                 "export the database DSN under that name (credentials.db_connection_env_var)"
             )
-        session = migration_runner.MigrationRunner(
+        session = MigrationRunner(
             self.dsn,
             self.config.migrations,
             deployment_id=self.state.deployment_id,
@@ -480,7 +481,11 @@ class Pipeline:
             yield session
 
     def _roll_back_after(
-        self, exc: OrchestratorError, runner: Any, applied: Sequence[MigrationResult], traffic_moved: bool
+        self,
+        exc: OrchestratorError,
+        runner: MigrationRunner | None,
+        applied: Sequence[MigrationResult],
+        traffic_moved: bool,
     ) -> None:
         cause = exc.cause if isinstance(exc, RolloutFailure) else exc
         self.state.error = self.state.cause = cause
@@ -520,7 +525,7 @@ class Pipeline:
             self.state.extras["webhooks"] = self.hooks.to_dict()
 
     def _roll_back(
-        self, reason: str, runner: Any, applied: Sequence[MigrationResult], traffic_moved: bool
+        self, reason: str, runner: MigrationRunner | None, applied: Sequence[MigrationResult], traffic_moved: bool
     ) -> RollbackReport:
         def undo() -> Sequence[MigrationResult]:
             return runner.undo(applied) if runner and applied else []
@@ -552,6 +557,7 @@ class Pipeline:
         self.state.exit_code = 1
 
     def _manual_rollback(self) -> None:
+        """mode rollback: back to a good release (rollback/manual.py), past every deploy since it."""
         self._lock(self._target())
         releases = self.platform.releases()
         live = self.platform.live()
@@ -563,110 +569,49 @@ class Pipeline:
         self.log.info(f"manual rollback from {live.version if live else NO_VERSION} to {target.version}")
         scripts = self._migration_scripts()
         with self._migration_session(scripts, read_only=False) as runner:
-            applied = self._applied_since(target.version, runner, scripts)
-            began = time.monotonic()
-            budget = self.config.rollback.max_rollback_duration_seconds
-            try:
-                with self.log.phase(f"Rollback to {target.version}"):
-                    self.platform.rollback(target)
-                    crash_points.reach("during-manual-rollback")
-                    if applied:
-                        self._undo_for_rollback(runner, applied, scripts)
-                    verdict = self.checks.release(self.platform.live_url(), analysis=False, deadline=began + budget)
-                    if isinstance(self.platform, NativeRollback):
-                        self.platform.confirm_rollback(verdict.passed)
-            except Exception as exc:  # whatever broke, production is in doubt: record it and page
-                if isinstance(self.platform, NativeRollback):
-                    with suppress(Exception):
-                        self.platform.confirm_rollback(False)
-                self.state.rollback = RollbackOutcome(
-                    triggered=True,
-                    reason=f"manual rollback to {target.version}",
-                    previous_version=target.version,
-                    duration_seconds=round(time.monotonic() - began, 3),
-                    succeeded=False,
-                )
-                raise RollbackError(f"the manual rollback to {target.version} failed: {exc}") from exc
-        self._manual_rollback_done(target, verdict, began)
+            applied = manual_rollback.migrations_since(
+                target.version,
+                runner=runner,
+                scripts=scripts,
+                history=self.ledger,
+                environment=self.config.environment,
+                undo_provenance=self._undo_provenance,
+                log=self.log,
+            )
+            report = manual_rollback.roll_back_to(
+                target,
+                platform=self.platform,
+                runner=runner,
+                applied=applied,
+                scripts=scripts,
+                checks=self.checks,
+                budget_seconds=self.config.rollback.max_rollback_duration_seconds,
+                log=self.log,
+            )
+        self.state.probes.extend(p.during("rollback re-check", target.version) for p in report.probes)
+        self.state.migrations.extend(report.undone)
+        self.state.rollback = report.outcome
+        if report.error is not None:
+            raise report.error
+        self._at("verified")
+        self.state.status, self.state.exit_code = "rolled_back", 0
 
     def _judgement(self) -> good_releases.ReleaseJudgement | None:
         """The ledger's view of which releases are good (None: no ledger, the platform's list decides)."""
-        if self.ledger is None or self.ledger_dsn is None:
-            return None
-        d = self.config.deployment
-        try:
-            return good_releases.read_judgement(
-                self.ledger_dsn,
-                schema=self.config.ledger.schema,
-                environment=self.config.environment,
-                platform=d.platform,
-                exclude=self.state.deployment_id,
-            )
-        except OrchestratorError as exc:
-            self.log.warn(f"the ledger cannot say which releases are good ({exc}); going by the platform's list")
-            return None
-
-    def _applied_since(self, version: str, runner: Any, scripts: Sequence[Any]) -> list[MigrationResult]:
-        """The migrations applied by every deploy since `version`, each undo script checked against the
-        digest it was validated with. Reads only; raises GateError before anything is touched."""
-        if runner is None:
-            return []
-        since = self.ledger.deployments_after(version, self.config.environment) if self.ledger else None
-        if since is None:
-            self.log.warn(
-                f"the ledger has no record of {version} going live, so migrations applied since stay in place"
-            )
-            return []
-        undo_scripts = {s.key: s for s in scripts if s.kind == "undo"}
-        applied: list[MigrationResult] = []
-        for deployment_id in since:
-            mine = runner.applied_by(deployment_id)
-            if not mine:
-                continue
-            validated = (self.ledger.migration_digests(deployment_id) if self.ledger else None) or {}
-            for migration in mine:
-                undo = undo_scripts.get(version_key(migration.version))
-                if undo is not None and validated.get(undo.filename) != undo.checksum:
-                    raise GateError(
-                        f"gate artifacts: undo script {undo.filename} is not the one validated with deployment "
-                        f"{deployment_id} (validated {validated.get(undo.filename) or 'nothing'}, "
-                        f"now {undo.checksum}); "
-                        "roll back from the commit that deployment came from",
-                        gate="artifacts",
-                        facts={"artifact": undo.filename, "deployment_id": deployment_id},
-                    )
-            applied.extend(mine)
-        would_run = {u.filename: u.checksum for r in applied if (u := undo_scripts.get(version_key(r.version)))}
-        self._undo_provenance(would_run)
-        return applied
+        return good_releases.judgement_if_known(
+            self.ledger_dsn if self.ledger is not None else None,
+            schema=self.config.ledger.schema,
+            environment=self.config.environment,
+            platform=self.config.deployment.platform,
+            exclude=self.state.deployment_id,
+            log=self.log,
+        )
 
     def _undo_provenance(self, undos: Mapping[str, str]) -> Mapping[str, MigrationProvenance]:
         """The SQLAgent record of each undo script that would run (file name -> sha256); GateError if one lacks it."""
         found = gates.check_undo_provenance(undos, gates.open_source(self.config, self.env)) if undos else {}
         self.state.provenance.update(found)
         return found
-
-    def _undo_for_rollback(self, runner: Any, applied: Sequence[MigrationResult], scripts: Sequence[Any]) -> None:
-        try:
-            undone = runner.undo(applied, scripts=scripts)
-        except MigrationError as exc:
-            self.state.migrations.extend(exc.results)
-            raise
-        self.state.migrations.extend(undone)
-
-    def _manual_rollback_done(self, target: Release, verdict: CheckVerdict, began: float) -> None:
-        self.state.probes.extend(p.during("rollback re-check", target.version) for p in verdict.probes)
-        self.state.rollback = RollbackOutcome(
-            triggered=True,
-            reason=f"manual rollback to {target.version}",
-            previous_version=target.version,
-            duration_seconds=round(time.monotonic() - began, 3),
-            succeeded=verdict.passed,
-        )
-        if not verdict.passed:
-            raise RollbackError(f"{target.version} is unhealthy after the rollback: {verdict.reason}")
-        self._at("verified")
-        self.state.status, self.state.exit_code = "rolled_back", 0
 
     def _preview(self) -> None:
         platform = self.platform  # built by the CLI for the pull request's target

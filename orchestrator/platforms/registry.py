@@ -76,6 +76,9 @@ class PlatformDescriptor:
     """The platform's own typed settings from the raw `deployment_config` (valid against the schema,
     the checks above passed), kept as `DeploymentConfig.settings` for its factory. None: the
     platform's fields are the seed contract's flat ones."""
+    builds_from_source: bool = False
+    """Whether it can build components from the repository's source (App Platform's git-source
+    components): then a run holds them to the commit it validated, and the gates digest that commit."""
 
     def can(self, capability: type) -> bool:
         return capability in self.capabilities

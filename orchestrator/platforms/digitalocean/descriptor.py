@@ -78,4 +78,5 @@ DESCRIPTOR = PlatformDescriptor(
     create=_create,
     config_problems=_problems,
     lock_key=_lock_key,
+    builds_from_source=True,
 )

@@ -1,4 +1,5 @@
-"""Undo a failed rollout: traffic back, this run's migrations undone, the old release re-checked.
+"""The automatic rollback, which undoes a failed rollout: traffic back, this run's migrations
+undone, the old release re-checked.
 
 Order matters: traffic goes back first (users first), then the schema, because the old release
 already ran against the new schema during the switch; the old release is checked last, through
