@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from orchestrator.errors import ConfigError
 from orchestrator.safe_files import DirectoryResolver, read_regular, resolve_safely
@@ -25,8 +25,10 @@ __all__ = [
     "NO_TRANSACTION_MARKER",
     "MigrationScript",
     "discover",
+    "first_unvalidated",
     "parse_name",
     "parse_version",
+    "undo_scripts_for",
     "version_key",
 ]
 
@@ -83,6 +85,30 @@ def version_key(text: str) -> tuple[int, ...]:
     while len(parts) > 1 and parts[-1] == 0:
         parts.pop()
     return tuple(parts)
+
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> str: ...
+
+
+_Applied = TypeVar("_Applied", bound=_Versioned)
+
+
+def undo_scripts_for(
+    applied: Iterable[_Applied], scripts: Sequence[MigrationScript]
+) -> list[tuple[_Applied, MigrationScript]]:
+    """Each applied migration that has an undo script among `scripts`, with that script."""
+    undos = {s.key: s for s in scripts if s.kind == "undo"}
+    return [(m, undo) for m in applied if (undo := undos.get(version_key(m.version)))]
+
+
+def first_unvalidated(
+    undos: Iterable[tuple[_Applied, MigrationScript]], validated: Mapping[str, str]
+) -> tuple[_Applied, MigrationScript] | None:
+    """The first undo script whose checksum is not the one `validated` (file name -> sha256) holds:
+    running it would run SQL nobody validated with that deploy."""
+    return next(((m, undo) for m, undo in undos if validated.get(undo.filename) != undo.checksum), None)
 
 
 def discover(paths: Sequence[Path], workspace: Path) -> tuple[MigrationScript, ...]:

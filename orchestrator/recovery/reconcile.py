@@ -33,7 +33,7 @@ from orchestrator.good_releases import ReleaseJudgement, read_judgement
 from orchestrator.hardening.loop import Hardening
 from orchestrator.health.verdict import Checks
 from orchestrator.migrations.runner import MigrationRunner
-from orchestrator.migrations.scripts import MigrationScript, version_key
+from orchestrator.migrations.scripts import MigrationScript, first_unvalidated, undo_scripts_for
 from orchestrator.platforms.base import NativeRollback, Platform, Release, Retirement
 from orchestrator.recovery import crashed as rows
 from orchestrator.recovery.crashed import CrashedRun
@@ -287,17 +287,17 @@ class _Recovery:
     def _check_undo_scripts(
         self, applied: Sequence[MigrationResult], validated: Mapping[str, str], deployment_id: str
     ) -> None:
-        undos = {s.key: s for s in self.ctx.scripts if s.kind == "undo"}
-        for migration in applied:
-            undo = undos.get(version_key(migration.version))
-            if undo is not None and validated.get(undo.filename) != undo.checksum:
-                raise RecoveryError(
-                    f"undo script {undo.filename} is not the one validated with deployment {deployment_id} "
-                    f"(validated {validated.get(undo.filename) or 'nothing'}, now {undo.checksum}), so "
-                    f"{migration.filename} stays applied; run `deploy-orchestrator recover` from the commit that "
-                    "deployment came from"
-                )
-        would_run = {u.filename: u.checksum for m in applied if (u := undos.get(version_key(m.version)))}
+        undos = undo_scripts_for(applied, self.ctx.scripts)
+        stale = first_unvalidated(undos, validated)
+        if stale is not None:
+            migration, undo = stale
+            raise RecoveryError(
+                f"undo script {undo.filename} is not the one validated with deployment {deployment_id} "
+                f"(validated {validated.get(undo.filename) or 'nothing'}, now {undo.checksum}), so "
+                f"{migration.filename} stays applied; run `deploy-orchestrator recover` from the commit that "
+                "deployment came from"
+            )
+        would_run = {undo.filename: undo.checksum for _, undo in undos}
         if not would_run:
             return
         try:

@@ -18,7 +18,7 @@ from orchestrator.contract import MigrationResult, RollbackOutcome
 from orchestrator.errors import GateError, MigrationError, RollbackError
 from orchestrator.health.verdict import Checks, CheckVerdict
 from orchestrator.migrations.runner import MigrationRunner
-from orchestrator.migrations.scripts import MigrationScript, version_key
+from orchestrator.migrations.scripts import MigrationScript, first_unvalidated, undo_scripts_for
 from orchestrator.platforms.base import NativeRollback, Platform, Release
 from orchestrator.recovery import crash_points
 from orchestrator.rollback.automatic import RollbackReport
@@ -54,26 +54,24 @@ def migrations_since(
     if history is None or since is None:
         log.warn(f"the ledger has no record of {version} going live, so migrations applied since stay in place")
         return []
-    undo_scripts = {s.key: s for s in scripts if s.kind == "undo"}
     applied: list[MigrationResult] = []
     for deployment_id in since:
         mine = runner.applied_by(deployment_id)
         if not mine:
             continue
         validated = history.migration_digests(deployment_id) or {}
-        for migration in mine:
-            undo = undo_scripts.get(version_key(migration.version))
-            if undo is not None and validated.get(undo.filename) != undo.checksum:
-                raise GateError(
-                    f"gate artifacts: undo script {undo.filename} is not the one validated with deployment "
-                    f"{deployment_id} (validated {validated.get(undo.filename) or 'nothing'}, "
-                    f"now {undo.checksum}); "
-                    "roll back from the commit that deployment came from",
-                    gate="artifacts",
-                    facts={"artifact": undo.filename, "deployment_id": deployment_id},
-                )
+        stale = first_unvalidated(undo_scripts_for(mine, scripts), validated)
+        if stale is not None:
+            undo = stale[1]
+            raise GateError(
+                f"gate artifacts: undo script {undo.filename} is not the one validated with deployment "
+                f"{deployment_id} (validated {validated.get(undo.filename) or 'nothing'}, now {undo.checksum}); "
+                "roll back from the commit that deployment came from",
+                gate="artifacts",
+                facts={"artifact": undo.filename, "deployment_id": deployment_id},
+            )
         applied.extend(mine)
-    would_run = {u.filename: u.checksum for r in applied if (u := undo_scripts.get(version_key(r.version)))}
+    would_run = {undo.filename: undo.checksum for _, undo in undo_scripts_for(applied, scripts)}
     undo_provenance(would_run)
     return applied
 
