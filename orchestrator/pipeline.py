@@ -68,6 +68,7 @@ from orchestrator.preview import preview_target, run_preview, run_teardown
 from orchestrator.recovery import crash_points
 from orchestrator.recovery import crashed as crashed_rows
 from orchestrator.recovery.cancel import Cancelled, cancel_rollout, on_signals
+from orchestrator.recovery.deletes import finish_deletes, target_recorder
 from orchestrator.recovery.liveness import hold_run_lock
 from orchestrator.recovery.reconcile import RecoveryContext, RecoveryError, RecoveryReport, reconcile
 from orchestrator.redaction import Secret
@@ -214,6 +215,8 @@ class Pipeline:
         )
         if target == self._target() and self.ledger is not None:
             self._reconcile()
+        if self.ledger is not None:
+            self._finish_deletes()
 
     def _reconcile(self) -> None:
         """Before touching the target: recover from runs on it that died (orchestrator/recovery/)."""
@@ -252,6 +255,21 @@ class Pipeline:
                 run_url=self.run_url,
             )
         )
+
+    def _finish_deletes(self) -> None:
+        """Deletes on this platform whose runs died: finished or reported (recovery/deletes.py)."""
+        assert self.ledger_dsn is not None
+        finished = finish_deletes(
+            self.ledger_dsn,
+            schema=self.config.ledger.schema,
+            environment=self.config.environment,
+            platform_name=self.config.deployment.platform,
+            platform=self.platform,
+            deployment_id=self.state.deployment_id,
+            log=self.log,
+        )
+        if finished:
+            self.state.extras["recovered_deletes"] = [f.to_dict() for f in finished]
 
     def _recover(self) -> None:
         """mode recover: only the recovery, then say what serves."""
@@ -652,7 +670,11 @@ class Pipeline:
     def _delete(self) -> None:
         """mode delete: another app removed by id or name (`app_delete.py`)."""
         self._lock(f"{self._target()}/delete/{self.inputs.app_id or self.inputs.app_name}")
-        outcome = run_delete(self.platform, self.inputs, self.config.deployment.platform, self.log)
+        self._at("delete")
+        record = target_recorder(
+            self.ledger_dsn if self.ledger else None, self.state.deployment_id, schema=self.config.ledger.schema
+        )
+        outcome = run_delete(self.platform, self.inputs, self.config.deployment.platform, self.log, record=record)
         self.state.extras["deleted"] = outcome.to_dict()
         self.state.status, self.state.exit_code = "success", 0
 

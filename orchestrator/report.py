@@ -241,6 +241,10 @@ def summary_markdown(result: Result) -> str:
         lines += [f"- {_cell(str(a))}" for a in recovery.get("actions") or []]
         if recovery.get("error"):
             lines.append(f"- **FAILED: on-call paged**: {_cell(str(recovery['error']))}")
+    deletes = data.get("recovered_deletes")
+    if deletes:
+        lines += ["", "### Unfinished deletes", ""]
+        lines += [f"- `{d['deployment_id']}` ({d['outcome']}): {_cell(str(d['note']))}" for d in deletes]
     h = result.hardening
     if h.dpo_pairs_generated or h.queued or h.delivered:
         lines += [

@@ -132,4 +132,4 @@ def test_mode_delete_on_a_platform_without_apps_names_what_to_use() -> None:
         app_name="a1",
     )
     with pytest.raises(ConfigError, match="use mode preview-teardown to remove a pull request's preview"):
-        run_delete(object(), inputs, "kubernetes", RunLog())
+        run_delete(object(), inputs, "kubernetes", RunLog(), record=lambda app: None)

@@ -18,7 +18,7 @@ Which strategies a platform can run follows from these (`orchestrator.strategies
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -151,9 +151,17 @@ class DeletedApp:
 class DeletesApps(Protocol):
     """A platform whose deploy targets are apps that can be deleted by id or name (App Platform)."""
 
-    def delete_app(self, app_id: str | None, app_name: str | None) -> DeletedApp | None:
+    def delete_app(
+        self,
+        app_id: str | None,
+        app_name: str | None,
+        *,
+        before_delete: Callable[[DeletedApp], None] | None = None,
+    ) -> DeletedApp | None:
         """Delete the app with `app_id`, or else the one named `app_name`. Idempotent: None when no
-        such app exists. Raises ConfigError for the app this config deploys, DeployError."""
+        such app exists. `before_delete` is called with the app found, before anything is deleted
+        (the run records which app it is deleting, for a recovery should it die; whatever it raises
+        stops the delete). Raises ConfigError for the app this config deploys, DeployError."""
 
 
 def answers_on_a_url(platform: object) -> bool:

@@ -29,6 +29,8 @@ POINTS = (
     "during-rollback",
     "during-manual-rollback",
     "during-record",
+    "before-delete",
+    "after-delete",
 )
 _ARMED = "kill-this-process"
 

@@ -23,7 +23,7 @@ from orchestrator.ledger.database import LedgerError, check_schema_name, connect
 from orchestrator.recovery.liveness import is_alive
 from orchestrator.redaction import Secret, redact
 
-__all__ = ["CrashedRun", "end_sessions", "find_crashed", "has_pair", "note", "settle"]
+__all__ = ["CrashedRun", "end_sessions", "find_crashed", "has_pair", "note", "require", "settle"]
 
 _MODES = ("deploy", "rollback", "recover")
 _SESSION_GONE_SECONDS = 5.0
@@ -65,8 +65,10 @@ def _run(dsn: Secret, schema: str, what: str, query: sql.Composable, params: tup
         conn.close()
 
 
-def find_crashed(dsn: Secret, *, schema: str, environment: str, platform: str, exclude: str) -> list[CrashedRun]:
-    """Crashed runs on this target, oldest first. Raises LedgerError."""
+def find_crashed(
+    dsn: Secret, *, schema: str, environment: str, platform: str, exclude: str, modes: tuple[str, ...] = _MODES
+) -> list[CrashedRun]:
+    """Crashed runs in `modes` on this target, oldest first. Raises LedgerError."""
     query = sql.SQL(
         "SELECT deployment_id, mode, new_version, previous_version, current_step, validation_run_id, strategy,"
         " artifact_digests FROM {} WHERE status = 'in_progress' AND environment = %s AND platform = %s"
@@ -77,7 +79,7 @@ def find_crashed(dsn: Secret, *, schema: str, environment: str, platform: str, e
         ensure_tables(conn, schema)
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute(query, (environment, platform, list(_MODES), exclude))
+            cur.execute(query, (environment, platform, list(modes), exclude))
             rows = cur.fetchall()
             return [_crashed(row) for row in rows if not is_alive(cur, row[0])]
     except psycopg2.Error as exc:
@@ -158,6 +160,17 @@ def note(
         )
     except LedgerError:
         return
+
+
+def require(dsn: Secret, deployment_id: str, *, schema: str, facts: Mapping[str, Any]) -> None:
+    """Checkpoint `facts` a side effect must not go ahead without (which app a delete is about to
+    remove). Raises LedgerError, also when the run has no `in_progress` row to take them."""
+    query = sql.SQL(
+        "UPDATE {} SET artifact_digests = artifact_digests || %s::jsonb, updated_at = now()"
+        " WHERE deployment_id = %s AND status = 'in_progress' RETURNING 1"
+    ).format(_table(schema, "deployment_log"))
+    if not _run(dsn, schema, "checkpoint", query, (json.dumps(dict(facts), default=str), deployment_id)):
+        raise LedgerError(f"recovery: run {deployment_id} has no in-progress ledger row to take its checkpoint")
 
 
 def has_pair(dsn: Secret, deployment_id: str, *, schema: str) -> bool:

@@ -282,11 +282,24 @@ class DigitalOceanPlatform:
         """GET an app (production's held to `do_region`)."""
         return self._app(app_id)
 
-    def delete_app(self, app_id: str | None, app_name: str | None) -> DeletedApp | None:
+    def delete_app(
+        self,
+        app_id: str | None,
+        app_name: str | None,
+        *,
+        before_delete: Callable[[DeletedApp], None] | None = None,
+    ) -> DeletedApp | None:
         """mode delete: remove another app by id or name. Idempotent: None when it does not exist.
         Raises ConfigError for production's own app."""
         production_name = str(self._app_spec["name"]) if self._app_spec is not None else None
-        return delete_named_app(self.api, app_id, app_name, production_id=self.app_id, production_name=production_name)
+        return delete_named_app(
+            self.api,
+            app_id,
+            app_name,
+            production_id=self.app_id,
+            production_name=production_name,
+            before_delete=before_delete,
+        )
 
     def run_outputs(self) -> PlatformOutputs | None:
         """app_action's outputs (`app`, `build_logs`, `deploy_logs`) and the logs to print: a failed

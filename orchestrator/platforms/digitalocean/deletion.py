@@ -7,6 +7,7 @@ return to, with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
@@ -20,9 +21,16 @@ __all__ = ["delete_named_app"]
 
 
 def delete_named_app(
-    api: AppsApi, app_id: str | None, app_name: str | None, *, production_id: str, production_name: str | None
+    api: AppsApi,
+    app_id: str | None,
+    app_name: str | None,
+    *,
+    production_id: str,
+    production_name: str | None,
+    before_delete: Callable[[DeletedApp], None] | None = None,
 ) -> DeletedApp | None:
     """Delete the app with `app_id` (else the one named `app_name`). None when none exists.
+    `before_delete` sees the app found, after the production check and before the DELETE.
 
     A DELETE is safe to repeat: a 404 on it after the app was found means it is gone (an earlier
     attempt whose answer was lost). Raises ConfigError for production's own app, DeployError."""
@@ -36,6 +44,8 @@ def delete_named_app(
             "deploys; mode delete removes other apps (previews, review apps) and never production, "
             "whose releases are what a rollback returns to. Delete it in the DigitalOcean control panel."
         )
+    if before_delete is not None:
+        before_delete(found)
     # A 404 on the DELETE of an app just found: an earlier attempt, whose answer was lost, removed it.
     with suppress(NotFoundError):
         api.read("delete app", api.apps.delete, found.id)
