@@ -13,6 +13,9 @@ which release serves, it does not assume it.
 App Platform's own health gate is modelled: a deployment whose service has an `http_path` health
 check and whose version is unhealthy when it finishes DEPLOYING ends in ERROR, the old one serving.
 
+Droplets, their tags, load balancers and reserved IPs are `infra` (`tests.peers.do_droplets`), behind
+the same auth, faults and contract checks.
+
 Fault switches (`add_fault`): 429 with Retry-After, 5xx once / n times / always per route, slow
 answers, connection resets, and `after=True` (do the work, then answer 5xx: the ambiguous case).
 `stuck_phase` freezes new deployments in a phase; an image tag or digest containing `fail`
@@ -43,6 +46,7 @@ from urllib.parse import parse_qsl, urlsplit
 import trustme
 
 from tests.peers import do_contract
+from tests.peers.do_droplets import DropletsState
 from tests.peers.do_git import GitHosts, source_of
 
 __all__ = ["DEFAULT_PHASES", "DoSimulator", "Fault"]
@@ -188,6 +192,8 @@ class DoSimulator:
         """Encrypted registry_credentials -> the plain value (what App Platform decrypts)."""
         self.apps: dict[str, _App] = {}
         self._lock = threading.RLock()
+        self.infra = DropletsState(self._lock)
+        """Droplets, tags, load balancers and reserved IPs (`tests.peers.do_droplets`)."""
         self._checks: queue.Queue[tuple[str, str, dict[str, str], bytes, int, bytes]] = queue.Queue()
         threading.Thread(target=self._check_exchanges, daemon=True).start()
         self._last_stamp = 0.0
@@ -309,6 +315,7 @@ class DoSimulator:
         with self._lock:
             for app in list(self.apps.values()):
                 self._stop_live(app)
+        self.infra.close()
         self._tmp.cleanup()
 
     # --- state ------------------------------------------------------------------------------------
@@ -592,6 +599,9 @@ class DoSimulator:
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         """One API call against the state (faults and auth are handled by the HTTP layer)."""
         parts = [p for p in path.split("/") if p]
+        if self.infra.serves(parts):
+            with self._lock:
+                return self.infra.handle(method, parts, query, body)
         if parts[:2] != ["v2", "apps"]:
             return 404, _error("not_found", "no such route")
         rest = parts[2:]

@@ -7,6 +7,11 @@ sign in, the agent's JSON lines, SFTP), `agent` (what runs on a host, driving it
 supervisor), `release_files` (a release's snapshot as a tarball with its digests), `tunnel` (a
 host's release reached through SSH for the pre-switch checks), `fleet` (every host at once:
 connect, reconcile), `platform` (the adapter: start, switch, roll back across hosts).
+
+On DigitalOcean: `droplets` (the `hosts.droplets` block), `droplet_api` (pydo calls), `discovery`
+(tagged Droplets to hosts), `load_balancer` (the switch between two Droplet groups, planned as
+data), `switch_record` (which group was last switched to, kept on the hosts), `droplet_groups` (the
+adapter for two groups behind a load balancer or reserved IP).
 """
 
 from __future__ import annotations

@@ -10,10 +10,12 @@ from orchestrator.contract import DeployConfig, DeploymentConfig
 from orchestrator.errors import ConfigError
 from orchestrator.paths import outside_problem
 from orchestrator.platforms.base import PinsArtifacts, Retirement, TrafficRouter
+from orchestrator.platforms.hosts.droplets import droplet_problems
 from orchestrator.platforms.hosts.settings import HostsConfig, hosts_settings
 from orchestrator.platforms.registry import PlatformContext, PlatformDescriptor, Target
 
 if TYPE_CHECKING:
+    from orchestrator.platforms.hosts.droplet_groups import DropletGroups
     from orchestrator.platforms.hosts.platform import HostsPlatform
 
 __all__ = ["DESCRIPTOR"]
@@ -63,8 +65,9 @@ def _problems(document: Mapping[str, Any], workspace: Path) -> Iterable[str]:
                 f"deployment_config.local.cwd: {local['cwd']!r} is outside local.source "
                 f"({local.get('source', '.')!r}); releases run from their uploaded files, so put cwd inside source"
             )
+    yield from droplet_problems(hosts, deployment["strategy"])
     seen: set[tuple[str, int]] = set()
-    for i, host in enumerate(hosts["hosts"]):
+    for i, host in enumerate(hosts.get("hosts", ())):
         where = (host["address"], host.get("port", 22))
         if where in seen:
             yield f"deployment_config.hosts.hosts[{i}]: {where[0]}:{where[1]} is listed twice; list each host once"
@@ -79,11 +82,15 @@ def _problems(document: Mapping[str, Any], workspace: Path) -> Iterable[str]:
 
 def _lock_key(deployment: DeploymentConfig) -> str:
     hosts = deployment.settings
+    if isinstance(hosts, HostsConfig) and hosts.droplets is not None:
+        found = hosts.droplets
+        tags = [found.tag] if found.tag else [found.blue_tag, found.green_tag]
+        return "hosts/droplets:" + ",".join(t for t in tags if t)
     members = sorted(f"{h.user}@{h.address}:{h.port}" for h in hosts.hosts) if isinstance(hosts, HostsConfig) else []
     return "hosts/" + ",".join(members)
 
 
-def _create(config: DeployConfig, context: PlatformContext, target: Target) -> HostsPlatform:
+def _create(config: DeployConfig, context: PlatformContext, target: Target) -> HostsPlatform | DropletGroups:
     from orchestrator.platforms.hosts.factory import create_hosts
 
     if target.is_preview:

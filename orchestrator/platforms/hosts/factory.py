@@ -10,23 +10,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.contract import DeployConfig, LocalConfig
 from orchestrator.errors import ConfigError
 from orchestrator.platforms.hosts.connection import HostConnection
 from orchestrator.platforms.hosts.fleet import Fleet
 from orchestrator.platforms.hosts.platform import HostsPlatform
-from orchestrator.platforms.hosts.settings import settings_of
+from orchestrator.platforms.hosts.settings import HostsConfig, settings_of
 from orchestrator.platforms.hosts.trust import Pins, load_private_key
 from orchestrator.redaction import Secret, register
 
-__all__ = ["create_hosts", "local_document"]
+if TYPE_CHECKING:
+    from orchestrator.platforms.hosts.droplet_groups import DropletGroups
+
+__all__ = ["build_platform", "create_hosts", "local_document"]
 
 
-def create_hosts(config: DeployConfig, workspace: Path, env: Mapping[str, str]) -> HostsPlatform:
+def create_hosts(config: DeployConfig, workspace: Path, env: Mapping[str, str]) -> HostsPlatform | DropletGroups:
     """Raises ConfigError for a missing or unreadable key, or known_hosts lines that do not parse."""
-    hosts, local = settings_of(config.deployment), config.deployment.local
+    hosts = settings_of(config.deployment)
+    if hosts.droplets is not None:
+        from orchestrator.platforms.hosts.droplet_groups import create_on_droplets
+
+        return create_on_droplets(config, hosts, workspace, env)
+    return build_platform(config, hosts, workspace, env)
+
+
+def build_platform(config: DeployConfig, hosts: HostsConfig, workspace: Path, env: Mapping[str, str]) -> HostsPlatform:
+    """The adapter for the hosts `hosts` lists (all of the config's, or one Droplet group's)."""
+    local = config.deployment.local
     assert local is not None, "checked by the config (deployment_config.local)"
     key_var = config.credentials.ssh_private_key_env_var
     if not key_var or not env.get(key_var):

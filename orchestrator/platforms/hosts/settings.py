@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.contract import DeploymentConfig
+from orchestrator.platforms.hosts.droplets import DropletsConfig, droplets_settings
 
 __all__ = ["HostConfig", "HostsConfig", "hosts_settings", "settings_of"]
 
@@ -46,6 +47,8 @@ class HostsConfig:
     split: Literal["host", "weight"] = "host"
     """How a share of traffic is made: by moving whole hosts, or by every host's proxy splitting by weight."""
     connect_timeout_seconds: float = 10.0
+    droplets: DropletsConfig | None = None
+    """Hosts found on DigitalOcean by tag (then `hosts` is empty until the factory discovers them)."""
 
 
 def hosts_settings(deployment: Mapping[str, Any], _workspace: Path) -> HostsConfig:
@@ -61,7 +64,7 @@ def hosts_settings(deployment: Mapping[str, Any], _workspace: Path) -> HostsConf
                 root=host.get("root", "~/.deploy-orchestrator"),
                 fingerprint=host.get("fingerprint"),
             )
-            for host in h["hosts"]
+            for host in h.get("hosts", ())
         ),
         public_url=h["public_url"],
         python=h.get("python", "python3"),
@@ -69,6 +72,7 @@ def hosts_settings(deployment: Mapping[str, Any], _workspace: Path) -> HostsConf
         max_parallel=int(h.get("max_parallel", 1)),
         split=h.get("split", "host"),
         connect_timeout_seconds=float(h.get("connect_timeout_seconds", 10)),
+        droplets=droplets_settings(h.get("droplets")),
     )
 
 
