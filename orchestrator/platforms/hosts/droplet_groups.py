@@ -132,13 +132,18 @@ class DropletGroups:
         live = self.groups[group].live()
         return live.version if live else None
 
-    def _prepare(self) -> None:
-        """Every Droplet of both groups signed in to; the switch brought in line with its newest record. Once."""
+    def _prepare(self, *, tolerate_lost: bool = False) -> None:
+        """Every Droplet of both groups signed in to; the switch brought in line with its newest record. Once.
+        With `tolerate_lost` (a rollback: back as far as can be) unreachable Droplets are left out."""
         if self._ready:
             return
         # Both groups sign in at once (each signs in to its Droplets in parallel too).
         with ThreadPoolExecutor(max_workers=len(self.groups), thread_name_prefix="droplet-groups") as pool:
-            for done in [pool.submit(group.fleet.ready) for group in self.groups.values()]:
+            signing_in = [
+                pool.submit(group.fleet.ready, reconcile=not tolerate_lost, tolerate_lost=tolerate_lost)
+                for group in self.groups.values()
+            ]
+            for done in signing_in:
                 done.result()
         record = read_record(self._fleet_list())
         members = self._members()
@@ -194,11 +199,11 @@ class DropletGroups:
 
     def rollback(self, to: Release) -> None:
         """Back to `to`: the load balancer moved to the group serving it, or the serving group's hosts rolled back."""
-        self._prepare()
+        self._prepare(tolerate_lost=True)
         order = [self._live, self._idle()] if self._live else list(GROUPS)
         serving = next((g for g in order if g is not None and self._version_on(g) == to.version), None)
         if serving is not None:
-            self.groups[serving].route({to.version: 100})
+            # Its hosts last switched to `to` as a whole: only the load balancer (or reserved IP) moves.
             self._switch(serving, to.version)
             return
         for group in order:

@@ -123,28 +123,6 @@ def lb_groups(sim: DoSimulator, ssh_fleet: Fleet, tmp_path: Path) -> Iterator[Gr
         platform.close()
 
 
-def test_the_load_balancer_moves_to_the_group_that_passed_and_back_on_rollback(lb_groups: Groups) -> None:
-    g = lb_groups
-    first = g.deploy("v1")
-    assert g.behind() == ["blue"] and g.served() == {"v1"}, "the first release goes to the blue Droplets"
-    assert [p.describe() for p in first.plans] == [f"load balancer {g.target}: add Droplets {g.ids['blue']} (blue)"]
-
-    second = g.deploy("v2")
-    assert g.behind() == ["green"] and g.served() == {"v2"}
-    assert second.plans[-1].describe() == (
-        f"load balancer {g.target}: add Droplets {g.ids['green']} (green), then remove Droplets {g.ids['blue']} (blue)"
-    )
-    assert [g.on_host(i) for i in range(3)] == ["v1", "v2", "v2"], "blue keeps v1 running for the rollback"
-    assert [r.version for r in second.releases()][:2] == ["v2", "v1"]
-
-    again = g.platform()
-    live = again.live()
-    assert live is not None and live.version == "v2"
-    again.rollback(Release("v1"))
-    assert g.behind() == ["blue"] and g.served() == {"v1"}
-    assert g.on_host(1) == "v2", "the green Droplets were not touched, only moved out"
-
-
 def test_a_load_balancer_failing_mid_switch_is_undone_or_left_for_the_next_run_to_finish(lb_groups: Groups) -> None:
     g = lb_groups
     g.deploy("v1")

@@ -1,0 +1,124 @@
+"""The whole Action on two Droplet groups behind a load balancer: the simulator's Droplets are real SSH
+hosts, the real CLI and PostgreSQL, verification through the load balancer, rollback by moving it back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from orchestrator.artifacts import digest_artifacts
+from orchestrator.cli import Execution, execute
+from orchestrator.config import parse_config
+from tests.peers.do_simulator import DoSimulator
+from tests.peers.http import HttpPeer, Reply
+from tests.peers.postgres import free_port
+from tests.peers.ssh_hosts import Fleet
+from tests.peers.verdicts import seed_passed
+from tests.platforms.hosts.droplet_site import droplets_env
+from tests.platforms.hosts.workspace import hosts_document, hosts_env
+from tests.workspace import write_config
+
+# Real SSH hosts: every run signs in to both groups' Droplets, installs and starts releases.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+class DropletsWorkspace:
+    def __init__(self, root: Path, dsn: str, fleet: Fleet, sim: DoSimulator, agentbench: HttpPeer) -> None:
+        self.root, self.dsn, self.sim, self.fleet = root, dsn, sim, fleet
+        self.port = port = free_port()
+        self.ids = {
+            "blue": [sim.infra.seed_droplet("web-0", tags=("shop-blue",), public_ip=fleet.hosts[0].address)],
+            "green": [
+                sim.infra.seed_droplet(f"web-{i}", tags=("shop-green",), public_ip=fleet.hosts[i].address)
+                for i in (1, 2)
+            ],
+        }
+        self.lb = sim.infra.seed_load_balancer("shop-lb", target_port=port)
+        self.config: dict[str, Any] = hosts_document(root, fleet, port, sim.infra.entry_url(self.lb))
+        hosts = self.config["deployment_config"]["hosts"]
+        del hosts["hosts"]
+        hosts["droplets"] = {
+            "blue_tag": "shop-blue",
+            "green_tag": "shop-green",
+            "load_balancer_id": self.lb,
+            "root": str(fleet.directory / "{name}-root"),
+        }
+        self.config["agentbench_config"]["url"] = agentbench.url
+        self.env = {
+            **hosts_env(fleet, root),
+            **droplets_env(sim, root, key=fleet.client_key),
+            "DATABASE_URL": dsn,
+            "AGENTBENCH_TOKEN": "agentbench-token",
+            "GITHUB_OUTPUT": str(root / "github_output"),
+            "GITHUB_STEP_SUMMARY": str(root / "summary.md"),
+        }
+
+    def deploy(self, version: str, **document: Any) -> Execution:
+        config = {**json.loads(json.dumps(self.config)), **document}
+        write_config(self.root, config)
+        digests = digest_artifacts(parse_config(config, self.root).artifacts, self.root)
+        seed_passed(self.dsn, f"run-{version}", digests)
+        raw = {"config": "deploy.json", "version": version, "validation-run-id": f"run-{version}", "mode": "deploy"}
+        return execute(raw, self.env)
+
+    def behind(self) -> list[str]:
+        members = set(self.sim.infra.members(self.lb))
+        return [group for group, ids in self.ids.items() if members & set(ids)]
+
+    def on_host(self, index: int) -> str:
+        """What a Droplet's own proxy serves (bypassing the load balancer)."""
+        host = self.fleet.hosts[index]
+        return str(requests.get(f"http://{host.address}:{self.port}/version", timeout=10).json()["version"])
+
+    def served(self) -> set[str]:
+        url = self.sim.infra.entry_url(self.lb)
+        return {str(requests.get(f"{url}/version", timeout=10).json()["version"]) for _ in range(6)}
+
+
+@pytest.fixture
+def ws(tmp_path: Path, pg_dsn: str, ssh_fleet: Fleet, http_peer: HttpPeer) -> Iterator[DropletsWorkspace]:
+    http_peer.route("POST", "/api/dpo-pairs", Reply(201, {"submission_id": "sub-1"}))
+    sim = DoSimulator()
+    yield DropletsWorkspace(tmp_path, pg_dsn, ssh_fleet, sim, http_peer)
+    sim.close()
+    assert sim.violations == [], "\n".join(sim.violations)
+
+
+def test_the_action_switches_the_load_balancer_and_a_failed_verification_moves_it_back(ws: DropletsWorkspace) -> None:
+    first = ws.deploy("v1")
+    assert first.exit_code == 0, first.result and first.result.error
+    assert ws.behind() == ["blue"] and ws.served() == {"v1"}, "the first release goes to the blue Droplets"
+    assert f"switch plan: load balancer {ws.lb}: add Droplets {ws.ids['blue']} (blue)" in _logs(first)
+
+    second = ws.deploy("v2")
+    assert second.exit_code == 0, second.result and second.result.error
+    assert second.result is not None and second.result.deployment_details.previous_version == "v1"
+    assert ws.behind() == ["green"] and ws.served() == {"v2"}
+    assert [ws.on_host(i) for i in range(3)] == ["v1", "v2", "v2"], "blue keeps v1 running for a rollback"
+
+    # v3 starts on the blue Droplets and takes the load balancer; users then get v3, not what the
+    # verification expects, so the Action rolls back: the load balancer goes back to green (v2).
+    verification = {"critical_endpoints": [{"path": "/version", "body_contains": '"v2"'}], "deadline_seconds": 5}
+    failed = ws.deploy("v3", verification=verification)
+    assert failed.exit_code == 1
+    assert failed.result is not None and failed.result.status == "rolled_back", failed.result
+    assert ws.behind() == ["green"] and ws.served() == {"v2"}
+    blue, green = ws.ids["blue"], ws.ids["green"]
+    assert [line for line in _logs(failed) if line.startswith("switch plan")] == [
+        f"switch plan: load balancer {ws.lb}: add Droplets {blue} (blue), then remove Droplets {green} (green)",
+        f"switch plan: load balancer {ws.lb}: add Droplets {green} (green), then remove Droplets {blue} (blue)",
+    ]
+    assert [ws.on_host(i) for i in range(3)] == ["v3", "v2", "v2"], "users never reach blue now"
+
+    summary = (ws.root / "summary.md").read_text()
+    assert ws.env["DEPLOY_SSH_KEY"].splitlines()[1] not in summary and ws.sim.token not in summary
+
+
+def _logs(done: Execution) -> list[str]:
+    assert done.result is not None
+    return [entry.message for entry in done.result.logs]
