@@ -35,6 +35,14 @@ class AnalysisPolicy:
 
     min_requests: int = 100
     """Requests each of canary and baseline must have in the window before anything is decided."""
+    warmup_requests: int = 20
+    """After each canary route, the canary's first this many requests are left out of the window: a
+    release just started (or scaled up) answers its first requests slower, which would fail an equal
+    canary; discarding them keeps the limits as strict for a truly slower one."""
+    warmup_seconds: float = 0.0
+    """The warm-up also lasts at least this long."""
+    warmup_timeout_seconds: float = 30.0
+    """A warm-up that has not seen `warmup_requests` by then ends anyway (min_requests still holds)."""
     max_p95_increase_pct: float = 20.0
     """A canary p95 latency this much above the baseline's (and significantly slower) fails."""
     max_error_rate_increase_pts: float = 1.0

@@ -8,7 +8,9 @@ Routes: `/` (text with the version), `/version` (`{"version": V}`), `/whoami` (`
 `/slow?ms=N` (answers after N ms: a request in flight during a switch), `/stream?chunks=N`
 (a chunked body), `/work` (a request of the app's real work: with `DEMO_WORK` set to JSON such as
 `{"v2": {"delay_ms": 10, "error_pct": 5}}`, release v2 takes 10 ms and answers every 20th request
-500, so a canary can be made slow or failing while its health stays green), and `POST /echo` (the
+500, so a canary can be made slow or failing while its health stays green; `cold_delay_ms` makes
+a process's first `cold_requests` requests, or those in the first `cold_seconds` after its first
+one, that much slower, as a cold process's are), and `POST /echo` (the
 request body back). Every answer carries `X-Release-Version`. Standard library only, so it starts
 in a blink and the benchmarks can drive it.
 """
@@ -39,6 +41,10 @@ class _Server(ThreadingHTTPServer):
     work_delay = 0.0
     fail_every = 0
     served = 0
+    cold_requests = 0
+    cold_seconds = 0.0
+    cold_delay = 0.0
+    first_work: float | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -94,8 +100,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _work(self, version: str, head: bool) -> None:
         server = self.server
         server.served += 1  # one counter shared by the handler threads: a count a moment off is fine
-        if server.work_delay:
-            time.sleep(server.work_delay)
+        if server.first_work is None:
+            server.first_work = time.monotonic()
+        warm = server.served > server.cold_requests and time.monotonic() - server.first_work >= server.cold_seconds
+        cold = 0.0 if warm else server.cold_delay
+        if server.work_delay or cold:
+            time.sleep(server.work_delay + cold)
         failing = server.fail_every and server.served % server.fail_every == 0
         self._send_json(500 if failing else 200, {"version": version, "ok": not failing}, head)
 
@@ -133,6 +143,9 @@ def make_server(port: int, version: str, *, healthy: bool = True, host: str = "1
     server.healthy = healthy
     work = json.loads(os.environ.get("DEMO_WORK") or "{}").get(version) or {}
     server.work_delay = float(work.get("delay_ms", 0)) / 1000
+    server.cold_requests = int(work.get("cold_requests", 0))
+    server.cold_seconds = float(work.get("cold_seconds", 0))
+    server.cold_delay = float(work.get("cold_delay_ms", 0)) / 1000
     error_pct = float(work.get("error_pct", 0))
     server.fail_every = round(100 / error_pct) if error_pct > 0 else 0
     return server

@@ -24,7 +24,18 @@ from orchestrator.platforms.base import Platform, Release, TrafficRouter, Traffi
 from orchestrator.recovery import crash_points
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import blue_green, canary, rolling
-from orchestrator.strategies.steps import Analysis, Hook, Pause, PreSwitchCheck, Route, Start, Step, Verify, describe
+from orchestrator.strategies.steps import (
+    Analysis,
+    Hook,
+    Pause,
+    PreSwitchCheck,
+    Route,
+    Start,
+    Step,
+    Verify,
+    Warmup,
+    describe,
+)
 
 __all__ = ["RolloutFailure", "RolloutOutcome", "RolloutPlan", "execute", "plan_rollout"]
 
@@ -186,6 +197,9 @@ def _run_step(
             if step.new_weight == 100:
                 outcome.switch_ms = elapsed
             log.info(f"traffic switched in {elapsed:.1f} ms")
+        case Warmup():
+            if meter is not None:
+                _warm_up(step, meter, outcome, log, sleep)
         case Pause(seconds, watch):
             if watch is not None and meter is not None:
                 _watch(seconds, watch, meter, outcome, log, sleep)
@@ -221,6 +235,33 @@ def _run_step(
                 return
             verdict = checks.live(platform.live_url())
             _require(verdict, outcome, "post-switch verification", phase="verification", step="verification")
+
+
+_WARMUP_LOOK_SECONDS = 0.05
+
+
+def _warm_up(
+    step: Warmup, meter: TrafficMeter, outcome: RolloutOutcome, log: RunLog, sleep: Callable[[float], None]
+) -> None:
+    """Wait until the canary has served `step.requests` since its route (and `step.seconds` passed),
+    at most `step.timeout_seconds`; the analysis window opens then, leaving those requests out."""
+    start = outcome.window_start or meter.traffic()
+    began = time.monotonic()
+    while True:
+        now = meter.traffic()
+        served = window(start, now).get(step.version).requests
+        elapsed = time.monotonic() - began
+        if served >= step.requests and elapsed >= step.seconds:
+            log.info(f"warm-up: {served} requests to {step.version} in {elapsed:.1f} s left out of the analysis")
+            break
+        if elapsed >= step.timeout_seconds:
+            log.warn(
+                f"warm-up: {step.version} served {served} of {step.requests} warm-up requests in "
+                f"{step.timeout_seconds:g} s (canary.analysis.warmup_timeout_seconds); the analysis window opens now"
+            )
+            break
+        sleep(_WARMUP_LOOK_SECONDS)
+    outcome.window_start = now
 
 
 def _watch(

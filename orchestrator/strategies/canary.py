@@ -4,7 +4,9 @@ each step; any failed analysis sends every request back to the old release.
 With `canary.analysis` each step's analysis also judges the canary against the old release on the
 data plane's counters (`canary.judgement`); with `canary.webhooks` the phases are announced (and
 gated) where Flagger announces them; with `canary.sticky` every canary route keeps clients where
-they first landed.
+they first landed. A judged step's window opens after a warm-up: the canary's first requests after
+each route (a cold process, fresh connections) are left out, so an equal canary is not failed for
+them and the limits need not be loosened.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 
 from orchestrator.canary.policy import AnalysisPolicy, Stickiness
 from orchestrator.contract import CanaryStep
-from orchestrator.strategies.steps import Analysis, Hook, Pause, PreSwitchCheck, Route, Start, Step, Verify
+from orchestrator.strategies.steps import Analysis, Hook, Pause, PreSwitchCheck, Route, Start, Step, Verify, Warmup
 
 
 def plan(
@@ -41,6 +43,8 @@ def plan(
         if step.weight >= 100:
             break
         out.append(Route(((old, 100 - step.weight), (new, step.weight)), sticky))
+        if judged is not None and step.analysis and (judged.warmup_requests or judged.warmup_seconds):
+            out.append(Warmup(new, judged.warmup_requests, judged.warmup_seconds, judged.warmup_timeout_seconds))
         look = Analysis(step.weight, judged, new, old) if judged else Analysis(step.weight)
         if step.pause_seconds:
             watched = step.analysis and judged is not None and judged.interval_seconds

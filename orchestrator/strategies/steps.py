@@ -59,6 +59,16 @@ class Analysis:
 
 
 @dataclass(frozen=True, slots=True)
+class Warmup:
+    """Let the canary, just routed to, serve its first requests before the analysis window opens."""
+
+    version: str
+    requests: int
+    seconds: float = 0.0
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Hook:
     """Send the phase webhooks for `phase` (a gating one may hold or stop the rollout)."""
 
@@ -71,7 +81,7 @@ class Verify:
     """Post-switch verification on the live URL: health plus the configured checks, in parallel."""
 
 
-Step = Start | PreSwitchCheck | Route | Pause | Analysis | Hook | Verify
+Step = Start | PreSwitchCheck | Route | Warmup | Pause | Analysis | Hook | Verify
 
 
 def describe(step: Step) -> str:
@@ -85,6 +95,9 @@ def describe(step: Step) -> str:
             if effective is not None:
                 routed += f" (effective {_shares(effective)}: the platform splits by whole replicas)"
             return routed + (" (sticky sessions)" if sticky and len(weights) > 1 else "")
+        case Warmup(version, requests, seconds, _):
+            at_least = f", at least {seconds:g}s" if seconds else ""
+            return f"warm up {version}: its first {requests} requests left out of the analysis{at_least}"
         case Pause(seconds, watch):
             interval = watch.judged.interval_seconds if watch and watch.judged else None
             return f"pause {seconds:g}s" + (f", judging every {interval:g}s" if interval else "")

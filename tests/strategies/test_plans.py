@@ -108,7 +108,7 @@ def test_a_split_the_platform_can_only_approximate_is_stated_with_what_it_really
 
 def test_a_judged_canary_with_webhooks_and_sticky_sessions_is_planned_phase_by_phase() -> None:
     from orchestrator.canary.policy import AnalysisPolicy, Stickiness
-    from orchestrator.strategies.steps import Hook, describe
+    from orchestrator.strategies.steps import Hook, Warmup, describe
 
     policy, sticky = AnalysisPolicy(), Stickiness()
     steps = canary.plan(
@@ -127,10 +127,12 @@ def test_a_judged_canary_with_webhooks_and_sticky_sessions_is_planned_phase_by_p
         PreSwitchCheck(False),
         Hook("pre-rollout"),
         Route((("v1", 90), ("v2", 10)), sticky),
+        Warmup("v2", 20),
         Pause(5.0),
         Analysis(10, policy, "v2", "v1"),
         Hook("rollout", 10),
         Route((("v1", 50), ("v2", 50)), sticky),
+        Warmup("v2", 20),
         Analysis(50, policy, "v2", "v1"),
         Hook("rollout", 50),
         Hook("confirm-promotion"),
@@ -139,15 +141,16 @@ def test_a_judged_canary_with_webhooks_and_sticky_sessions_is_planned_phase_by_p
         Hook("post-rollout"),
     ]
     assert describe(steps[4]) == "route 90% to v1, 10% to v2 (sticky sessions)"
-    assert describe(steps[6]) == "analysis at 10%: v2 against v1 (p95 +20%, errors +1 pts)"
-    assert describe(steps[7]) == "webhooks: rollout at 10%"
+    assert describe(steps[5]) == "warm up v2: its first 20 requests left out of the analysis"
+    assert describe(steps[7]) == "analysis at 10%: v2 against v1 (p95 +20%, errors +1 pts)"
+    assert describe(steps[8]) == "webhooks: rollout at 10%"
 
 
 def test_a_judged_canary_with_an_interval_watches_its_pauses() -> None:
     from orchestrator.canary.policy import AnalysisPolicy
     from orchestrator.strategies.steps import describe
 
-    policy = AnalysisPolicy(interval_seconds=5)
+    policy = AnalysisPolicy(interval_seconds=5, warmup_requests=0)
     steps = canary.plan(
         old="v1",
         new="v2",
@@ -165,3 +168,30 @@ def test_a_judged_canary_with_an_interval_watches_its_pauses() -> None:
     ]
     assert steps[6] == Pause(30.0), "a step without analysis is not watched"
     assert describe(steps[3]) == "pause 60s, judging every 5s"
+
+
+def test_a_judged_step_warms_its_canary_up_before_the_window_opens_unless_told_not_to() -> None:
+    from orchestrator.canary.policy import AnalysisPolicy
+    from orchestrator.strategies.steps import Warmup, describe
+
+    policy = AnalysisPolicy(warmup_requests=50, warmup_seconds=2, warmup_timeout_seconds=9)
+    steps = canary.plan(
+        old="v1",
+        new="v2",
+        image=None,
+        analysis=False,
+        steps=(CanaryStep(10, 5.0), CanaryStep(50, 5.0, analysis=False), CanaryStep(100)),
+        judged=policy,
+    )
+    assert steps[2:5] == [Route((("v1", 90), ("v2", 10))), Warmup("v2", 50, 2, 9), Pause(5.0)]
+    assert steps[6:8] == [Route((("v1", 50), ("v2", 50))), Pause(5.0)], "a step nothing judges needs no warm-up"
+    assert describe(steps[3]) == "warm up v2: its first 50 requests left out of the analysis, at least 2s"
+    cold = canary.plan(
+        old="v1",
+        new="v2",
+        image=None,
+        analysis=False,
+        steps=(CanaryStep(10, 5.0), CanaryStep(100)),
+        judged=AnalysisPolicy(warmup_requests=0),
+    )
+    assert not any(isinstance(s, Warmup) for s in cold)
