@@ -1,8 +1,16 @@
-"""The control protocol of the supervisor and of the proxy process: one JSON request per connection.
+"""The control protocol of the supervisor and of the proxy process: JSON lines on a unix socket.
 
 A request is one JSON object (`{"op": ..., ...}`) and a newline on a unix socket in the state
 directory; the answer is `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}` and a
-newline, then the server closes the connection.
+newline. A connection carries any number of requests, one at a time, so a caller that keeps it (a
+`Caller`, the orchestrator's `ControlClient`) makes a route call one round trip, without a connect or
+a new server-side stream per call; a one-shot caller (`ask`, older clients) just closes it. An answer
+that carries a file descriptor (`WithFd`) ends its connection.
+
+A kept connection the server closed while it was idle (a server restarted, or one from before kept
+connections, which closed after every answer) reads as an end of file before any answer: the caller
+sends again on a fresh one. Every operation is idempotent, so that is safe even when the server did
+take the request and died before answering.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "Caller",
     "NotListeningError",
     "OperationError",
     "RefusedError",
@@ -89,6 +98,62 @@ async def ask(path: Path, op: str, timeout: float = 10.0, **args: Any) -> Any:
             writer.close()
     if not data:
         raise NotListeningError(f"{path} closed the connection during {op!r}")
+    return _result(data)
+
+
+class Caller:
+    """Asks the server on `path` over connections it keeps open between requests (see the module
+    docstring); concurrent requests each take a connection of their own. Use on one event loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def ask(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
+        """The result of `op`. Raises NotListeningError, RefusedError, or TimeoutError."""
+        line = json.dumps({"op": op, **args}).encode() + b"\n"
+        async with asyncio.timeout(timeout):
+            while self._idle:
+                data = await self._exchange(self._idle.pop(), line)
+                if data:
+                    return _result(data)
+            data = await self._exchange(await self._connect(), line)
+        if not data:
+            raise NotListeningError(f"{self.path} closed the connection during {op!r}")
+        return _result(data)
+
+    def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for _, writer in idle:
+            writer.close()
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            with reachable(self.path) as where:
+                return await asyncio.open_unix_connection(where, limit=MESSAGE_LIMIT)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise NotListeningError(f"nothing listens on {self.path}") from exc
+
+    async def _exchange(self, pair: tuple[asyncio.StreamReader, asyncio.StreamWriter], line: bytes) -> bytes:
+        """The answer line, or b"" if the connection was found closed; the connection is kept only
+        after a whole answer (one cut by a timeout may still bring the old answer later)."""
+        reader, writer = pair
+        data = b""
+        try:
+            writer.write(line)
+            await writer.drain()
+            data = await reader.readline()
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        finally:
+            if data.endswith(b"\n"):
+                self._idle.append(pair)
+            else:
+                writer.close()
+        return data
+
+
+def _result(data: bytes) -> Any:
     reply = json.loads(data)
     if not reply["ok"]:
         raise RefusedError(str(reply["error"]))
@@ -101,26 +166,28 @@ async def serve(name: str, ops: dict[str, Handler], *, log_hint: str) -> asyncio
         os.unlink(name)
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        reply: dict[str, Any]
         try:
-            request = json.loads(await reader.readline())
-            handler = ops.get(str(request.get("op")))
-            if handler is None:
-                raise OperationError(f"unknown operation {request.get('op')!r}; known: {sorted(ops)}")
-            reply = {"ok": True, "result": await handler(request)}
-        except (OperationError, ValueError) as exc:
-            reply = {"ok": False, "error": str(exc)}
-        except Exception as exc:
-            log.exception("control request failed")
-            reply = {"ok": False, "error": f"{exc!r} (see {log_hint})"}
-        try:
-            if isinstance(reply.get("result"), WithFd):
-                _send_with_fd(writer, reply["result"])
-            else:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError as exc:  # past MESSAGE_LIMIT: answered, and the stream is given up
+                    writer.write(json.dumps({"ok": False, "error": str(exc)}).encode() + b"\n")
+                    await writer.drain()
+                    return
+                if not line:
+                    return
+                reply = await _reply(line, ops, log_hint)
+                if isinstance(reply.get("result"), WithFd):
+                    _send_with_fd(writer, reply["result"])
+                    return
                 writer.write(json.dumps(reply).encode() + b"\n")
                 await writer.drain()
         except OSError:
             log.warning("control client left before its answer")
+        except asyncio.CancelledError:
+            # The server's loop is ending with a kept connection open: nothing is left to answer
+            # (and asyncio 3.11 would log a cancelled handler as an unhandled exception).
+            pass
         finally:
             writer.close()
 
@@ -129,8 +196,22 @@ async def serve(name: str, ops: dict[str, Handler], *, log_hint: str) -> asyncio
     return server
 
 
+async def _reply(line: bytes, ops: dict[str, Handler], log_hint: str) -> dict[str, Any]:
+    try:
+        request = json.loads(line)
+        handler = ops.get(str(request.get("op")))
+        if handler is None:
+            raise OperationError(f"unknown operation {request.get('op')!r}; known: {sorted(ops)}")
+        return {"ok": True, "result": await handler(request)}
+    except (OperationError, ValueError) as exc:
+        return {"ok": False, "error": str(exc)}
+    except Exception as exc:
+        log.exception("control request failed")
+        return {"ok": False, "error": f"{exc!r} (see {log_hint})"}
+
+
 def _send_with_fd(writer: asyncio.StreamWriter, carried: WithFd) -> None:
-    # Nothing else was written on this connection, so sending beside the transport cannot interleave.
+    # Every earlier answer was drained from the transport, so sending beside it cannot interleave.
     raw = writer.get_extra_info("socket")
     with socket.fromfd(raw.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.setblocking(True)

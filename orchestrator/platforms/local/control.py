@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -145,42 +146,104 @@ class SupervisorStatus:
 _RETIRED_FIELDS = tuple(RetiredStatus.__dataclass_fields__)
 
 
+class _ClosedWhileIdle(Exception):
+    """A kept connection was found closed before any answer came."""
+
+
 class ControlClient:
-    """Sends one request per connection to the supervisor of `paths.root`."""
+    """Talks to the supervisor of `paths.root` over one connection it keeps between calls (see
+    `channel`), so a call is one round trip. Safe to share between threads: a call made while
+    another is under way uses a connection of its own."""
 
     def __init__(self, paths: StatePaths) -> None:
         self.paths = paths
+        self._sock: socket.socket | None = None
+        self._owner = os.getpid()
+        """A forked child must not share the connection with its parent."""
+        self._busy = threading.Lock()
 
     def call(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
         """The operation's result. Raises SupervisorNotRunningError, or DeployError with its refusal."""
         request = json.dumps({"op": op, **args}).encode() + b"\n"
-        data = b""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
+        if not self._busy.acquire(blocking=False):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                return self._answer(op, self._exchange(op, sock, request, timeout, connect=True))
+        try:
+            kept = self._kept()
+            if kept is not None:
+                try:
+                    return self._answer(op, self._exchange(op, kept, request, timeout, connect=False))
+                except _ClosedWhileIdle:
+                    # Closed while idle (or the supervisor died on it): every operation is idempotent,
+                    # so it goes again on a fresh connection.
+                    self.close()
+                except BaseException:
+                    self.close()  # a timeout, say: its answer may still come, and must not be taken for the next
+                    raise
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
+                data = self._exchange(op, sock, request, timeout, connect=True)
+            except BaseException:
+                sock.close()
+                raise
+            self._sock, self._owner = sock, os.getpid()
+            return self._answer(op, data)
+        finally:
+            self._busy.release()
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _kept(self) -> socket.socket | None:
+        if self._sock is not None and self._owner != os.getpid():
+            self._sock = None  # the parent's: left open for the parent
+        return self._sock
+
+    def _exchange(self, op: str, sock: socket.socket, request: bytes, timeout: float, *, connect: bool) -> bytes:
+        """One whole answer line. Raises _ClosedWhileIdle (a kept connection found closed before any
+        answer), SupervisorNotRunningError (nobody listens) or DeployError (no whole answer)."""
+        data = b""
+        sock.settimeout(timeout)
+        try:
+            if connect:
                 self._connect(sock)
-                sock.sendall(request)
-                while not data.endswith(b"\n"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError) as exc:
-                if data:
-                    raise self._no_answer(op, exc) from exc
-                # Nobody listens, or it died before answering: every operation is idempotent, so the
-                # caller may start a supervisor and send it again.
-                raise SupervisorNotRunningError(
-                    f"no local supervisor answers in {self.paths.root}", platform="local", operation=op
-                ) from exc
-            except OSError as exc:
+            sock.sendall(request)
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError) as exc:
+            if data:
                 raise self._no_answer(op, exc) from exc
+            if not connect:
+                raise _ClosedWhileIdle from exc
+            # Nobody listens, or it died before answering: every operation is idempotent, so the
+            # caller may start a supervisor and send it again.
+            raise SupervisorNotRunningError(
+                f"no local supervisor answers in {self.paths.root}", platform="local", operation=op
+            ) from exc
+        except OSError as exc:
+            raise self._no_answer(op, exc) from exc
         if not data:
+            if not connect:
+                raise _ClosedWhileIdle
             raise SupervisorNotRunningError(
                 f"local supervisor in {self.paths.root} closed the connection during {op!r}",
                 platform="local",
                 operation=op,
             )
+        if not data.endswith(b"\n"):
+            raise self._no_answer(op, ConnectionResetError("the answer was cut short"))
+        return data
+
+    @staticmethod
+    def _answer(op: str, data: bytes) -> Any:
         reply = json.loads(data)
         if not reply["ok"]:
             raise DeployError(str(reply["error"]), platform="local", operation=op)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.platforms.local.channel import NotListeningError, RefusedError, ask, ask_for_fd
+from orchestrator.platforms.local.channel import Caller, NotListeningError, RefusedError, ask_for_fd
 from orchestrator.platforms.local.child import Child, ChildStartError
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
 from orchestrator.platforms.local.process import process_start_ticks
@@ -52,6 +52,8 @@ class ProxyLink:
         self.drain_seconds = drain_seconds
         self._sock: socket.socket | None = None
         self._child = Child("proxy process", paths.proxy_log)
+        self._caller = Caller(paths.proxy_socket)
+        """Keeps its connections: a route call is one round trip to the proxy process."""
         pid = os.getpid()
         self._supervisor = {"pid": pid, "pid_start": process_start_ticks(pid) or 0}
         """Ourselves, for the proxy's watchdog (read once: a route call should not read /proc)."""
@@ -108,7 +110,7 @@ class ProxyLink:
         log.info("proxy process %d serving %s", self._child.pid, self._listen)
 
     async def _ask(self, op: str, timeout: float = _ASK_SECONDS, **args: Any) -> Any:
-        return await ask(self._paths.proxy_socket, op, timeout=timeout, **args)
+        return await self._caller.ask(op, timeout=timeout, **args)
 
     async def status(self) -> dict[str, Any] | None:
         """The proxy process's own account of what it serves, or None if none answers."""
@@ -161,4 +163,5 @@ class ProxyLink:
             self._sock = None
         with contextlib.suppress(NotListeningError, RefusedError, TimeoutError, OSError):
             await self._ask("stop", drain_seconds=drain_seconds)
+        self._caller.close()
         await self._child.wait_gone(drain_seconds + _EXIT_MARGIN_SECONDS)

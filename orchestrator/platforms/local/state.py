@@ -4,6 +4,13 @@ The file is the supervisor's memory across its own restarts: a restarted supervi
 re-adopts replica processes that still run and restarts the others on the same port. It is
 written atomically (temporary file + rename) so a crash never leaves half a file.
 
+A route call changes only the weights, and it is on the switch's critical path: it appends one line to
+`routing.jsonl` instead (`save_routing`), an append that takes microseconds where a rename over the
+state file waits on the filesystem's journal (milliseconds on a busy disk: ext4 flushes a file renamed
+over another). The last whole line of that journal, if any, is the routing in force; writing the whole
+state, which includes the routing, deletes the journal. A crash mid-append leaves a cut last line,
+which is ignored: that route call was never answered.
+
 Format 3 records each release's snapshot (its directory and tree digest, and the gated artifacts
 it covers) and remembers retired releases' digests; format 2 (replicas, no snapshots) and format 1
 (one process per release, written before `local.replicas` was honoured) are still read: their
@@ -30,6 +37,7 @@ __all__ = [
     "StatePaths",
     "check_version",
     "load_state",
+    "save_routing",
     "save_state",
 ]
 
@@ -58,6 +66,11 @@ class StatePaths:
     @property
     def state(self) -> Path:
         return self.root / "state.json"
+
+    @property
+    def routing(self) -> Path:
+        """Routing changes since `state` was last written, one JSON line each (see the module docstring)."""
+        return self.root / "routing.jsonl"
 
     @property
     def socket(self) -> Path:
@@ -215,9 +228,38 @@ def save_state(paths: StatePaths, state: State) -> None:
     tmp = paths.state.with_suffix(".json.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        # One line: json's C encoder (an indented dump is pure Python), and every route call writes it.
+        # One line: json's C encoder (an indented dump is pure Python).
         handle.write(json.dumps(doc))
     os.replace(tmp, paths.state)
+    paths.routing.unlink(missing_ok=True)  # the state holds the routing now
+
+
+def save_routing(paths: StatePaths, weights: Mapping[str, int], live: str | None) -> None:
+    """Record a new routing by one append to the journal (see the module docstring)."""
+    line = json.dumps({"weights": dict(weights), "live": live}).encode() + b"\n"
+    fd = os.open(paths.routing, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, line)  # one write: a process killed mid-call leaves all of it or none
+    finally:
+        os.close(fd)
+
+
+def _routing(paths: StatePaths) -> tuple[dict[str, int], str | None] | None:
+    """(weights, live) from the journal's last whole line; None without one. Raises ValueError."""
+    try:
+        lines = paths.routing.read_bytes().split(b"\n")[:-1]  # a cut last line has no newline
+    except FileNotFoundError:
+        return None
+    if not lines:
+        return None
+    try:
+        doc = json.loads(lines[-1])
+        return {str(k): int(v) for k, v in doc["weights"].items()}, doc.get("live")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(
+            f"{paths.routing}: unreadable routing journal ({exc!r}); stop the supervisor and delete the file "
+            f"(the routing in {paths.state.name} then applies)"
+        ) from exc
 
 
 def load_state(paths: StatePaths) -> State | None:
@@ -226,6 +268,7 @@ def load_state(paths: StatePaths) -> State | None:
         raw = paths.state.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    routing = _routing(paths)
     try:
         doc = json.loads(raw)
         if doc.get("format", 1) not in (1, 2, _FORMAT):
@@ -234,11 +277,12 @@ def load_state(paths: StatePaths) -> State | None:
         for item in doc["releases"]:
             record = _load_release(item)
             releases[record.version] = record
+        weights, live = routing or ({str(k): int(v) for k, v in doc["weights"].items()}, doc.get("live"))
         return State(
             listen=str(doc["listen"]),
             releases=releases,
-            weights={str(k): int(v) for k, v in doc["weights"].items()},
-            live=doc.get("live"),
+            weights=weights,
+            live=live,
             next_seq=int(doc.get("next_seq", len(releases) + 1)),
             drain_seconds=float(doc.get("drain_seconds", 10.0)),
             data_plane=DataPlane(

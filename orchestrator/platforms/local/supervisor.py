@@ -9,6 +9,7 @@ the proxy outlives a supervisor that dies and relaunches it, and the new supervi
 proxy and the replicas that still run. SIGTERM stops the front: the address stops accepting, the
 requests in flight finish (at most `drain_seconds`), the proxy and the supervisor exit; the releases
 keep running and the next supervisor re-adopts them. The `shutdown` operation stops everything.
+Taking a release out of service (stop, retire) is in `retirement`, restarting replicas in `keeper`.
 
 Control protocol: see `channel`, on the unix socket `control.sock`.
 """
@@ -30,7 +31,7 @@ from typing import Any
 from orchestrator.platforms.local.channel import NotListeningError, OperationError, RefusedError, serve
 from orchestrator.platforms.local.data_plane import DEFAULT, DataPlane
 from orchestrator.platforms.local.haproxy import HaproxyError
-from orchestrator.platforms.local.keeper import RESTART_BACKOFF, ReplicaKeeper
+from orchestrator.platforms.local.keeper import RESTART_BACKOFF
 from orchestrator.platforms.local.links import make_link
 from orchestrator.platforms.local.process import (
     ReleaseStartError,
@@ -44,6 +45,7 @@ from orchestrator.platforms.local.process import (
 )
 from orchestrator.platforms.local.proxy import raise_file_limit
 from orchestrator.platforms.local.proxy_link import ProxyStartError, parse_listen
+from orchestrator.platforms.local.retirement import Retirement
 from orchestrator.platforms.local.routing import check_weights
 from orchestrator.platforms.local.snapshot import SnapshotError, remove
 from orchestrator.platforms.local.state import (
@@ -54,6 +56,7 @@ from orchestrator.platforms.local.state import (
     StatePaths,
     check_version,
     load_state,
+    save_routing,
     save_state,
 )
 from orchestrator.platforms.local.sticky import StickyRule
@@ -63,10 +66,12 @@ __all__ = ["Supervisor", "parse_listen"]
 log = logging.getLogger(__name__)
 
 _MAX_REPLICAS = 16
+_JOURNAL_LINES = 1000
+"""Route calls journaled before the next one writes the whole state instead (which empties the journal)."""
 _Result = dict[str, Any]
 
 
-class Supervisor(ReplicaKeeper):
+class Supervisor(Retirement):
     def __init__(
         self, paths: StatePaths, listen: str, drain_seconds: float = 10.0, data_plane: DataPlane = DEFAULT
     ) -> None:
@@ -90,6 +95,7 @@ class Supervisor(ReplicaKeeper):
         self._retired: tuple[RetiredRelease, ...] = ()
         self._done = asyncio.Event()
         self._exit_drain: float | None = None
+        self._journaled = 0
         self._ops: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "status": self._op_status,
             "start": self._op_start,
@@ -109,6 +115,7 @@ class Supervisor(ReplicaKeeper):
         saved = load_state(self._paths)
         if saved is not None:
             self._restore(saved)
+            self._save()  # folds the routing journal in (a supervisor that died mid-append left a cut line)
         try:
             await self._link.attach()
         except (OSError, ProxyStartError, HaproxyError, NotListeningError, RefusedError) as exc:
@@ -180,6 +187,15 @@ class Supervisor(ReplicaKeeper):
             retired=self._retired,
         )
         save_state(self._paths, state)
+        self._journaled = 0
+
+    def _save_routing(self) -> None:
+        """Record the routing: one append to the journal, and now and then the whole state (see `state`)."""
+        if self._journaled >= _JOURNAL_LINES:
+            self._save()
+            return
+        save_routing(self._paths, self._weights, self._live)
+        self._journaled += 1
 
     # --- control socket -------------------------------------------------------------------------
 
@@ -303,8 +319,8 @@ class Supervisor(ReplicaKeeper):
         self._sticky = StickyRule.from_dict(request.get("sticky"))
         if len(weights) == 1:
             self._live = next(iter(weights))
-        # State first, then the switch: a supervisor restarted right after never routes differently.
-        self._save()
+        # The routing on disk first, then the switch: a supervisor restarted right after never routes differently.
+        self._save_routing()
         await self._switch()
         log.info("routing %s", weights)
         return {"weights": weights, "live": self._live}
@@ -312,80 +328,6 @@ class Supervisor(ReplicaKeeper):
     async def _op_traffic(self, request: dict[str, Any]) -> _Result:
         """The data plane's per-release counters (`canary.traffic.TrafficSample.to_dict`)."""
         return await self._link.traffic()  # one that does not answer is refused with its error
-
-    def _take_drain_seconds(self, request: dict[str, Any]) -> None:
-        """Requests carry local.drain_seconds as configured now: it also bounds the drain on SIGTERM."""
-        if "drain_seconds" in request:
-            self._link.drain_seconds = float(request["drain_seconds"])
-
-    async def _op_retire(self, request: dict[str, Any]) -> list[str]:
-        self._take_drain_seconds(request)
-        keep, drain = int(request["keep"]), float(request["drain_seconds"])
-        idle = [r for r in self._releases.values() if self._weights.get(r.version, 0) == 0]
-        idle.sort(key=lambda r: r.seq, reverse=True)
-        victims = [r.version for r in idle[max(keep, 0) :]]
-        stopped = await asyncio.gather(*(self._stop_release(v, drain) for v in victims))
-        await asyncio.to_thread(self._prune_snapshots)
-        return [v for v, done in zip(victims, stopped, strict=True) if done]
-
-    def _prune_snapshots(self) -> None:
-        """Delete snapshots no release runs from (left by a run that crashed between capture and start).
-
-        Called on retire, at the end of a deploy, when no capture is under way (one deploy at a time).
-        """
-        if not self._paths.releases.is_dir():
-            return
-        kept = {Path(r.release_dir).name for r in self._releases.values() if r.release_dir}
-        for entry in self._paths.releases.iterdir():
-            if entry.name not in kept:
-                log.info("removing %s: no release runs from it", entry)
-                remove(entry)
-
-    async def _op_stop(self, request: dict[str, Any]) -> _Result:
-        version = check_version(str(request["version"]))
-        if self._weights.get(version, 0):
-            raise OperationError(
-                f"release {version} still receives {self._weights[version]}% of traffic: route it away first"
-            )
-        return {"stopped": await self._stop_release(version, float(request["drain_seconds"]))}
-
-    async def _stop_release(self, version: str, drain: float) -> bool:
-        """Let in-flight requests finish (at most `drain` s), then stop the process. False if not stopped."""
-        async with self._lock(version):
-            record = self._releases.get(version)
-            if record is None or self._weights.get(version, 0):
-                return False
-            self._stopping.add(version)
-            try:
-                if not await self._link.drain(version, drain):
-                    log.warning("release %s: requests still open after %g s", version, drain)
-                self._published.pop(version, None)
-                await self._push()
-                await terminate_all(record, self._popens.get(version, {}))
-                self._remember(record)
-                self._forget(version)
-                if record.release_dir:
-                    await asyncio.to_thread(remove, Path(record.release_dir))
-            finally:
-                self._stopping.discard(version)
-            log.info("release %s stopped", version)
-            return True
-
-    def _remember(self, record: ReleaseRecord) -> None:
-        """Keep a retired release's digests: its files may come back (a rollback) only if they match."""
-        if record.tree_digest:
-            gone = RetiredRelease(record.version, record.tree_digest, record.image, record.gated, time.time())
-            self._retired = (gone, *(r for r in self._retired if r.version != record.version))
-
-    def _forget(self, version: str) -> None:
-        self._releases.pop(version, None)
-        self._popens.pop(version, None)
-        self._drop_restarts(version)
-        self._save()
-
-    def _drop_restarts(self, version: str) -> None:
-        for key in [key for key in self._restart if key[0] == version]:
-            del self._restart[key]
 
     async def _op_shutdown(self, request: dict[str, Any]) -> _Result:
         """Stop every release and the proxy, forget the state, and exit."""
@@ -396,6 +338,7 @@ class Supervisor(ReplicaKeeper):
         self._stopping.update(r.version for r in records)
         await asyncio.gather(*(terminate_all(r, self._popens.get(r.version, {})) for r in records))
         self._releases.clear()
+        self._paths.routing.unlink(missing_ok=True)
         self._paths.state.unlink(missing_ok=True)
         await asyncio.to_thread(remove, self._paths.releases)
         self._exit_drain = 0.0

@@ -17,6 +17,7 @@ from orchestrator.platforms.local.state import (
     StatePaths,
     check_version,
     load_state,
+    save_routing,
     save_state,
 )
 
@@ -84,6 +85,32 @@ def test_state_round_trips_and_a_broken_file_names_itself(tmp_path: Path) -> Non
 
     paths.state.write_text('{"format": 1}')
     with pytest.raises(ValueError, match=r"state\.json: unreadable supervisor state .* delete the file"):
+        load_state(paths)
+
+
+def test_a_route_is_one_append_to_the_journal_and_the_next_whole_save_folds_it_in(tmp_path: Path) -> None:
+    paths = StatePaths(tmp_path)
+    save_state(paths, State(listen="127.0.0.1:8080", weights={"v1": 100}, live="v1"))
+    written = paths.state.read_bytes()
+
+    save_routing(paths, {"v1": 90, "v2": 10}, "v1")
+    save_routing(paths, {"v2": 100}, "v2")
+    assert paths.state.read_bytes() == written  # the state file is not rewritten on a route
+    loaded = load_state(paths)
+    assert loaded is not None and (loaded.weights, loaded.live) == ({"v2": 100}, "v2")
+
+    # A supervisor killed in the middle of an append leaves a cut line: that route was never answered.
+    with paths.routing.open("ab") as journal:
+        journal.write(b'{"weights": {"v1": 1')
+    loaded = load_state(paths)
+    assert loaded is not None and loaded.weights == {"v2": 100}
+
+    save_state(paths, loaded)
+    assert not paths.routing.exists()
+    assert load_state(paths) == loaded
+
+    paths.routing.write_text("not json\n")
+    with pytest.raises(ValueError, match=r"routing\.jsonl: unreadable routing journal .* delete the file"):
         load_state(paths)
 
 
