@@ -1,4 +1,4 @@
-"""What the supervisor keeps on disk: its releases and the routing weights, in `state_dir`.
+"""What the supervisor keeps on disk: its releases, the routing weights and their sticky rule, in `state_dir`.
 
 The file is the supervisor's memory across its own restarts: a restarted supervisor reads it,
 re-adopts replica processes that still run and restarts the others on the same port. It is
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.platforms.local.data_plane import DEFAULT, DEFAULT_MAX_CONNECTIONS, DataPlane
+from orchestrator.platforms.local.sticky import StickyRule
 
 __all__ = [
     "ReleaseRecord",
@@ -209,6 +210,10 @@ class State:
     """local.proxy and local.max_connections as last configured (for the same reason)."""
     retired: tuple[RetiredRelease, ...] = ()
     """Newest first, at most `_RETIRED_KEPT`."""
+    sticky: StickyRule | None = None
+    """The sticky rule (`{cookie, header}`) of the split in `weights`: a restarted supervisor that
+    pushed the split without it would re-deal every pinned client mid-canary. The pins themselves
+    are not kept here: a cookie's is in the client, a header value's in the proxy process."""
 
 
 def save_state(paths: StatePaths, state: State) -> None:
@@ -224,6 +229,7 @@ def save_state(paths: StatePaths, state: State) -> None:
         "weights": dict(state.weights),
         "releases": [_dump_release(r) for r in sorted(state.releases.values(), key=lambda r: r.seq)],
         "retired": [asdict(r) for r in state.retired[:_RETIRED_KEPT]],
+        "sticky": state.sticky.to_dict() if state.sticky else None,
     }
     tmp = paths.state.with_suffix(".json.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -289,6 +295,7 @@ def load_state(paths: StatePaths) -> State | None:
                 str(doc.get("proxy", "python")), int(doc.get("max_connections", DEFAULT_MAX_CONNECTIONS))
             ),
             retired=tuple(_load_retired(item) for item in doc.get("retired", [])),
+            sticky=StickyRule.from_dict(doc.get("sticky")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(

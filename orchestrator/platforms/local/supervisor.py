@@ -167,6 +167,7 @@ class Supervisor(Retirement):
         self._live = saved.live
         self._next_seq = saved.next_seq
         self._retired = saved.retired
+        self._sticky = saved.sticky
         for record in self._releases.values():
             for index, replica in enumerate(record.replicas):
                 if is_alive(replica.pid, replica.pid_start):
@@ -185,6 +186,7 @@ class Supervisor(Retirement):
             drain_seconds=self._link.drain_seconds,
             data_plane=self._data_plane,
             retired=self._retired,
+            sticky=self._sticky,
         )
         save_state(self._paths, state)
         self._journaled = 0
@@ -315,7 +317,7 @@ class Supervisor(Retirement):
         running = {v for v in self._releases if v not in self._stopping and v in self._published}
         weights = check_weights(dict(request["weights"]), running)
         self._weights = weights
-        # Kept in memory only: a supervisor started again routes by weight, and cookies still pin.
+        # Saved with the weights: pushed again without it after a restart, the split would re-deal pinned clients.
         self._sticky = StickyRule.from_dict(request.get("sticky"))
         if len(weights) == 1:
             self._live = next(iter(weights))
