@@ -15,7 +15,6 @@ The GitHub token comes from the Action input (`INPUT_GITHUB-TOKEN`) or `GITHUB_T
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -34,7 +33,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.platforms import registry
 from orchestrator.platforms.base import Platform
 from orchestrator.platforms.registry import PRODUCTION, PlatformContext, Target
-from orchestrator.redaction import redact, redact_data, register
+from orchestrator.redaction import redact, register
 from orchestrator.runlog import RunLog
 from orchestrator.runner_files import WriteFailure, write_text
 
@@ -159,6 +158,7 @@ class Execution:
     result: Result | None
     written: Mapping[str, Path]
     write_failures: tuple[WriteFailure, ...] = ()
+    result_json: str = ""
 
 
 def run(args: Sequence[str], env: Mapping[str, str]) -> int:
@@ -172,7 +172,8 @@ def run(args: Sequence[str], env: Mapping[str, str]) -> int:
         return _refused(exc, env, in_actions).exit_code
     execution = execute(raw, env)
     if execution.result is not None and not in_actions:
-        print(redact(json.dumps(redact_data(execution.result.to_dict()), indent=2, sort_keys=True)))
+        # The text result-file got (serialising a result with thousands of files on record twice took seconds).
+        print(execution.result_json or report.result_json(execution.result.to_dict()), end="")
         for name in ("summary", "result"):
             if name in execution.written:
                 print(f"{name + ':':8} {execution.written[name]}", file=sys.stderr)
@@ -220,7 +221,7 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
         _report_unwritten(written.failures, result if exit_code == 0 else None, in_actions)
         if exit_code == 0:
             exit_code = EXIT_OUTPUTS_UNWRITTEN
-    return Execution(exit_code, result, written.paths, written.failures)
+    return Execution(exit_code, result, written.paths, written.failures, written.result_json)
 
 
 def _refused(exc: ConfigError, env: Mapping[str, str], in_actions: bool) -> Execution:

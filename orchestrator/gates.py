@@ -100,7 +100,15 @@ class GateReport:
         return lines
 
     def to_dict(self) -> dict[str, Any]:
-        """For the result JSON (an additive top-level field)."""
+        """For the result JSON (an additive top-level field). The digests are the result's `artifacts`, not
+        repeated here; past LISTED_APPROVALS the approved set, which the artifacts gate held to be exactly
+        the deployed migrations, is counted instead of listed a second time (thousands of files on record)."""
+        approved: dict[str, Any] = {}
+        if len(self.approved_migrations) <= LISTED_APPROVALS:
+            approved["approved_migrations"] = dict(self.approved_migrations)
+        else:
+            approved["approved_migrations_count"] = len(self.approved_migrations)
+            approved["approved_migrations_listed_in"] = "artifacts.migrations"
         return {
             "validation_run_id": self.validation_run_id,
             "validation_agent_id": self.validation_agent_id,
@@ -108,8 +116,7 @@ class GateReport:
             "verdict_id": self.verdict_id,
             "validator_id": self.validator_id,
             "verdict_at": self.verdict_at.isoformat(),
-            "digests": self.digests.to_dict(),
-            "approved_migrations": dict(self.approved_migrations),
+            **approved,
             "sqlagent": self.provenance.to_dict(),
             "warnings": list(self.warnings),
         }

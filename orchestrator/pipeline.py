@@ -75,7 +75,7 @@ from orchestrator.redaction import Secret
 from orchestrator.rollback import RollbackReport, roll_back
 from orchestrator.rollback import manual as manual_rollback
 from orchestrator.runlog import RunLog, utc_now
-from orchestrator.sqlagent import attach_provenance, logged_lines, required_lines
+from orchestrator.sqlagent import attach_provenance, planned_lines
 from orchestrator.strategies import RolloutFailure, RolloutOutcome, execute, plan_rollout
 
 __all__ = ["Pipeline", "RunState"]
@@ -390,14 +390,14 @@ class Pipeline:
         with self._migration_session(scripts, read_only=plan_only) as runner:
             migration_plan = runner.plan(scripts, report.approved_migrations) if runner else None
             plan_lines = migration_plan.describe() if migration_plan else ["no migrations"]
-            sqlagent_lines = required_lines(report.digests)
+            sqlagent_lines = planned_lines(report.digests)
             self.state.extras["plan"] = {
                 "rollout": rollout.describe(),
                 "migrations": plan_lines,
                 "sqlagent": sqlagent_lines,
                 "odoo_upgrade": list(changed_modules),
             }
-            for line in [*plan_lines, *logged_lines(sqlagent_lines), *rollout.describe()]:
+            for line in [*plan_lines, *sqlagent_lines, *rollout.describe()]:
                 self.log.info(f"plan: {line}")
             if plan_only:
                 self.state.status, self.state.exit_code = "success", 0

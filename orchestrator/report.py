@@ -23,7 +23,7 @@ from orchestrator.contract import Result
 from orchestrator.redaction import redact, redact_data
 from orchestrator.runner_files import WriteFailure, write_text
 
-__all__ = ["OUTPUTS", "Written", "outputs", "summary_markdown", "validate_result", "write_outputs"]
+__all__ = ["OUTPUTS", "Written", "outputs", "result_json", "summary_markdown", "validate_result", "write_outputs"]
 
 OUTPUTS: dict[str, str] = {
     "result": "The whole output contract (DeploymentOrchestratorOutput) as compact JSON.",
@@ -90,6 +90,8 @@ class Written:
 
     paths: dict[str, Path]
     failures: tuple[WriteFailure, ...]
+    result_json: str = ""
+    """The result as written to result-file (redacted), for whoever prints it too."""
 
 
 def write_outputs(result: Result, workspace: Path, env: Mapping[str, str]) -> Written:
@@ -108,7 +110,8 @@ def write_outputs(result: Result, workspace: Path, env: Mapping[str, str]) -> Wr
         else:
             failures.append(failure)
 
-    write("result", "result-file", workspace / RESULT_FILE, _json_text(data, indent=2) + "\n", append=False)
+    text = result_json(data)
+    write("result", "result-file", workspace / RESULT_FILE, text, append=False)
     summary_target = env.get("GITHUB_STEP_SUMMARY")
     summary_path = Path(summary_target) if summary_target else workspace / SUMMARY_FILE
     write("summary", "GITHUB_STEP_SUMMARY", summary_path, summary_markdown(result), append=bool(summary_target))
@@ -116,7 +119,20 @@ def write_outputs(result: Result, workspace: Path, env: Mapping[str, str]) -> Wr
     if output_target:
         lines = "".join(_output_line(name, value) for name, value in outputs(result, RESULT_FILE).items())
         write("outputs", "GITHUB_OUTPUT", Path(output_target), lines, append=True)
-    return Written(paths, tuple(failures))
+    return Written(paths, tuple(failures), text)
+
+
+READABLE_LIMIT = 256 << 10
+"""A result up to this size is written indented for a reader; past it (thousands of files on record), on
+one line: indenting makes json use its pure-Python encoder, seconds for megabytes."""
+
+
+def result_json(data: Any) -> str:
+    """The result file's text: indented when small, compact when large; redacted either way."""
+    compact = _json_text(data)
+    if len(compact) > READABLE_LIMIT:
+        return compact + "\n"
+    return _json_text(data, indent=2) + "\n"
 
 
 def _json_text(data: Any, *, indent: int | None = None) -> str:

@@ -42,7 +42,7 @@ __all__ = [
     "attach_provenance",
     "check_provenance",
     "check_undo_provenance",
-    "logged_lines",
+    "planned_lines",
     "required_lines",
     "required_records",
 ]
@@ -229,13 +229,15 @@ def required_lines(digests: ArtifactDigests) -> list[str]:
     return [f"SQLAgent ({SQLAGENT_ID}) must have recorded {r.describe()}" for r in required_records(digests)]
 
 
-def logged_lines(required: Sequence[str]) -> list[str]:
-    """`required_lines` as the run log shows them: one line for more than LISTED_FILES."""
+def planned_lines(digests: ArtifactDigests) -> list[str]:
+    """`required_lines` as the plan (the log, the result and the summary) shows them: for more than
+    LISTED_FILES one line, since every digest is in the result's `artifacts` already."""
+    required = required_records(digests)
     if len(required) <= LISTED_FILES:
-        return list(required)
+        return [f"SQLAgent ({SQLAGENT_ID}) must have recorded {r.describe()}" for r in required]
     return [
         f"SQLAgent ({SQLAGENT_ID}) must have recorded {len(required)} migrations, each with exactly its sha256 "
-        "(listed in the result's plan.sqlagent; `deploy-orchestrator digests` prints them)"
+        "(the result's artifacts.migrations; `deploy-orchestrator digests` prints each record)"
     ]
 
 
