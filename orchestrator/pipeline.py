@@ -133,6 +133,8 @@ class Pipeline:
         self.modules: tuple[odoo.OdooModule, ...] = ()
         self.ledger_dsn = ledger_dsn
         self._held = ExitStack()
+        if self.ledger is not None:
+            self._held.callback(self.ledger.close)
         self.hooks: PhaseHooks | None = None
         self._scripts: tuple[migration_scripts.MigrationScript, ...] | None = None
 

@@ -108,11 +108,17 @@ class SqlAgentRecord:
         return produced
 
     def digest_of(self, filename: str) -> str | None:
-        return self.files().get(filename)
+        """`files().get(filename)` without building the mapping (asked for thousands of files a deploy)."""
+        if filename == self.undo_filename and self.undo_sha256 is not None:
+            return self.undo_sha256
+        return self.sha256 if filename == self.filename else None
 
     def provenance(self, filename: str) -> MigrationProvenance:
+        sha256 = self.digest_of(filename)
+        if sha256 is None:
+            raise KeyError(filename)
         return MigrationProvenance(
-            sha256=self.files()[filename],
+            sha256=sha256,
             sqlagent_run_id=self.sqlagent_run_id,
             agent_id=self.agent_id,
             recorded_at=self.recorded_at.isoformat(),

@@ -29,6 +29,7 @@ for demos and tests).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -92,7 +93,11 @@ class VerdictSource(Protocol):
 
 
 class DatabaseVerdicts:
-    """Reads the pipeline store tables with psycopg2: parameterised queries in a READ ONLY transaction."""
+    """Reads the pipeline store tables with psycopg2: parameterised queries in a READ ONLY transaction.
+
+    The reads of one gate check share a session, opened on the first (one per read was a third of a
+    run's connections); a session found broken is opened again once. It ends with the object.
+    """
 
     def __init__(self, dsn: Secret, timeout: float) -> None:
         try:
@@ -103,6 +108,7 @@ class DatabaseVerdicts:
             ) from exc
         self._dsn = dsn
         self._timeout = timeout
+        self._conn: psycopg2.extensions.connection | None = None
         self._where = f"{parts.get('host', 'localhost')}:{parts.get('port', '5432')}/{parts.get('dbname', '')}"
 
     def describe(self) -> str:
@@ -160,22 +166,8 @@ class DatabaseVerdicts:
         *,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        conn = None
         try:
-            # libpq rounds connect_timeout to whole seconds and treats 1 as 2.
-            conn = psycopg2.connect(
-                self._dsn.reveal(),
-                connect_timeout=max(2, math.ceil(self._timeout)),
-                application_name="deploy-orchestrator-gates",
-            )
-            conn.set_session(readonly=True)
-            with conn.cursor() as cur:
-                # SET LOCAL, not a startup option: it also works behind transaction-mode poolers.
-                cur.execute("SET LOCAL statement_timeout = %s", (max(1, int(self._timeout * 1000)),))
-                cur.execute(sql, params)
-                records = cur.fetchmany(limit) if limit else cur.fetchall()
-                names = [column[0] for column in cur.description or ()]
-            conn.rollback()
+            records, names = self._query(sql, params, limit)
         except psycopg2.Error as exc:
             raise GateError(
                 f"pipeline store ({self.describe()}): {operation} for {subject} failed: "
@@ -183,10 +175,38 @@ class DatabaseVerdicts:
                 gate="store",
                 facts={**facts, "store": self.describe(), "operation": operation},
             ) from None
-        finally:
-            if conn is not None:
-                conn.close()
         return [dict(zip(names, record, strict=True)) for record in records]
+
+    def _query(self, sql: str, params: tuple[Any, ...], limit: int | None) -> tuple[list[Any], list[str]]:
+        for attempt in (1, 2):
+            if self._conn is None or self._conn.closed:
+                # libpq rounds connect_timeout to whole seconds and treats 1 as 2.
+                self._conn = psycopg2.connect(
+                    self._dsn.reveal(),
+                    connect_timeout=max(2, math.ceil(self._timeout)),
+                    application_name="deploy-orchestrator-gates",
+                )
+                self._conn.set_session(readonly=True)
+            conn = self._conn
+            try:
+                with conn.cursor() as cur:
+                    # SET LOCAL, not a startup option: it also works behind transaction-mode poolers.
+                    cur.execute("SET LOCAL statement_timeout = %s", (max(1, int(self._timeout * 1000)),))
+                    cur.execute(sql, params)
+                    records = cur.fetchmany(limit) if limit else cur.fetchall()
+                    names = [column[0] for column in cur.description or ()]
+                conn.rollback()
+                return records, names
+            except psycopg2.Error as exc:
+                lost = conn.closed and isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
+                if not conn.closed:
+                    with contextlib.suppress(psycopg2.Error):
+                        conn.rollback()
+                else:
+                    self._conn = None
+                if not lost or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def _db_reason(exc: psycopg2.Error, timeout: float) -> str:

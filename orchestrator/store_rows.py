@@ -5,6 +5,7 @@ A bad field is a ValueError naming it; the store turns it into a refusal (the ga
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,7 @@ from orchestrator.artifacts import ArtifactDigests
 
 __all__ = ["ComplianceVerdict", "ValidationRun", "sha256_field", "text_field", "time_field"]
 
-_HEX = frozenset("0123456789abcdef")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def text_field(row: Mapping[str, Any], name: str) -> str:
@@ -41,7 +42,7 @@ def time_field(row: Mapping[str, Any], name: str) -> datetime:
 
 def sha256_field(row: Mapping[str, Any], name: str) -> str:
     value = row.get(name)
-    if not isinstance(value, str) or len(value) != 64 or not set(value) <= _HEX:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
         raise ValueError(f"`{name}` must be a lowercase hex sha256 (64 characters)")
     return value
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from orchestrator.artifacts.workspace_files import resolve_in_workspace
 from orchestrator.errors import ConfigError
-from orchestrator.safe_files import DirectoryResolver
+from orchestrator.safe_files import DirectoryResolver, sql_files_below
 
 __all__ = ["migration_files", "same_file_name_problems"]
 
@@ -18,7 +18,14 @@ def migration_files(root: Path, entry: Path, field: str) -> Iterator[tuple[str, 
     if path.is_dir():
         folder = root / key
         resolver = DirectoryResolver(field=field)
-        for file in sorted(folder.rglob("*.sql")):
+        for listed in sql_files_below(path):
+            if listed.is_dir:
+                continue
+            if listed.is_file:
+                # Below the resolved directory, through no symlink: inside the workspace, and this file.
+                yield (f"{key}/{listed.relative}" if key != "." else listed.relative), listed.path
+                continue
+            file = folder / listed.relative
             if not file.is_dir():
                 file_key, resolved = resolve_in_workspace(root, file, field, resolver=resolver)
                 if not resolved.is_file():

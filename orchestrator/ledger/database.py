@@ -58,20 +58,18 @@ def ensure_tables(conn: psycopg2.extensions.connection, schema: str) -> None:
     with conn, conn.cursor() as cur:
         # A provisioned ledger may grant only SELECT/INSERT/UPDATE; CREATE ... IF NOT EXISTS still
         # needs CREATE rights, so look before creating.
+        # One look at the catalogs (information_schema's views took longer than the rest of the call).
+        columns = (("deployment_log", "recovery"), *_ADDED_COLUMNS)
         cur.execute(
-            "SELECT bool_and(to_regclass(format('%%I.%%I', %s::text, t)) IS NOT NULL) AND EXISTS (SELECT 1 FROM"
-            " information_schema.columns WHERE table_schema = %s AND table_name = 'deployment_log'"
-            " AND column_name = 'recovery') FROM unnest(%s::text[]) AS t",
-            (schema, schema, list(_TABLES)),
+            "SELECT (SELECT bool_and(to_regclass(format('%%I.%%I', %s::text, t)) IS NOT NULL)"
+            " FROM unnest(%s::text[]) AS t) AND (SELECT count(*) = %s FROM pg_catalog.pg_attribute a"
+            " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND a.attnum > 0 AND NOT a.attisdropped"
+            " AND (c.relname::text, a.attname::text) IN (SELECT * FROM unnest(%s::text[], %s::text[])))",
+            (schema, list(_TABLES), len(columns), schema, [t for t, _ in columns], [c for _, c in columns]),
         )
         row = cur.fetchone()
-        cur.execute(
-            "SELECT count(*) = %s FROM information_schema.columns WHERE table_schema = %s"
-            " AND (table_name, column_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-            (len(_ADDED_COLUMNS), schema, [t for t, _ in _ADDED_COLUMNS], [c for _, c in _ADDED_COLUMNS]),
-        )
-        columns = cur.fetchone()
-        if row and row[0] and columns and columns[0]:
+        if row and row[0]:
             return
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))

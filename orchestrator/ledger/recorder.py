@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2
+import psycopg2.extensions
 from psycopg2 import sql
 
 from orchestrator.contract import LedgerConfig, Request, Result
@@ -33,9 +34,10 @@ class Ledger:
     """`deployment_log` and `pipeline_lineage` over one DSN.
 
     No method raises: the record must not change a deploy's outcome. A failed write is logged
-    (DSN masked) and the method returns False. Each call opens, uses and closes its own
-    connection: a run makes a handful of calls, and a connection held across a long deploy would
-    be one more thing to break (or hold a pooler slot).
+    (DSN masked) and the method returns False. The calls of a run share one connection, opened on
+    first use (a connection per call was most of a run's connections); one found broken is opened
+    again once, so a server restart or an idle timeout during a long deploy costs a reconnect, not
+    a record. `close` ends it (the pipeline does at the end of the run).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class Ledger:
         self._connect_timeout = connect_timeout
         self._runlog = log
         self._ready = False
+        self._conn: psycopg2.extensions.connection | None = None
 
     def _table(self, name: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(self._schema), sql.Identifier(name))
@@ -61,36 +64,51 @@ class Ledger:
         else:
             _logger.warning("%s", message)
 
+    def close(self) -> None:
+        """End the shared connection (the next call opens another)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connection(self) -> psycopg2.extensions.connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self._dsn, connect_timeout=self._connect_timeout)
+        if not self._ready:
+            ensure_tables(self._conn, self._schema)
+            self._ready = True
+        return self._conn
+
+    def _execute(self, query: sql.Composable, params: Sequence[Any], *, fetch: bool) -> list[tuple[Any, ...]]:
+        """One statement in its own transaction on the shared connection, which is opened again once
+        when it turns out broken. Every statement here is an upsert or a read, so one that landed
+        just before the connection was lost is safe to repeat."""
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                with conn, conn.cursor() as cur:
+                    cur.execute(query, params)
+                    return list(cur.fetchall()) if fetch else []
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                if not conn.closed and attempt == 1:
+                    raise  # the server answered: a timeout or a refusal, not a lost connection
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def _write(self, what: str, query: sql.Composable, params: Sequence[Any]) -> bool:
         try:
-            conn = connect(self._dsn, connect_timeout=self._connect_timeout)
+            self._execute(query, params, fetch=False)
+            return True
         except LedgerError as exc:
             self._warn(f"ledger {what} not recorded: {exc}")
             return False
-        try:
-            if not self._ready:
-                ensure_tables(conn, self._schema)
-                self._ready = True
-            with conn, conn.cursor() as cur:
-                cur.execute(query, params)
-            return True
-        except (psycopg2.Error, LedgerError) as exc:
+        except psycopg2.Error as exc:
             self._warn(f"ledger {what} not recorded in {mask_url(self._dsn.reveal())}: {redact(str(exc)).strip()}")
             return False
-        finally:
-            conn.close()
 
     def _read(self, query: sql.Composable, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        conn = connect(self._dsn, connect_timeout=self._connect_timeout)
-        try:
-            if not self._ready:
-                ensure_tables(conn, self._schema)
-                self._ready = True
-            with conn, conn.cursor() as cur:
-                cur.execute(query, params)
-                return list(cur.fetchall())
-        finally:
-            conn.close()
+        return self._execute(query, params, fetch=True)
 
     def start(
         self,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
 from orchestrator.errors import ConfigError
-from orchestrator.safe_files import DirectoryResolver, read_regular, resolve_safely
+from orchestrator.safe_files import DirectoryResolver, read_regular, resolve_safely, sql_files_below
 
 __all__ = [
     "MAX_MIGRATION_BYTES",
@@ -64,6 +64,8 @@ class MigrationScript:
 
 def parse_version(text: str) -> tuple[int, ...]:
     """`"1_10"` or `"1.10"` -> `(1, 10)`. Raises ValueError on anything else."""
+    if text.isdigit():
+        return (int(text),)  # most versions: one number, no split needed
     parts = re.split(r"[._]", text)
     if not parts or not all(p.isdigit() for p in parts):
         raise ValueError(f"not a version: {text!r}")
@@ -121,7 +123,8 @@ def discover(paths: Sequence[Path], workspace: Path) -> tuple[MigrationScript, .
     """
     root = workspace.resolve()
     problems: list[str] = []
-    files: list[tuple[str, Path]] = []
+    files: list[tuple[str, Path, bool]] = []
+    """(label, path, resolved already: a plain file listed below a resolved directory inside the workspace)"""
     for entry in paths:
         label = str(entry)
         candidate = entry if entry.is_absolute() else root / entry
@@ -134,10 +137,10 @@ def discover(paths: Sequence[Path], workspace: Path) -> tuple[MigrationScript, .
             problems.append(f"artifacts.migrations: {label} resolves to {resolved}, outside the workspace {root}")
             continue
         if resolved.is_dir():
-            for found in sorted(resolved.rglob("*.sql")):
-                files.append((f"{label}/{found.relative_to(resolved)}", found))
+            for found in sql_files_below(resolved):
+                files.append((f"{label}/{found.relative}", found.path, not found.is_link))
         elif resolved.is_file():
-            files.append((label, resolved))
+            files.append((label, resolved, False))
         else:
             problems.append(f"artifacts.migrations: {label} does not exist under the workspace {root}")
 
@@ -153,20 +156,21 @@ def _is_inside(path: Path, root: Path) -> bool:
     return path.parts[: len(root.parts)] == root.parts
 
 
-def _read_all(files: Iterable[tuple[str, Path]], root: Path, problems: list[str]) -> list[MigrationScript]:
-    seen: set[Path] = set()
+def _read_all(files: Iterable[tuple[str, Path, bool]], root: Path, problems: list[str]) -> list[MigrationScript]:
+    seen: set[str] = set()
     scripts: list[MigrationScript] = []
     resolver = DirectoryResolver(field="artifacts.migrations")
-    for label, raw in files:
+    for label, raw, resolved in files:
         try:
-            path = resolver.resolve(raw, shown=label)
+            path = raw if resolved else resolver.resolve(raw, shown=label)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        if path in seen:
+        text = str(path)  # a Path hashes through its parts: thousands of files
+        if text in seen:
             continue  # listed both as a file and inside a listed directory: one file, not a duplicate
-        seen.add(path)
-        if not _is_inside(path, root):
+        seen.add(text)
+        if not resolved and not _is_inside(path, root):
             problems.append(f"artifacts.migrations: {label} resolves to {path}, outside the workspace {root}")
             continue
         match = _NAME.match(raw.name)

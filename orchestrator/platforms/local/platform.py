@@ -231,9 +231,14 @@ class LocalPlatform:
     def _files(self, version: str, *, restore: bool) -> _Files:
         """The snapshot `version` runs from: the kept one, or captured now (a deploy, or a retired
         release whose files `local.source` holds again). Raises DeployError."""
-        status = self._status(gated=True) or {}
+        status = self._status() or {}
         approved = self._approved.get(version)
         kept = next((r for r in status.get("releases", []) if r["version"] == version), None)
+        if kept is not None or restore:
+            # Only a release started or restored again reads what its snapshot was held to: thousands of
+            # files for every release would make each new deploy's status megabytes.
+            status = self._status(gated=True) or {}
+            kept = next((r for r in status.get("releases", []) if r["version"] == version), None)
         try:
             if kept is not None and kept.get("tree_digest"):
                 directory = Path(kept["release_dir"])
