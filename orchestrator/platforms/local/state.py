@@ -240,9 +240,12 @@ def save_state(paths: StatePaths, state: State) -> None:
     paths.routing.unlink(missing_ok=True)  # the state holds the routing now
 
 
-def save_routing(paths: StatePaths, weights: Mapping[str, int], live: str | None) -> None:
-    """Record a new routing by one append to the journal (see the module docstring)."""
-    line = json.dumps({"weights": dict(weights), "live": live}).encode() + b"\n"
+def save_routing(
+    paths: StatePaths, weights: Mapping[str, int], live: str | None, sticky: StickyRule | None = None
+) -> None:
+    """Record a new routing (its sticky rule with it) by one append to the journal (see the module docstring)."""
+    doc = {"weights": dict(weights), "live": live, "sticky": sticky.to_dict() if sticky else None}
+    line = json.dumps(doc).encode() + b"\n"
     fd = os.open(paths.routing, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.write(fd, line)  # one write: a process killed mid-call leaves all of it or none
@@ -250,8 +253,8 @@ def save_routing(paths: StatePaths, weights: Mapping[str, int], live: str | None
         os.close(fd)
 
 
-def _routing(paths: StatePaths) -> tuple[dict[str, int], str | None] | None:
-    """(weights, live) from the journal's last whole line; None without one. Raises ValueError."""
+def _routing(paths: StatePaths) -> tuple[dict[str, int], str | None, StickyRule | None] | None:
+    """(weights, live, sticky) from the journal's last whole line; None without one. Raises ValueError."""
     try:
         lines = paths.routing.read_bytes().split(b"\n")[:-1]  # a cut last line has no newline
     except FileNotFoundError:
@@ -260,7 +263,8 @@ def _routing(paths: StatePaths) -> tuple[dict[str, int], str | None] | None:
         return None
     try:
         doc = json.loads(lines[-1])
-        return {str(k): int(v) for k, v in doc["weights"].items()}, doc.get("live")
+        weights = {str(k): int(v) for k, v in doc["weights"].items()}
+        return weights, doc.get("live"), StickyRule.from_dict(doc.get("sticky"))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(
             f"{paths.routing}: unreadable routing journal ({exc!r}); stop the supervisor and delete the file "
@@ -283,7 +287,8 @@ def load_state(paths: StatePaths) -> State | None:
         for item in doc["releases"]:
             record = _load_release(item)
             releases[record.version] = record
-        weights, live = routing or ({str(k): int(v) for k, v in doc["weights"].items()}, doc.get("live"))
+        saved = {str(k): int(v) for k, v in doc["weights"].items()}
+        weights, live, sticky = routing or (saved, doc.get("live"), StickyRule.from_dict(doc.get("sticky")))
         return State(
             listen=str(doc["listen"]),
             releases=releases,
@@ -295,7 +300,7 @@ def load_state(paths: StatePaths) -> State | None:
                 str(doc.get("proxy", "python")), int(doc.get("max_connections", DEFAULT_MAX_CONNECTIONS))
             ),
             retired=tuple(_load_retired(item) for item in doc.get("retired", [])),
-            sticky=StickyRule.from_dict(doc.get("sticky")),
+            sticky=sticky,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(

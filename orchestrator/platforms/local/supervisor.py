@@ -196,7 +196,7 @@ class Supervisor(Retirement):
         if self._journaled >= _JOURNAL_LINES:
             self._save()
             return
-        save_routing(self._paths, self._weights, self._live)
+        save_routing(self._paths, self._weights, self._live, self._sticky)
         self._journaled += 1
 
     # --- control socket -------------------------------------------------------------------------
