@@ -29,12 +29,19 @@ def pg_server() -> Iterator[postgres.PostgresServer]:
     postgres.stop_server(server)
 
 
+@pytest.fixture(scope="session")
+def pg_databases(pg_server: postgres.PostgresServer) -> Iterator[postgres.DatabasePool]:
+    pool = postgres.DatabasePool(pg_server)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def pg_dsn(pg_server: postgres.PostgresServer) -> Iterator[str]:
+def pg_dsn(pg_server: postgres.PostgresServer, pg_databases: postgres.DatabasePool) -> Iterator[str]:
     """A DSN (with password) of a fresh, empty database for this test alone."""
-    name = pg_server.create_database()
+    name = pg_databases.take()
     yield pg_server.dsn(name)
-    pg_server.drop_database(name)
+    pg_databases.give_back(name)
 
 
 @pytest.fixture(scope="session")

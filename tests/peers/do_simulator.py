@@ -194,8 +194,9 @@ class DoSimulator:
         self._lock = threading.RLock()
         self.infra = DropletsState(self._lock)
         """Droplets, tags, load balancers and reserved IPs (`tests.peers.do_droplets`)."""
-        self._checks: queue.Queue[tuple[str, str, dict[str, str], bytes, int, bytes]] = queue.Queue()
-        threading.Thread(target=self._check_exchanges, daemon=True).start()
+        self._checks: queue.Queue[tuple[str, str, dict[str, str], bytes, int, bytes] | None] = queue.Queue()
+        self._checker = threading.Thread(target=self._check_exchanges, name="do-sim-checker", daemon=True)
+        self._checker.start()
         self._last_stamp = 0.0
         self._tmp = tempfile.TemporaryDirectory(prefix="do-sim-")
         ca = trustme.CA()
@@ -296,7 +297,11 @@ class DoSimulator:
         # Checked beside the answer, not before it: the client's timing (polls, backoff) is then
         # App Platform's, not the checker's. `close()` waits until every exchange was checked.
         while True:
-            method, path, query, raw, status, payload = self._checks.get()
+            exchange = self._checks.get()
+            if exchange is None:
+                self._checks.task_done()
+                return
+            method, path, query, raw, status, payload = exchange
             try:
                 problems = do_contract.check(method, path, query, raw, status, payload)
                 if problems:
@@ -311,6 +316,8 @@ class DoSimulator:
     def close(self) -> None:
         self._server.shutdown()
         self._checks.join()
+        self._checks.put(None)  # ends the checker (a second close finds it gone and waits for nothing)
+        self._checker.join(timeout=5)
         self._server.server_close()
         with self._lock:
             for app in list(self.apps.values()):

@@ -1,20 +1,23 @@
 """A real PostgreSQL server for the test session, one database per test.
 
 Debian's server binaries refuse to run as root, so as root the server runs as the
-`postgres` user (`runuser`), which the postgresql package creates.
+`postgres` user (`runuser`), which the postgresql package creates. A `DatabasePool` creates each
+test's database before the test asks and drops it after, beside the tests rather than inside them.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import queue
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
@@ -149,3 +152,71 @@ def start_server() -> PostgresServer:
 def stop_server(server: PostgresServer) -> None:
     server.stop("immediate")
     shutil.rmtree(server.root, ignore_errors=True)
+
+
+@dataclass
+class DatabasePool:
+    """Fresh databases (CREATE DATABASE from the pristine template1, as before) made ahead of the tests that
+    take them, and dropped after, on one thread beside the tests: a test rarely waits for either.
+
+    A database is taken by one test only and never handed out again. As with a drop inside the test's own
+    teardown, `take` returns only once every database given back before it is gone (its sessions ended),
+    so no test sees another's leftovers in pg_stat_activity. `close` raises if a creation or drop failed.
+    """
+
+    server: PostgresServer
+    spares: int = 2
+    _ready: queue.Queue[str | BaseException] = field(default_factory=queue.Queue)
+    _work: queue.Queue[tuple[str, str] | None] = field(default_factory=queue.Queue)
+    _dropping: int = 0
+    _dropped: threading.Condition = field(default_factory=threading.Condition)
+    _failures: list[str] = field(default_factory=list)
+    _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        for _ in range(self.spares):
+            self._work.put(("create", ""))
+        self._thread = threading.Thread(target=self._run, name="pg-database-pool", daemon=True)
+        self._thread.start()
+
+    def take(self) -> str:
+        """The name of an empty database no other test has seen."""
+        self._work.put(("create", ""))  # the spare for a later test
+        with self._dropped:
+            if not self._dropped.wait_for(lambda: self._dropping == 0, timeout=120):
+                raise RuntimeError("dropping the previous tests' databases took over 120 s")
+        got = self._ready.get(timeout=120)
+        if isinstance(got, BaseException):
+            raise RuntimeError(f"creating a test database failed: {got}") from got
+        return got
+
+    def give_back(self, name: str) -> None:
+        """Drop it (WITH (FORCE): sessions a test left open are ended) on the pool's thread."""
+        with self._dropped:
+            self._dropping += 1
+        self._work.put(("drop", name))
+
+    def close(self) -> None:
+        self._work.put(None)
+        assert self._thread is not None
+        self._thread.join(timeout=120)
+        if self._failures:
+            raise RuntimeError("the test database pool failed: " + "; ".join(self._failures))
+
+    def _run(self) -> None:
+        while (job := self._work.get()) is not None:
+            verb, name = job
+            try:
+                if verb == "create":
+                    self._ready.put(self.server.create_database())
+                else:
+                    self.server.drop_database(name)
+            except Exception as exc:  # reported by take() or close(), never lost in this thread
+                self._failures.append(f"{verb} {name or 'a database'}: {exc}")
+                if verb == "create":
+                    self._ready.put(exc)
+            finally:
+                if verb == "drop":
+                    with self._dropped:
+                        self._dropping -= 1
+                        self._dropped.notify_all()

@@ -97,6 +97,8 @@ class ProxyHarness:
 
     def close(self) -> None:
         self.run(self.proxy.close())
+        # The loop's default executor (name lookups) would otherwise outlive the test by a moment.
+        self.run(self.loop.shutdown_default_executor())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
         self.loop.close()

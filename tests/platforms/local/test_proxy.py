@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -38,14 +39,22 @@ def raw_exchange(port: int, request: bytes, *, read_until_close: bool = True) ->
 
 
 class RawUpstream:
-    """A TCP server whose per-connection behaviour is a plain function of the socket."""
+    """A TCP server whose per-connection behaviour is a plain function of the socket.
+
+    `close` ends every thread it started: the acceptor and each connection's (cut under its function).
+    """
 
     def __init__(self, serve: Callable[[socket.socket], None]) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         self.connections = 0
         self._serve = serve
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._lock = threading.Lock()
+        self._closing = False
+        self._open: set[socket.socket] = set()
+        self._workers: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept, name=f"raw-upstream-{self.port}", daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -53,15 +62,40 @@ class RawUpstream:
                 sock, _ = self.listener.accept()
             except OSError:
                 return
-            self.connections += 1
-            threading.Thread(target=self._run, args=(sock,), daemon=True).start()
+            worker = threading.Thread(
+                target=self._run, args=(sock,), name=f"raw-upstream-{self.port}-conn", daemon=True
+            )
+            with self._lock:
+                self.connections += 1
+                self._open.add(sock)
+                self._workers.append(worker)
+            worker.start()
 
     def _run(self, sock: socket.socket) -> None:
-        with sock:
+        try:
             self._serve(sock)
+        except OSError:
+            if not self._closing:
+                raise
+        finally:
+            with self._lock:
+                self._open.discard(sock)
+            sock.close()
 
     def close(self) -> None:
+        self._closing = True
+        # Closing a listening socket does not wake a thread blocked in accept() on Linux; shutting it down does.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
+        self._acceptor.join(timeout=5)
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            workers = list(self._workers)
+        for worker in workers:
+            worker.join(timeout=5)
 
 
 @pytest.fixture
