@@ -6,9 +6,12 @@ server`), moves traffic with `set weight` and `set server … state ready|drain`
 longer wanted in maintenance, then deletes them once idle (`haproxy_plan` decides, this module does).
 haproxy balances every request on its own, so the next request on a keep-alive connection follows a
 switch while requests in flight finish where they are. The config file is rewritten after every change,
-so it always describes the servers as they are; a change only the config can make (the connection cap,
-the drain time) is applied by a hitless reload: SIGUSR2 to the master, whose new worker takes over the
-listening socket while the old one finishes its requests.
+so it describes the servers as they are; a change only the config can make (the connection cap, the
+drain time) is applied by a hitless reload: SIGUSR2 to the master, whose new worker takes over the
+listening socket while the old one finishes its requests. The rewrite happens beside the switch, not in
+it (overwriting a file waits on the filesystem's journal, milliseconds on a busy disk); a supervisor that
+dies before it is done leaves an older file, which the next one rewrites from haproxy's own account of
+its servers before it could ever reload (`attach`).
 
 haproxy runs in a session of its own, so it outlives the supervisor; the next supervisor adopts it (its
 pid is in `haproxy.pid`). This class has the interface of `proxy_link.ProxyLink`.
@@ -80,6 +83,9 @@ class HaproxyLink:
         self._weights: dict[str, int] = {}
         self._known: dict[str, Server] | None = None
         """The servers as the last sync left them (None: ask haproxy)."""
+        self._config_due: str | None = None
+        """Config text not yet written (see the module docstring)."""
+        self._config_writer: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -118,6 +124,8 @@ class HaproxyLink:
         binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
         if binary is None:
             raise HaproxyError("local.proxy is haproxy but no haproxy is installed: apt-get install haproxy")
+        await self.config_written()  # an older text written late would be what haproxy reads
+        self._config_due = None
         self._config.write_text(self._text({}))
         self._socket.unlink(missing_ok=True)
         self._known = None
@@ -238,7 +246,27 @@ class HaproxyLink:
                 known[name] = Server(name, current[name].port, -1)
         self._known = known
         self._weights = {v: w for v, w in weights.items() if w > 0}
-        self._config.write_text(self._text({n: s for n, s in known.items() if s.weight >= 0}))
+        self._config_due = self._text({n: s for n, s in known.items() if s.weight >= 0})
+        if self._config_writer is None:
+            self._config_writer = asyncio.create_task(self._write_config())
+
+    async def _write_config(self) -> None:
+        """Write the latest config text due, until none is (several syncs meanwhile: only the last)."""
+        try:
+            while self._config_due is not None:
+                text, self._config_due = self._config_due, None
+                await asyncio.to_thread(self._config.write_text, text)
+        except OSError as exc:
+            log.warning(
+                "could not write %s (%s); the next supervisor rewrites it from haproxy's servers", self._config, exc
+            )
+        finally:
+            self._config_writer = None
+
+    async def config_written(self) -> None:
+        """Return once the config file describes the servers as the last sync left them."""
+        while self._config_writer is not None:
+            await asyncio.shield(self._config_writer)
 
     async def mark_down(self, version: str, index: int) -> None:
         """A hint: the replica exited. Its health check brings it back once it listens again."""
@@ -259,6 +287,7 @@ class HaproxyLink:
     async def stop(self, drain_seconds: float) -> None:
         """Soft-stop: haproxy stops accepting, lets its requests finish (at most `drain_seconds`), exits;
         past that, its whole process group (master and workers) is killed."""
+        await self.config_written()
         if self._child.identity is None:
             return
         self._child.signal(signal.SIGUSR1)
