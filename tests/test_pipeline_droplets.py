@@ -4,6 +4,10 @@ hosts, the real CLI and PostgreSQL, verification through the load balancer, roll
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,11 +62,15 @@ class DropletsWorkspace:
             "GITHUB_STEP_SUMMARY": str(root / "summary.md"),
         }
 
-    def deploy(self, version: str, **document: Any) -> Execution:
+    def prepare(self, version: str, **document: Any) -> None:
+        """The config written and `version` validated."""
         config = {**json.loads(json.dumps(self.config)), **document}
         write_config(self.root, config)
         digests = digest_artifacts(parse_config(config, self.root).artifacts, self.root)
         seed_passed(self.dsn, f"run-{version}", digests)
+
+    def deploy(self, version: str, **document: Any) -> Execution:
+        self.prepare(version, **document)
         raw = {"config": "deploy.json", "version": version, "validation-run-id": f"run-{version}", "mode": "deploy"}
         return execute(raw, self.env)
 
@@ -122,3 +130,26 @@ def test_the_action_switches_the_load_balancer_and_a_failed_verification_moves_i
 def _logs(done: Execution) -> list[str]:
     assert done.result is not None
     return [entry.message for entry in done.result.logs]
+
+
+def test_a_run_killed_mid_switch_is_put_back_by_the_next_run(ws: DropletsWorkspace) -> None:
+    assert ws.deploy("v1").exit_code == 0
+    ws.prepare("v2")
+    armed = {"DEPLOY_ORCHESTRATOR_CRASH_TEST": "kill-this-process", "DEPLOY_ORCHESTRATOR_CRASH_AT": "mid-switch"}
+    argv = ["--config", "deploy.json", "--version", "v2", "--validation-run-id", "run-v2"]
+    with (ws.root / "killed.log").open("wb") as log:
+        dying = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())", *argv],
+            cwd=ws.root,
+            env={**os.environ, **ws.env, **armed},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        assert dying.wait(300) == -signal.SIGKILL, (ws.root / "killed.log").read_text()
+    assert ws.behind() == ["blue", "green"], "killed between adding green and removing blue"
+
+    after = ws.deploy("v3")
+
+    assert after.exit_code == 0, after.result and after.result.error
+    assert "the last switch was to the blue Droplets, but both groups serve: finishing it" in _logs(after)
+    assert ws.behind() == ["green"] and ws.served() == {"v3"}

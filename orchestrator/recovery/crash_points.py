@@ -31,6 +31,7 @@ POINTS = (
     "during-record",
     "before-delete",
     "after-delete",
+    "mid-switch",
 )
 _ARMED = "kill-this-process"
 

@@ -7,9 +7,11 @@ it (no user reaches them yet) and moves the load balancer's Droplets (or the res
 group: `load_balancer.plan_switch` says which calls it makes, the plan is logged, then done. The
 group switched away from keeps its release running, so a rollback moves the load balancer back.
 
-Before its first call to DigitalOcean a switch writes its record on the hosts (`switch_record`);
-a switch that fails is undone (record first again), and if the undo fails too the next run's first
-call finishes the switch to the recorded group before anything else.
+Every switch leaves its record on the hosts (`switch_record`): which group serves when no switch
+is under way. A switch to a new release is recorded once done; a switch back (rollback, undo) is
+recorded before its first call. A switch that fails is undone, and if the undo fails too, or the
+run dies half-way, the next run's first call puts the recorded group back behind the load
+balancer before anything else.
 """
 
 from __future__ import annotations
@@ -76,8 +78,13 @@ class DropletGroups:
         """What putting group `to` behind the load balancer (or reserved IP) takes, from its state now."""
         return plan_switch(self._droplets.via, self._droplets.switch_target, self._members(), self._ids, to)
 
-    def _switch(self, to: str, version: str | None) -> None:
-        """Group `to` alone behind the switch; the record first. Raises DeployError after undoing what it did."""
+    def _switch(self, to: str, version: str | None, *, forward: bool = False) -> None:
+        """Group `to` alone behind the switch. Raises DeployError after undoing what it did.
+
+        The record says which group serves when no switch is under way. A switch back to a release
+        that served before (a rollback, finishing a recorded switch) is recorded first, so a run that
+        dies on the way is finished by the next one; a `forward` switch (to a release not yet verified
+        through the public route) is recorded once done, so one that dies half-way is undone."""
         plan = self.plan(to)
         self.plans.append(plan)
         log.info("switch plan: %s", plan.describe())
@@ -85,9 +92,12 @@ class DropletGroups:
             self._live = to
             return
         before, before_version = self._live, self._version_on(self._live)
-        self._record(to, version)
+        if not forward:
+            self._record(to, version)
         try:
             load_balancer.apply(self._api, plan, self._droplets.switch_timeout_seconds)
+            if forward:
+                self._record(to, version)
         except OrchestratorError as exc:
             self._undo(plan, before, before_version, exc)
         self._live = to
@@ -240,7 +250,7 @@ class DropletGroups:
         previous = self._version_on(group)
         self.groups[group].route({version: 100})
         try:
-            self._switch(group, version)
+            self._switch(group, version, forward=True)
         except SwitchUndone:
             # No user reaches this group again: its proxies go back to what they served, so the failed
             # release can be stopped. (Not when the undo failed: then users may reach it.)

@@ -5,8 +5,9 @@ and the groups' Droplets, it says exactly which calls the switch makes. `apply` 
 
 - load balancer: the new group's Droplets are added first, then the other group's removed, so
   users always reach a Droplet (for a moment both groups serve, both checked). Droplets of neither
-  group stay where they are. A failure between the two calls leaves both groups behind it: the
-  caller's undo (or the next run, from the switch record) finishes the switch one way or the other;
+  group stay where they are. A failure (or a crash: crash point `mid-switch`) between the two calls
+  leaves both groups behind it: the caller's undo, or the next run from the switch record, puts
+  the recorded group back alone;
 - reserved IP: one assign action to the new group's Droplet (atomic at DigitalOcean).
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from orchestrator.platforms.hosts.droplet_api import DropletApi
+from orchestrator.recovery import crash_points
 
 __all__ = ["SwitchPlan", "Via", "apply", "group_of", "members_now", "plan_switch"]
 
@@ -92,5 +94,6 @@ def apply(api: DropletApi, plan: SwitchPlan, timeout: float) -> None:
         return
     if plan.add:
         api.add(plan.target, plan.add)
+    crash_points.reach("mid-switch")
     if plan.remove:
         api.remove(plan.target, plan.remove)

@@ -1,9 +1,9 @@
-"""Which Droplet group the load balancer (or reserved IP) was last switched to, kept on every host of both groups.
+"""Which Droplet group serves when no switch is under way, kept on every host of both groups.
 
-The record is written before the switch's first call to DigitalOcean (and again before an undo),
-so a run that dies or loses the API half-way leaves the intended group on the hosts: the next run
-reads the newest record (highest generation) and finishes the switch to it. A host that missed a
-write holds an older generation and is outvoted.
+A switch to a new release writes it once done; a switch back (rollback, undo) before its first call
+to DigitalOcean. So a run that dies or loses the API half-way leaves the group that should serve
+on the hosts: the next run reads the newest record (highest generation) and puts that group back
+behind the load balancer. A host that missed a write holds an older generation and is outvoted.
 """
 
 from __future__ import annotations
