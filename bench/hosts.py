@@ -187,11 +187,13 @@ def main() -> int:
         platform, deploy_s = _deploy(fleet, workspace, document, "green")
         made.append(platform)
         skews: list[float] = []
+        deliveries: list[float] = []
 
         def switch(i: int) -> None:
             platform.route({"blue" if i % 2 == 0 else "green": 100})
             assert platform.last_switch_skew_ms is not None
             skews.append(platform.last_switch_skew_ms)
+            deliveries.append(platform.last_delivery_skew_ms or 0.0)
 
         front_port = int(front.url.rsplit(":", 1)[1])
         answers, failed = _under_load(front_port, args.connections, args.switches, args.interval, switch)
@@ -219,6 +221,10 @@ def main() -> int:
     print(
         f"{'haproxy runtime-API flip (peer)':<34}{peer_answers:>9}{peer_failed:>8}{'0':>13}{'0':>13}"
         f"{statistics.median(peer.flip_ms):>15.2f}"
+    )
+    print(
+        f"of which the fire reaching the hosts: p50 {statistics.median(deliveries):.1f} ms, "
+        f"max {max(deliveries):.1f} ms (the rest is each host's own switch)"
     )
     print(f"\nfirst deploy (installing the orchestrator on 3 hosts): {install_s:.2f} s")
     print(f"deploy of a new release, orchestrator installed:       {deploy_s:.2f} s")

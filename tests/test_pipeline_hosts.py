@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +24,8 @@ from tests.peers.ssh_hosts import Fleet
 from tests.peers.verdicts import seed_passed
 from tests.platforms.hosts.workspace import hosts_document, hosts_env
 from tests.workspace import write_config
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Real SSH hosts: every run signs in, installs and starts releases on three of them.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -110,3 +115,62 @@ def test_a_host_cut_off_mid_roll_is_named_and_the_next_run_reconciles_it(ws: Hos
     again = ws.deploy("v3", strategy="rolling")
     assert again.exit_code == 0, again.result and again.result.error
     assert [ws.on_host(i) for i in range(3)] == ["v3", "v3", "v3"]
+
+
+def _entrypoint(ws: HostsWorkspace, version: str, env: dict[str, str], tmp: Path) -> subprocess.CompletedProcess[str]:
+    """The Action as the runner starts it, every temporary file it makes under `tmp`."""
+    write_config(ws.root, ws.config)
+    digests = digest_artifacts(parse_config(ws.config, ws.root).artifacts, ws.root)
+    seed_passed(ws.dsn, f"run-{version}", digests)
+    inputs = {"config": "deploy.json", "version": version, "validation-run-id": f"run-{version}"}
+    process_env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
+    process_env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
+    process_env.update(env, GITHUB_ACTIONS="true", TMPDIR=str(tmp))
+    return subprocess.run(
+        [sys.executable, str(ROOT / "entrypoint.py")], env=process_env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _files_holding(lines: list[str], *folders: Path, leave_out: tuple[Path, ...] = ()) -> list[Path]:
+    found = []
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and path not in leave_out:
+                text = path.read_bytes().decode(errors="replace")
+                if any(line in text for line in lines):
+                    found.append(path)
+    return found
+
+
+def test_the_ssh_key_is_nowhere_but_in_memory_when_a_deploy_fails(ws: HostsWorkspace, tmp_path_factory: Any) -> None:
+    # A canary key the hosts do not accept: the sign-in fails after the key was read and used.
+    canary_dir = tmp_path_factory.mktemp("canary")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(canary_dir / "key")], check=True)
+    canary = (canary_dir / "key").read_text()
+    (canary_dir / "key").unlink()
+    tmp = tmp_path_factory.mktemp("tmpdir")
+    refused = _entrypoint(ws, "v1", {**ws.env, "DEPLOY_SSH_KEY": canary}, tmp)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "the SSH key was refused for user root" in refused.stdout + refused.stderr
+
+    # The real key, and a release that cannot start: the run signs in everywhere, then fails.
+    ws.config["deployment_config"]["local"]["command"] = ["/usr/bin/python3", "-c", "raise SystemExit(3)"]
+    failed = _entrypoint(ws, "v1", ws.env, tmp)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "starting v1 failed on" in failed.stdout + failed.stderr
+
+    for key, run in ((canary, refused), (ws.fleet.client_key, failed)):
+        # The first line of the base64 is the same in every unencrypted ed25519 key: the rest is this key's.
+        body = [line for line in key.splitlines() if line and "PRIVATE KEY" not in line][1:]
+        # `::add-mask::` lines are the runner's masking being told the secret (the runner never shows them).
+        printed = [line for line in (run.stdout + run.stderr).splitlines() if not line.startswith("::add-mask::")]
+        assert not [line for line in printed if any(part in line for part in body)]
+        own_copy = (ws.fleet.directory / "client_key",)
+        assert _files_holding(body, ws.root, tmp, ws.fleet.directory, leave_out=own_copy) == []
+    for host in ws.fleet.hosts:
+        for pid in host.pids():
+            try:
+                seen = Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/environ").read_bytes()
+            except OSError:
+                continue
+            assert not any(line.encode() in seen for line in ws.fleet.client_key.splitlines()[1:-1])

@@ -8,8 +8,9 @@ outlive it. Every answer is `{"ok": true, "result": ...}` or `{"ok": false, "err
 A release arrives as a tarball of its snapshot: `start` holds it to the sha256 it was sent with,
 unpacks it, lets the local platform capture it and holds that capture to the tree digest taken on
 the deploying side, and checks the release's health on this host, before anything routes to it.
-`route` with `commit` also writes the fleet record (`fleet.json`: which release the whole host set
-last switched to, and the generation of that switch) that reconciles a host lost mid-roll.
+A switch is staged first (`arm`, `arm_rollback`: see `switch`) and fired by a one-line `fire`; with a
+`commit` it also writes the fleet record (`fleet.json`: which release the whole host set last
+switched to, and the generation of that switch) that reconciles a host lost mid-roll.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from typing import Any
 from orchestrator.contract import LocalConfig
 from orchestrator.errors import OrchestratorError
 from orchestrator.platforms.base import Release
+from orchestrator.platforms.hosts.switch import ArmedSwitch, SwitchRefused
+from orchestrator.platforms.hosts.systemd_unit import Keeper, keep_supervisor, supervisor_unit
 from orchestrator.platforms.local.control import ControlClient, SupervisorNotRunningError
 from orchestrator.platforms.local.platform import LocalPlatform
-from orchestrator.platforms.local.state import check_version
+from orchestrator.platforms.local.state import StatePaths, check_version
 
 __all__ = ["Agent", "main"]
 
@@ -54,9 +57,13 @@ class Agent:
         self._config: LocalConfig | None = None
         self._health: dict[str, Any] = {}
         self._routing: LocalPlatform | None = None
+        self._armed: tuple[ArmedSwitch, int | None] | None = None
 
     def handle(self, request: dict[str, Any]) -> Any:
         op = request.pop("op")
+        if op != "fire":
+            # Only the very next request may fire a staged switch: anything else means it was called off.
+            self.disarm()
         method = getattr(self, f"op_{op}", None)
         if method is None:
             raise AgentError(f"unknown operation {op!r}")
@@ -64,7 +71,7 @@ class Agent:
 
     # --- operations ------------------------------------------------------------------------------
 
-    def op_configure(self, local: dict[str, Any], health: dict[str, Any]) -> dict[str, Any]:
+    def op_configure(self, local: dict[str, Any], health: dict[str, Any], systemd: bool = True) -> dict[str, Any]:
         self._config = LocalConfig(
             command=tuple(local["command"]),
             listen=local["listen"],
@@ -81,7 +88,12 @@ class Agent:
         self._routing = None
         for folder in (self.state, self.sources, self.uploads):
             folder.mkdir(parents=True, exist_ok=True)
-        return {"python": list(sys.version_info[:3]), "root": str(self.root)}
+        keeper = keep_supervisor(StatePaths(self.state), supervisor_unit(self._config, self.state)) if systemd else None
+        return {
+            "python": list(sys.version_info[:3]),
+            "root": str(self.root),
+            "keeper": (keeper or Keeper("none", "hosts.systemd is off: the supervisor runs detached")).to_dict(),
+        }
 
     def op_status(self) -> dict[str, Any]:
         platform = self._platform(None)
@@ -127,6 +139,42 @@ class Agent:
             self._write_record(commit, next(v for v, w in weights.items() if w == 100))
         return {"at": at}
 
+    def op_arm(self, weights: dict[str, int], commit: int | None = None) -> dict[str, Any]:
+        """Stage `weights` (checked against what runs here) for the next `fire`. Changes nothing."""
+        running = {r.version for r in self._platform(None).releases()}
+        self._armed = (ArmedSwitch(self._platform(None).paths, weights, running, fallback=self._route), commit)
+        return {"armed": True}
+
+    def op_arm_rollback(self, version: str, commit: int) -> dict[str, Any]:
+        """Stage all traffic to `version` if every replica of it runs here; otherwise say so (the
+        deploying side then sends `rollback`, which starts it again from its snapshot first)."""
+        version = check_version(version)
+        alive = {r["version"] for r in self._supervisor_status().get("releases", []) if r.get("alive")}
+        if version not in alive:
+            return {"armed": False}
+        return self.op_arm({version: 100}, commit)
+
+    def op_fire(self) -> dict[str, Any]:
+        received = time.time()
+        if self._armed is None:
+            raise AgentError("no switch is armed on this host (arm first)")
+        (armed, commit), self._armed = self._armed, None
+        try:
+            at = armed.fire()
+        except SwitchRefused as exc:
+            raise AgentError(str(exc)) from None
+        if commit is not None:
+            self._write_record(commit, next(v for v, w in armed.weights.items() if w == 100))
+        return {"at": at, "received": received}
+
+    def disarm(self) -> None:
+        if self._armed is not None:
+            self._armed[0].disarm()
+            self._armed = None
+
+    def op_disarm(self) -> None:
+        """Drop a staged switch (`handle` already did)."""
+
     def op_rollback(self, version: str, image: str | None, commit: int) -> dict[str, Any]:
         version = check_version(version)
         self._platform(version if (self.sources / version).is_dir() else None).rollback(Release(version, image=image))
@@ -156,13 +204,19 @@ class Agent:
             self._routing = LocalPlatform(self._config, self.root)
         return self._routing
 
-    def _kept(self) -> dict[str, str]:
-        """Tree digests of the releases the supervisor keeps."""
+    def _route(self, weights: dict[str, int]) -> None:
+        self._platform(None).route(weights)
+
+    def _supervisor_status(self) -> dict[str, Any]:
         try:
             status: dict[str, Any] = ControlClient(self._platform(None).paths).call("status")
         except SupervisorNotRunningError:
             return {}
-        return {r["version"]: str(r.get("tree_digest") or "") for r in status["releases"]}
+        return status
+
+    def _kept(self) -> dict[str, str]:
+        """Tree digests of the releases the supervisor keeps."""
+        return {r["version"]: str(r.get("tree_digest") or "") for r in self._supervisor_status().get("releases", [])}
 
     def _unpack(self, version: str, tarball: Path, sha256: str) -> None:
         actual = _sha256(tarball)
@@ -257,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             answer = {"ok": False, "error": str(exc)}
         out.write(json.dumps(answer) + "\n")
         out.flush()
+    agent.disarm()
     return 0
 
 

@@ -27,12 +27,17 @@ from orchestrator.platforms.hosts.install import install
 from orchestrator.platforms.hosts.settings import HostConfig
 from orchestrator.platforms.hosts.trust import HostKeyRefused, Pins, fingerprint
 
-__all__ = ["HostConnection", "HostLostError"]
+__all__ = ["HostConnection", "HostLostError", "encode"]
 
 log = logging.getLogger(__name__)
 
 
 _COMMAND_SECONDS = 60.0
+
+
+def encode(op: str, **args: Any) -> bytes:
+    """One request to the agent, as the line `send_encoded` writes."""
+    return json.dumps({"op": op, **args}).encode() + b"\n"
 
 
 class HostLostError(DeployError):
@@ -57,6 +62,8 @@ class HostConnection:
         self._lock = threading.Lock()
         self.root = ""
         """The host's install root, absolute (known after `prepare`)."""
+        self.keeper: dict[str, str] = {}
+        """What keeps the host's supervisor (`systemd_unit.Keeper`), known after `prepare`."""
 
     # --- signing in ------------------------------------------------------------------------------
 
@@ -100,12 +107,16 @@ class HostConnection:
 
     # --- the host's Python and the orchestrator on it -------------------------------------------
 
-    def prepare(self, bundle: Bundle, local: dict[str, Any], health: dict[str, Any]) -> None:
-        """Find Python, install `bundle`, start and configure the agent. Raises DeployError/HostLostError."""
+    def prepare(self, bundle: Bundle, local: dict[str, Any], health: dict[str, Any], *, systemd: bool) -> None:
+        """Find Python, install `bundle`, start and configure the agent (which installs the systemd unit
+        where it can: `keeper` says what keeps the supervisor). Raises DeployError/HostLostError."""
         self.root, zipapp, lib = install(self, bundle, self._python)
         self._start_agent(zipapp, lib)
         # The first answer waits for the agent to start (Python importing the orchestrator from its zip).
-        self.call("configure", timeout=max(self._timeout, 30.0), local=local, health=health)
+        configured = self.call(
+            "configure", timeout=max(self._timeout, 60.0), local=local, health=health, systemd=systemd
+        )
+        self.keeper = dict(configured["keeper"])
 
     def _start_agent(self, zipapp: str, lib: str | None) -> None:
         client = self._require("agent")
@@ -134,13 +145,17 @@ class HostConnection:
         The connection is held until that function is called, so several hosts can be sent an operation
         back to back (a switch) and their answers gathered afterwards.
         """
+        return self.send_encoded(encode(op, **args), op, timeout)
+
+    def send_encoded(self, payload: bytes, op: str, timeout: float | None = None) -> Callable[[], Any]:
+        """`send` of a request encoded beforehand (`encode`): the write is all that is left to do."""
         self._lock.acquire()
         try:
             if self._agent is None or self._answers is None:
                 raise self._lost(op, EOFError("its connection was lost earlier in this run"))
             try:
                 self._agent.settimeout(timeout or self._timeout)
-                self._agent.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
+                self._agent.sendall(payload)
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 self.close()
                 raise self._lost(op, exc) from exc

@@ -72,11 +72,34 @@ def _problems(document: Mapping[str, Any], workspace: Path) -> Iterable[str]:
         if where in seen:
             yield f"deployment_config.hosts.hosts[{i}]: {where[0]}:{where[1]} is listed twice; list each host once"
         seen.add(where)
+    yield from _label_problems(hosts)
     listen_host = str(local.get("listen", "127.0.0.1:8080")).rsplit(":", 1)[0]
     if listen_host in ("127.0.0.1", "localhost", "::1", "[::1]"):
         yield (
             f"deployment_config.local.listen: {local.get('listen', '127.0.0.1:8080')!r} is the hosts' loopback, "
             "which the load balancer in front cannot reach; listen on 0.0.0.0:<port> or the host's private address"
+        )
+
+
+def _label_problems(hosts: Mapping[str, Any]) -> Iterable[str]:
+    labels = [host.get("labels") or {} for host in hosts["hosts"]]
+    wanted = hosts.get("canary_labels")
+    if wanted and not any(all(have.get(k) == v for k, v in wanted.items()) for have in labels):
+        told = ", ".join(f"{k}={v}" for k, v in sorted(wanted.items()))
+        yield (
+            f"deployment_config.hosts.canary_labels: no host carries {told}; add those labels to the canary "
+            "hosts (hosts[].labels) or remove canary_labels"
+        )
+    group_by = hosts.get("group_by")
+    if group_by is not None and not any(group_by in have for have in labels):
+        yield (
+            f"deployment_config.hosts.group_by: no host has the label {group_by!r}; label the hosts "
+            f"(hosts[].labels.{group_by}) or remove group_by"
+        )
+    if group_by is not None and hosts.get("max_parallel", 1) != 1:
+        yield (
+            "deployment_config.hosts.max_parallel: with group_by, a whole group moves at a time; remove "
+            "max_parallel or group_by"
         )
 
 

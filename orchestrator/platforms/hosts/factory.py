@@ -69,6 +69,7 @@ def build_platform(config: DeployConfig, hosts: HostsConfig, workspace: Path, en
             "retries": health.retries,
             "interval_seconds": health.interval_seconds,
         },
+        systemd=hosts.systemd,
     )
     return HostsPlatform(hosts, fleet, source=source, workspace=workspace, startup=local.startup_timeout_seconds)
 

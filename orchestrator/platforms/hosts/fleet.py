@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from orchestrator.errors import DeployError, OrchestratorError
 from orchestrator.platforms.hosts.bundle import bundle
-from orchestrator.platforms.hosts.connection import HostConnection
+from orchestrator.platforms.hosts.connection import HostConnection, encode
 from orchestrator.platforms.hosts.trust import HostKeyRefused
 
 __all__ = ["Fleet", "HostStatus", "Outcome"]
@@ -28,6 +28,9 @@ __all__ = ["Fleet", "HostStatus", "Outcome"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_FIRE = encode("fire")
+_FIRE_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +60,18 @@ class Outcome:
 
 
 class Fleet:
-    def __init__(self, connections: Sequence[HostConnection], local: dict[str, Any], health: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        connections: Sequence[HostConnection],
+        local: dict[str, Any],
+        health: dict[str, Any],
+        *,
+        systemd: bool = True,
+    ) -> None:
         self.connections = list(connections)
         self._local = local
         self._health = health
+        self._systemd = systemd
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(connections)), thread_name_prefix="hosts")
         self.generation = 0
         self.statuses: dict[str, HostStatus] = {}
@@ -91,9 +102,14 @@ class Fleet:
             opened.raise_first("connect")
         reached = [c for c in closed if c.name not in opened.failures]
         made = bundle()
-        prepared = self.each(lambda c: c.prepare(made, self._local, self._health), reached)
+        prepared = self.each(lambda c: c.prepare(made, self._local, self._health, systemd=self._systemd), reached)
         if not tolerate_lost:
             prepared.raise_first("prepare")
+        for connection in reached:
+            if connection.name in prepared.answers:
+                kept_by = connection.keeper.get("kind", "none")
+                level = logging.INFO if kept_by != "none" else logging.WARNING
+                log.log(level, "host %s: %s", connection.name, connection.keeper.get("detail", ""))
         for name, exc in {**opened.failures, **prepared.failures}.items():
             log.warning("host %s left out: %s", name, exc)
         self._prepared.update(c.name for c in closed)
@@ -150,16 +166,33 @@ class Fleet:
                 failures[name] = exc
         return Outcome(answers, failures)
 
-    def broadcast(
-        self, op: str, args: Callable[[HostConnection], dict[str, Any]], among: Sequence[HostConnection]
+    def switch(
+        self,
+        arm: Callable[[HostConnection], tuple[str, dict[str, Any]]],
+        among: Sequence[HostConnection],
+        *,
+        otherwise: Callable[[HostConnection], Any] | None = None,
     ) -> Outcome:
-        """`op` sent to every host of `among` back to back, then every answer gathered: the hosts act
-        as close together as one SSH write each apart (a switch). Never raises for one host's failure."""
+        """A switch on every host of `among` as close to simultaneous as SSH allows. Never raises for
+        one host's failure.
+
+        First every host stages it (`arm` gives the operation and its arguments), in parallel; if any
+        host fails that, the others are disarmed and nothing has switched anywhere. Then every armed
+        host is sent the same pre-encoded `fire` back to back from this thread (under the GIL, threads
+        would only take turns at these writes, with hand-offs between them), and the answers, each
+        with the moment that host's switch took effect, are gathered afterwards. A host that answered
+        it could not stage (`{"armed": false}`) gets `otherwise` after the others fired.
+        """
+        staged = self.each(lambda c: _stage(c, *arm(c)), among)
+        armed = [c for c in among if c.name in staged.answers and staged.answers[c.name].get("armed")]
+        if staged.failures:
+            self.each(lambda c: c.call("disarm"), armed)
+            return Outcome({}, staged.failures)
         pending: dict[str, Callable[[], Any]] = {}
         failures: dict[str, OrchestratorError] = {}
-        for connection in among:
+        for connection in armed:
             try:
-                pending[connection.name] = connection.send(op, **args(connection))
+                pending[connection.name] = connection.send_encoded(_FIRE, "fire", _FIRE_SECONDS)
             except OrchestratorError as exc:
                 failures[connection.name] = exc
         futures = {name: self._pool.submit(answer) for name, answer in pending.items()}
@@ -169,12 +202,21 @@ class Fleet:
                 answers[name] = future.result()
             except OrchestratorError as exc:
                 failures[name] = exc
+        unarmed = [c for c in among if c.name in staged.answers and c not in armed]
+        if unarmed and otherwise is not None:
+            after = self.each(otherwise, unarmed)
+            answers.update(after.answers)
+            failures.update(after.failures)
         return Outcome(answers, failures)
 
     def close(self) -> None:
         for connection in self.connections:
             connection.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _stage(connection: HostConnection, op: str, args: dict[str, Any]) -> Any:
+    return connection.call(op, **args)
 
 
 def _status(doc: dict[str, Any]) -> HostStatus:

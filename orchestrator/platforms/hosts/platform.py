@@ -1,11 +1,12 @@
 """`HostsPlatform`: the `Platform` adapter for a set of servers, each running the local supervisor and proxy.
 
 Traffic is split by host: a host routes all its traffic to one release, and the load balancer in
-front (`hosts.public_url`) spreads users over the hosts. So a split moves whole hosts, in steps of
-`hosts.max_parallel` hosts (`traffic_shape`): blue/green moves every host at once (all hosts are
-sent the switch together; the answer carries each host's switch time, and their spread is
-`last_switch_skew_ms`), rolling moves a step's hosts after re-checking the release on each, canary
-moves the share of hosts its weight rounds to.
+front (`hosts.public_url`) spreads users over the hosts. So a split moves whole hosts, in units of
+`hosts.max_parallel` hosts or of a `hosts.group_by` label's groups, canary hosts first (`order`).
+Blue/green moves every host at once (every host stages the switch, then all are fired back to
+back: `Fleet.switch`; each answer carries that host's switch time, and their spread is
+`last_switch_skew_ms`), rolling moves a step's units after re-checking the release on each host,
+canary moves the units its weight rounds to.
 
 A switch that fails on any host puts the hosts it had moved back before raising (the rollout has
 not yet counted it as moved). A host lost on the way is named in the error and left as it is: the
@@ -15,15 +16,16 @@ next run's `Fleet.ready` reconciles it to the release the host set last agreed o
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator.artifacts import ArtifactDigests
 from orchestrator.errors import DeployError
+from orchestrator.platform_outputs import PlatformOutputs
 from orchestrator.platforms.base import Release, TrafficShape
 from orchestrator.platforms.hosts.connection import HostConnection
 from orchestrator.platforms.hosts.fleet import Fleet, HostStatus
+from orchestrator.platforms.hosts.order import moved_hosts, units
 from orchestrator.platforms.hosts.release_files import ReleaseFiles, pack
 from orchestrator.platforms.hosts.settings import HostsConfig
 from orchestrator.platforms.hosts.tunnel import Tunnel
@@ -50,6 +52,8 @@ class HostsPlatform:
         self._files: dict[str, ReleaseFiles] = {}
         self._tunnels: list[Tunnel] = []
         self.last_switch_skew_ms: float | None = None
+        self.last_delivery_skew_ms: float | None = None
+        """The spread of the moments the hosts received the `fire` (the rest is each host's own switch)."""
         self._routed: dict[str, dict[str, int]] = {}
         """The table each host was last sent in this run (its status only says which release had all)."""
 
@@ -140,8 +144,11 @@ class HostsPlatform:
         reachable = [c for c in self.fleet.connections if c.is_open]
         self.fleet.generation += 1
         commit = self.fleet.generation
-        outcome = self.fleet.broadcast(
-            "rollback", lambda _c: {"version": version, "image": to.image, "commit": commit, "timeout": 60}, reachable
+        outcome = self.fleet.switch(
+            lambda _c: ("arm_rollback", {"version": version, "commit": commit}),
+            reachable,
+            # A host whose copy of `to` is down starts it from its snapshot first, then switches.
+            otherwise=lambda c: c.call("rollback", version=version, image=to.image, commit=commit, timeout=60),
         )
         self._note_skew(outcome.answers)
         for name in outcome.answers:
@@ -166,8 +173,11 @@ class HostsPlatform:
         By weight: every host's proxy splits its own traffic, to the percent."""
         if self._config.split == "weight":
             return TrafficShape(replicas=1, exact=True)
-        hosts = len(self._config.hosts)
-        return TrafficShape(replicas=math.ceil(hosts / self._config.max_parallel), exact=False)
+        return TrafficShape(replicas=len(self._units()), exact=False)
+
+    def _units(self) -> list[tuple[str, ...]]:
+        c = self._config
+        return units(c.hosts, canary_labels=dict(c.canary_labels), group_by=c.group_by, max_parallel=c.max_parallel)
 
     def start_sized(self, version: str, image: str | None, weight: int) -> Release:
         return self.start(version, image)
@@ -175,7 +185,8 @@ class HostsPlatform:
     def route(self, weights: Mapping[str, int]) -> None:
         """Split traffic as `weights` says: by moving hosts, or on every host (`hosts.split`). Idempotent.
 
-        By host, with two releases, the first hosts in config order take the new (the second) one. A host
+        By host, with two releases, the first units of hosts (`order`: canary hosts first, then config
+        order, `max_parallel` or a `group_by` group at a time) take the new (the second) one. A host
         about to take a release it did not serve has it re-checked there first. Raises DeployError naming
         the failing hosts, after putting back the hosts this call had changed.
         """
@@ -192,7 +203,7 @@ class HostsPlatform:
             self.fleet.each(
                 lambda c: [c.call("check", version=v) for v in target[c.name] if v not in current[c.name]], changing
             ).raise_first("checking")
-        outcome = self.fleet.broadcast("route", lambda c: {"weights": target[c.name], "commit": commit}, changing)
+        outcome = self.fleet.switch(lambda c: ("arm", {"weights": target[c.name], "commit": commit}), changing)
         if outcome.failures:
             back = [c for c in changing if c.name in outcome.answers and current[c.name]]
             self.fleet.each(lambda c: c.call("route", weights=current[c.name]), back)
@@ -214,12 +225,14 @@ class HostsPlatform:
         if self._config.split == "weight":
             return {name: {v: w for v, w in weights.items() if w > 0} for name in names}
         (old, _), (new, weight) = list(weights.items())
-        share = self.traffic_shape().effective(weight)
-        count = min(len(names), max(1, math.floor(len(names) * share / 100 + 0.5)))
-        return {name: {new if i < count else old: 100} for i, name in enumerate(names)}
+        moving = moved_hosts(self._units(), weight)
+        return {name: {new if name in moving else old: 100} for name in names}
 
     def _note_skew(self, answers: Mapping[str, object]) -> None:
         times = [float(a["at"]) for a in answers.values() if isinstance(a, dict) and "at" in a]
+        received = [float(a["received"]) for a in answers.values() if isinstance(a, dict) and "received" in a]
+        if len(received) > 1:
+            self.last_delivery_skew_ms = (max(received) - min(received)) * 1000
         if len(times) > 1:
             self.last_switch_skew_ms = (max(times) - min(times)) * 1000
             log.info("hosts switched within %.1f ms of each other", self.last_switch_skew_ms)
@@ -240,6 +253,18 @@ class HostsPlatform:
         self.fleet.ready()
         self.fleet.each(lambda c: c.call("stop", version=version, timeout=120)).raise_first(f"stopping {version}")
         self.fleet.refresh()
+
+    # --- ReportsOutputs -------------------------------------------------------------------------
+
+    def run_outputs(self) -> PlatformOutputs | None:
+        """Per host, what keeps its supervisor (a systemd unit, or nothing); the last switch's spread."""
+        lines = [f"host {c.name}: {c.keeper['detail']}" for c in self.fleet.connections if c.keeper]
+        if self.last_switch_skew_ms is not None:
+            lines.append(f"last switch: every host within {self.last_switch_skew_ms:.1f} ms of the first")
+        if not lines:
+            return None
+        text = "\n".join(lines)
+        return PlatformOutputs(deploy_logs=text, printed=(("hosts", text),))
 
     def close(self) -> None:
         for tunnel in self._tunnels:

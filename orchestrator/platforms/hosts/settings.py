@@ -49,6 +49,12 @@ class HostsConfig:
     connect_timeout_seconds: float = 10.0
     droplets: DropletsConfig | None = None
     """Hosts found on DigitalOcean by tag (then `hosts` is empty until the factory discovers them)."""
+    systemd: bool = True
+    """Where systemd is the host's init, install a unit keeping the supervisor across reboots."""
+    canary_labels: tuple[tuple[str, str], ...] = ()
+    """The canary hosts: those carrying every one of these labels move first."""
+    group_by: str | None = None
+    """A label: shares move the hosts sharing its value together (instead of `max_parallel` at a time)."""
 
 
 def hosts_settings(deployment: Mapping[str, Any], _workspace: Path) -> HostsConfig:
@@ -73,6 +79,9 @@ def hosts_settings(deployment: Mapping[str, Any], _workspace: Path) -> HostsConf
         split=h.get("split", "host"),
         connect_timeout_seconds=float(h.get("connect_timeout_seconds", 10)),
         droplets=droplets_settings(h.get("droplets")),
+        systemd=bool(h.get("systemd", True)),
+        canary_labels=tuple(sorted((h.get("canary_labels") or {}).items())),
+        group_by=h.get("group_by"),
     )
 
 

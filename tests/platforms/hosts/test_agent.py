@@ -99,3 +99,46 @@ def test_an_upload_reaching_outside_its_directory_is_refused(agent: Agent, tmp_p
         agent.op_start("v1", None, "sha256:" + "0" * 64, tarball=str(uploaded), sha256=digest)
     assert not (agent.sources.parent / "escaped").exists()
     assert not (agent.sources / "escaped").exists()
+
+
+def _started(agent: Agent, tmp_path: Path, version: str) -> None:
+    tarball, sha256, tree = _release(tmp_path, version)
+    shutil.copy(tarball, agent.uploads / f"{version}.tar")
+    agent.op_start(version, None, tree, tarball=str(agent.uploads / f"{version}.tar"), sha256=sha256)
+
+
+def test_an_armed_switch_changes_nothing_until_it_fires(agent: Agent, tmp_path: Path) -> None:
+    for version in ("v1", "v2"):
+        _started(agent, tmp_path, version)
+    agent.op_route({"v1": 100}, commit=1)
+
+    assert agent.handle({"op": "arm", "weights": {"v2": 100}, "commit": 2}) == {"armed": True}
+    status = agent.handle({"op": "status"})
+    assert (status["live"], status["record"]) == ("v1", {"generation": 1, "live": "v1"})
+
+    with pytest.raises(AgentError, match="no switch is armed on this host"):
+        agent.handle({"op": "fire"})  # the status request called it off
+    agent.handle({"op": "arm", "weights": {"v2": 100}, "commit": 2})
+    fired = agent.handle({"op": "fire"})
+
+    assert isinstance(fired["at"], float)
+    status = agent.op_status()
+    assert (status["live"], status["record"]) == ("v2", {"generation": 2, "live": "v2"})
+
+
+def test_arming_a_release_that_does_not_run_here_is_refused_before_anything_switches(
+    agent: Agent, tmp_path: Path
+) -> None:
+    _started(agent, tmp_path, "v1")
+    agent.op_route({"v1": 100}, commit=1)
+    with pytest.raises(ValueError, match="v9"):
+        agent.handle({"op": "arm", "weights": {"v9": 100}, "commit": 2})
+    assert agent.op_status()["live"] == "v1"
+
+
+def test_a_rollback_arms_only_where_its_release_runs(agent: Agent, tmp_path: Path) -> None:
+    _started(agent, tmp_path, "v1")
+    agent.op_route({"v1": 100}, commit=1)
+    assert agent.handle({"op": "arm_rollback", "version": "v1", "commit": 2}) == {"armed": True}
+    agent.handle({"op": "disarm"})
+    assert agent.handle({"op": "arm_rollback", "version": "v7", "commit": 2}) == {"armed": False}

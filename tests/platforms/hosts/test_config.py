@@ -86,3 +86,24 @@ def test_a_malformed_fingerprint_is_refused_by_the_schema(tmp_path: Path) -> Non
     document["deployment_config"]["hosts"]["hosts"][0]["fingerprint"] = "MD5:aa:bb"
     problems = _problems(document, tmp_path)
     assert len(problems) == 1 and problems[0].startswith("deployment_config.hosts.hosts[0].fingerprint:")
+
+
+def test_labels_that_select_nothing_are_refused_naming_the_fix(tmp_path: Path) -> None:
+    document = _document(canary_labels={"role": "canary"}, group_by="zone", max_parallel=2)
+    document["deployment_config"]["hosts"]["hosts"][0]["labels"] = {"role": "web"}
+    assert _problems(document, tmp_path) == (
+        "deployment_config.hosts.canary_labels: no host carries role=canary; add those labels to the canary hosts "
+        "(hosts[].labels) or remove canary_labels",
+        "deployment_config.hosts.group_by: no host has the label 'zone'; label the hosts (hosts[].labels.zone) or "
+        "remove group_by",
+        "deployment_config.hosts.max_parallel: with group_by, a whole group moves at a time; remove max_parallel or "
+        "group_by",
+    )
+
+
+def test_labels_shape_the_rollout_units(tmp_path: Path) -> None:
+    document = _document(canary_labels={"role": "canary"}, group_by="zone")
+    document["deployment_config"]["hosts"]["hosts"][0]["labels"] = {"zone": "a"}
+    document["deployment_config"]["hosts"]["hosts"][1]["labels"] = {"zone": "b", "role": "canary"}
+    hosts = settings_of(parse_config(document, tmp_path).deployment)
+    assert (hosts.canary_labels, hosts.group_by) == ((("role", "canary"),), "zone")

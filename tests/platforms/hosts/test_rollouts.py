@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
@@ -14,7 +15,8 @@ from orchestrator.health.release_checks import ReleaseChecks
 from orchestrator.health.verdict import CheckVerdict
 from orchestrator.rollback import roll_back
 from orchestrator.runlog import RunLog
-from orchestrator.strategies import RolloutFailure
+from orchestrator.strategies import RolloutFailure, plan_rollout
+from orchestrator.strategies.steps import Route
 from tests.platforms.hosts.conftest import Site
 
 # Real SSH hosts: every case signs in, installs and starts releases on three of them (a minute on a busy machine).
@@ -104,6 +106,12 @@ def test_blue_green_switches_three_hosts_under_load_without_a_failed_request(dep
     assert load.answers > 0
     assert [deployed.on_host(i) for i in range(3)] == ["v3", "v3", "v3"]
     assert deployed.through_front() == {"v3"}
+    outputs = platform.run_outputs()
+    assert outputs is not None
+    pid1 = Path("/proc/1/comm").read_text().strip()
+    for host in deployed.fleet.hosts:
+        assert f"host {host.address}: no systemd (PID 1 is {pid1}, not systemd" in outputs.deploy_logs
+    assert "last switch: every host within" in outputs.deploy_logs
 
 
 def test_a_host_failing_the_switch_puts_every_host_back(deployed: Site) -> None:
@@ -119,7 +127,7 @@ def test_a_host_failing_the_switch_puts_every_host_back(deployed: Site) -> None:
 
 
 def test_rolling_moves_one_host_at_a_time_and_checks_each(deployed: Site) -> None:
-    config = deployed.config(strategy="rolling")
+    config = deployed.config(strategy="rolling", hosts={"systemd": False})
     platform = deployed.platform(config)
     seen: list[list[str]] = []
 
@@ -130,6 +138,8 @@ def test_rolling_moves_one_host_at_a_time_and_checks_each(deployed: Site) -> Non
 
     deployed.deploy(platform, "v2", config=config, checks=Watching(config, "never", lambda: None))
     assert seen == [["v2", "v1", "v1"], ["v2", "v2", "v1"], ["v2", "v2", "v2"]]
+    outputs = platform.run_outputs()
+    assert outputs is not None and outputs.deploy_logs.count("hosts.systemd is off") == 3
 
 
 def test_rolling_with_a_host_cut_off_stops_puts_moved_hosts_back_and_names_the_lost_one(deployed: Site) -> None:
@@ -191,9 +201,18 @@ def test_rollback_returns_every_host_to_the_old_release(deployed: Site) -> None:
     assert platform.last_switch_skew_ms is not None
 
 
-def test_canary_moves_the_share_of_hosts_its_weight_rounds_to(deployed: Site) -> None:
-    config = deployed.config(strategy="canary", canary={"steps": [{"weight": 34}, {"weight": 100}]})
+def test_canary_moves_the_labelled_canary_hosts_first_then_the_rest(deployed: Site) -> None:
+    hosts = [dict(h) for h in deployed.document["deployment_config"]["hosts"]["hosts"]]
+    hosts[2]["labels"] = {"role": "canary"}
+    config = deployed.config(
+        strategy="canary",
+        canary={"steps": [{"weight": 10}, {"weight": 100}]},
+        hosts={"hosts": hosts, "canary_labels": {"role": "canary"}},
+    )
     platform = deployed.platform(config)
+    plan = plan_rollout(config, platform=platform, old="v1", new="v2", image=None)
+    first = next(step for step in plan.steps if isinstance(step, Route))
+    assert (first.weights, first.effective) == ((("v1", 90), ("v2", 10)), (("v1", 67), ("v2", 33))), "one host of 3"
     seen: list[list[str]] = []
 
     class Watching(_Hooked):
@@ -202,7 +221,7 @@ def test_canary_moves_the_share_of_hosts_its_weight_rounds_to(deployed: Site) ->
             return super().live(base_url)
 
     deployed.deploy(platform, "v2", config=config, checks=Watching(config, "never", lambda: None))
-    assert seen == [["v2", "v1", "v1"], ["v2", "v2", "v2"]]
+    assert seen == [["v1", "v1", "v2"], ["v2", "v2", "v2"]]
 
 
 def test_canary_split_by_weight_has_every_host_split_its_own_traffic(deployed: Site) -> None:
