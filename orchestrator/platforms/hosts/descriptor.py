@@ -82,6 +82,14 @@ def _problems(document: Mapping[str, Any], workspace: Path) -> Iterable[str]:
 
 
 def _label_problems(hosts: Mapping[str, Any]) -> Iterable[str]:
+    group_by = hosts.get("group_by")
+    if group_by is not None and hosts.get("max_parallel", 1) != 1:
+        yield (
+            "deployment_config.hosts.max_parallel: with group_by, a whole group moves at a time; remove "
+            "max_parallel or group_by"
+        )
+    if "hosts" not in hosts:
+        return  # Droplets: their labels (`droplet: <name>`) are known once they are found
     labels = [host.get("labels") or {} for host in hosts["hosts"]]
     wanted = hosts.get("canary_labels")
     if wanted and not any(all(have.get(k) == v for k, v in wanted.items()) for have in labels):
@@ -90,16 +98,10 @@ def _label_problems(hosts: Mapping[str, Any]) -> Iterable[str]:
             f"deployment_config.hosts.canary_labels: no host carries {told}; add those labels to the canary "
             "hosts (hosts[].labels) or remove canary_labels"
         )
-    group_by = hosts.get("group_by")
     if group_by is not None and not any(group_by in have for have in labels):
         yield (
             f"deployment_config.hosts.group_by: no host has the label {group_by!r}; label the hosts "
             f"(hosts[].labels.{group_by}) or remove group_by"
-        )
-    if group_by is not None and hosts.get("max_parallel", 1) != 1:
-        yield (
-            "deployment_config.hosts.max_parallel: with group_by, a whole group moves at a time; remove "
-            "max_parallel or group_by"
         )
 
 

@@ -92,12 +92,12 @@ def test_labels_that_select_nothing_are_refused_naming_the_fix(tmp_path: Path) -
     document = _document(canary_labels={"role": "canary"}, group_by="zone", max_parallel=2)
     document["deployment_config"]["hosts"]["hosts"][0]["labels"] = {"role": "web"}
     assert _problems(document, tmp_path) == (
+        "deployment_config.hosts.max_parallel: with group_by, a whole group moves at a time; remove max_parallel or "
+        "group_by",
         "deployment_config.hosts.canary_labels: no host carries role=canary; add those labels to the canary hosts "
         "(hosts[].labels) or remove canary_labels",
         "deployment_config.hosts.group_by: no host has the label 'zone'; label the hosts (hosts[].labels.zone) or "
         "remove group_by",
-        "deployment_config.hosts.max_parallel: with group_by, a whole group moves at a time; remove max_parallel or "
-        "group_by",
     )
 
 
