@@ -205,6 +205,7 @@ class DropletGroups:
         release = self.groups[idle].start(version, image)
         self._started[version] = idle
         log.info("%s started on the %s Droplets (idle); the %s Droplets serve", version, idle, self._live or "no")
+        log.info("the switch to it will: %s", self.plan(idle).describe())
         return release
 
     def rollback(self, to: Release) -> None:
