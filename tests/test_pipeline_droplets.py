@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,10 @@ class DropletsWorkspace:
                 for i in (1, 2)
             ],
         }
-        self.lb = sim.infra.seed_load_balancer("shop-lb", target_port=port)
+        # Its health check passes a Droplet added one second later (DigitalOcean's defaults: 30 s).
+        self.lb = sim.infra.seed_load_balancer(
+            "shop-lb", target_port=port, check_interval_seconds=1, healthy_threshold=1
+        )
         self.config: dict[str, Any] = hosts_document(root, fleet, port, sim.infra.entry_url(self.lb))
         hosts = self.config["deployment_config"]["hosts"]
         del hosts["hosts"]
@@ -101,10 +105,15 @@ def test_the_action_switches_the_load_balancer_and_a_failed_verification_moves_i
     first = ws.deploy("v1")
     assert first.exit_code == 0, first.result and first.result.error
     assert ws.behind() == ["blue"] and ws.served() == {"v1"}, "the first release goes to the blue Droplets"
-    assert f"switch plan: load balancer {ws.lb}: add Droplets {ws.ids['blue']} (blue)" in _logs(first)
+    assert (
+        f"switch plan: load balancer {ws.lb}: add Droplets {ws.ids['blue']} (blue), then wait 1 s for its health "
+        "check to pass them"
+    ) in _logs(first)
 
-    second = ws.deploy("v2")
+    with Load(ws.sim.infra.entry_url(ws.lb)) as load:
+        second = ws.deploy("v2")
     assert second.exit_code == 0, second.result and second.result.error
+    assert load.failed == [] and load.seen >= {"v1", "v2"}, "users never met a Droplet not yet passed"
     assert second.result is not None and second.result.deployment_details.previous_version == "v1"
     assert ws.behind() == ["green"] and ws.served() == {"v2"}
     assert [ws.on_host(i) for i in range(3)] == ["v1", "v2", "v2"], "blue keeps v1 running for a rollback"
@@ -118,13 +127,46 @@ def test_the_action_switches_the_load_balancer_and_a_failed_verification_moves_i
     assert ws.behind() == ["green"] and ws.served() == {"v2"}
     blue, green = ws.ids["blue"], ws.ids["green"]
     assert [line for line in _logs(failed) if line.startswith("switch plan")] == [
-        f"switch plan: load balancer {ws.lb}: add Droplets {blue} (blue), then remove Droplets {green} (green)",
-        f"switch plan: load balancer {ws.lb}: add Droplets {green} (green), then remove Droplets {blue} (blue)",
+        f"switch plan: load balancer {ws.lb}: add Droplets {blue} (blue), then wait 1 s for its health check to "
+        f"pass them, then remove Droplets {green} (green)",
+        f"switch plan: load balancer {ws.lb}: add Droplets {green} (green), then wait 1 s for its health check to "
+        f"pass them, then remove Droplets {blue} (blue)",
     ]
     assert [ws.on_host(i) for i in range(3)] == ["v3", "v2", "v2"], "users never reach blue now"
 
     summary = (ws.root / "summary.md").read_text()
     assert ws.env["DEPLOY_SSH_KEY"].splitlines()[1] not in summary and ws.sim.token not in summary
+
+
+class Load:
+    """Requests through the load balancer, back to back, while the block runs: what users got."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.failed: list[str] = []
+        self.seen: set[str] = set()
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                try:
+                    answer = session.get(f"{self._url}/version", timeout=10)
+                    if answer.status_code != 200:
+                        self.failed.append(f"{answer.status_code}: {answer.text[:200]}")
+                    else:
+                        self.seen.add(str(answer.json()["version"]))
+                except requests.RequestException as exc:
+                    self.failed.append(repr(exc))
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
 
 def _logs(done: Execution) -> list[str]:

@@ -7,7 +7,8 @@ layer), under the simulator's lock. State is kept as DigitalOcean keeps it:
 - droplets with tags and IPv4 networks (public and private); `GET /v2/droplets?tag_name=` pages;
   tags are assigned and unassigned through `/v2/tags/{tag}/resources`;
 - load balancers whose `droplet_ids` change by `POST`/`DELETE /v2/load_balancers/{id}/droplets`
-  (unknown droplets are a 422, as DigitalOcean answers);
+  (unknown droplets are a 422, as DigitalOcean answers); a Droplet added gets traffic only once its
+  health check has passed (`check_interval_seconds` x `healthy_threshold` after it was added);
 - reserved IPs moved by `POST /v2/reserved_ips/{ip}/actions` (assign / unassign): the action is
   `in-progress` for `action_seconds`, then `completed`, and only then does the IP point at the new
   droplet.
@@ -111,6 +112,13 @@ class LoadBalancer:
     droplet_ids: list[int]
     created: float
     forwarder: Forwarder
+    check_interval_seconds: int = 10
+    healthy_threshold: int = 3
+    added: dict[int, float] = field(default_factory=dict)
+    """When each Droplet was added: it gets traffic once its health check passed healthy_threshold times."""
+
+    def healthy(self, droplet_id: int, now: float) -> bool:
+        return now - self.added.get(droplet_id, 0.0) >= self.check_interval_seconds * self.healthy_threshold
 
 
 @dataclass
@@ -188,18 +196,39 @@ class DropletsState:
             self.droplets[droplet.id] = droplet
             return droplet.id
 
-    def seed_load_balancer(self, name: str, *, target_port: int, droplet_ids: tuple[int, ...] = ()) -> str:
-        """A load balancer forwarding its entry URL to its droplets' private address on `target_port`."""
+    def seed_load_balancer(
+        self,
+        name: str,
+        *,
+        target_port: int,
+        droplet_ids: tuple[int, ...] = (),
+        check_interval_seconds: int = 10,
+        healthy_threshold: int = 3,
+    ) -> str:
+        """A load balancer forwarding its entry URL to its droplets' private address on `target_port`; a
+        Droplet added later gets traffic once its health check has run `healthy_threshold` times
+        (seeded members are healthy from the start)."""
         lb_id = str(uuid.uuid4())
 
         def targets() -> list[tuple[str, int]]:
             with self._lock:
-                lb = self.load_balancers[lb_id]
-                return [(self.droplets[i].private_ip, lb.target_port) for i in lb.droplet_ids if i in self.droplets]
+                lb, now = self.load_balancers[lb_id], time.time()
+                return [
+                    (self.droplets[i].private_ip, lb.target_port)
+                    for i in lb.droplet_ids
+                    if i in self.droplets and lb.healthy(i, now)
+                ]
 
         with self._lock:
             self.load_balancers[lb_id] = LoadBalancer(
-                lb_id, name, target_port, list(droplet_ids), time.time(), Forwarder(targets)
+                lb_id,
+                name,
+                target_port,
+                list(droplet_ids),
+                time.time(),
+                Forwarder(targets),
+                check_interval_seconds,
+                healthy_threshold,
             )
         return lb_id
 
@@ -286,7 +315,10 @@ class DropletsState:
             if unknown:
                 return _error(422, "unprocessable_entity", f"droplets not found: {unknown}")
             if method == "POST":
-                lb.droplet_ids += [i for i in ids if i not in lb.droplet_ids]
+                for i in ids:
+                    if i not in lb.droplet_ids:
+                        lb.droplet_ids.append(i)
+                        lb.added[i] = time.time()
             else:
                 lb.droplet_ids = [i for i in lb.droplet_ids if i not in ids]
             return 204, None
@@ -394,9 +426,9 @@ class DropletsState:
                 "protocol": "http",
                 "port": lb.target_port,
                 "path": "/health",
-                "check_interval_seconds": 10,
+                "check_interval_seconds": lb.check_interval_seconds,
                 "response_timeout_seconds": 5,
-                "healthy_threshold": 3,
+                "healthy_threshold": lb.healthy_threshold,
                 "unhealthy_threshold": 3,
             },
             "sticky_sessions": {"type": "none"},

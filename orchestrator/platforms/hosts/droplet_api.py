@@ -31,7 +31,7 @@ class DropletApi:
     def __init__(self, api: AppsApi, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._api = api
         self._client = api.client
-        self._sleep = sleep
+        self.sleep = sleep
 
     def droplets(self, tag: str, *, per_page: int = _PER_PAGE) -> list[dict[str, Any]]:
         """Every Droplet carrying `tag`, through every page (`per_page` at a time, at most 200)."""
@@ -61,6 +61,13 @@ class DropletApi:
                 operation="switch",
             )
         return frozenset(int(i) for i in balancer.get("droplet_ids") or ())
+
+    def health_settle(self, lb_id: str) -> float:
+        """How long load balancer `lb_id` takes to send traffic to a Droplet just added: its health check's
+        interval times its healthy threshold (DigitalOcean's defaults, 10 s and 3, when it leaves them out)."""
+        body = self._api.read(f"read load balancer {lb_id}", self._client.load_balancers.get, lb_id)
+        check = (body.get("load_balancer") or {}).get("health_check") or {}
+        return float(check.get("check_interval_seconds", 10)) * float(check.get("healthy_threshold", 3))
 
     def add(self, lb_id: str, droplet_ids: tuple[int, ...]) -> None:
         self._api.read(
@@ -117,7 +124,7 @@ class DropletApi:
                     platform="hosts",
                     operation="switch",
                 )
-            self._sleep(_POLL_SECONDS)
+            self.sleep(_POLL_SECONDS)
 
 
 def droplet_api(token_var: str, env: Mapping[str, str]) -> DropletApi:

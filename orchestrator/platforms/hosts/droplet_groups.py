@@ -64,6 +64,7 @@ class DropletGroups:
         self._live: str | None = None
         self._generation = 0
         self._ready = False
+        self._settle: float | None = None
         self._started: dict[str, str] = {}
         """Version -> the group it was started on in this run."""
         self.plans: list[SwitchPlan] = []
@@ -76,7 +77,18 @@ class DropletGroups:
 
     def plan(self, to: str) -> SwitchPlan:
         """What putting group `to` behind the load balancer (or reserved IP) takes, from its state now."""
-        return plan_switch(self._droplets.via, self._droplets.switch_target, self._members(), self._ids, to)
+        d = self._droplets
+        return plan_switch(d.via, d.switch_target, self._members(), self._ids, to, self._settle_seconds())
+
+    def _settle_seconds(self) -> float:
+        if self._droplets.via != "load_balancer":
+            return 0.0
+        if self._settle is None:
+            configured = self._droplets.settle_seconds
+            self._settle = (
+                configured if configured is not None else self._api.health_settle(self._droplets.switch_target)
+            )
+        return self._settle
 
     def _switch(self, to: str, version: str | None, *, forward: bool = False) -> None:
         """Group `to` alone behind the switch. Raises DeployError after undoing what it did.
@@ -204,7 +216,8 @@ class DropletGroups:
         idle = self._idle()
         release = self.groups[idle].start(version, image)
         self._started[version] = idle
-        log.info("%s started on the %s Droplets (idle); the %s Droplets serve", version, idle, self._live or "no")
+        serving = f"the {self._live} Droplets serve" if self._live else "nothing serves yet"
+        log.info("%s started on the %s Droplets (idle); %s", version, idle, serving)
         log.info("the switch to it will: %s", self.plan(idle).describe())
         return release
 

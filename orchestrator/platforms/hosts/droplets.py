@@ -34,6 +34,8 @@ class DropletsConfig:
     user: str = "root"
     root: str = "~/.deploy-orchestrator"
     switch_timeout_seconds: float = 60.0
+    settle_seconds: float | None = None
+    """Between adding the new group and removing the old; None: the load balancer's health check time."""
 
     @property
     def switched(self) -> bool:
@@ -73,6 +75,7 @@ def droplets_settings(raw: Mapping[str, Any] | None) -> DropletsConfig | None:
         user=raw.get("user", "root"),
         root=raw.get("root", "~/.deploy-orchestrator"),
         switch_timeout_seconds=float(raw.get("switch_timeout_seconds", 60)),
+        settle_seconds=float(raw["settle_seconds"]) if "settle_seconds" in raw else None,
     )
 
 

@@ -3,8 +3,9 @@
 `plan_switch` is pure: from the Droplets behind the load balancer (or holding the reserved IP) now
 and the groups' Droplets, it says exactly which calls the switch makes. `apply` makes them:
 
-- load balancer: the new group's Droplets are added first, then the other group's removed, so
-  users always reach a Droplet (for a moment both groups serve, both checked). Droplets of neither
+- load balancer: the new group's Droplets are added first, then (once the load balancer's health
+  check can have passed them: `settle_seconds`) the other group's removed, so users always reach a
+  healthy Droplet (for a moment both groups serve, both checked). Droplets of neither
   group stay where they are. A failure (or a crash: crash point `mid-switch`) between the two calls
   leaves both groups behind it: the caller's undo, or the next run from the switch record, puts
   the recorded group back alone;
@@ -37,6 +38,8 @@ class SwitchPlan:
     remove: tuple[int, ...]
     removed_from: tuple[str, ...] = ()
     """The groups whose Droplets `remove` takes out."""
+    settle_seconds: float = 0.0
+    """The wait after adding (before removing): the load balancer's health check passing the new Droplets."""
 
     @property
     def empty(self) -> bool:
@@ -50,6 +53,8 @@ class SwitchPlan:
         steps = []
         if self.add:
             steps.append(f"add Droplets {list(self.add)} ({self.to_group})")
+        if self.add and self.settle_seconds:
+            steps.append(f"wait {self.settle_seconds:g} s for its health check to pass them")
         if self.remove:
             steps.append(f"remove Droplets {list(self.remove)} ({', '.join(self.removed_from)})")
         return f"{self._what()}: " + ", then ".join(steps)
@@ -67,7 +72,12 @@ def group_of(members: frozenset[int], groups: Mapping[str, tuple[int, ...]]) -> 
 
 
 def plan_switch(
-    via: Via, target: str, members: frozenset[int], groups: Mapping[str, tuple[int, ...]], to: str
+    via: Via,
+    target: str,
+    members: frozenset[int],
+    groups: Mapping[str, tuple[int, ...]],
+    to: str,
+    settle_seconds: float = 0.0,
 ) -> SwitchPlan:
     """The calls that put group `to` (alone of the groups) behind `target`."""
     wanted = groups[to]
@@ -75,7 +85,8 @@ def plan_switch(
     # A reserved IP points at one Droplet: the group's first.
     add = tuple(i for i in wanted[: 1 if via == "reserved_ip" else None] if i not in members)
     removed_from = tuple(dict.fromkeys(away.values()))
-    return SwitchPlan(via, target, to, group_of(members, groups), add, tuple(away), removed_from)
+    settle = settle_seconds if via == "load_balancer" and add else 0.0
+    return SwitchPlan(via, target, to, group_of(members, groups), add, tuple(away), removed_from, settle)
 
 
 def members_now(api: DropletApi, via: Via, target: str) -> frozenset[int]:
@@ -95,5 +106,7 @@ def apply(api: DropletApi, plan: SwitchPlan, timeout: float) -> None:
     if plan.add:
         api.add(plan.target, plan.add)
     crash_points.reach("mid-switch")
+    if plan.add and plan.settle_seconds:
+        api.sleep(plan.settle_seconds)
     if plan.remove:
         api.remove(plan.target, plan.remove)

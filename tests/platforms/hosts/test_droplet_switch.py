@@ -90,7 +90,10 @@ def _groups(sim: DoSimulator, fleet: Fleet, workspace: Path, sizes: tuple[int, i
             host = next(hosts)
             ids[group].append(sim.infra.seed_droplet(host.name, tags=(f"shop-{group}",), public_ip=host.address))
     if via == "load_balancer":
-        target = sim.infra.seed_load_balancer("shop-lb", target_port=port)
+        # Its health check passes a Droplet added one second later (DigitalOcean's defaults: 30 s).
+        target = sim.infra.seed_load_balancer(
+            "shop-lb", target_port=port, check_interval_seconds=1, healthy_threshold=1
+        )
         switch = {"load_balancer_id": target}
     else:
         target = sim.infra.seed_reserved_ip("198.51.100.7", target_port=port)

@@ -104,13 +104,16 @@ def test_the_switch_plan_says_which_droplets_move_before_anything_moves(sim: DoS
     assert isinstance(platform, DropletGroups)
     assert [c.host.address for c in platform.groups["green"].fleet.connections] == ["203.0.113.3", "203.0.113.4"]
     plan = platform.plan("green")
-    assert plan == SwitchPlan("load_balancer", lb, "green", "blue", tuple(green), tuple(blue), ("blue",))
+    assert plan == SwitchPlan("load_balancer", lb, "green", "blue", tuple(green), tuple(blue), ("blue",), 30.0)
     assert plan.describe() == (
-        f"load balancer {lb}: add Droplets {green} (green), then remove Droplets {blue} (blue)"
-    ), "a Droplet of neither group stays"
+        f"load balancer {lb}: add Droplets {green} (green), then wait 30 s for its health check to pass them, "
+        f"then remove Droplets {blue} (blue)"
+    ), "a Droplet of neither group stays; the wait is the load balancer's health check (10 s x 3)"
     assert platform.plan("blue").empty
     assert sim.infra.members(lb) == sorted([*blue, stranger]), "planning moved nothing"
     assert sim.count("POST") == sim.count("DELETE") == 0
+    droplets = {"blue_tag": "shop-blue", "green_tag": "shop-green", "load_balancer_id": lb, "settle_seconds": 2}
+    assert _create(sim, tmp_path, droplets).plan("green").settle_seconds == 2.0, "the config's wait wins"
 
 
 def test_droplets_config_parses_and_locks_by_tag(tmp_path: Path) -> None:
