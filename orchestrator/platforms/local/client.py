@@ -269,7 +269,10 @@ class ClientConnection(asyncio.Protocol):
         request = self._requests[0]
         if not (request.complete or request.streamed):
             return
-        backend = self.proxy.pick() if self.proxy.sticky is None else self.proxy.pick_pinned(request)
+        proxy = self.proxy
+        if proxy.board is not None and proxy.board.generation() != proxy.generation:
+            proxy.follow_board()  # a route call since the last request
+        backend = proxy.pick() if proxy.sticky is None else proxy.pick_pinned(request)
         if backend is None:
             keep = request.keep_alive and request.complete
             self._requests.popleft()

@@ -268,6 +268,10 @@ class HaproxyLink:
         while self._config_writer is not None:
             await asyncio.shield(self._config_writer)
 
+    def route(self, weights: Mapping[str, int], sticky: Mapping[str, str | None] | None = None) -> bool:
+        """False: haproxy's routing always goes through `sync` (the runtime API); see `ProxyLink.route`."""
+        return False
+
     async def mark_down(self, version: str, index: int) -> None:
         """A hint: the replica exited. Its health check brings it back once it listens again."""
         with contextlib.suppress(OSError, TimeoutError):

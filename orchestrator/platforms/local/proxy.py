@@ -5,7 +5,9 @@ request is read and bounded is in `client`, how it reaches a replica in `exchang
 it is framed in `wire`. The data plane runs its own event loop on its own thread (uvloop when it is
 installed), so the control calls (`route`, `add_backend`, ...) are answered by the caller's loop
 however busy the traffic is. Those calls may come from any thread: a switch is one assignment of an
-immutable table, and anything touching connections is handed to the data plane's loop.
+immutable table, and anything touching connections is handed to the data plane's loop. With a
+`RouteBoard` (the proxy process has one), the routing comes from the board instead of `route`: the
+data plane takes a new one before the next request it routes, without any call.
 
 Connections are capped (`Limits.max_connections`, and never more than the file limit allows). At the
 cap, a new connection takes the place of the oldest one still sending its head, else of the oldest
@@ -32,6 +34,7 @@ from orchestrator.canary.traffic import ReleaseTraffic
 from orchestrator.platforms.local.client import ClientConnection, Request
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
 from orchestrator.platforms.local.event_loop import new_loop
+from orchestrator.platforms.local.route_board import RouteBoard
 from orchestrator.platforms.local.routing import RouteTable
 from orchestrator.platforms.local.sticky import StickyRule, StickyTable
 from orchestrator.platforms.local.upstream import Backend
@@ -92,8 +95,12 @@ def connection_budget(requested: int) -> int:
 class Proxy:
     """The routing table and the backends; serves clients on one listening socket from its own thread."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, board: RouteBoard | None = None) -> None:
         self.limits = limits or Limits()
+        self.board = board
+        self.generation = b""
+        """The board generation the table was built from (b"": none yet, or to be rebuilt)."""
+        self._following = threading.Lock()
         self._backends: dict[str, Backend] = {}
         self._table: RouteTable[Backend] = RouteTable()
         self._weights: dict[str, int] = {}
@@ -119,7 +126,10 @@ class Proxy:
         self._backends[version] = Backend(version, ports, max_idle=self._cap, meter=meter)
         if current is not None:
             self._on_data_loop(current.close)
-            self.route(self.weights())
+            if self.board is None:
+                self.route(self.weights())
+        with self._following:
+            self.generation = b""  # the board's routing may name it: built again at the next request
 
     def mark_down(self, version: str, index: int) -> None:
         """The supervisor saw replica `index` of `version` exit: send nothing to it for a while."""
@@ -156,6 +166,24 @@ class Proxy:
 
     def weights(self) -> dict[str, int]:
         return dict(self._weights)
+
+    def follow_board(self) -> None:
+        """Take the board's routing if it is newer than the table's (on any thread; the data plane calls
+        it before each request it routes). A routing naming a release not added yet waits for it."""
+        board = self.board
+        if board is None:
+            return
+        with self._following:  # two threads taking turns must not leave the older routing in place
+            seen = board.generation()
+            if seen == self.generation:
+                return
+            routing = board.read()
+            if routing is None:
+                return  # being written: the next request looks again
+            if any(version not in self._backends for version, weight in routing.weights.items() if weight > 0):
+                return  # the backends follow by `sync`, which rebuilds then
+            self.route(routing.weights, StickyRule.from_dict(routing.sticky))
+            self.generation = routing.generation
 
     @property
     def max_connections(self) -> int:

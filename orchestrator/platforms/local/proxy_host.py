@@ -6,14 +6,20 @@ supervisor starts another one on the same socket. If the supervisor dies, this p
 serving the last routing table it was given, and (its watchdog) relaunches the supervisor, which
 adopts this process again. Only requests in flight on a dying proxy can fail.
 
+The routing (weights, sticky rule) comes from the `route_board` the supervisor writes (`--board-fd`),
+which the data plane follows on its own; without a board (a supervisor from before boards started
+this process), from `sync`.
+
 Control operations on `proxy.sock` (see `channel`):
 - `sync` {backends: {version: [ports]}, weights, sticky?: {cookie, header}, supervisor: {pid, pid_start},
   drain_seconds}:
-  the whole table at once (idempotent; backends it does not list are dropped);
+  the whole table at once (idempotent; backends it does not list are dropped; weights and sticky
+  are checked, and applied only without a board);
 - `mark_down` {version, index}; `drain` {version, seconds} -> {drained, inflight};
 - `status` -> {pid, pid_start, listen, weights, backends: {version: {ports, inflight}}, supervisor};
 - `traffic` -> {version: counters} (`canary.traffic.ReleaseTraffic.to_dict`), growing while it serves;
 - `listen_socket` -> the listening socket itself, for a new supervisor's copy;
+- `route_board` -> the board's file descriptor, for a new supervisor to write to;
 - `stop` {drain_seconds}: stop accepting, let the requests in flight finish, exit (no relaunch).
 SIGTERM is `stop` with the last `drain_seconds` it was given.
 """
@@ -39,6 +45,7 @@ from orchestrator.platforms.local.control import launch_supervisor
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS, DataPlane
 from orchestrator.platforms.local.process import is_alive, process_start_ticks
 from orchestrator.platforms.local.proxy import Limits, Proxy
+from orchestrator.platforms.local.route_board import RouteBoard
 from orchestrator.platforms.local.routing import check_weights
 from orchestrator.platforms.local.state import StatePaths
 from orchestrator.platforms.local.sticky import StickyRule
@@ -60,15 +67,16 @@ class ProxyHost:
         sock: socket.socket,
         drain_seconds: float,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        board: RouteBoard | None = None,
     ) -> None:
         self._max_connections = max_connections
         self._paths = paths
         self._listen = listen
         self._sock = sock
         self._drain_seconds = drain_seconds
-        self._proxy = Proxy(Limits(max_connections=max_connections))
+        self._board = board
+        self._proxy = Proxy(Limits(max_connections=max_connections), board)
         self._ports: dict[str, tuple[int, ...]] = {}
-        self._weights: dict[str, int] = {}
         self._supervisor: tuple[int, int] | None = None
         self._relaunch_at = 0.0
         self._backoff = _RELAUNCH_BACKOFF[0]
@@ -89,6 +97,7 @@ class ProxyHost:
                 "status": self._op_status,
                 "traffic": self._op_traffic,
                 "listen_socket": self._op_listen_socket,
+                "route_board": self._op_route_board,
                 "stop": self._op_stop,
             },
             log_hint=str(self._paths.proxy_log),
@@ -153,10 +162,11 @@ class ProxyHost:
         weights = check_weights({str(v): w for v, w in request["weights"].items()}, set(wanted)) if wanted else {}
         for version, ports in wanted.items():
             self._proxy.add_backend(version, *ports)
-        self._proxy.route(weights, StickyRule.from_dict(request.get("sticky")))
+        if self._board is None:
+            self._proxy.route(weights, StickyRule.from_dict(request.get("sticky")))
         for version in [v for v in self._ports if v not in wanted]:
             self._proxy.remove_backend(version)
-        self._ports, self._weights = wanted, weights
+        self._ports = wanted
         supervisor = request.get("supervisor")
         if supervisor is not None:
             self._supervisor = (int(supervisor["pid"]), int(supervisor["pid_start"]))
@@ -176,6 +186,7 @@ class ProxyHost:
         return {"drained": drained, "inflight": backend.inflight}
 
     async def _op_status(self, request: dict[str, Any]) -> dict[str, Any]:
+        self._proxy.follow_board()  # the routing in force, even before a request took it
         backends = {}
         for version, ports in self._ports.items():
             backend = self._proxy.backend(version)
@@ -184,7 +195,7 @@ class ProxyHost:
             "pid": self._pid,
             "pid_start": self._pid_start,
             "listen": self._listen,
-            "weights": self._weights,
+            "weights": self._proxy.weights(),
             "backends": backends,
             "supervisor": None if self._supervisor is None else self._supervisor[0],
             "drain_seconds": self._drain_seconds,
@@ -195,6 +206,11 @@ class ProxyHost:
 
     async def _op_listen_socket(self, request: dict[str, Any]) -> WithFd:
         return WithFd({"listen": self._listen}, self._sock.fileno())
+
+    async def _op_route_board(self, request: dict[str, Any]) -> WithFd:
+        if self._board is None:
+            raise OperationError("this proxy process has no routing board: its routing comes with sync")
+        return WithFd({"board": True}, self._board.fd)
 
     async def _op_stop(self, request: dict[str, Any]) -> dict[str, Any]:
         drain = float(request.get("drain_seconds", self._drain_seconds))
@@ -210,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen-fd", required=True, type=int)
     parser.add_argument("--drain-seconds", type=float, default=10.0)
     parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
+    parser.add_argument("--board-fd", type=int, help="the routing board the supervisor writes (see route_board)")
     args = parser.parse_args(argv)
     paths = StatePaths(args.state_dir.resolve())
     handler = logging.StreamHandler(sys.stderr)
@@ -218,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     os.chdir(paths.root)
     sock = socket.socket(fileno=args.listen_fd)
-    return event_loop.run(ProxyHost(paths, args.listen, sock, args.drain_seconds, args.max_connections).run())
+    board = RouteBoard(args.board_fd) if args.board_fd is not None else None
+    host = ProxyHost(paths, args.listen, sock, args.drain_seconds, args.max_connections, board)
+    return event_loop.run(host.run())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 The supervisor holds a copy of the listening socket (bound by it, or received from the proxy
 process it adopts), so a proxy process that dies leaves the address accepting into the backlog
-until the next one, started on that same socket, serves it.
+until the next one, started on that same socket, serves it. It holds the routing board the same way
+(`route_board`): a route call writes the board and is in effect at once, with no round trip to the
+proxy process; backends still go by `sync`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from orchestrator.platforms.local.channel import Caller, NotListeningError, Refu
 from orchestrator.platforms.local.child import Child, ChildStartError
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
 from orchestrator.platforms.local.process import process_start_ticks
+from orchestrator.platforms.local.route_board import RouteBoard
 from orchestrator.platforms.local.state import StatePaths
 
 __all__ = ["ProxyLink", "ProxyStartError", "parse_listen"]
@@ -53,7 +56,9 @@ class ProxyLink:
         self._sock: socket.socket | None = None
         self._child = Child("proxy process", paths.proxy_log)
         self._caller = Caller(paths.proxy_socket)
-        """Keeps its connections: a route call is one round trip to the proxy process."""
+        """Keeps its connections: a sync is one round trip to the proxy process."""
+        self._board: RouteBoard | None = None
+        """None: the proxy process adopted has none (it came before boards), its routing goes by `sync`."""
         pid = os.getpid()
         self._supervisor = {"pid": pid, "pid_start": process_start_ticks(pid) or 0}
         """Ourselves, for the proxy's watchdog (read once: a route call should not read /proc)."""
@@ -71,6 +76,11 @@ class ProxyLink:
         if status is not None and status["listen"] == self._listen:
             _, fd = await asyncio.to_thread(ask_for_fd, self._paths.proxy_socket, "listen_socket")
             self._sock = socket.socket(fileno=fd)
+            try:
+                _, board_fd = await asyncio.to_thread(ask_for_fd, self._paths.proxy_socket, "route_board")
+                self._board = RouteBoard(board_fd)
+            except RefusedError:
+                log.info("the proxy process has no routing board: routing goes with sync until it is replaced")
             self._child.adopt((int(status["pid"]), int(status["pid_start"])))
             log.info("adopted proxy process %d serving %s", self._child.pid, self._listen)
             return True
@@ -96,15 +106,20 @@ class ProxyLink:
     async def _spawn(self) -> None:
         assert self._sock is not None
         fd = self._sock.fileno()
+        if self._board is None:
+            self._board = RouteBoard.create()
         argv = [sys.executable, "-m", "orchestrator.platforms.local.proxy_host"]
         argv += ["--state-dir", str(self._paths.root), "--listen", self._listen, "--listen-fd", str(fd)]
         argv += ["--drain-seconds", str(self.drain_seconds), "--max-connections", str(self._max_connections)]
+        argv += ["--board-fd", str(self._board.fd)]
 
         async def ready() -> bool:
             return await self.status() is not None
 
         try:
-            await self._child.start(argv, cwd=self._paths.root, ready=ready, timeout=_START_SECONDS, pass_fds=(fd,))
+            await self._child.start(
+                argv, cwd=self._paths.root, ready=ready, timeout=_START_SECONDS, pass_fds=(fd, self._board.fd)
+            )
         except ChildStartError as exc:
             raise ProxyStartError(str(exc)) from exc
         log.info("proxy process %d serving %s", self._child.pid, self._listen)
@@ -128,6 +143,8 @@ class ProxyLink:
     ) -> None:
         """Make the proxy serve exactly `backends` with `weights` (clients pinned by `sticky`, if given).
         Raises NotListeningError, RefusedError."""
+        if self._board is not None:
+            self._board.write(weights, sticky)
         await self._ask(
             "sync",
             backends={version: list(ports) for version, ports in backends.items()},
@@ -136,6 +153,15 @@ class ProxyLink:
             supervisor=self._supervisor,
             drain_seconds=self.drain_seconds,
         )
+
+    def route(self, weights: Mapping[str, int], sticky: Mapping[str, str | None] | None = None) -> bool:
+        """Route by `weights` through the board, for the backends synced last; True once in effect (the
+        data plane takes it before its next request). False when that takes a `sync`: no board, or no
+        proxy process running."""
+        if self._board is None or not self.alive():
+            return False
+        self._board.write(weights, sticky)
+        return True
 
     async def traffic(self) -> dict[str, Any]:
         """Each release's counters as the proxy process keeps them. Raises NotListeningError, OSError."""

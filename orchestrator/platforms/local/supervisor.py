@@ -151,7 +151,11 @@ class Supervisor(Retirement):
         self._synced = True
 
     async def _switch(self) -> None:
-        """Push the table, restarting the proxy process once if it does not take it. Raises OperationError."""
+        """Route by the current weights: through the routing board when the data plane has one and the
+        backends it serves are current (no round trip), else by pushing the table, restarting the proxy
+        process once if it does not take it. Raises OperationError."""
+        if self._synced and self._link.route(self._weights, self._sticky.to_dict() if self._sticky else None):
+            return
         await self._push()
         if not self._synced:
             await self._link.ensure()
