@@ -41,6 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.config import parse_config
+from orchestrator.demo.app import release_command
 from orchestrator.errors import OrchestratorError
 from orchestrator.health.release_checks import ReleaseChecks
 from orchestrator.platforms.local import LocalPlatform, supervisor_stop
@@ -150,15 +151,7 @@ def config_doc(
             "platform": "local",
             "canary": canary,
             "local": {
-                "command": [
-                    sys.executable,
-                    "-m",
-                    "orchestrator.demo.app",
-                    "--port",
-                    "{port}",
-                    "--version",
-                    "{version}",
-                ],
+                "command": release_command(),
                 "listen": f"127.0.0.1:{port}",
                 "state_dir": str(root / "state"),
                 "drain_seconds": 2,

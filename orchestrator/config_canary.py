@@ -1,12 +1,12 @@
 """`deployment_config.canary` beyond its steps: the analysis, sticky sessions and phase webhooks, parsed
-into `canary.policy` types, and the cross-field rules the schema cannot say (each names its field)."""
+into `contract.canary` types, and the cross-field rules the schema cannot say (each names its field)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from orchestrator.canary.policy import AnalysisPolicy, PrometheusSource, Stickiness, Webhook
+from orchestrator.contract.canary import AnalysisPolicy, PrometheusSource, Stickiness, Webhook
 
 __all__ = ["canary_options", "canary_problems"]
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from pathlib import Path
 from typing import Any
+
+from orchestrator.demo.app import release_command
 
 
 def base_config(listen_port: int = 18080) -> dict[str, Any]:
@@ -16,15 +17,7 @@ def base_config(listen_port: int = 18080) -> dict[str, Any]:
             "strategy": "blue_green",
             "platform": "local",
             "local": {
-                "command": [
-                    sys.executable,
-                    "-m",
-                    "orchestrator.demo.app",
-                    "--port",
-                    "{port}",
-                    "--version",
-                    "{version}",
-                ],
+                "command": release_command(),
                 "listen": f"127.0.0.1:{listen_port}",
                 "state_dir": ".deploy-orchestrator/local",
                 "drain_seconds": 1,

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from orchestrator.canary.policy import AnalysisPolicy
-from orchestrator.canary.traffic import ReleaseTraffic, TrafficSample
+from orchestrator.contract.canary import AnalysisPolicy
+from orchestrator.platforms.traffic import ReleaseTraffic, TrafficSample
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,6 +46,13 @@ class MetricVerdict:
     limit: float
     p_value: float | None
     reason: str
+
+    @classmethod
+    def unjudged(
+        cls, metric: Literal["latency_p95", "error_rate"], outcome: Outcome, test: str, limit: float, reason: str
+    ) -> MetricVerdict:
+        """A verdict without numbers: too few requests to judge, or nothing measured to judge by."""
+        return cls(metric, outcome, test, None, None, None, limit, None, reason)
 
     def describe(self) -> str:
         unit = "ms" if self.metric == "latency_p95" else "%"
@@ -107,27 +114,11 @@ def judge(
     if c.requests < policy.min_requests or b.requests < policy.min_requests:
         reason = f"too few requests: {c.requests} canary, {b.requests} baseline; at least {policy.min_requests} each"
         metrics: tuple[MetricVerdict, ...] = (
-            MetricVerdict(
-                "latency_p95",
-                "inconclusive",
-                "mann-whitney-u",
-                None,
-                None,
-                None,
-                policy.max_p95_increase_pct,
-                None,
-                reason,
+            MetricVerdict.unjudged(
+                "latency_p95", "inconclusive", "mann-whitney-u", policy.max_p95_increase_pct, reason
             ),
-            MetricVerdict(
-                "error_rate",
-                "inconclusive",
-                policy.error_test,
-                None,
-                None,
-                None,
-                policy.max_error_rate_increase_pts,
-                None,
-                reason,
+            MetricVerdict.unjudged(
+                "error_rate", "inconclusive", policy.error_test, policy.max_error_rate_increase_pts, reason
             ),
         )
     else:
@@ -152,15 +143,11 @@ def next_move(verdict: Verdict, policy: AnalysisPolicy) -> Move:
 
 def _latency(c: ReleaseTraffic, b: ReleaseTraffic, policy: AnalysisPolicy) -> MetricVerdict:
     if c.buckets is None or b.buckets is None:
-        return MetricVerdict(
+        return MetricVerdict.unjudged(
             "latency_p95",
             "unmeasured",
             "mann-whitney-u",
-            None,
-            None,
-            None,
             policy.max_p95_increase_pct,
-            None,
             "this data plane keeps no latency histogram; judged on errors alone",
         )
     import numpy as np
@@ -191,13 +178,18 @@ def compare_latency(
     result = stats.mannwhitneyu(canary, baseline, alternative="greater", method="asymptotic" if bucketed else "auto")
     p_value = float(result.pvalue)
     effect = (canary_p95_ms / baseline_p95_ms - 1) * 100 if baseline_p95_ms > 0 else math.inf
-    outcome = _decide(effect >= limit, p_value < policy.alpha)
-    reason = {
-        "pass": "the canary is not slower by as much as matters",
-        "fail": "the canary is significantly slower, by more than the limit",
-        "inconclusive": "the canary looks slower by more than the limit, not yet significantly",
-    }[outcome]
-    return MetricVerdict("latency_p95", outcome, test, canary_p95_ms, baseline_p95_ms, effect, limit, p_value, reason)
+    return _verdict(
+        "latency_p95",
+        test,
+        canary_p95_ms,
+        baseline_p95_ms,
+        effect,
+        limit,
+        p_value,
+        policy,
+        subject="the canary",
+        worse="slower",
+    )
 
 
 def compare_errors(c: ReleaseTraffic, b: ReleaseTraffic, policy: AnalysisPolicy) -> MetricVerdict:
@@ -215,13 +207,18 @@ def compare_errors(c: ReleaseTraffic, b: ReleaseTraffic, policy: AnalysisPolicy)
     else:
         p_value = _two_proportion(c.errors, c.requests, b.errors, b.requests)
         test = "two-proportion-z"
-    outcome = _decide(effect >= limit, p_value < policy.alpha)
-    reason = {
-        "pass": "the canary's error rate is not higher by as much as matters",
-        "fail": "the canary's error rate is significantly higher, by more than the limit",
-        "inconclusive": "the canary's error rate looks higher by more than the limit, not yet significantly",
-    }[outcome]
-    return MetricVerdict("error_rate", outcome, test, c_rate, b_rate, effect, limit, p_value, reason)
+    return _verdict(
+        "error_rate",
+        test,
+        c_rate,
+        b_rate,
+        effect,
+        limit,
+        p_value,
+        policy,
+        subject="the canary's error rate",
+        worse="higher",
+    )
 
 
 def _two_proportion(x1: int, n1: int, x2: int, n2: int) -> float:
@@ -232,6 +229,30 @@ def _two_proportion(x1: int, n1: int, x2: int, n2: int) -> float:
     from scipy import stats
 
     return float(stats.norm.sf((x1 / n1 - x2 / n2) / spread))
+
+
+def _verdict(
+    metric: Literal["latency_p95", "error_rate"],
+    test: str,
+    canary: float,
+    baseline: float,
+    effect: float,
+    limit: float,
+    p_value: float,
+    policy: AnalysisPolicy,
+    *,
+    subject: str,
+    worse: str,
+) -> MetricVerdict:
+    """The verdict on one metric: it fails only when the effect matters (at least `limit`) and is
+    significant (p below `alpha`); when it matters but is not yet significant, more data decides."""
+    outcome = _decide(effect >= limit, p_value < policy.alpha)
+    reason = {
+        "pass": f"{subject} is not {worse} by as much as matters",
+        "fail": f"{subject} is significantly {worse}, by more than the limit",
+        "inconclusive": f"{subject} looks {worse} by more than the limit, not yet significantly",
+    }[outcome]
+    return MetricVerdict(metric, outcome, test, canary, baseline, effect, limit, p_value, reason)
 
 
 def _decide(matters: bool, significant: bool) -> Literal["pass", "fail", "inconclusive"]:

@@ -17,9 +17,9 @@ from typing import Any
 
 import requests
 
-from orchestrator.canary.policy import PrometheusSource
-from orchestrator.canary.traffic import ReleaseTraffic, TrafficSample
+from orchestrator.contract.canary import PrometheusSource
 from orchestrator.errors import DeployError
+from orchestrator.platforms.traffic import ReleaseTraffic, TrafficSample
 
 __all__ = ["PrometheusMeter"]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from orchestrator.canary.policy import Phase, Webhook
+from orchestrator.contract.canary import Phase, Webhook
 from orchestrator.errors import ConfigError, HealthError
 from orchestrator.redaction import Secret
 from orchestrator.runlog import RunLog

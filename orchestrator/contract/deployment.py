@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from orchestrator.canary.policy import AnalysisPolicy, PrometheusSource, Stickiness, Webhook
+from orchestrator.contract.canary import AnalysisPolicy, PrometheusSource, Stickiness, Webhook
 
 __all__ = [
     "STRATEGIES",

@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["main", "make_server"]
+__all__ = ["main", "make_server", "release_command"]
 
 _MAX_SLOW_MS = 60_000
 _MAX_CHUNKS = 10_000
@@ -134,6 +134,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
+
+
+def release_command(python: str = sys.executable) -> list[str]:
+    """The `local.command` that runs this app as a release: the platform fills in `{port}` and `{version}`."""
+    return [python, "-m", "orchestrator.demo.app", "--port", "{port}", "--version", "{version}"]
 
 
 def make_server(port: int, version: str, *, healthy: bool = True, host: str = "127.0.0.1") -> ThreadingHTTPServer:

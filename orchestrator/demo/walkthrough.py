@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 import uuid
@@ -33,6 +32,7 @@ from orchestrator.artifacts import digest_artifacts
 from orchestrator.config import parse_config
 from orchestrator.console_logging import log_to_stderr
 from orchestrator.contract import Result
+from orchestrator.demo.app import release_command
 from orchestrator.store_seed import seed_sqlagent_records, seed_verdicts
 
 __all__ = ["Execute", "Outcome", "run_demo"]
@@ -145,7 +145,7 @@ def run_demo(args: Sequence[str], execute: Execute) -> int:
 
 
 def _config(port: int, agentbench_url: str, *, healthy: bool) -> dict[str, Any]:
-    command = [sys.executable, "-m", "orchestrator.demo.app", "--port", "{port}", "--version", "{version}"]
+    command = release_command()
     # The app is the installed package; the release's own files are its migrations. The workspace
     # also holds the demo's PostgreSQL data directory, which is no part of any release.
     return {

@@ -12,6 +12,11 @@ dataclasses (never raw SDK objects) and translate SDK errors into `DeployError` 
 - `Previews`: the platform can run a target per pull request and remove it again.
 - `PinsArtifacts`: the platform captures a release's files itself and holds them to the gate's digests.
 - `DeletesApps`: other apps than the one deployed can be deleted by id or name (`digitalocean`, mode delete).
+- `TrafficMeter`: the data plane counts requests per release, for the canary analysis (`local`).
+- `StickyRouter`: a `TrafficRouter` that can keep each client on the release it first got (`local`).
+
+The last two, with the counters and the stickiness rule they take, live in `platforms.traffic` and
+are re-exported here: a platform implements them without importing anything of the canary.
 
 Which strategies a platform can run follows from these (`orchestrator.strategies.support`).
 """
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from orchestrator.artifacts import ArtifactDigests
+from orchestrator.platforms.traffic import StickyRouter, TrafficMeter
 
 __all__ = [
     "DeletedApp",
@@ -33,6 +39,8 @@ __all__ = [
     "Previews",
     "Release",
     "Retirement",
+    "StickyRouter",
+    "TrafficMeter",
     "TrafficRouter",
     "TrafficShape",
     "answers_on_a_url",

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orchestrator.canary.judgement import Verdict, judge, next_move
-from orchestrator.canary.traffic import StickyRouter, TrafficMeter, TrafficSample, window
 from orchestrator.canary.webhooks import PhaseHooks
 from orchestrator.contract import DeployConfig, HealthProbe
 from orchestrator.errors import DeployError, HealthError, OrchestratorError
 from orchestrator.health.verdict import Checks, CheckVerdict
 from orchestrator.platforms.base import Platform, Release, TrafficRouter, TrafficShape, answers_on_a_url
+from orchestrator.platforms.traffic import StickyRouter, TrafficMeter, TrafficSample, window
 from orchestrator.recovery import crash_points
 from orchestrator.runlog import RunLog
 from orchestrator.strategies import blue_green, canary, rolling
@@ -275,24 +275,14 @@ def _watch(
     """Pause for `seconds`, judging the canary every `interval_seconds`; raise at the first fail."""
     policy = step.judged
     assert policy is not None and policy.interval_seconds
-    start = outcome.window_start or TrafficSample()
     ends = time.monotonic() + seconds
     while (left := ends - time.monotonic()) > 0:
         sleep(min(policy.interval_seconds, left))
-        verdict = judge(
-            window(start, meter.traffic()),
-            canary=step.canary,
-            baseline=step.baseline,
-            weight=step.weight,
-            policy=policy,
-            early=True,
-        )
+        verdict = _verdict_since_route(step, meter, outcome, early=True)
         if verdict.outcome == "fail":
             outcome.verdicts.append(verdict)
             log.info(verdict.describe() + " -> abort")
-            raise HealthError(
-                f"canary analysis at {step.weight}%: {verdict.describe()}", check="canary analysis", step="analysis"
-            )
+            raise _aborted(step, verdict)
 
 
 def _judge(
@@ -312,28 +302,40 @@ def _judge(
             "(on kubernetes, name one with canary.analysis.prometheus_url)",
             operation="analysis",
         )
-    start = outcome.window_start or TrafficSample()
     look = 0
     while True:
-        verdict = judge(
-            window(start, meter.traffic()),
-            canary=step.canary,
-            baseline=step.baseline,
-            weight=step.weight,
-            policy=policy,
-            look=look,
-        )
+        verdict = _verdict_since_route(step, meter, outcome, look=look)
         outcome.verdicts.append(verdict)
         move = next_move(verdict, policy)
         log.info(verdict.describe() + f" -> {move}")
         if move == "promote":
             return
         if move == "abort":
-            raise HealthError(
-                f"canary analysis at {step.weight}%: {verdict.describe()}", check="canary analysis", step="analysis"
-            )
+            raise _aborted(step, verdict)
         sleep(policy.extend_seconds)
         look += 1
+
+
+def _verdict_since_route(
+    step: Analysis, meter: TrafficMeter, outcome: RolloutOutcome, *, look: int = 0, early: bool = False
+) -> Verdict:
+    """The verdict on the counters since the step's Route (the whole count when none was read then)."""
+    assert step.judged is not None
+    return judge(
+        window(outcome.window_start or TrafficSample(), meter.traffic()),
+        canary=step.canary,
+        baseline=step.baseline,
+        weight=step.weight,
+        policy=step.judged,
+        look=look,
+        early=early,
+    )
+
+
+def _aborted(step: Analysis, verdict: Verdict) -> HealthError:
+    return HealthError(
+        f"canary analysis at {step.weight}%: {verdict.describe()}", check="canary analysis", step="analysis"
+    )
 
 
 def _require(verdict: CheckVerdict, outcome: RolloutOutcome, what: str, *, phase: str, step: str) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestrator.canary.policy import AnalysisPolicy, Stickiness
 from orchestrator.contract import CanaryStep
+from orchestrator.contract.canary import AnalysisPolicy, Stickiness
 from orchestrator.strategies.steps import Analysis, Hook, Pause, PreSwitchCheck, Route, Start, Step, Verify, Warmup
 
 

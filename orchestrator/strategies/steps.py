@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.canary.policy import AnalysisPolicy, Phase, Stickiness
+from orchestrator.contract.canary import AnalysisPolicy, Phase, Stickiness
 
 
 @dataclass(frozen=True, slots=True)

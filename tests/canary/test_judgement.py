@@ -5,18 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from orchestrator.canary.judgement import compare_latency, judge, next_move
-from orchestrator.canary.policy import AnalysisPolicy
-from orchestrator.canary.traffic import LATENCY_BOUNDS, ReleaseTraffic, TrafficSample, bucket_of, window
+from orchestrator.contract.canary import AnalysisPolicy
+from orchestrator.platforms.traffic import LATENCY_BOUNDS, ReleaseTraffic, TrafficSample
+from tests.traffic_readings import traffic
 
 POLICY = AnalysisPolicy(min_requests=100)
-
-
-def traffic(latencies_s: list[float], errors: int = 0) -> ReleaseTraffic:
-    buckets = [0] * (len(LATENCY_BOUNDS) + 1)
-    for seconds in latencies_s:
-        buckets[bucket_of(seconds)] += 1
-    n = len(latencies_s)
-    return ReleaseTraffic(n, (0, n - errors, 0, 0, errors), 0, LATENCY_BOUNDS, tuple(buckets))
 
 
 def latencies(median_s: float, n: int, seed: int) -> list[float]:
@@ -130,19 +123,3 @@ def test_latency_on_raw_samples() -> None:
         slow, fast, float(np.percentile(slow, 95)) * 1000, float(np.percentile(fast, 95)) * 1000, POLICY
     )
     assert verdict.outcome == "fail" and verdict.test == "mann-whitney-u"
-
-
-def test_a_window_is_the_difference_of_two_readings_and_a_reset_starts_it_again() -> None:
-    before = TrafficSample({"v1": traffic([0.01] * 10), "v2": traffic([0.01] * 50)})
-    after = TrafficSample({"v1": traffic([0.01] * 25), "v2": traffic([0.01] * 5), "v3": traffic([0.01] * 3)})
-    got = window(before, after)
-    assert got.get("v1").requests == 15 and got.get("v1").buckets is not None and sum(got.get("v1").buckets) == 15
-    assert got.get("v2").requests == 5, "a counter that went down was reset: the later reading is the window"
-    assert got.get("v3").requests == 3 and got.get("gone").requests == 0
-
-
-def test_the_quantile_is_read_from_the_buckets() -> None:
-    reading = traffic([0.010] * 95 + [0.100] * 5)
-    p50, p99 = reading.quantile(0.5), reading.quantile(0.99)
-    assert p50 is not None and 0.008 < p50 <= 0.0105
-    assert p99 is not None and 0.08 < p99 <= 0.125, "within one bucket (25% wide) of the true 0.1 s"

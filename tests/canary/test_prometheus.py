@@ -9,10 +9,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 from orchestrator.canary.judgement import judge
-from orchestrator.canary.policy import AnalysisPolicy, PrometheusSource
 from orchestrator.canary.prometheus import PrometheusMeter
-from orchestrator.canary.traffic import window
+from orchestrator.contract.canary import AnalysisPolicy, PrometheusSource
 from orchestrator.errors import DeployError
+from orchestrator.platforms.traffic import window
 from tests.peers.prometheus_server import PrometheusServer, _free_port
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from orchestrator.canary.policy import Webhook
 from orchestrator.canary.webhooks import SIGNATURE_HEADER, PhaseHooks
+from orchestrator.contract.canary import Webhook
 from orchestrator.errors import ConfigError, HealthError
 from orchestrator.runlog import RunLog
 from tests.peers.http import HttpPeer, Reply

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.canary.policy import AnalysisPolicy, Stickiness, Webhook
 from orchestrator.config import parse_config
+from orchestrator.contract.canary import AnalysisPolicy, Stickiness, Webhook
 from orchestrator.errors import ConfigError
 from tests.workspace import base_config
 

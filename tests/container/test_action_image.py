@@ -23,6 +23,7 @@ import requests
 
 from orchestrator.artifacts import digest_artifacts
 from orchestrator.config import parse_config
+from orchestrator.demo.app import release_command
 from tests.peers.do_simulator import DoSimulator
 from tests.peers.verdicts import seed_passed
 from tests.workspace import base_config, write_config
@@ -136,15 +137,8 @@ def work(tmp_path: Path) -> Path:
 
 def local_config() -> dict[str, object]:
     config = base_config()
-    config["deployment_config"]["local"]["command"] = [  # type: ignore[index]
-        "python",
-        "-m",
-        "orchestrator.demo.app",
-        "--port",
-        "{port}",
-        "--version",
-        "{version}",
-    ]
+    # The image's own interpreter, not this test's.
+    config["deployment_config"]["local"]["command"] = release_command("python")  # type: ignore[index]
     return config
 
 

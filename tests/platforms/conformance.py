@@ -29,6 +29,8 @@ from orchestrator.platforms.base import (
     PinsArtifacts,
     Previews,
     Retirement,
+    StickyRouter,
+    TrafficMeter,
     TrafficRouter,
 )
 from orchestrator.preview import deploy_preview
@@ -39,7 +41,16 @@ from orchestrator.strategies.support import REQUIREMENTS, supported
 from tests.platforms.harness import PREVIEW, Harness, harness_module
 from tests.workspace import write_config
 
-CAPABILITIES = (TrafficRouter, Retirement, NativeRollback, Previews, PinsArtifacts, DeletesApps)
+CAPABILITIES = (
+    TrafficRouter,
+    StickyRouter,
+    TrafficMeter,
+    Retirement,
+    NativeRollback,
+    Previews,
+    PinsArtifacts,
+    DeletesApps,
+)
 PLATFORMS = tuple(sorted(registry.descriptors()))
 """Every platform package this build has: a new one runs here as soon as its descriptor exists."""
 

@@ -11,8 +11,7 @@ import pytest
 
 from orchestrator.config import load_request, parse_config
 from orchestrator.errors import ConfigError
-from orchestrator.platforms import registry
-from orchestrator.platforms.base import DeletesApps, NativeRollback, PinsArtifacts, Previews, Retirement, TrafficRouter
+from orchestrator.platforms import base, registry
 from orchestrator.platforms.registry import PRODUCTION, Target
 from orchestrator.strategies.support import supported
 from tests.workspace import base_config, write_config
@@ -21,10 +20,22 @@ from tests.workspace import base_config, write_config
 def test_every_platform_package_is_found_with_its_capabilities() -> None:
     found = registry.descriptors()
     assert sorted(found) == ["digitalocean", "hosts", "kubernetes", "local"]
-    assert found["local"].capabilities == {TrafficRouter, Retirement, Previews, PinsArtifacts}
-    assert found["digitalocean"].capabilities == {NativeRollback, Previews, PinsArtifacts, DeletesApps}
-    assert found["kubernetes"].capabilities == {TrafficRouter, Retirement}
-    assert found["hosts"].capabilities == {TrafficRouter, Retirement, PinsArtifacts}
+    assert found["local"].capabilities == {
+        base.TrafficRouter,
+        base.StickyRouter,
+        base.TrafficMeter,
+        base.Retirement,
+        base.Previews,
+        base.PinsArtifacts,
+    }
+    assert found["digitalocean"].capabilities == {
+        base.NativeRollback,
+        base.Previews,
+        base.PinsArtifacts,
+        base.DeletesApps,
+    }
+    assert found["kubernetes"].capabilities == {base.TrafficRouter, base.Retirement}
+    assert found["hosts"].capabilities == {base.TrafficRouter, base.Retirement, base.PinsArtifacts}
 
 
 def test_the_strategies_a_platform_runs_follow_from_its_capabilities() -> None:

@@ -107,7 +107,7 @@ def test_a_split_the_platform_can_only_approximate_is_stated_with_what_it_really
 
 
 def test_a_judged_canary_with_webhooks_and_sticky_sessions_is_planned_phase_by_phase() -> None:
-    from orchestrator.canary.policy import AnalysisPolicy, Stickiness
+    from orchestrator.contract.canary import AnalysisPolicy, Stickiness
     from orchestrator.strategies.steps import Hook, Warmup, describe
 
     policy, sticky = AnalysisPolicy(), Stickiness()
@@ -147,7 +147,7 @@ def test_a_judged_canary_with_webhooks_and_sticky_sessions_is_planned_phase_by_p
 
 
 def test_a_judged_canary_with_an_interval_watches_its_pauses() -> None:
-    from orchestrator.canary.policy import AnalysisPolicy
+    from orchestrator.contract.canary import AnalysisPolicy
     from orchestrator.strategies.steps import describe
 
     policy = AnalysisPolicy(interval_seconds=5, warmup_requests=0)
@@ -171,7 +171,7 @@ def test_a_judged_canary_with_an_interval_watches_its_pauses() -> None:
 
 
 def test_a_judged_step_warms_its_canary_up_before_the_window_opens_unless_told_not_to() -> None:
-    from orchestrator.canary.policy import AnalysisPolicy
+    from orchestrator.contract.canary import AnalysisPolicy
     from orchestrator.strategies.steps import Warmup, describe
 
     policy = AnalysisPolicy(warmup_requests=50, warmup_seconds=2, warmup_timeout_seconds=9)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.contract import DeployConfig, DeploymentConfig
 from orchestrator.errors import ConfigError
-from orchestrator.paths import outside_problem
 from orchestrator.platforms.base import PinsArtifacts, Retirement, TrafficRouter
 from orchestrator.platforms.hosts.droplets import droplet_problems
 from orchestrator.platforms.hosts.settings import HostsConfig, hosts_settings
+from orchestrator.platforms.local.release_paths import release_path_problems
 from orchestrator.platforms.registry import PlatformContext, PlatformDescriptor, Target
 
 if TYPE_CHECKING:
@@ -50,21 +50,7 @@ def _problems(document: Mapping[str, Any], workspace: Path) -> Iterable[str]:
                 f"deployment_config.local.{key}: not used on platform hosts (each host keeps its state under "
                 "hosts.hosts[].root); remove it"
             )
-    for key in ("cwd", "source"):
-        if key in local:
-            problem = outside_problem(
-                workspace, local[key], f"deployment_config.local.{key}", must_exist=key == "source"
-            )
-            if problem:
-                yield problem
-    if "cwd" in local:
-        source = (workspace / local.get("source", ".")).resolve()
-        cwd = (workspace / local["cwd"]).resolve()
-        if cwd != source and source not in cwd.parents:
-            yield (
-                f"deployment_config.local.cwd: {local['cwd']!r} is outside local.source "
-                f"({local.get('source', '.')!r}); releases run from their uploaded files, so put cwd inside source"
-            )
+    yield from release_path_problems(local, workspace, runs_from="uploaded", keys=("cwd", "source"))
     yield from droplet_problems(hosts, deployment["strategy"])
     seen: set[tuple[str, int]] = set()
     for i, host in enumerate(hosts.get("hosts", ())):

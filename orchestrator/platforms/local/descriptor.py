@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.contract import DeployConfig, DeploymentConfig
-from orchestrator.paths import outside_problem
-from orchestrator.platforms.base import PinsArtifacts, Previews, Retirement, TrafficRouter
+from orchestrator.platforms.base import PinsArtifacts, Previews, Retirement, StickyRouter, TrafficMeter, TrafficRouter
+from orchestrator.platforms.local.release_paths import release_path_problems
 from orchestrator.platforms.registry import PlatformContext, PlatformDescriptor, Target
 
 if TYPE_CHECKING:
@@ -25,20 +25,7 @@ def _problems(document: Mapping[str, Any], workspace: Path) -> Iterable[str]:
             "add local: {command: [...], listen: '127.0.0.1:8080'}"
         )
         return
-    for key in ("state_dir", "cwd", "source"):
-        if key in local:
-            field = f"deployment_config.local.{key}"
-            problem = outside_problem(workspace, local[key], field, must_exist=key == "source")
-            if problem:
-                yield problem
-    if "cwd" in local:
-        source = (workspace / local.get("source", ".")).resolve()
-        cwd = (workspace / local["cwd"]).resolve()
-        if cwd != source and source not in cwd.parents:
-            yield (
-                f"deployment_config.local.cwd: {local['cwd']!r} is outside local.source "
-                f"({local.get('source', '.')!r}); releases run from their captured files, so put cwd inside source"
-            )
+    yield from release_path_problems(local, workspace, runs_from="captured")
 
 
 def _lock_key(deployment: DeploymentConfig) -> str:
@@ -64,7 +51,7 @@ def _create(config: DeployConfig, context: PlatformContext, target: Target) -> L
 
 DESCRIPTOR = PlatformDescriptor(
     name="local",
-    capabilities=frozenset({TrafficRouter, Retirement, Previews, PinsArtifacts}),
+    capabilities=frozenset({TrafficRouter, StickyRouter, TrafficMeter, Retirement, Previews, PinsArtifacts}),
     create=_create,
     config_problems=_problems,
     lock_key=_lock_key,

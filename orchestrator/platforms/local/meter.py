@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from orchestrator.canary.traffic import LATENCY_BOUNDS, ReleaseTraffic
+from orchestrator.platforms.traffic import LATENCY_BOUNDS, ReleaseTraffic
 
 __all__ = ["Meter"]
 

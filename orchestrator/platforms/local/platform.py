@@ -1,5 +1,6 @@
-"""`LocalPlatform`: the adapter that drives the local supervisor (a `TrafficRouter` with `Retirement`
-and `Previews`).
+"""`LocalPlatform`: the adapter that drives the local supervisor (a `TrafficRouter` with `Retirement`,
+`Previews`, `PinsArtifacts`, a `TrafficMeter` and a `StickyRouter`). Which files each release runs
+from is decided in `release_snapshots`.
 
 Read-only calls (`live`, `releases`) change nothing, but a supervisor that is gone while its state
 remains is started again (re-adopted) by every call, read-only or not: it adopts the proxy process
@@ -13,14 +14,12 @@ import dataclasses
 import logging
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.artifacts import ArtifactDigests
-from orchestrator.canary.policy import Stickiness
-from orchestrator.canary.traffic import TrafficSample
 from orchestrator.contract import LocalConfig
+from orchestrator.contract.canary import Stickiness
 from orchestrator.errors import DeployError
 from orchestrator.platforms.base import Release, TrafficShape
 from orchestrator.platforms.local.control import (
@@ -32,10 +31,11 @@ from orchestrator.platforms.local.control import (
 )
 from orchestrator.platforms.local.data_plane import DataPlane
 from orchestrator.platforms.local.process import log_tail
-from orchestrator.platforms.local.snapshot import SnapshotError, capture, check_gated, remove
+from orchestrator.platforms.local.release_snapshots import ReleaseSnapshots
 from orchestrator.platforms.local.state import StatePaths, check_version, load_state
 from orchestrator.platforms.local.targets import state_dir_of
 from orchestrator.platforms.registry import PRODUCTION, Target
+from orchestrator.platforms.traffic import TrafficSample
 
 __all__ = ["LocalPlatform", "supervisor_status", "supervisor_stop"]
 
@@ -64,15 +64,18 @@ class LocalPlatform:
         self._withheld = withheld
         self._workspace = Path(workspace)
         self.paths = StatePaths(state_dir_of(config, self._workspace))
-        self._source = self._resolve(config.source) if config.source is not None else self._workspace.resolve()
-        self._cwd = self._resolve(config.cwd) if config.cwd is not None else None
+        self._snapshots = ReleaseSnapshots(
+            self.paths,
+            self._workspace,
+            source=self._resolve(config.source) if config.source is not None else self._workspace.resolve(),
+            cwd=self._resolve(config.cwd) if config.cwd is not None else None,
+            leave_out=(self.paths.root, *leave_out),
+        )
         self._client: ControlClient | None = None
         self._approved: dict[str, ArtifactDigests] = {}
-        self._leave_out = (self.paths.root, *leave_out)
-        """Never captured into a snapshot: the state dirs (a preview's lies inside production's)."""
 
     def _resolve(self, path: Path) -> Path:
-        return _resolve(self._workspace, path)
+        return (self._workspace / path).resolve()
 
     def _control(self) -> ControlClient:
         if self._client is None:
@@ -163,13 +166,14 @@ class LocalPlatform:
 
     def _start(self, version: str, image: str | None, *, restore: bool) -> Release:
         self._check(version, "start")
-        files = self._files(version, restore=restore)
+        status = self._status_for(version, restore=restore)
+        files = self._snapshots.files(version, status, self._approved.get(version), restore=restore)
         result = self._call(
             "start",
             timeout=self._config.startup_timeout_seconds + _CONTROL_MARGIN_SECONDS,
             version=version,
             argv=list(self._config.command),
-            cwd=str(self._run_dir(files.directory) if files.directory else self._workspace),
+            cwd=str(self._snapshots.run_dir(files.directory) if files.directory else self._workspace),
             release_dir=str(files.directory or ""),
             tree_digest=files.digest,
             gated=[list(triple) for triple in files.gated],
@@ -188,6 +192,15 @@ class LocalPlatform:
                 version,
             )
         return _release(result["version"], result["port"], result["pid"], result["image"])
+
+    def _status_for(self, version: str, *, restore: bool) -> dict[str, Any]:
+        """The supervisor's status, as `release_snapshots` needs it to find `version`'s files."""
+        status = self._status() or {}
+        if restore or any(r["version"] == version for r in status.get("releases", [])):
+            # Only a release started or restored again reads what its snapshot was held to: thousands of
+            # files for every release would make each new deploy's status megabytes.
+            status = self._status(gated=True) or {}
+        return status
 
     # --- TrafficRouter ---------------------------------------------------------------------------
 
@@ -209,7 +222,7 @@ class LocalPlatform:
         self._call("route", weights=dict(weights), sticky={"cookie": sticky.cookie, "header": sticky.header})
 
     def traffic(self) -> TrafficSample:
-        """The data plane's per-release counters (`canary.traffic`). Read-only. Raises DeployError."""
+        """The data plane's per-release counters (`platforms.traffic`). Read-only. Raises DeployError."""
         try:
             return TrafficSample.from_dict(self._call("traffic"))
         except (KeyError, TypeError, ValueError) as exc:
@@ -225,86 +238,6 @@ class LocalPlatform:
         """
         self._start(to.version, to.image, restore=True)
         self.route({to.version: 100})
-
-    # --- release files ---------------------------------------------------------------------------
-
-    def _files(self, version: str, *, restore: bool) -> _Files:
-        """The snapshot `version` runs from: the kept one, or captured now (a deploy, or a retired
-        release whose files `local.source` holds again). Raises DeployError."""
-        status = self._status() or {}
-        approved = self._approved.get(version)
-        kept = next((r for r in status.get("releases", []) if r["version"] == version), None)
-        if kept is not None or restore:
-            # Only a release started or restored again reads what its snapshot was held to: thousands of
-            # files for every release would make each new deploy's status megabytes.
-            status = self._status(gated=True) or {}
-            kept = next((r for r in status.get("releases", []) if r["version"] == version), None)
-        try:
-            if kept is not None and kept.get("tree_digest"):
-                directory = Path(kept["release_dir"])
-                gated = _listed(kept.get("gated", ()))
-                if approved is not None:
-                    gated = _triples(self._gated(approved, directory, version))
-                return _Files(directory, str(kept["tree_digest"]), gated)
-            if restore and kept is not None:
-                # Recorded before snapshots: it may go on running, but it is never started from the workspace.
-                return _Files(None, "", ())
-            remembered = next((r for r in status.get("retired", []) if r["version"] == version), None)
-            if restore and remembered is None:
-                raise SnapshotError(
-                    f"release {version} is not kept here and nothing records its files; roll back to a kept "
-                    "release, or deploy it again"
-                )
-            directory = self.paths.releases / version
-            captured = capture(self._source, directory, leave_out=self._leave_out, version=version)
-            digest = captured.digest
-            if restore and remembered is not None and digest != remembered["tree_digest"]:
-                remove(directory)
-                raise SnapshotError(
-                    f"release {version} was retired and its snapshot removed, and local.source ({self._source}) "
-                    f"now holds other files (digest {digest}; {version} had {remembered['tree_digest']}); "
-                    f"check out {version}'s commit to roll back to it, or raise rollback.keep_previous_versions "
-                    "to keep more releases ready"
-                )
-            try:
-                gated = ()
-                if approved is not None:
-                    gated = _triples(self._gated(approved, directory, version, captured.files))
-            except SnapshotError:
-                remove(directory)
-                raise
-            if restore and remembered is not None:
-                gated = _listed(remembered.get("gated", ()))
-            log.info("release %s captured in %s (digest %s)", version, directory, digest)
-            return _Files(directory, digest, gated)
-        except SnapshotError as exc:
-            raise DeployError(str(exc), platform="local", operation="rollback" if restore else "start") from exc
-
-    def _gated(
-        self, approved: ArtifactDigests, directory: Path, version: str, captured: Mapping[str, str] | None = None
-    ) -> dict[str, dict[str, str]]:
-        return check_gated(
-            approved,
-            workspace=self._workspace,
-            source=self._source,
-            snapshot=directory,
-            version=version,
-            captured=captured,
-        )
-
-    def _run_dir(self, release_dir: Path) -> Path:
-        """`local.cwd`, moved from `local.source` into the snapshot (default: the snapshot itself)."""
-        if self._cwd is None:
-            return release_dir
-        try:
-            return release_dir / self._cwd.relative_to(self._source)
-        except ValueError:
-            raise DeployError(
-                f"local.cwd {self._cwd} is outside local.source {self._source}: releases run from their "
-                "captured files, so put cwd inside source",
-                platform="local",
-                operation="start",
-            ) from None
 
     # --- Retirement ------------------------------------------------------------------------------
 
@@ -361,28 +294,8 @@ class LocalPlatform:
             raise DeployError(str(exc), platform="local", operation=operation) from exc
 
 
-@dataclass(frozen=True, slots=True)
-class _Files:
-    directory: Path | None
-    """None for a kept release recorded before snapshots."""
-    digest: str
-    gated: tuple[tuple[str, str, str], ...]
-
-
-def _listed(triples: Any) -> tuple[tuple[str, str, str], ...]:
-    return tuple((str(a), str(b), str(c)) for a, b, c in triples)
-
-
-def _triples(covered: Mapping[str, Mapping[str, str]]) -> tuple[tuple[str, str, str], ...]:
-    return tuple((section, key, digest) for section, pairs in covered.items() for key, digest in sorted(pairs.items()))
-
-
 def _release(version: str, port: int, pid: int, image: str | None) -> Release:
     return Release(version=version, url=f"http://127.0.0.1:{port}", image=image, ref=f"pid:{pid}")
-
-
-def _resolve(workspace: Path, path: Path) -> Path:
-    return (Path(workspace) / path).resolve()
 
 
 def supervisor_status(config: LocalConfig, workspace: Path) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.canary.traffic import ReleaseTraffic
 from orchestrator.platforms.local.client import ClientConnection, Request
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
 from orchestrator.platforms.local.event_loop import new_loop
@@ -38,6 +37,7 @@ from orchestrator.platforms.local.route_board import RouteBoard
 from orchestrator.platforms.local.routing import RouteTable
 from orchestrator.platforms.local.sticky import StickyRule, StickyTable
 from orchestrator.platforms.local.upstream import Backend
+from orchestrator.platforms.traffic import ReleaseTraffic
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "Limits", "Proxy", "connection_budget", "raise_file_limit"]
 

@@ -17,7 +17,7 @@ Control operations on `proxy.sock` (see `channel`):
   are checked, and applied only without a board);
 - `mark_down` {version, index}; `drain` {version, seconds} -> {drained, inflight};
 - `status` -> {pid, pid_start, listen, weights, backends: {version: {ports, inflight}}, supervisor};
-- `traffic` -> {version: counters} (`canary.traffic.ReleaseTraffic.to_dict`), growing while it serves;
+- `traffic` -> {version: counters} (`platforms.traffic.ReleaseTraffic.to_dict`), growing while it serves;
 - `listen_socket` -> the listening socket itself, for a new supervisor's copy;
 - `route_board` -> the board's file descriptor, for a new supervisor to write to;
 - `stop` {drain_seconds}: stop accepting, let the requests in flight finish, exit (no relaunch).

@@ -332,7 +332,7 @@ class Supervisor(Retirement):
         return {"weights": weights, "live": self._live}
 
     async def _op_traffic(self, request: dict[str, Any]) -> _Result:
-        """The data plane's per-release counters (`canary.traffic.TrafficSample.to_dict`)."""
+        """The data plane's per-release counters (`platforms.traffic.TrafficSample.to_dict`)."""
         return await self._link.traffic()  # one that does not answer is refused with its error
 
     async def _op_shutdown(self, request: dict[str, Any]) -> _Result:

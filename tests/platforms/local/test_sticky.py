@@ -104,7 +104,7 @@ def test_the_proxy_pins_clients_by_cookie_while_the_share_follows_the_weight(
 
 
 def test_the_supervisor_routes_sticky_through_its_proxy_process(platform_factory: object) -> None:
-    from orchestrator.canary.policy import Stickiness
+    from orchestrator.contract.canary import Stickiness
     from orchestrator.platforms.local import LocalPlatform
 
     platform: LocalPlatform = platform_factory()  # type: ignore[operator]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from orchestrator.canary.policy import Stickiness
+from orchestrator.contract.canary import Stickiness
 from orchestrator.platforms.local import LocalPlatform, read_status, supervisor_status
 from tests.platforms.local.test_no_single_point import is_running, proxy_pid, wait_for
 

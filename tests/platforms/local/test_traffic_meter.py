@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from orchestrator.canary.traffic import LATENCY_BOUNDS, TrafficSample, window
 from orchestrator.platforms.local import LocalPlatform
+from orchestrator.platforms.traffic import LATENCY_BOUNDS, TrafficSample, window
 from tests.platforms.local.conftest import DemoRelease, ProxyHarness, free_port
 
 

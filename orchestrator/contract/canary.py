@@ -1,5 +1,6 @@
 """The canary's configuration as typed data (`deployment_config.canary` beyond its steps): the
-analysis that judges each step, sticky sessions, and the phase webhooks. Parsed by `config`."""
+analysis that judges each step, sticky sessions, and the phase webhooks. Parsed by `config` into
+`DeploymentConfig`: the contract, so a platform reads `Stickiness` without importing the canary."""
 
 from __future__ import annotations
 
