@@ -761,16 +761,19 @@ class Pipeline:
         """Ledger, lineage, metrics, notification, paging: each logged on failure, none fatal."""
         if self.inputs.mode == "plan":
             return
-        if self.ledger:
-            self.ledger.finish(result, run_url=self.run_url)
         environment = self.config.environment
-        metrics.record_run(result, self.config.metrics, self.inputs.workspace, environment=environment, log=self.log)
+        # Told before the row is finished: a crash in between leaves the row to recovery, whose run
+        # is announced in turn, so no outcome goes untold (at worst a team hears twice).
         notifier = notify.Notifier(self.config.notifications, self.env, log=self.log)
         notifier.announce(result, environment=environment)
-        if self.tracked is not None:
-            self.tracked.finish(result.status, result.url, self.run_url, result.error or f"{result.mode} succeeded")
         if isinstance(self.state.error, RollbackError):
             notifier.page(result, str(self.state.error))
+        crash_points.reach("after-notify")
+        if self.ledger:
+            self.ledger.finish(result, run_url=self.run_url)
+        metrics.record_run(result, self.config.metrics, self.inputs.workspace, environment=environment, log=self.log)
+        if self.tracked is not None:
+            self.tracked.finish(result.status, result.url, self.run_url, result.error or f"{result.mode} succeeded")
 
     def _image(self) -> str | None:
         return self.inputs.image or self.config.artifacts.docker_image

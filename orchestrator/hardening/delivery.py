@@ -18,6 +18,7 @@ from orchestrator.contract import DeployConfig, HardeningOutcome
 from orchestrator.hardening.agentbench import AgentbenchClient, DeliveryError, RejectedPairError
 from orchestrator.hardening.outbox import Outbox, OutboxError, OutboxEvent
 from orchestrator.hardening.pairs import FailureContext, build_pair
+from orchestrator.recovery import crash_points
 from orchestrator.redaction import Secret
 
 __all__ = ["DeliveryReport", "HardeningReport", "client_from_config", "emit", "flush", "outbox_from_config"]
@@ -137,6 +138,7 @@ def _flush(outbox: Outbox, client: AgentbenchClient | None, budget: float, batch
                     stopped = str(exc)
                     break
                 else:
+                    crash_points.reach("during-delivery")  # delivered, not yet marked: sent again, same key
                     claim.mark(event_id, "delivered", submission)
                     submissions[event_id] = submission
     remaining = len(outbox.pending())
@@ -177,6 +179,7 @@ def emit(
         except Exception:
             log.exception("building or storing the preference pair for %s failed", ctx.deployment_id)
             lost += 1
+    crash_points.reach("after-outbox-store")
     delivery = flush(outbox, client, budget_seconds) if events else DeliveryReport()
     return HardeningReport(pairs_generated=len(contexts), events=tuple(events), delivery=delivery, lost=lost)
 
