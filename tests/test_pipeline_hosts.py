@@ -174,3 +174,34 @@ def test_the_ssh_key_is_nowhere_but_in_memory_when_a_deploy_fails(ws: HostsWorks
             except OSError:
                 continue
             assert not any(line.encode() in seen for line in ws.fleet.client_key.splitlines()[1:-1])
+
+
+def test_a_run_killed_between_two_hosts_switching_is_put_back_on_one_release_by_recovery(ws: HostsWorkspace) -> None:
+    """The crash matrix on hosts: killed after the first host fired its switch to v2, the others armed
+    (an armed host disarms when the run's session ends). Recovery returns every host to v1, verified."""
+    assert ws.deploy("v1").exit_code == 0
+    write_config(ws.root, ws.config)
+    seed_passed(ws.dsn, "run-v2", digest_artifacts(parse_config(ws.config, ws.root).artifacts, ws.root))
+    armed = {
+        "DEPLOY_ORCHESTRATOR_CRASH_TEST": "kill-this-process",
+        "DEPLOY_ORCHESTRATOR_CRASH_AT": "between-host-fires",
+    }
+    argv = ["--config", "deploy.json", "--version", "v2", "--validation-run-id", "run-v2"]
+    with (ws.root / "killed.log").open("wb") as log:
+        dying = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())", *argv],
+            cwd=ws.root,
+            env={**os.environ, **ws.env, **armed},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        assert dying.wait(300) == -9, (ws.root / "killed.log").read_text()[-3000:]
+    assert sorted(ws.on_host(i) for i in range(3)) == ["v1", "v1", "v2"], "one host had switched, two had not"
+
+    recovered = execute({"config": "deploy.json", "mode": "recover"}, ws.env)
+
+    assert recovered.exit_code == 0, recovered.result and recovered.result.error
+    assert recovered.result is not None
+    recovery = recovered.result.to_dict()["recovery"]
+    assert recovery["verified"] and recovery["serving"] == "v1"
+    assert [ws.on_host(i) for i in range(3)] == ["v1", "v1", "v1"]

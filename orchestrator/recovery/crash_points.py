@@ -35,6 +35,7 @@ POINTS = (
     "before-delete",
     "after-delete",
     "mid-switch",
+    "between-host-fires",
 )
 _ARMED = "kill-this-process"
 

@@ -22,6 +22,7 @@ from orchestrator.errors import DeployError, OrchestratorError
 from orchestrator.platforms.hosts.bundle import bundle
 from orchestrator.platforms.hosts.connection import HostConnection, encode
 from orchestrator.platforms.hosts.trust import HostKeyRefused
+from orchestrator.recovery import crash_points
 
 __all__ = ["Fleet", "HostStatus", "Outcome"]
 
@@ -195,6 +196,7 @@ class Fleet:
                 pending[connection.name] = connection.send_encoded(_FIRE, "fire", _FIRE_SECONDS)
             except OrchestratorError as exc:
                 failures[connection.name] = exc
+            crash_points.reach("between-host-fires")  # the crash matrix: one host switched, the rest armed
         futures = {name: self._pool.submit(answer) for name, answer in pending.items()}
         answers: dict[str, Any] = {}
         for name, future in futures.items():
