@@ -111,6 +111,15 @@ class DropletGroups:
             if forward:
                 self._record(to, version)
         except OrchestratorError as exc:
+            if not forward:
+                # Never undone: that would put users back on what this switch moves them away from.
+                raise DeployError(
+                    f"switching back to the {to} Droplets failed ({exc}): {plan.subject} may still hold the "
+                    f"others; the switch record names {to}, and the next run finishes the switch before anything "
+                    "else",
+                    platform="hosts",
+                    operation="switch",
+                ) from exc
             self._undo(plan, before, before_version, exc)
         self._live = to
 
@@ -130,7 +139,7 @@ class DropletGroups:
         except OrchestratorError as undo:
             raise DeployError(
                 f"switching to the {plan.to_group} Droplets failed ({cause}), and putting the {before} Droplets "
-                f"back failed too ({undo}): {plan.describe().split(':')[0]} may hold both groups; the switch record "
+                f"back failed too ({undo}): {plan.subject} may hold both groups; the switch record "
                 f"names {before}, and the next run puts it back before anything else",
                 platform="hosts",
                 operation="switch",
@@ -173,7 +182,7 @@ class DropletGroups:
         if record is None:
             if behind == "mixed":
                 raise DeployError(
-                    f"{self.plan('blue').describe().split(':')[0]} holds Droplets of both groups and no switch record "
+                    f"{self.plan('blue').subject} holds Droplets of both groups and no switch record "
                     "says which serves; remove one group's Droplets from it",
                     platform="hosts",
                     operation="switch",

@@ -47,9 +47,9 @@ class SwitchPlan:
 
     def describe(self) -> str:
         if self.empty:
-            return f"{self._what()} already serves the {self.to_group} Droplets"
+            return f"{self.subject} already serves the {self.to_group} Droplets"
         if self.via == "reserved_ip":
-            return f"assign {self._what()} to Droplet {self.add[0]} ({self.to_group})"
+            return f"assign {self.subject} to Droplet {self.add[0]} ({self.to_group})"
         steps = []
         if self.add:
             steps.append(f"add Droplets {list(self.add)} ({self.to_group})")
@@ -57,9 +57,11 @@ class SwitchPlan:
             steps.append(f"wait {self.settle_seconds:g} s for its health check to pass them")
         if self.remove:
             steps.append(f"remove Droplets {list(self.remove)} ({', '.join(self.removed_from)})")
-        return f"{self._what()}: " + ", then ".join(steps)
+        return f"{self.subject}: " + ", then ".join(steps)
 
-    def _what(self) -> str:
+    @property
+    def subject(self) -> str:
+        """What the switch moves: `load balancer <id>` or `reserved IP <ip>`."""
         return f"load balancer {self.target}" if self.via == "load_balancer" else f"reserved IP {self.target}"
 
 

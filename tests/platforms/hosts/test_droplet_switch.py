@@ -169,6 +169,18 @@ def test_a_reserved_ip_is_reassigned_to_the_new_group_and_back(
         assert g.behind() == ["blue"] and g.served() == {"v1"}
         with pytest.raises(DeployError, match="rollback to v9: neither Droplet group keeps it"):
             back.rollback(Release("v9"))
+
+        # A rollback whose assign never gets through is not undone (that would be v2 again): the record
+        # names blue, and the next run finishes it.
+        g.deploy("v2")
+        sim.add_fault(Fault("POST", rf"/v2/reserved_ips/{g.target}/actions", status=500, times=None))
+        with pytest.raises(DeployError, match=r"switching back to the blue Droplets failed .* the switch record names"):
+            g.platform().rollback(Release("v1"))
+        assert g.behind() == ["green"]
+        sim.faults.clear()
+        after = g.platform()
+        live = after.live()
+        assert live is not None and live.version == "v1" and g.behind() == ["blue"] and g.served() == {"v1"}
     finally:
         for made in g.made:
             made.close()
