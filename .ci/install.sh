@@ -10,8 +10,9 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 # the Prometheus Pushgateway, Prometheus itself (the canary analysis reads it on Kubernetes),
 # podman/runc/debootstrap to build and run the Action's image, and
 # openssh-server/iproute2 for the `hosts` platform's SSH hosts (network namespaces, tests/peers/ssh_hosts.py),
-# busybox-static for the tiny image those hosts run as an image release (tests/peers/tiny_image.py).
-debian_test_packages="postgresql pgbouncer nginx-light wrk haproxy prometheus-pushgateway prometheus podman runc debootstrap openssh-server openssh-client iproute2 busybox-static"
+# busybox-static for the tiny image those hosts run as an image release (tests/peers/tiny_image.py),
+# docker-registry for the registry they pull it from (tests/peers/registry.py).
+debian_test_packages="postgresql pgbouncer nginx-light wrk haproxy prometheus-pushgateway prometheus podman runc debootstrap openssh-server openssh-client iproute2 busybox-static docker-registry"
 
 need_apt=""
 if [ "$what" = "test" ]; then

@@ -40,7 +40,7 @@ def missing_tools() -> str | None:
     """What to install for these peers, or None when everything is here."""
     if os.geteuid() != 0:
         return "the SSH host peers create network namespaces: run the tests as root"
-    wanted = {"ip": "iproute2", "ssh-keygen": "openssh-client", "haproxy": "haproxy"}
+    wanted = {"ip": "iproute2", "nsenter": "util-linux", "ssh-keygen": "openssh-client", "haproxy": "haproxy"}
     absent = [pkg for tool, pkg in wanted.items() if shutil.which(tool) is None]
     if not Path(_SSHD).exists():
         absent.append("openssh-server")
@@ -71,7 +71,11 @@ class SshHost:
     directory: Path
     host_key_line: str
     """`<type> <base64>`: this host's public key, for known_hosts."""
+    gateway: str = ""
+    """The root namespace's end of this host's link: where the host reaches services the tests run."""
     sshd: subprocess.Popen[bytes] | None = None
+    session_env: dict[str, str] = field(default_factory=dict)
+    """What sshd sets in every session: this host's own podman storage, and whatever a test adds."""
 
     @property
     def known_hosts_line(self) -> str:
@@ -105,9 +109,26 @@ class SshHost:
         done = subprocess.run(["ip", "netns", "pids", self.namespace], capture_output=True, text=True, check=False)
         return [int(p) for p in done.stdout.split()]
 
+    def set_session_env(self, **env: str) -> None:
+        """Sessions from now on get these variables too (sshd's SetEnv; PATH=... hides programs)."""
+        self.session_env.update(env)
+        _write_sshd_config(self)
+        self._stop_sshd()
+        self._start_sshd()
+
     def _start_sshd(self) -> None:
+        # nsenter --net, not `ip netns exec`: that remounts /sys for the namespace, without the cgroup
+        # mounts podman needs to run a release's container.
         self.sshd = subprocess.Popen(
-            ["ip", "netns", "exec", self.namespace, _SSHD, "-D", "-e", "-f", str(self.directory / "sshd_config")],
+            [
+                "nsenter",
+                f"--net=/run/netns/{self.namespace}",
+                _SSHD,
+                "-D",
+                "-e",
+                "-f",
+                str(self.directory / "sshd_config"),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=open(self.directory / "sshd.log", "ab"),  # noqa: SIM115 - the child owns it
@@ -213,7 +234,16 @@ class Fleet:
                         os.kill(pid, signal.SIGKILL)
                 time.sleep(0.2)  # the kernel reaps what SIGKILL ended; then look again
             subprocess.run(["ip", "netns", "delete", host.namespace], capture_output=True, check=False)
+        for mount in _mounts_under(self.directory):
+            subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _mounts_under(directory: Path) -> list[str]:
+    """Mount points inside `directory` (a killed container's overlay), deepest first."""
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts]
+    return sorted((p for p in points if p.startswith(f"{directory}/")), key=len, reverse=True)
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
@@ -283,7 +313,7 @@ def _start_host(fleet: Fleet, i: int, subnet: str) -> SshHost:
     _run("ip", "netns", "add", namespace)
     host_dir = fleet.directory / f"host{i}"
     host_dir.mkdir()
-    host = SshHost(f"host{i}", namespace, address, inner, host_dir, _new_host_key(host_dir))
+    host = SshHost(f"host{i}", namespace, address, inner, host_dir, _new_host_key(host_dir), gateway=root_address)
     # The pair is made inside the namespace, so a failure below never leaves an end in the root one.
     _in(namespace, "ip", "link", "add", inner, "type", "veth", "peer", "name", outer)
     _in(namespace, "ip", "link", "set", outer, "netns", "1")
@@ -293,6 +323,32 @@ def _start_host(fleet: Fleet, i: int, subnet: str) -> SshHost:
     _in(namespace, "ip", "link", "set", inner, "up")
     _in(namespace, "ip", "link", "set", "lo", "up")
     (host_dir / "authorized_keys").write_text((fleet.directory / "client_key.pub").read_text())
+    host.session_env.update(_own_containers(host_dir))
+    _write_sshd_config(host)
+    host._start_sshd()
+    return host
+
+
+def _own_containers(host_dir: Path) -> dict[str, str]:
+    """podman settings of this host alone: its own image store (an image is on a host only once loaded
+    or pulled there), runc and cgroupfs (what works inside these namespaces), limits runc can set."""
+    storage, conf = host_dir / "containers-storage.conf", host_dir / "containers.conf"
+    storage.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{host_dir / "containers"}"\nrunroot = "{host_dir / "run"}"\n'
+    )
+    conf.write_text(
+        # The supervisor raises its open-file limit to the hard one, more than runc may set in a container.
+        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]\n'
+        '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n'
+        f'events_logger = "file"\nevents_logfile_path = "{host_dir / "events.log"}"\n'
+        f'tmp_dir = "{host_dir / "podman-tmp"}"\n'
+    )
+    return {"CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(conf)}
+
+
+def _write_sshd_config(host: SshHost) -> None:
+    host_dir, address = host.directory, host.address
+    env = " ".join(f"{k}={v}" for k, v in sorted(host.session_env.items()))
     (host_dir / "sshd_config").write_text(
         f"ListenAddress {address}:22\n"
         f"HostKey {host_dir / 'host_key'}\n"
@@ -302,7 +358,5 @@ def _start_host(fleet: Fleet, i: int, subnet: str) -> SshHost:
         "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nUseDNS no\n"
         "MaxSessions 50\nMaxStartups 50\n"
         "ClientAliveInterval 5\nClientAliveCountMax 2\n"
-        "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+        "Subsystem sftp internal-sftp\nLogLevel ERROR\n" + (f"SetEnv {env}\n" if env else "")
     )
-    host._start_sshd()
-    return host

@@ -16,6 +16,7 @@ switched to, and the generation of that switch) that reconciles a host lost mid-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ from typing import Any
 from orchestrator.contract import LocalConfig
 from orchestrator.errors import OrchestratorError
 from orchestrator.platforms.base import Release
+from orchestrator.platforms.hosts.host_image import ImageRefused, prepare_image, substitute
 from orchestrator.platforms.hosts.switch import ArmedSwitch, SwitchRefused
 from orchestrator.platforms.hosts.systemd_unit import Keeper, keep_supervisor, supervisor_unit
 from orchestrator.platforms.local.control import ControlClient, SupervisorNotRunningError
@@ -58,6 +60,7 @@ class Agent:
         self._health: dict[str, Any] = {}
         self._routing: LocalPlatform | None = None
         self._armed: tuple[ArmedSwitch, int | None] | None = None
+        self._engine: str | None = None
 
     def handle(self, request: dict[str, Any]) -> Any:
         op = request.pop("op")
@@ -71,7 +74,9 @@ class Agent:
 
     # --- operations ------------------------------------------------------------------------------
 
-    def op_configure(self, local: dict[str, Any], health: dict[str, Any], systemd: bool = True) -> dict[str, Any]:
+    def op_configure(
+        self, local: dict[str, Any], health: dict[str, Any], systemd: bool = True, container_engine: str | None = None
+    ) -> dict[str, Any]:
         self._config = LocalConfig(
             command=tuple(local["command"]),
             listen=local["listen"],
@@ -85,6 +90,7 @@ class Agent:
             max_connections=int(local["max_connections"]),
         )
         self._health = health
+        self._engine = container_engine
         self._routing = None
         for folder in (self.state, self.sources, self.uploads):
             folder.mkdir(parents=True, exist_ok=True)
@@ -106,14 +112,31 @@ class Agent:
         return {"live": live.version if live else None, "releases": releases, "record": self._read_record()}
 
     def op_start(
-        self, version: str, image: str | None, tree_digest: str, tarball: str | None = None, sha256: str | None = None
+        self,
+        version: str,
+        image: str | None,
+        tree_digest: str,
+        tarball: str | None = None,
+        sha256: str | None = None,
+        image_release: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Unpack and check the release's files (and its image, for an image release), start it, check
+        its health here. `image_release` (`host_image`): how its image arrives and what it must be."""
         version = check_version(version)
         if tarball is not None and sha256 is not None:
             self._unpack(version, Path(tarball), sha256)
         elif not (self.sources / version).is_dir():
             raise AgentError(f"release {version} was never uploaded to this host")
-        release = self._platform(version).start(version, image)
+        platform = self._platform(version)
+        if image_release is not None:
+            assert self._config is not None, "configured by _platform"
+            try:
+                image_id, engine = prepare_image(image_release, self._engine)
+            except ImageRefused as exc:
+                raise AgentError(f"release {version}: {exc}") from None
+            command = substitute(self._config.command, image_id, engine)
+            platform = LocalPlatform(dataclasses.replace(self._config, command=command), self.sources / version)
+        release = platform.start(version, image)
         captured = self._kept().get(version, "")
         if captured != tree_digest:
             self._platform(version).stop(version)
@@ -123,6 +146,16 @@ class Agent:
             )
         self._check(release)
         return {"version": version, "port": _port(release)}
+
+    def op_has_image(self, image_id: str) -> bool:
+        """Whether this host's engine holds `image_id` already (so its archive need not be sent)."""
+        try:
+            return (
+                prepare_image({"transfer": "upload", "reference": image_id, "id": image_id}, self._engine)[0]
+                == image_id
+            )
+        except ImageRefused:
+            return False
 
     def op_check(self, version: str) -> str:
         """The release's health on this host, once more (before a host is moved to it)."""
@@ -283,11 +316,8 @@ def _extract(archive: tarfile.TarFile, destination: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _port(release: Release) -> int:

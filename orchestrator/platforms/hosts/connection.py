@@ -107,15 +107,13 @@ class HostConnection:
 
     # --- the host's Python and the orchestrator on it -------------------------------------------
 
-    def prepare(self, bundle: Bundle, local: dict[str, Any], health: dict[str, Any], *, systemd: bool) -> None:
+    def prepare(self, bundle: Bundle, local: dict[str, Any], health: dict[str, Any], settings: dict[str, Any]) -> None:
         """Find Python, install `bundle`, start and configure the agent (which installs the systemd unit
         where it can: `keeper` says what keeps the supervisor). Raises DeployError/HostLostError."""
         self.root, zipapp, lib = install(self, bundle, self._python)
         self._start_agent(zipapp, lib)
         # The first answer waits for the agent to start (Python importing the orchestrator from its zip).
-        configured = self.call(
-            "configure", timeout=max(self._timeout, 60.0), local=local, health=health, systemd=systemd
-        )
+        configured = self.call("configure", timeout=max(self._timeout, 60.0), local=local, health=health, **settings)
         self.keeper = dict(configured["keeper"])
 
     def _start_agent(self, zipapp: str, lib: str | None) -> None:

@@ -70,8 +70,16 @@ def build_platform(config: DeployConfig, hosts: HostsConfig, workspace: Path, en
             "interval_seconds": health.interval_seconds,
         },
         systemd=hosts.systemd,
+        container_engine=hosts.container_engine,
     )
-    return HostsPlatform(hosts, fleet, source=source, workspace=workspace, startup=local.startup_timeout_seconds)
+    return HostsPlatform(
+        hosts,
+        fleet,
+        source=source,
+        workspace=workspace,
+        startup=local.startup_timeout_seconds,
+        command=local.command,
+    )
 
 
 def local_document(local: LocalConfig, source: Path, workspace: Path) -> dict[str, Any]:

@@ -68,11 +68,12 @@ class Fleet:
         health: dict[str, Any],
         *,
         systemd: bool = True,
+        container_engine: str | None = None,
     ) -> None:
         self.connections = list(connections)
         self._local = local
         self._health = health
-        self._systemd = systemd
+        self._host_settings = {"systemd": systemd, "container_engine": container_engine}
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(connections)), thread_name_prefix="hosts")
         self.generation = 0
         self.statuses: dict[str, HostStatus] = {}
@@ -103,7 +104,7 @@ class Fleet:
             opened.raise_first("connect")
         reached = [c for c in closed if c.name not in opened.failures]
         made = bundle()
-        prepared = self.each(lambda c: c.prepare(made, self._local, self._health, systemd=self._systemd), reached)
+        prepared = self.each(lambda c: c.prepare(made, self._local, self._health, self._host_settings), reached)
         if not tolerate_lost:
             prepared.raise_first("prepare")
         for connection in reached:

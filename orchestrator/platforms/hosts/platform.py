@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from orchestrator.artifacts import ArtifactDigests
 from orchestrator.errors import DeployError
@@ -25,6 +26,8 @@ from orchestrator.platform_outputs import PlatformOutputs
 from orchestrator.platforms.base import Release, TrafficShape
 from orchestrator.platforms.hosts.connection import HostConnection
 from orchestrator.platforms.hosts.fleet import Fleet, HostStatus
+from orchestrator.platforms.hosts.host_image import is_image_release, pinned_digest
+from orchestrator.platforms.hosts.image_upload import SavedImage, save_image
 from orchestrator.platforms.hosts.order import moved_hosts, units
 from orchestrator.platforms.hosts.release_files import ReleaseFiles, pack
 from orchestrator.platforms.hosts.settings import HostsConfig
@@ -36,13 +39,26 @@ __all__ = ["HostsPlatform"]
 log = logging.getLogger(__name__)
 
 _START_MARGIN_SECONDS = 30.0
+_PULL_MARGIN_SECONDS = 600.0
 
 
 class HostsPlatform:
     name = "hosts"
 
-    def __init__(self, config: HostsConfig, fleet: Fleet, *, source: Path, workspace: Path, startup: float) -> None:
+    def __init__(
+        self,
+        config: HostsConfig,
+        fleet: Fleet,
+        *,
+        source: Path,
+        workspace: Path,
+        startup: float,
+        command: tuple[str, ...] = (),
+    ) -> None:
         self._config = config
+        self._command = command
+        """`local.command`: naming `{image}`, it makes a release with an image an image release."""
+        self._saved: dict[str, SavedImage] = {}
         self.fleet = fleet
         self._source = source
         self._workspace = workspace
@@ -88,9 +104,10 @@ class HostsPlatform:
         `Release.url` reaches the first host's release through an SSH tunnel.
         """
         version = self._check(version, "start")
+        image_release = self._image_release(version, image)
         self.fleet.ready()
         files = self._pack(version)
-        outcome = self.fleet.each(lambda c: self._start_on(c, files, image))
+        outcome = self.fleet.each(lambda c: self._start_on(c, files, image, image_release))
         if outcome.failures:
             self.fleet.each(lambda c: c.call("stop", version=version), [c for c in self.fleet.connections if c.is_open])
         outcome.raise_first(f"starting {version}")
@@ -100,25 +117,50 @@ class HostsPlatform:
         self._tunnels.append(tunnel)
         return Release(version, url=tunnel.url, image=image, ref=f"hosts:{len(self.fleet.connections)}")
 
-    def _start_on(self, connection: HostConnection, files: ReleaseFiles, image: str | None) -> object:
+    def _start_on(
+        self, connection: HostConnection, files: ReleaseFiles, image: str | None, image_release: dict[str, Any] | None
+    ) -> object:
         status = self.fleet.statuses[connection.name]
         kept = next((r for r in status.releases if r["version"] == files.version), None)
         timeout = self._startup + _START_MARGIN_SECONDS
-        if kept is not None and kept["tree_digest"] == files.tree_digest:
-            return connection.call(
-                "start", version=files.version, image=image, tree_digest=files.tree_digest, timeout=timeout
-            )
-        remote = f"{connection.root}/uploads/{files.version}.tar"
-        connection.upload(files.tarball, remote)
+        sent: dict[str, Any] = {}
+        if image_release is not None:
+            sent["image_release"] = self._image_for(connection, files.version, image_release)
+            timeout += _PULL_MARGIN_SECONDS
+        if kept is None or kept["tree_digest"] != files.tree_digest:
+            remote = f"{connection.root}/uploads/{files.version}.tar"
+            connection.upload(files.tarball, remote)
+            sent.update(tarball=remote, sha256=files.sha256)
         return connection.call(
-            "start",
-            version=files.version,
-            image=image,
-            tree_digest=files.tree_digest,
-            tarball=remote,
-            sha256=files.sha256,
-            timeout=timeout,
+            "start", version=files.version, image=image, tree_digest=files.tree_digest, timeout=timeout, **sent
         )
+
+    def _image_release(self, version: str, image: str | None) -> dict[str, Any] | None:
+        """How an image release's image reaches the hosts (None: not an image release). Raises DeployError
+        before any host is touched for an image the hosts could not be held to."""
+        if image is None or not is_image_release(self._command, image):
+            return None
+        if self._config.image_transfer == "pull":
+            if pinned_digest(image) is None:
+                raise DeployError(
+                    f"release {version}: image {image} is given by tag, and the hosts pull an image release by "
+                    "digest: pin it (name@sha256:...), or set hosts.image_transfer: upload",
+                    platform="hosts",
+                    operation="start",
+                )
+            return {"transfer": "pull", "reference": image}
+        if version not in self._saved:
+            self._saved[version] = save_image(image, self._staging / "images" / f"{version}.tar")
+        saved = self._saved[version]
+        return {"transfer": "upload", "reference": image, "id": saved.image_id, "sha256": saved.sha256}
+
+    def _image_for(self, connection: HostConnection, version: str, image_release: dict[str, Any]) -> dict[str, Any]:
+        """`image_release` for one host: with the archive sent there, unless it holds that image already."""
+        if image_release["transfer"] != "upload" or connection.call("has_image", image_id=image_release["id"]):
+            return image_release
+        remote = f"{connection.root}/uploads/{version}.image.tar"
+        connection.upload(self._saved[version].archive, remote)
+        return {**image_release, "archive": remote}
 
     def pin_artifacts(self, version: str, digests: ArtifactDigests) -> None:
         """The gate approved `digests`: the snapshot sent to the hosts must hold exactly these copies."""

@@ -55,6 +55,10 @@ class HostsConfig:
     """The canary hosts: those carrying every one of these labels move first."""
     group_by: str | None = None
     """A label: shares move the hosts sharing its value together (instead of `max_parallel` at a time)."""
+    container_engine: str | None = None
+    """The hosts' podman or docker for image releases (None: podman, else docker, on the host's PATH)."""
+    image_transfer: Literal["pull", "upload"] = "pull"
+    """How an image release's image reaches the hosts: pulled there by digest, or saved here and uploaded."""
 
 
 def hosts_settings(deployment: Mapping[str, Any], _workspace: Path) -> HostsConfig:
@@ -82,6 +86,8 @@ def hosts_settings(deployment: Mapping[str, Any], _workspace: Path) -> HostsConf
         systemd=bool(h.get("systemd", True)),
         canary_labels=tuple(sorted((h.get("canary_labels") or {}).items())),
         group_by=h.get("group_by"),
+        container_engine=h.get("container_engine"),
+        image_transfer=h.get("image_transfer", "pull"),
     )
 
 

@@ -52,11 +52,16 @@ class Site:
         return made
 
     def deploy(
-        self, platform: HostsPlatform, version: str, config: DeployConfig | None = None, checks: Checks | None = None
+        self,
+        platform: HostsPlatform,
+        version: str,
+        config: DeployConfig | None = None,
+        checks: Checks | None = None,
+        image: str | None = None,
     ) -> None:
         config = config or self.config()
         live = platform.live()
-        plan = plan_rollout(config, platform=platform, old=live.version if live else None, new=version, image=None)
+        plan = plan_rollout(config, platform=platform, old=live.version if live else None, new=version, image=image)
         execute(plan, platform, checks or ReleaseChecks(config, dsn=None), RunLog(), sleep=lambda _s: None)
 
     def on_host(self, index: int) -> str:
