@@ -39,7 +39,8 @@ from rich.table import Table
 
 from orchestrator.artifacts import digest_artifacts
 from orchestrator.config import parse_config
-from orchestrator.platforms.local import supervisor_stop
+from orchestrator.platforms.local.control import stop_supervisor
+from orchestrator.platforms.local.targets import state_dir_of
 from tests.peers.postgres import PostgresServer, free_port, start_server, stop_server
 from tests.peers.verdicts import seed_passed
 from tests.workspace import base_config, write_config
@@ -108,7 +109,9 @@ class Site:
     def stop(self) -> None:
         local = parse_config(self.config, self.root).deployment.local
         assert local is not None
-        supervisor_stop(local, self.root)
+        # Stopping removes every kept snapshot (thousands of files each): on a loaded machine that
+        # takes longer than the CLI's default wait.
+        stop_supervisor(state_dir_of(local, self.root), timeout=600)
 
 
 class YoyoSite:
@@ -161,8 +164,14 @@ def main() -> int:
                     runs["local"].append(local.deploy())
                     runs["yoyo"].append(yoyo.apply())
             finally:
-                for site in sites:
-                    site.stop()
+                failures = []
+                for site in sites:  # each one stopped, whatever happened to the one before
+                    try:
+                        site.stop()
+                    except Exception as exc:
+                        failures.append(f"{site.root}: {exc}")
+                if failures:
+                    raise SystemExit("bench/scale.py: could not stop " + "; ".join(failures))
     finally:
         stop_server(server)
 

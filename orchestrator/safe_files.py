@@ -12,6 +12,7 @@ read never takes more than its limit.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -24,12 +25,15 @@ __all__ = [
     "DirectoryResolver",
     "ListedFile",
     "describe_kind",
+    "hash_regular",
     "open_regular",
     "read_regular",
     "require_kind",
     "resolve_safely",
     "sql_files_below",
 ]
+
+_CHUNK = 1 << 20
 
 _KINDS = (
     (stat.S_ISREG, "a regular file"),
@@ -152,7 +156,7 @@ def open_regular(path: Path, *, field: str, shown: str | None = None) -> BinaryI
     Raises ConfigError naming `field` for a missing file, another kind of file, a loop or an
     unreadable file.
     """
-    fd, _ = _open_regular_fd(path, field=field, name=shown if shown is not None else str(path))
+    fd, _, _ = _open_regular_fd(path, field=field, name=shown if shown is not None else str(path))
     try:
         # Regular files never block; clear O_NONBLOCK so reads behave as usual.
         os.set_blocking(fd, True)
@@ -170,7 +174,7 @@ def read_regular(path: Path, *, field: str, shown: str | None = None, limit: int
     reads thousands of small migration files.
     """
     name = shown if shown is not None else str(path)
-    fd, size = _open_regular_fd(path, field=field, name=name)
+    fd, size, _ = _open_regular_fd(path, field=field, name=name)
     try:
         if size > limit:
             raise ConfigError(f"{field}: {name} is {size} bytes; the limit is {limit}")
@@ -189,9 +193,26 @@ def read_regular(path: Path, *, field: str, shown: str | None = None, limit: int
     return data
 
 
-def _open_regular_fd(path: Path, *, field: str, name: str) -> tuple[int, int]:
-    """(descriptor, size) of a regular file opened O_NONBLOCK and checked with fstat before any read."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+def hash_regular(path: Path, *, field: str, shown: str | None = None, follow_symlinks: bool = True) -> tuple[str, int]:
+    """(sha256 hex, st_mode) of a regular file's bytes, read through its descriptor (thousands of files
+    a snapshot). Without `follow_symlinks`, a symlink is refused, not followed. Raises ConfigError as
+    `read_regular` does."""
+    name = shown if shown is not None else str(path)
+    fd, _, mode = _open_regular_fd(path, field=field, name=name, follow_symlinks=follow_symlinks)
+    digest = hashlib.sha256()
+    try:
+        while chunk := os.read(fd, _CHUNK):
+            digest.update(chunk)
+    except OSError as exc:
+        raise ConfigError(f"{field}: cannot read {name}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    return digest.hexdigest(), mode
+
+
+def _open_regular_fd(path: Path, *, field: str, name: str, follow_symlinks: bool = True) -> tuple[int, int, int]:
+    """(descriptor, size, mode) of a regular file opened O_NONBLOCK and checked with fstat before any read."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -211,4 +232,4 @@ def _open_regular_fd(path: Path, *, field: str, name: str) -> tuple[int, int]:
     except BaseException:
         os.close(fd)
         raise
-    return fd, info.st_size
+    return fd, info.st_size, info.st_mode

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from orchestrator.artifacts.workspace_files import require_inside, sha256_file
+from orchestrator.artifacts.workspace_files import require_inside
 from orchestrator.errors import ConfigError
-from orchestrator.safe_files import resolve_safely
+from orchestrator.safe_files import hash_regular, resolve_safely
 
 __all__ = ["digest_module_tree"]
 
@@ -23,22 +22,25 @@ def digest_module_tree(directory: Path, *, field: str = "module") -> str:
     """The tree digest of one module directory (algorithm in the package docstring). Raises ConfigError."""
     top = directory.resolve()
     digest = hashlib.sha256()
-    for relative, path in sorted(_tree_entries(top, top, field), key=lambda item: item[0].encode()):
-        info = path.lstat()
-        if stat.S_ISLNK(info.st_mode):
+    for relative, path, is_link in sorted(_tree_entries(top, top, "", field), key=lambda item: item[0].encode()):
+        if is_link:
             digest.update(f"L - {relative}\0{os.readlink(path)}\n".encode())
         else:
-            executable = "x" if info.st_mode & 0o111 else "-"
-            digest.update(f"F {executable} {relative}\0{sha256_file(path, field=field, shown=relative)}\n".encode())
+            # Not followed: a file swapped for a symlink since the listing is refused, never read through it.
+            sha, mode = hash_regular(path, field=field, shown=relative, follow_symlinks=False)
+            executable = "x" if mode & 0o111 else "-"
+            digest.update(f"F {executable} {relative}\0{sha}\n".encode())
     return digest.hexdigest()
 
 
-def _tree_entries(top: Path, directory: Path, field: str) -> Iterator[tuple[str, Path]]:
+def _tree_entries(top: Path, directory: Path, prefix: str, field: str) -> Iterator[tuple[str, Path, bool]]:
+    """(relative POSIX path, path, is a symlink) of every entry the digest covers. Relative paths are
+    built as strings: a snapshot holds thousands of files."""
     with os.scandir(directory) as scan:
         entries = list(scan)
     for entry in entries:
-        path = Path(entry.path)
-        relative = path.relative_to(top).as_posix()
+        path = directory / entry.name
+        relative = prefix + entry.name
         if entry.is_symlink():
             target = resolve_safely(path, field=field, shown=f"symlink {relative}")
             require_inside(
@@ -48,12 +50,12 @@ def _tree_entries(top: Path, directory: Path, field: str) -> Iterator[tuple[str,
                 "replace it with the file itself (a deploy ships only what is inside the module)",
                 missing=f"{field}: symlink {relative} is dangling (target {target} does not exist)",
             )
-            yield relative, path
+            yield relative, path, True
         elif entry.is_dir(follow_symlinks=False):
             if entry.name not in _SKIPPED_DIRS:
-                yield from _tree_entries(top, path, field)
+                yield from _tree_entries(top, path, relative + "/", field)
         elif entry.is_file(follow_symlinks=False):
             if not entry.name.endswith(_SKIPPED_SUFFIXES):
-                yield relative, path
+                yield relative, path, False
         else:
             raise ConfigError(f"{field}: {relative} is not a regular file, directory or symlink; remove it")

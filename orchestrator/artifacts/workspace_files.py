@@ -6,16 +6,13 @@ is read through `safe_files` (no FIFO, device or socket is ever opened).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from orchestrator.errors import ConfigError
-from orchestrator.safe_files import DirectoryResolver, open_regular, resolve_safely
+from orchestrator.safe_files import DirectoryResolver, hash_regular, resolve_safely
 
 __all__ = ["require_inside", "resolve_in_workspace", "sha256_file"]
-
-_CHUNK = 1 << 20
 
 
 def resolve_in_workspace(
@@ -56,8 +53,4 @@ def require_inside(resolved: Path, top: Path, *, outside: str, missing: str) -> 
 
 def sha256_file(path: Path, *, field: str, shown: str) -> str:
     """The sha256 (lowercase hex) of a regular file's bytes. Raises ConfigError naming `field` and `shown`."""
-    digest = hashlib.sha256()
-    with open_regular(path, field=field, shown=shown) as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return hash_regular(path, field=field, shown=shown)[0]
