@@ -249,12 +249,25 @@ def purge_bytecode(directory: Path) -> None:
     The digest leaves compiled files out (Python writes them at run time), so a planted `.pyc`
     would otherwise run unseen.
     """
-    for cache in list(directory.rglob("__pycache__")):
-        if cache.is_dir() and not cache.is_symlink():
-            shutil.rmtree(cache, ignore_errors=True)
-    for compiled in list(directory.rglob("*.pyc")):
-        with contextlib.suppress(OSError):
-            compiled.unlink()
+    # One walk of directory entries (two pathlib globs over a snapshot of thousands of files took seconds).
+    try:
+        with os.scandir(directory) as scan:
+            entries = list(scan)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_symlink():
+            if entry.name.endswith(".pyc"):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+        elif entry.is_dir(follow_symlinks=False):
+            if entry.name == "__pycache__":
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                purge_bytecode(Path(entry.path))
+        elif entry.name.endswith(".pyc"):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 def remove(directory: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.artifacts import ArtifactDigests
-from orchestrator.platforms.local.snapshot import SnapshotError, capture, check_gated, digest_tree
+from orchestrator.platforms.local.snapshot import SnapshotError, capture, check_gated, digest_tree, purge_bytecode
 
 
 def _tree(root: Path) -> None:
@@ -78,3 +78,19 @@ def test_the_gate_check_uses_the_capture_hashes_and_still_refuses_a_difference(t
     edited = ArtifactDigests(migrations=(("src/db/V1__a.sql", "0" * 64),), modules=(), image=None, image_pinned=False)
     with pytest.raises(SnapshotError, match="not the ones the gate approved"):
         check_gated(edited, workspace=tmp_path, source=source, snapshot=copy, version="v1", captured=captured.files)
+
+
+def test_purge_bytecode_clears_compiled_files_everywhere_but_through_a_symlink(tmp_path: Path) -> None:
+    release, outside = tmp_path / "release", tmp_path / "outside"
+    (release / "pkg" / "__pycache__").mkdir(parents=True)
+    (release / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"compiled")
+    (release / "pkg" / "planted.pyc").write_bytes(b"compiled")
+    (release / "pkg" / "mod.py").write_text("x = 1\n")
+    outside.mkdir()
+    (outside / "kept.pyc").write_bytes(b"not the release's")
+    os.symlink(outside, release / "linked")
+
+    purge_bytecode(release)
+
+    assert not (release / "pkg" / "__pycache__").exists() and not (release / "pkg" / "planted.pyc").exists()
+    assert (release / "pkg" / "mod.py").exists() and (outside / "kept.pyc").exists()
