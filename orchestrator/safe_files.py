@@ -107,7 +107,7 @@ def sql_files_below(directory: Path) -> list[ListedFile]:
     """Every entry named `*.sql` below the resolved `directory`, in `sorted(rglob)` order, with the kind
     its directory listing gave (no call per file: thousands of migration files took seconds through
     pathlib). Like rglob, symlinked directories are not entered and unreadable directories are skipped."""
-    found: list[tuple[list[str], ListedFile]] = []
+    found: list[tuple[str, ListedFile]] = []
 
     def walk(folder: Path, prefix: str) -> None:
         try:
@@ -122,7 +122,8 @@ def sql_files_below(directory: Path) -> list[ListedFile]:
                 is_dir = not link and entry.is_dir(follow_symlinks=False)
                 is_file = not link and entry.is_file(follow_symlinks=False)
                 listed = ListedFile(relative, folder / entry.name, link, is_dir, is_file)
-                found.append((relative.split("/"), listed))
+                # Ordered as paths are, part by part: "/" sorts below every character a name can hold.
+                found.append((relative.replace("/", "\0"), listed))
             if not link and entry.is_dir(follow_symlinks=False):
                 walk(folder / entry.name, relative + "/")
 
