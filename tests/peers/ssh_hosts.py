@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import os
 import random
 import secrets
@@ -297,9 +298,13 @@ def start_fleet(count: int) -> Fleet:
     atexit.register(fleet.close)
     try:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        subnet = _free_subnet()
-        for i in range(count):
-            fleet.hosts.append(_start_host(fleet, i, subnet))
+        # Held from picking the subnet until its addresses exist: fleets started at once (pytest-xdist workers,
+        # other checkouts' suites) never pick the same one.
+        with open(Path(tempfile.gettempdir()) / "deploy-orchestrator-ssh-subnets.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            subnet = _free_subnet()
+            for i in range(count):
+                fleet.hosts.append(_start_host(fleet, i, subnet))
     except BaseException:
         fleet.close()
         raise
