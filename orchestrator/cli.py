@@ -205,11 +205,12 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str]) -> Execution:
         log.error("unexpected error:\n%s", redact(traceback.format_exc()))
         return _bare(1, env, in_actions)
     try:
+        from orchestrator.composition import compose
         from orchestrator.pipeline import Pipeline
 
         run_log = RunLog()
         with progress.bound(run_log), run_log.capturing():
-            result = Pipeline(request, platform, env, run_log).run()
+            result = Pipeline(request, platform, compose(request, env, run_log)).run()
         written = report.write_outputs(result, request.inputs.workspace, env)
     except Exception:  # the one broad catch: any surprise is a failed deploy with its traceback logged
         log.error("unexpected error:\n%s", redact(traceback.format_exc()))

@@ -336,6 +336,7 @@ class _SwitchThenCrash:
 def test_an_unexpected_error_after_the_switch_still_rolls_back(ws: Workspace) -> None:
 
     from orchestrator.cli import build_platform
+    from orchestrator.composition import compose
     from orchestrator.config import load_request
     from orchestrator.pipeline import Pipeline
     from orchestrator.runlog import RunLog
@@ -346,7 +347,8 @@ def test_an_unexpected_error_after_the_switch_still_rolls_back(ws: Workspace) ->
     seed_passed(ws.dsn, "run-v2", digests)
     request = load_request({"config": "deploy.json", "version": "v2", "validation-run-id": "run-v2"}, ws.env)
     platform = _SwitchThenCrash(build_platform(request, ws.env))
-    result = Pipeline(request, platform, ws.env, RunLog()).run()
+    log = RunLog()
+    result = Pipeline(request, platform, compose(request, ws.env, log)).run()
     assert result.status == "rolled_back"
     assert result.error is not None and "unexpected KeyError" in result.error
     assert ws.serving() == "v1"
