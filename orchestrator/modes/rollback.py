@@ -27,9 +27,10 @@ def manual_rollback(steps: RunSteps) -> None:
     steps.at("rollback")
     steps.log.info(f"manual rollback from {live.version if live else NO_VERSION} to {target.version}")
     scripts = steps.migration_scripts()
+    budget = config.rollback.max_rollback_duration_seconds
     with steps.parts.migrations.session(scripts, read_only=False) as runner:
-        applied = manual.migrations_since(
-            target.version,
+        plan = manual.plan_manual_rollback(
+            target,
             runner=runner,
             scripts=scripts,
             history=steps.parts.ledger,
@@ -38,14 +39,7 @@ def manual_rollback(steps: RunSteps) -> None:
             log=steps.log,
         )
         report = manual.roll_back_to(
-            target,
-            platform=platform,
-            runner=runner,
-            applied=applied,
-            scripts=scripts,
-            checks=steps.parts.checks,
-            budget_seconds=config.rollback.max_rollback_duration_seconds,
-            log=steps.log,
+            plan, runner, platform=platform, checks=steps.parts.checks, budget_seconds=budget, log=steps.log
         )
     state.probes.extend(p.during("rollback re-check", target.version) for p in report.probes)
     state.migrations.extend(report.undone)

@@ -3,7 +3,7 @@
 Unlike the automatic rollback (`automatic.py`), which answers this run's own failure and undoes only
 this run's migrations, a manual rollback goes back past any number of deploys: it undoes the
 migrations every deploy since the target applied, each undo script held to the digest it was
-validated with. Deciding (`migrations_since`: reads only, refuses before anything is touched) is
+validated with. Deciding (`plan_manual_rollback`: reads only, refuses before anything is touched) is
 separate from doing (`roll_back_to`: platform, schema, re-check).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrator.contract import MigrationResult, RollbackOutcome
@@ -24,7 +25,7 @@ from orchestrator.recovery import crash_points
 from orchestrator.rollback.automatic import RollbackReport
 from orchestrator.runlog import RunLog
 
-__all__ = ["DeployHistory", "migrations_since", "roll_back_to"]
+__all__ = ["DeployHistory", "ManualRollback", "plan_manual_rollback", "roll_back_to"]
 
 
 class DeployHistory(Protocol):
@@ -35,8 +36,18 @@ class DeployHistory(Protocol):
     def migration_digests(self, deployment_id: str) -> dict[str, str] | None: ...
 
 
-def migrations_since(
-    version: str,
+@dataclass(frozen=True, slots=True)
+class ManualRollback:
+    """What a manual rollback will do, decided before anything is touched."""
+
+    target: Release
+    undo: tuple[MigrationResult, ...]
+    """The migrations every deploy since `target` applied: undone, newest first, by their U scripts."""
+    scripts: tuple[MigrationScript, ...]
+
+
+def plan_manual_rollback(
+    target: Release,
     *,
     runner: MigrationRunner | None,
     scripts: Sequence[MigrationScript],
@@ -44,16 +55,18 @@ def migrations_since(
     environment: str,
     undo_provenance: Callable[[Mapping[str, str]], object],
     log: RunLog,
-) -> list[MigrationResult]:
-    """The migrations applied by every deploy since `version`, each undo script checked against the
-    digest it was validated with, and the SQLAgent record of each that would run (`undo_provenance`,
-    which raises GateError when one lacks it). Reads only; raises GateError before anything is touched."""
+) -> ManualRollback:
+    """Back to `target`, undoing the migrations applied by every deploy since, each undo script checked
+    against the digest it was validated with, and the SQLAgent record of each that would run
+    (`undo_provenance`, which raises GateError when one lacks it). Reads only; raises GateError
+    before anything is touched."""
+    version, nothing = target.version, ManualRollback(target=target, undo=(), scripts=tuple(scripts))
     if runner is None:
-        return []
+        return nothing
     since = history.deployments_after(version, environment) if history else None
     if history is None or since is None:
         log.warn(f"the ledger has no record of {version} going live, so migrations applied since stay in place")
-        return []
+        return nothing
     applied: list[MigrationResult] = []
     for deployment_id in since:
         mine = runner.applied_by(deployment_id)
@@ -73,24 +86,24 @@ def migrations_since(
         applied.extend(mine)
     would_run = {undo.filename: undo.checksum for _, undo in undo_scripts_for(applied, scripts)}
     undo_provenance(would_run)
-    return applied
+    return ManualRollback(target=target, undo=tuple(applied), scripts=tuple(scripts))
 
 
 def roll_back_to(
-    target: Release,
+    plan: ManualRollback,
+    runner: MigrationRunner | None,
     *,
     platform: Platform,
-    runner: MigrationRunner | None,
-    applied: Sequence[MigrationResult],
-    scripts: Sequence[MigrationScript],
     checks: Checks,
     budget_seconds: float,
     log: RunLog,
 ) -> RollbackReport:
-    """The platform back on `target`, `applied` undone, `target` re-checked through the public route.
+    """The platform back on the plan's target, its migrations undone with `runner`, the target re-checked
+    through the public route.
 
     Never raises: whatever broke, production is in doubt, so it comes back as `error` (a
     RollbackError) for the caller to record and page; the undo results so far are in `undone`."""
+    target, applied = plan.target, plan.undo
     began = time.monotonic()
     reason = f"manual rollback to {target.version}"
 
@@ -114,7 +127,7 @@ def roll_back_to(
             crash_points.reach("during-manual-rollback")
             if applied and runner is not None:
                 try:
-                    undone = runner.undo(applied, scripts=scripts)
+                    undone = runner.undo(applied, scripts=plan.scripts)
                 except MigrationError as exc:
                     undone = exc.results
                     raise
