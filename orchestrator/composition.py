@@ -1,12 +1,11 @@
 """The run's collaborators, built once from the validated request and the environment.
 
 The CLI composes them (`compose`) and hands them to the pipeline, which builds none of its own:
-this is the one place the run's secrets become `Secret`s (the database DSN, the ledger's, the
-GitHub token) and the one place an external system is chosen for the run (the ledger, the verdict
-source, GitHub, the notifier, the canary's meter, the migration sessions). What is opened lazily
-stays lazy: a verdict source or a webhook secret the config names but the environment lacks is
-still a ConfigError at the step that needs it, recorded like any other failure.
-"""
+this is the one place the run's database secrets become `Secret`s (the application's DSN, the
+ledger's) and the one place an external system is chosen for the run (the ledger, the verdict
+source, GitHub, the notifier, the metrics, the canary's meter, the migration sessions). What is
+opened lazily stays lazy: a verdict source or a webhook secret the config names but the
+environment lacks is still a ConfigError at the step that needs it, recorded like any other failure."""
 
 from __future__ import annotations
 
@@ -16,10 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
-from orchestrator import gates, notify
+from orchestrator import gates, metrics, notify
 from orchestrator.canary.prometheus import PrometheusMeter
 from orchestrator.canary.webhooks import PhaseHooks
-from orchestrator.contract import MigrationsConfig, Request
+from orchestrator.contract import MigrationsConfig, Request, Result
 from orchestrator.errors import MigrationError
 from orchestrator.github import GitHubClient
 from orchestrator.github_updates import GitHubUpdates
@@ -89,6 +88,8 @@ class Collaborators:
     hardening: Hardening
     github: GitHubUpdates
     notifier: notify.Notifier
+    record_metrics: Callable[[Result], object]
+    """The run's metrics: the node-exporter text file, and the Pushgateway when configured (`metrics.py`)."""
     migrations: MigrationSessions
     meter: TrafficMeter | None
     """Where a canary's counters come from when not from the platform's own data plane."""
@@ -125,6 +126,13 @@ def compose(
         hardening=Hardening(config, ledger_dsn, request.inputs.workspace, env, log, schema=schema),
         github=GitHubUpdates(GitHubClient.from_env(env, request.inputs.github_token, log_to=log), log),
         notifier=notify.Notifier(config.notifications, env, log=log),
+        record_metrics=partial(
+            metrics.record_run,
+            config=config.metrics,
+            workspace=request.inputs.workspace,
+            environment=config.environment,
+            log=log,
+        ),
         migrations=MigrationSessions(
             dsn,
             config.credentials.db_connection_env_var,

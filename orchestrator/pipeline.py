@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 
-from orchestrator import metrics, platform_outputs
+from orchestrator import platform_outputs
 from orchestrator.composition import Collaborators
 from orchestrator.contract import Mode, Request, Result
 from orchestrator.errors import GateError, LockError, OrchestratorError, RollbackError
@@ -179,7 +179,7 @@ class Pipeline:
         crash_points.reach("after-notify")
         if parts.ledger:
             parts.ledger.finish(result, run_url=parts.run_url)
-        metrics.record_run(result, self.config.metrics, self.inputs.workspace, environment=environment, log=self.log)
+        parts.record_metrics(result)
         tracked = self.steps.tracked
         if tracked is not None:
             tracked.finish(result.status, result.url, parts.run_url, result.error or f"{result.mode} succeeded")

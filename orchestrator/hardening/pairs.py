@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from orchestrator.contract import HealthProbe, MigrationResult, Request, RollbackOutcome
+from orchestrator.errors import OrchestratorError
 from orchestrator.redaction import redact
 
 __all__ = [
@@ -56,8 +57,8 @@ class _Versioned(Protocol):
 
 
 class RunFacts(Protocol):
-    """What `FailureContext.from_run` reads from the pipeline's run state (structurally typed, so
-    hardening never imports the pipeline)."""
+    """What `FailureContext.from_run` reads from the run's state (`run_state.RunState`, structurally
+    typed, so hardening never imports the pipeline). An error's step is data, never parsed from its text."""
 
     @property
     def deployment_id(self) -> str: ...
@@ -70,9 +71,9 @@ class RunFacts(Protocol):
     @property
     def rollback(self) -> RollbackOutcome: ...
     @property
-    def error(self) -> BaseException | None: ...
+    def error(self) -> OrchestratorError | None: ...
     @property
-    def cause(self) -> BaseException | None:
+    def cause(self) -> OrchestratorError | None:
         """The failure a rollback answered (None when none ran); its `step` is data."""
 
     @property
@@ -120,13 +121,13 @@ class FailureContext:
         rollback = state.rollback
         rollback_failed = rollback.triggered and rollback.succeeded is False
         error = state.error
-        step = str(getattr(error, "step", "unknown")) if error is not None else "unknown"
+        step = error.step if error is not None else "unknown"
         reason = str(error) if error is not None else (rollback.reason or "unknown failure")
         rollback_error = None
         if rollback_failed:
             rollback_error = reason
             cause = state.cause
-            step = str(getattr(cause, "step", "rollback")) if cause is not None else "rollback"
+            step = cause.step if cause is not None else "rollback"
             reason = f"{step}: {cause}" if cause is not None else (rollback.reason or reason)
         return cls(
             deployment_id=state.deployment_id,

@@ -146,15 +146,15 @@ class _Release:
 
 @dataclass
 class _State:
-    """Shaped like the pipeline's RunState (FailureContext.from_run reads it structurally)."""
+    """Shaped like the run's RunState (FailureContext.from_run reads it structurally)."""
 
     deployment_id: str = "d-9"
     previous: _Release | None = field(default_factory=lambda: _Release("v1"))
     probes: list[HealthProbe] = field(default_factory=lambda: [probe(), probe(status=200, passed=True)])
     migrations: list[MigrationResult] = field(default_factory=list)
     rollback: RollbackOutcome = field(default_factory=lambda: RollbackOutcome(triggered=False))
-    error: BaseException | None = None
-    cause: BaseException | None = None
+    error: OrchestratorError | None = None
+    cause: OrchestratorError | None = None
     traffic_moved: bool = False
 
 
