@@ -29,7 +29,8 @@ class Tunnel:
         self._listener.listen(16)
         self._closed = threading.Event()
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, name=f"tunnel-{port}", daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, name=f"tunnel-{port}", daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while not self._closed.is_set():
@@ -63,4 +64,8 @@ class Tunnel:
 
     def close(self) -> None:
         self._closed.set()
+        # On Linux close() alone leaves a blocked accept() waiting for ever; shutdown() wakes it.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
+        self._acceptor.join(timeout=5)
