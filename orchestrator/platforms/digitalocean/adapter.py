@@ -28,7 +28,7 @@ from orchestrator.redaction import Secret
 from .api import PLATFORM, AppsApi, RetryPolicy
 from .component_health import require_healthy_components
 from .deletion import delete_named_app
-from .deployments import failure, kept_releases
+from .deployments import deployment_release, failure, kept_releases
 from .first_deploy import create_from_spec
 from .image import ImageSource, parse_image
 from .logs import DeploymentLogs, fetch_logs, outputs_of
@@ -38,7 +38,6 @@ from .region import check_region
 from .source_commit import BuiltOtherCommit, git_built, other_commit, undo_other_commit
 from .spec import (
     commits_of,
-    image_of,
     images_of,
     select_component,
     serves_http,
@@ -322,15 +321,7 @@ class DigitalOceanPlatform:
         return self._release(deployment, url)
 
     def _release(self, deployment: dict[str, Any], url: str | None = None) -> Release:
-        spec = deployment.get("spec")
-        image = image_of(spec, self._component)
-        version = version_of(spec, self._component)
-        if version is None:
-            # Deployed without us: fall back to what identifies it best.
-            version = (image.digest or image.tag if image else None) or f"deployment-{str(deployment.get('id'))[:8]}"
-        return Release(
-            version=version, url=url, image=image.reference if image else None, ref=str(deployment.get("id"))
-        )
+        return deployment_release(deployment, self._component, url)
 
     def _is(self, deployment: dict[str, Any], version: str) -> bool:
         return version_of(deployment.get("spec"), self._component) == version

@@ -10,14 +10,36 @@ from typing import Any
 from orchestrator.platforms.base import Release
 
 from .image import ImageSource
+from .spec import image_of, version_of
 from .watch import Outcome
 
-__all__ = ["EPOCH", "condition", "failure", "kept_releases", "newest_after", "rolled_back_from", "same_image", "when"]
+__all__ = [
+    "EPOCH",
+    "condition",
+    "deployment_release",
+    "failure",
+    "kept_releases",
+    "newest_after",
+    "rolled_back_from",
+    "same_image",
+    "when",
+]
 
 EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 _KEPT_PHASES = ("ACTIVE", "SUPERSEDED")
+
+
+def deployment_release(deployment: dict[str, Any], component: str | None, url: str | None = None) -> Release:
+    """The release an App Platform deployment runs: the version label we wrote on `component`."""
+    spec = deployment.get("spec")
+    image = image_of(spec, component)
+    version = version_of(spec, component)
+    if version is None:
+        # Deployed without us: fall back to what identifies it best.
+        version = (image.digest or image.tag if image else None) or f"deployment-{str(deployment.get('id'))[:8]}"
+    return Release(version=version, url=url, image=image.reference if image else None, ref=str(deployment.get("id")))
 
 
 def kept_releases(deployments: list[dict[str, Any]], release_of: Callable[[dict[str, Any]], Release]) -> list[Release]:
