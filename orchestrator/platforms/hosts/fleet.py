@@ -174,6 +174,7 @@ class Fleet:
         among: Sequence[HostConnection],
         *,
         otherwise: Callable[[HostConnection], Any] | None = None,
+        all_or_nothing: bool = True,
     ) -> Outcome:
         """A switch on every host of `among` as close to simultaneous as SSH allows. Never raises for
         one host's failure.
@@ -184,14 +185,17 @@ class Fleet:
         would only take turns at these writes, with hand-offs between them), and the answers, each
         with the moment that host's switch took effect, are gathered afterwards. A host that answered
         it could not stage (`{"armed": false}`) gets `otherwise` after the others fired.
+
+        Without `all_or_nothing` (a rollback: as many hosts back as can be) a host that fails to stage
+        is left out as a failure and the armed hosts fire all the same.
         """
         staged = self.each(lambda c: _stage(c, *arm(c)), among)
         armed = [c for c in among if c.name in staged.answers and staged.answers[c.name].get("armed")]
-        if staged.failures:
+        if staged.failures and all_or_nothing:
             self.each(lambda c: c.call("disarm"), armed)
             return Outcome({}, staged.failures)
         pending: dict[str, Callable[[], Any]] = {}
-        failures: dict[str, OrchestratorError] = {}
+        failures: dict[str, OrchestratorError] = dict(staged.failures)
         for connection in armed:
             try:
                 pending[connection.name] = connection.send_encoded(_FIRE, "fire", _FIRE_SECONDS)

@@ -191,6 +191,8 @@ class HostsPlatform:
             reachable,
             # A host whose copy of `to` is down starts it from its snapshot first, then switches.
             otherwise=lambda c: c.call("rollback", version=version, image=to.image, commit=commit, timeout=60),
+            # A host lost while staging must not keep the others on the release being left.
+            all_or_nothing=False,
         )
         self._note_skew(outcome.answers)
         for name in outcome.answers:

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from orchestrator.contract import DeployConfig
+from orchestrator.errors import DeployError
 from orchestrator.health.release_checks import ReleaseChecks
 from orchestrator.health.verdict import CheckVerdict
 from orchestrator.rollback import roll_back
@@ -162,6 +163,22 @@ def test_rolling_with_a_host_cut_off_stops_puts_moved_hosts_back_and_names_the_l
     assert live is not None and live.version == "v1"
     deployed.deploy(again, "v3", config=config)
     assert [deployed.on_host(i) for i in range(3)] == ["v3", "v3", "v3"]
+
+
+def test_a_host_lost_before_a_rollback_stages_keeps_no_other_host_on_the_failed_release(deployed: Site) -> None:
+    # Cut off after the switch: its connection still looks open, so the rollback finds out only when
+    # the host fails to stage; the reachable hosts must go back all the same.
+    platform = deployed.platform()
+    deployed.deploy(platform, "v2")
+    lost = deployed.fleet.hosts[1]
+    lost.cut_off()
+    previous = next(r for r in platform.releases() if r.version == "v1")
+
+    with pytest.raises(DeployError) as refused:
+        platform.rollback(previous)
+
+    assert lost.address in str(refused.value) and "left for the next run to reconcile" in str(refused.value)
+    assert [deployed.on_host(i) for i in (0, 2)] == ["v1", "v1"]
 
 
 def test_a_moved_host_lost_before_it_could_go_back_is_reconciled_by_the_next_run(
