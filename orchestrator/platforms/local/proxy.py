@@ -171,11 +171,10 @@ class Proxy:
         """Take the board's routing if it is newer than the table's (on any thread; the data plane calls
         it before each request it routes). A routing naming a release not added yet waits for it."""
         board = self.board
-        if board is None:
-            return
+        if board is None or board.generation() == self.generation:
+            return  # the common case, every request: no lock
         with self._following:  # two threads taking turns must not leave the older routing in place
-            seen = board.generation()
-            if seen == self.generation:
+            if board.generation() == self.generation:
                 return
             routing = board.read()
             if routing is None:
