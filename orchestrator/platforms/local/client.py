@@ -287,8 +287,8 @@ class ClientConnection(asyncio.Protocol):
     def request_sent(self, exchange: Exchange) -> None:
         """The head (and the body in hand) went upstream."""
         request = exchange.request
-        if request.body:
-            request.body = []
+        if request.streamed and request.body:
+            request.body = []  # the rest follows as it comes; a body held whole stays for a resend
         limits = self.limits
         self._deadline = self.loop.time() + (limits.upstream_seconds if request.complete else limits.io_seconds)
         if self._read_paused:

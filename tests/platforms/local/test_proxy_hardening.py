@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import re
 import socket
 import threading
 import time
@@ -384,6 +385,39 @@ def test_a_get_lost_on_a_reused_connection_is_still_resent(proxy: ProxyHarness, 
         response.read()
         statuses.append(response.status)
     assert statuses == [200, 200]
+    assert upstream.connections == 2
+
+
+def test_a_put_lost_on_a_reused_connection_is_resent_with_its_body(
+    proxy: ProxyHarness, raw_upstream: RawFactory
+) -> None:
+    received: list[bytes] = []
+
+    def serve(sock: socket.socket) -> None:
+        for answer in (True, False):  # one answer, then the next request is taken and lost
+            data = read_request(sock)
+            if not data:
+                return  # the proxy closed its pooled connection
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+            while len(body) < length and (more := sock.recv(65536)):
+                body += more
+            received.append(body)
+            if answer:
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    upstream = raw_upstream(serve)
+    route_to(proxy, upstream.port)
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+    statuses = []
+    for body in (b"first", b"second"):
+        conn.request("PUT", "/doc", body=body)
+        response = conn.getresponse()
+        response.read()
+        statuses.append(response.status)
+
+    assert statuses == [200, 200]
+    assert received[:3] == [b"first", b"second", b"second"], "the resent PUT carried its body again"
     assert upstream.connections == 2
 
 
