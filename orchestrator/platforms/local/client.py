@@ -1,4 +1,5 @@
-"""One client connection to the proxy: llhttp parses its requests, each becomes an `Exchange`.
+"""One client connection to the proxy: llhttp parses its requests (`fast_path` a whole plain one
+at once), each becomes an `Exchange`.
 
 Every request is routed on its own (DESIGN.md §5, trap 1): the release is picked from the current
 routing table when the request is ready to go (its body in hand, or its head when the body is
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from orchestrator.platforms.local.exchange import Exchange
+from orchestrator.platforms.local.fast_path import MAX_FAST, read_request
+from orchestrator.platforms.local.proxy_request import Request
 from orchestrator.platforms.local.wire import CONTINUE, ProtocolError, answer, scan
 
 if TYPE_CHECKING:
@@ -34,53 +37,6 @@ __all__ = ["ClientConnection", "Request"]
 Header = tuple[bytes, bytes]
 _MAX_HEADERS = 128
 _LINGER_SECONDS = 1.0
-
-
-class Request:
-    """A request as read so far; `body` holds what has not been sent upstream yet."""
-
-    __slots__ = (
-        "body",
-        "body_size",
-        "chunked",
-        "complete",
-        "exchange",
-        "framed",
-        "framing",
-        "head_done",
-        "headers",
-        "keep_alive",
-        "method",
-        "pin_headers",
-        "raw_headers",
-        "set_cookie",
-        "streamed",
-        "target",
-        "version_11",
-    )
-
-    def __init__(self) -> None:
-        self.method = b""
-        self.target = b""
-        self.raw_headers: list[Header] = []
-        self.pin_headers: list[Header] | tuple[()] = ()
-        """The raw header fields, kept only while sticky sessions need them to find a pin."""
-        self.set_cookie = b""
-        """A `Set-Cookie` line pinning the client, for the answer (sticky sessions by cookie)."""
-        self.headers = b""
-        """The end-to-end header lines, formatted for the upstream."""
-        self.framing = b""
-        self.head_done = False
-        self.framed = False
-        """It came with a Content-Length or chunked: it goes on with a Content-Length (or chunks)."""
-        self.chunked = False
-        self.streamed = False
-        self.keep_alive = True
-        self.version_11 = True
-        self.complete = False
-        self.body: list[bytes] = []
-        self.body_size = 0
-        self.exchange: Exchange | None = None
 
 
 class ClientConnection(asyncio.Protocol):
@@ -102,6 +58,7 @@ class ClientConnection(asyncio.Protocol):
         self._read_paused = False
         self._lingering = False
         self._chunk = b""
+        self._fast_size = min(MAX_FAST, self.limits.max_head_bytes)
 
     # --- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -126,6 +83,15 @@ class ClientConnection(asyncio.Protocol):
         if self.closed or self._refused is not None or self._upgraded or self._lingering:
             return
         starting = self._parsing is None and not self._requests
+        if starting and self.proxy.sticky is None:
+            # Nothing half-read and nothing waiting: a whole plain request needs no llhttp (`fast_path`).
+            head = read_request(data, self._fast_size, self.limits.max_buffered_body)
+            if head is not None:
+                self._requests.append(Request.plain(head, data))
+                self.proxy.busy(self)
+                self._deadline = self.loop.time() + self.limits.io_seconds
+                self._start_next()
+                return
         self._chunk = data
         try:
             self._parser.feed_data(data)

@@ -29,7 +29,9 @@ from orchestrator.platforms.local.upstream import Backend, Upstream, UpstreamCon
 from orchestrator.platforms.local.wire import LAST_CHUNK, ProtocolError, chunk, request_head, response_head, scan
 
 if TYPE_CHECKING:
-    from orchestrator.platforms.local.client import ClientConnection, Request
+    from orchestrator.platforms.local.client import ClientConnection
+    from orchestrator.platforms.local.fast_path import AnswerHead
+    from orchestrator.platforms.local.proxy_request import Request
 
 __all__ = ["SMALL_ANSWER", "Exchange"]
 
@@ -142,17 +144,20 @@ class Exchange:
         request = self.request
         self.upstream, self.conn, self._reused = upstream, conn, reused
         body = b"".join(request.body)
-        if request.streamed:
-            framing = b"Transfer-Encoding: chunked\r\nConnection: close\r\n" if request.chunked else request.framing
-            if request.chunked and body:
-                body = chunk(body)
-            if request.complete and request.chunked:
-                body += LAST_CHUNK
-        elif request.framed:
-            framing = b"Content-Length: %d\r\n" % len(body)
+        if request.wire:
+            head = request.wire  # read whole at once (`fast_path`): its head as it goes on is known
         else:
-            framing = b""
-        head = request_head(request.method, request.target, request.headers, framing)
+            if request.streamed:
+                framing = b"Transfer-Encoding: chunked\r\nConnection: close\r\n" if request.chunked else request.framing
+                if request.chunked and body:
+                    body = chunk(body)
+                if request.complete and request.chunked:
+                    body += LAST_CHUNK
+            elif request.framed:
+                framing = b"Content-Length: %d\r\n" % len(body)
+            else:
+                framing = b""
+            head = request_head(request.method, request.target, request.headers, framing)
         conn.send(self, head + body, head_only=request.method == b"HEAD")
         self.client.request_sent(self)
 
@@ -179,6 +184,16 @@ class Exchange:
                 transport.resume_reading()
 
     # --- the answer (called by the UpstreamConnection) ------------------------------------------
+
+    def on_answer(self, head: AnswerHead, data: bytes) -> None:
+        """A whole small answer read at once (see `fast_path`): relayed in one write."""
+        if self.done:
+            return
+        self._up_keep = head.keep_alive
+        self._answered = head.status
+        body = memoryview(data)[head.size :]
+        self.client.write(b"".join((head.prefix, self._connection(self._keep), self.request.set_cookie, b"\r\n", body)))
+        self._finish(reusable=True)
 
     def on_head(self, status: int, reason: bytes, headers: list[Header], keep_alive: bool) -> None:
         self._up_keep = keep_alive

@@ -1,5 +1,6 @@
 """The upstream side of the proxy: each release as a `Backend`, each replica as an `Upstream`, each
-connection to a replica as an `UpstreamConnection` that parses its answers with llhttp.
+connection to a replica as an `UpstreamConnection` that parses its answers with llhttp (or, a whole
+plain one, at once: `fast_path`).
 
 A backend picks its replicas round-robin and passes over those found down: a replica that refused a
 connection (or that the supervisor saw exit) is skipped for `DOWN_SECONDS`, then tried again with real
@@ -22,6 +23,7 @@ from typing import Protocol, cast
 
 import httptools
 
+from orchestrator.platforms.local.fast_path import AnswerHead, read_answer
 from orchestrator.platforms.local.meter import Meter
 from orchestrator.platforms.local.wire import ProtocolError
 
@@ -39,6 +41,7 @@ _DRAIN_POLL_SECONDS = 0.005
 class ResponseSink(Protocol):
     """What an upstream connection tells about the answer it reads (the `Exchange`)."""
 
+    def on_answer(self, head: AnswerHead, data: bytes) -> None: ...
     def on_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None: ...
     def on_body(self, data: bytes) -> None: ...
     def on_complete(self, trailers: list[tuple[bytes, bytes]]) -> None: ...
@@ -69,6 +72,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._in_interim = False
         self._feeding = False
         self.park_after_feed = False
+        self._fresh = False
+        """A request was sent and llhttp has seen nothing of its answer: a whole plain one may skip it."""
 
     # --- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -76,9 +81,19 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
 
     def data_received(self, data: bytes) -> None:
-        if self.sink is None:
+        sink = self.sink
+        if sink is None:
             self.close()  # bytes nobody asked for
             return
+        if self._fresh:
+            self._fresh = False
+            head = read_answer(data) if not self.head_only else None
+            if head is not None:
+                if not head.keep_alive:
+                    self.reusable = False
+                self.sink = None
+                sink.on_answer(head, data)
+                return
         self._feeding = True
         try:
             self._parser.feed_data(data)
@@ -170,6 +185,7 @@ class UpstreamConnection(asyncio.Protocol):
     def send(self, sink: ResponseSink, data: bytes, *, head_only: bool) -> None:
         self.sink = sink
         self.head_only = head_only
+        self._fresh = True
         assert self.transport is not None
         self.transport.write(data)
 

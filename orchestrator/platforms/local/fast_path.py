@@ -1,0 +1,202 @@
+"""The common message read in one scan: a whole small request or answer in one read, in a strict subset
+of HTTP/1.1 that llhttp reads the same way.
+
+Most traffic is a keep-alive request with a small head and no body (or a Content-Length one), and a
+small Content-Length answer, each arriving in one read. For those, a compiled pattern checks the whole
+head at once, where llhttp would call back into Python once per header; the proxy's cost per request
+is mostly such calls. Anything the pattern does not take is left to llhttp (`client`, `upstream`),
+untouched: this module only ever says "this one is plain" or "not mine", never "malformed".
+
+So the subset must be one llhttp reads the same way (`tests/platforms/local/test_fast_path.py` holds
+the two to that): a request line with a common method, an origin-form target of RFC 3986 characters
+and HTTP/1.0 or 1.1; header names that are tokens, a colon straight after them, values of visible
+ASCII with single spaces or tabs inside and nothing around them but leading spaces; CRLF line ends
+only. Then, read from the headers: at most one Content-Length (digits only), no Transfer-Encoding,
+no Expect, a Connection that is `keep-alive` or `close` alone, no other hop-by-hop header in a request
+(an answer's `Keep-Alive` is dropped); and the read must end exactly where the message does (a
+pipelined request, a body still arriving or an answer longer than it says go to llhttp).
+
+What a head says is a function of its bytes alone, and clients and releases send the same heads over
+and over (a client's request differs little from its last, a release's answers by their Date only),
+so the reading of recent heads is kept (`_Memo`): a head seen before costs a lookup. A memo holds a
+bounded number of heads of bounded size, and forgets them all when full.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Generic, NamedTuple, TypeVar
+
+__all__ = ["MAX_FAST", "AnswerHead", "RequestHead", "read_answer", "read_request"]
+
+MAX_FAST = 16 * 1024
+"""Larger reads go to llhttp (the answers taken here are well under `exchange.SMALL_ANSWER`)."""
+_MAX_FIELDS = 128
+_MEMO_HEADS = 256
+_MEMO_HEAD_BYTES = 4096
+
+# Possessive quantifiers: a line that fails fails at once, without backtracking over its bytes.
+_FIELD = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[ \t]*+(?:[\x21-\x7e]++(?:[ \t]++[\x21-\x7e]++)*+)?+\r\n"
+_REQUEST = re.compile(
+    rb"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) (/[-!$&'()*+,./0-9:;=?@A-Z_a-z~%]*+) HTTP/1\.([01])\r\n((?:"
+    + _FIELD
+    + rb")*+)\r\n"
+)
+_ANSWER = re.compile(rb"HTTP/1\.([01]) ([2-5][0-9][0-9]) [\t \x21-\x7e]*+\r\n((?:" + _FIELD + rb")*+)\r\n")
+_HOP_NAMES = (
+    rb"connection|keep-alive|proxy-connection|te|upgrade|proxy-authenticate|expect|content-length|transfer-encoding"
+)
+_HOP_LINE = re.compile(rb"(?im)^(" + _HOP_NAMES + rb"):[ \t]*+([^\r]*+)\r\n")
+"""The hop-by-hop and framing lines of a head already matched (so each is a well-formed line)."""
+_LENGTH_DIGITS = 15
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
+class RequestHead(NamedTuple):
+    method: bytes
+    target: bytes
+    lines: bytes
+    """The end-to-end header lines, as they came (each a well-formed line)."""
+    upstream: bytes
+    """The head as the proxy sends it on (HTTP/1.1, its own Content-Length)."""
+    size: int
+    length: int
+    """The body's Content-Length (0 without one)."""
+    framed: bool
+    """It had a Content-Length: it goes on with one."""
+    keep_alive: bool
+    version_11: bool
+
+
+class AnswerHead(NamedTuple):
+    status: int
+    prefix: bytes
+    """The head for the client up to its Content-Length line; the Connection line and the blank line follow."""
+    size: int
+    length: int
+    keep_alive: bool
+    """The upstream connection may carry another request."""
+
+
+T = TypeVar("T")
+
+
+class _Memo(Generic[T]):
+    """What recent heads were read as (None: not plain); the data plane's thread is its only user."""
+
+    __slots__ = ("_known", "_read")
+
+    def __init__(self, read: Callable[[bytes], T | None]) -> None:
+        self._read = read
+        self._known: dict[bytes, T | None] = {}
+
+    def get(self, head: bytes) -> T | None:
+        known = self._known
+        try:
+            return known[head]
+        except KeyError:
+            pass
+        found = self._read(head)
+        if len(head) <= _MEMO_HEAD_BYTES:
+            if len(known) >= _MEMO_HEADS:
+                known.clear()
+            known[head] = found
+        return found
+
+
+def _framing(parts: list[bytes], *, answer: bool) -> tuple[int, int] | None:
+    """(Content-Length or -1, Connection: 1 keep-alive, 0 close, -1 none) from the hop-by-hop lines
+    (`parts` as `_HOP_LINE.split` gives them), or None if not plain."""
+    length = -1
+    connection = -1
+    for index in range(1, len(parts), 3):
+        name, value = parts[index].lower(), parts[index + 1]
+        if name == b"content-length":
+            if length >= 0 or not value.isdigit() or len(value) > _LENGTH_DIGITS:
+                return None
+            length = int(value)
+        elif name == b"connection":
+            lowered = value.lower()
+            if connection >= 0 or lowered not in (b"keep-alive", b"close"):
+                return None
+            connection = 1 if lowered == b"keep-alive" else 0
+        elif not (answer and name == b"keep-alive"):
+            return None  # Transfer-Encoding, Expect, Upgrade, TE, ...: llhttp and `wire` decide
+    return length, connection
+
+
+def _request_head(head: bytes) -> RequestHead | None:
+    matched = _REQUEST.fullmatch(head)
+    if matched is None:
+        return None
+    method, target, minor, block = matched.groups()
+    if block.count(b"\n") > _MAX_FIELDS:
+        return None
+    parts = _HOP_LINE.split(block)
+    found = _framing(parts, answer=False)
+    if found is None:
+        return None
+    length, connection = found
+    lines = b"".join(parts[::3])
+    framing = b"Content-Length: %d\r\n" % length if length >= 0 else b""
+    upstream = b"%s %s HTTP/1.1\r\n%s%s\r\n" % (method, target, lines, framing)
+    keep = connection == 1 or (connection < 0 and minor == b"1")
+    return RequestHead(method, target, lines, upstream, len(head), max(length, 0), length >= 0, keep, minor == b"1")
+
+
+def _answer_head(head: bytes) -> AnswerHead | None:
+    matched = _ANSWER.fullmatch(head)
+    if matched is None:
+        return None
+    minor, code, block = matched.groups()
+    if code in (b"204", b"304") or block.count(b"\n") > _MAX_FIELDS:
+        return None
+    parts = _HOP_LINE.split(block)
+    found = _framing(parts, answer=True)
+    if found is None or found[0] < 0:
+        return None  # no Content-Length: chunked or until the close
+    length, connection = found
+    status = int(code)
+    prefix = b"HTTP/1.1 %d %s\r\n%sContent-Length: %d\r\n" % (
+        status,
+        _REASONS.get(status, b"Unknown"),
+        b"".join(parts[::3]),
+        length,
+    )
+    keep = connection == 1 or (connection < 0 and minor == b"1")
+    return AnswerHead(status, prefix, len(head), length, keep)
+
+
+_requests = _Memo(_request_head)
+_answers = _Memo(_answer_head)
+
+
+def read_request(data: bytes, max_size: int, max_body: int) -> RequestHead | None:
+    """The head of `data` if `data` is one whole plain request of at most `max_size` bytes (the
+    caller's head limit, at most `MAX_FAST`) with a body of at most `max_body`, else None. The body
+    is what follows the head (`size`)."""
+    if len(data) > max_size:
+        return None
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = _requests.get(data[: end + 4])
+    if head is None or head.size + head.length != len(data) or head.length > max_body:
+        return None
+    return head
+
+
+def read_answer(data: bytes) -> AnswerHead | None:
+    """The head of `data` if `data` is one whole plain answer with a Content-Length, else None.
+    Answers without a body (1xx, 204, 304) are not plain, and the caller does not ask for answers to HEAD."""
+    if len(data) > MAX_FAST:
+        return None
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = _answers.get(data[: end + 4])
+    if head is None or head.size + head.length != len(data):
+        return None
+    return head
