@@ -71,7 +71,9 @@ class ReleaseSnapshots:
                     "release, or deploy it again"
                 )
             directory = self.paths.releases / version
-            captured = capture(self.source, directory, leave_out=self.leave_out, version=version)
+            captured = capture(
+                self.source, directory, leave_out=self.leave_out, version=version, link_from=_link_base(status)
+            )
             digest = captured.digest
             if restore and remembered is not None and digest != remembered["tree_digest"]:
                 remove(directory)
@@ -120,6 +122,15 @@ class ReleaseSnapshots:
             version=version,
             captured=captured,
         )
+
+
+def _link_base(status: Mapping[str, Any]) -> Path | None:
+    """The snapshot a new capture links its unchanged files from: the live release's, else a kept one's.
+    Kept releases only: a retired one's snapshot may be being removed. Its files need not be intact: each
+    is linked only if its bytes are the source file's."""
+    kept = [r for r in status.get("releases", []) if r.get("release_dir") and r.get("tree_digest")]
+    live = [r for r in kept if r["version"] == status.get("live")]
+    return Path((live or kept)[0]["release_dir"]) if kept else None
 
 
 def _listed(triples: Any) -> tuple[tuple[str, str, str], ...]:

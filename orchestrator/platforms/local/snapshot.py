@@ -5,6 +5,9 @@ directory, skipping what is not the release (`.git`, `.venv`, `.deploy-orchestra
 compiled `*.pyc`, the state directory, sockets and other special files), and returns the tree digest
 (`artifacts.digest_module_tree`: paths, contents, exec bits, symlinks). The copy lands under a
 temporary name and is renamed into place, so a crash never leaves half a snapshot under the final name.
+A file the live release's snapshot holds with the same bytes, mode and mtime is hard-linked from it
+rather than copied, so releases share the inodes of unchanged files: a release that writes into its
+own files changes both snapshots, and `verify` then refuses either at its next start.
 
 Every start, restart and rollback runs from the snapshot after `verify` recomputed that digest: a
 snapshot that is missing or changed is refused, naming both digests. Where the snapshot covers gated
@@ -80,23 +83,34 @@ class Captured:
     files: Mapping[str, str]
 
 
-def capture(source: Path, destination: Path, *, leave_out: Iterable[Path] = (), version: str) -> Captured:
+def capture(
+    source: Path,
+    destination: Path,
+    *,
+    leave_out: Iterable[Path] = (),
+    version: str,
+    link_from: Path | None = None,
+) -> Captured:
     """Copy `source` into `destination` (replacing whatever is there); the snapshot's tree digest and file digests.
 
     Each file is read once: hashed as it is copied, so the digest is of exactly the bytes written
-    (re-reading thousands of copied files doubled a deploy's time). Raises SnapshotError for a
-    symlink leading outside `source` or a dangling one.
+    (re-reading thousands of copied files doubled a deploy's time). A file that `link_from` (an
+    earlier snapshot) holds at the same path with the same bytes, mode and mtime is hard-linked from
+    there instead of copied: creating thousands of new files was most of a deploy with nothing
+    changed, and the bytes are compared, so the snapshot holds exactly what a copy would. Raises
+    SnapshotError for a symlink leading outside `source` or a dangling one.
     """
     top = source.resolve()
-    skipped = {Path(p).resolve() for p in leave_out}
+    skipped = {str(Path(p).resolve()) for p in leave_out}
     destination.parent.mkdir(parents=True, exist_ok=True)
     incoming = destination.with_name(f"{_INCOMING}{destination.name}-{os.getpid()}")
     # Left by a capture that crashed (one deploy runs at a time per target, so none is under way).
     for stale in destination.parent.glob(f"{_INCOMING}{destination.name}-*"):
         remove(stale)
     walk = _Walk(top, skipped, version)
+    base = str(link_from) if link_from is not None and link_from.is_dir() else None
     try:
-        walk.copy(top, incoming, "")
+        walk.copy(str(top), str(incoming), "", base)
         # A link is checked where it now points, inside the snapshot: the tree digest walks it there.
         digest = walk.digest() if not walk.links else digest_tree(incoming, version=version)
         remove(destination)
@@ -108,30 +122,33 @@ def capture(source: Path, destination: Path, *, leave_out: Iterable[Path] = (), 
 
 
 class _Walk:
-    """One capture's copy, gathering the tree digest's records (artifacts.digest_module_tree) on the way."""
+    """One capture's copy, gathering the tree digest's records (artifacts.digest_module_tree) on the way.
 
-    def __init__(self, top: Path, skipped: set[Path], version: str) -> None:
+    Paths are strings: thousands of files went through pathlib here."""
+
+    def __init__(self, top: Path, skipped: set[str], version: str) -> None:
         self.top, self.skipped, self.version = top, skipped, version
         self.records: list[tuple[bytes, str]] = []
         self.files: dict[str, str] = {}
         self.links = 0
 
-    def copy(self, directory: Path, target: Path, prefix: str) -> None:
-        target.mkdir(mode=0o755)
+    def copy(self, directory: str, target: str, prefix: str, base: str | None) -> None:
+        os.mkdir(target, 0o755)
         with os.scandir(directory) as scan:
             entries = sorted(scan, key=lambda e: e.name)
         for entry in entries:
-            path = Path(entry.path)
-            if entry.name in SKIPPED_NAMES or entry.name.endswith(".pyc") or path in self.skipped:
+            name = entry.name
+            if name in SKIPPED_NAMES or name.endswith(".pyc") or entry.path in self.skipped:
                 continue
-            relative = prefix + entry.name
+            relative, into = prefix + name, os.path.join(target, name)
+            held = os.path.join(base, name) if base is not None else None
             if entry.is_symlink():
-                _copy_link(self.top, path, target / entry.name, self.version)
+                _copy_link(self.top, Path(entry.path), Path(into), self.version)
                 self.links += 1
             elif entry.is_dir(follow_symlinks=False):
-                self.copy(path, target / entry.name, relative + "/")
+                self.copy(entry.path, into, relative + "/", held)
             elif entry.is_file(follow_symlinks=False):
-                sha, mode = _copy_file(path, target / entry.name)
+                sha, mode = _copy_file(entry.path, into, held)
                 self.files[relative] = sha
                 executable = "x" if mode & 0o111 else "-"
                 self.records.append((relative.encode(), f"F {executable} {relative}\0{sha}\n"))
@@ -144,12 +161,17 @@ class _Walk:
         return tree.hexdigest()
 
 
-def _copy_file(source: Path, target: Path) -> tuple[str, int]:
-    """Copy one regular file (mode and times kept); (sha256 of the bytes written, mode)."""
-    digest = hashlib.sha256()
+def _copy_file(source: str, target: str, held: str | None) -> tuple[str, int]:
+    """Copy one regular file (mode and times kept), or link `held` if it is the same; (sha256 of its bytes, mode)."""
     reading = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         info = os.fstat(reading)
+        if held is not None:
+            linked = _link_same(reading, info, held, target)
+            if linked is not None:
+                return linked, info.st_mode
+            os.lseek(reading, 0, os.SEEK_SET)
+        digest = hashlib.sha256()
         writing = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             while chunk := os.read(reading, _CHUNK):
@@ -164,6 +186,49 @@ def _copy_file(source: Path, target: Path) -> tuple[str, int]:
     finally:
         os.close(reading)
     return digest.hexdigest(), info.st_mode
+
+
+def _link_same(reading: int, info: os.stat_result, held: str, target: str) -> str | None:
+    """Hard-link `held` as `target` if it is a regular file with exactly the bytes, mode and mtime of the
+    open source `reading`; the sha256 of those bytes, or None (nothing linked; `reading` has moved)."""
+    try:
+        other = os.open(held, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        was = os.fstat(other)
+        if not stat.S_ISREG(was.st_mode) or (was.st_mode, was.st_size, was.st_mtime_ns) != (
+            info.st_mode,
+            info.st_size,
+            info.st_mtime_ns,
+        ):
+            return None
+        digest = hashlib.sha256()
+        while chunk := os.read(reading, _CHUNK):
+            if _read_exactly(other, len(chunk)) != chunk:
+                return None
+            digest.update(chunk)
+        if os.read(other, 1):
+            return None
+        try:
+            os.link(held, target, follow_symlinks=False)
+        except OSError:  # the earlier snapshot is being retired, say: copy instead
+            return None
+        now = os.lstat(target)
+        if (now.st_dev, now.st_ino) != (was.st_dev, was.st_ino):  # `held` was replaced after it was compared
+            os.unlink(target)
+            return None
+        return digest.hexdigest()
+    finally:
+        os.close(other)
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    parts, left = [], size
+    while left and (part := os.read(fd, left)):
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 def _copy_link(top: Path, link: Path, target: Path, version: str) -> None:

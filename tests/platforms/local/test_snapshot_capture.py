@@ -94,3 +94,42 @@ def test_purge_bytecode_clears_compiled_files_everywhere_but_through_a_symlink(t
 
     assert not (release / "pkg" / "__pycache__").exists() and not (release / "pkg" / "planted.pyc").exists()
     assert (release / "pkg" / "mod.py").exists() and (outside / "kept.pyc").exists()
+
+
+def test_unchanged_files_are_linked_from_the_earlier_snapshot_and_the_rest_copied(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    _tree(source)
+    (source / "touched.txt").write_text("same bytes\n")
+    (source / "tampered.txt").write_text("original\n")
+    first = tmp_path / "releases" / "v1"
+    capture(source, first, version="v1")
+    (source / "db" / "V1__a.sql").write_text("CREATE TABLE a (id bigint);\n")  # changed
+    os.utime(source / "touched.txt", ns=(1, 1))  # same bytes, another mtime
+    kept = (first / "tampered.txt").stat()
+    (first / "tampered.txt").write_text("EVIL!!!!\n")  # same size and times, other bytes
+    os.utime(first / "tampered.txt", ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    second = tmp_path / "releases" / "v2"
+
+    captured = capture(source, second, version="v2", link_from=first)
+
+    def shared(relative: str) -> bool:
+        return (first / relative).stat().st_ino == (second / relative).stat().st_ino
+
+    assert shared("run.sh") and shared("db/nested/V2__b.sql") and shared("big.bin") and shared("empty")
+    assert not shared("db/V1__a.sql") and not shared("touched.txt") and not shared("tampered.txt")
+    fresh = capture(source, tmp_path / "fresh", version="v2")
+    assert captured.digest == digest_tree(second, version="v2") == fresh.digest
+    for relative, sha in captured.files.items():
+        assert sha == hashlib.sha256((second / relative).read_bytes()).hexdigest()
+        assert (second / relative).read_bytes() == (source / relative).read_bytes()
+        assert (second / relative).stat().st_mtime_ns == (source / relative).stat().st_mtime_ns
+
+
+def test_a_missing_earlier_snapshot_means_a_plain_copy(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    _tree(source)
+    captured = capture(source, tmp_path / "releases" / "v2", version="v2", link_from=tmp_path / "releases" / "gone")
+    assert captured.digest == digest_tree(tmp_path / "releases" / "v2", version="v2")
+    assert (tmp_path / "releases" / "v2" / "run.sh").stat().st_nlink == 1
