@@ -1,6 +1,6 @@
 """Blue/green switching under keep-alive load: both our data planes beside haproxy and nginx, in one run.
 
-    python bench/switch.py [--switches 60] [--interval 0.2] [--seconds 2] [--rounds 5]
+    python bench/switch.py [--switches 60] [--interval 0.2] [--seconds 2] [--rounds 5] [--steady-only]
 
 The releases are static nginx servers (one worker each, answering their version), so what is measured
 is the front, not the app. Fronts, all reaching the same kind of backends:
@@ -8,7 +8,9 @@ is the front, not the app. Fronts, all reaching the same kind of backends:
   CLI -> supervisor -> proxy process);
 - hap: `local.proxy: haproxy` through LocalPlatform (the supervisor drives haproxy's runtime API);
 - haproxy: haproxy driven by hand through its runtime API (`set server ... state ready|drain`), best in class;
-- nginx: upstream rewritten and `nginx -s reload`, common practice.
+- nginx: upstream rewritten and `nginx -s reload`, common practice;
+- floor (steady load only): `bench/minimal_proxy.py`, the least a correct re-framing proxy in Python does
+  per request, on the same event loop and parser as ours: the ceiling for a Python proxy on this machine.
 For each switching front, at 20 and at 200 keep-alive connections, a client that never retries (see
 `switch_load`) counts every failed request while `--switches` switches happen `--interval` apart; the
 switch samples (one per connection and switch, attributed by completion time, timed from the moment
@@ -17,7 +19,8 @@ give p50/p99. Then wrk, without switching, in interleaved rounds, gives each fro
 the CPU time per request of its data-plane processes (our proxy process, haproxy's workers, nginx's
 worker). A ratio is the median over rounds of the two fronts' req/s in the same round: on a shared
 machine, load swings from one second to the next, and CPU per request is the steadier comparison.
-Everything stays on 127.0.0.1.
+Everything stays on 127.0.0.1. `--steady-only` skips the switching runs and prints the wrk table alone
+(and a `steady:` line in place of `switch:`).
 """
 
 from __future__ import annotations
@@ -221,6 +224,26 @@ class NginxReload:
                 os.kill(pid, signal.SIGKILL)
 
 
+class Floor:
+    """`minimal_proxy.py` in front of the blue release (it cannot switch: steady load only)."""
+
+    def __init__(self, ports: dict[bytes, int]) -> None:
+        self.port = free_port()
+        script = Path(__file__).resolve().parent / "minimal_proxy.py"
+        self.proc = subprocess.Popen([sys.executable, str(script), str(self.port), str(ports[b"blue"])])
+        wait_port(self.port)
+
+    def data_plane_pids(self) -> list[int]:
+        return [self.proc.pid]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+
 @dataclass(frozen=True)
 class Switching:
     failed: int
@@ -282,6 +305,8 @@ def throughput(port: int, connections: int, seconds: float, pids: list[int]) -> 
 
 
 FRONTS = ("ours", "hap", "haproxy", "nginx")
+"""The switching fronts."""
+STEADY = (*FRONTS, "floor")
 
 
 @dataclass(frozen=True)
@@ -312,6 +337,7 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--seconds", type=float, default=2.0, help="wrk duration per front, connection count and round")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved wrk rounds (medians are reported)")
+    parser.add_argument("--steady-only", action="store_true", help="skip the switching runs: wrk rounds only")
     args = parser.parse_args()
     for tool in (NGINX, WRK, HAPROXY):
         if not Path(tool).exists():
@@ -324,9 +350,10 @@ def main() -> int:
         fronts["hap"] = Ours(work, "haproxy")
         fronts["haproxy"] = HaproxyByHand(work, ours.ports)
         fronts["nginx"] = NginxReload(work, ours.ports)
+        fronts["floor"] = Floor(ours.ports)
         switching: dict[tuple[str, int], Switching] = {}
         route_ms: dict[tuple[str, int], list[float]] = {}
-        for connections in COUNTS:
+        for connections in COUNTS if not args.steady_only else ():
             for name in FRONTS:
                 front = fronts[name]
                 if isinstance(front, Ours):
@@ -340,7 +367,7 @@ def main() -> int:
         direct = ours.ports[b"blue"]
         for index in range(args.rounds):
             # Each round starts with another front: in a fixed order, a machine's load trend favours one.
-            order = FRONTS[index % len(FRONTS) :] + FRONTS[: index % len(FRONTS)]
+            order = STEADY[index % len(STEADY) :] + STEADY[: index % len(STEADY)]
             for connections in COUNTS:
                 rounds.setdefault(("backend", connections), []).append(
                     throughput(direct, connections, args.seconds, [])
@@ -365,26 +392,26 @@ def report(
     route_ms: dict[tuple[str, int], list[float]],
     steady: Steady,
 ) -> int:
-    print(f"\n{args.switches} blue/green switches {args.interval:g} s apart, a client that never retries")
-    print("(per connection: switch = until its requests go to the new release, answered = until its first new")
-    print(" answer; per switch: effect = until the first connection's did, an upper bound on the switch itself)")
-    columns = f"{'answers':>9}{'failed':>8}{'samples':>9}{'switch p50':>12}{'p99 ms':>8}{'answered p99':>14}"
-    columns += f"{'effect p99':>12}{'unmoved':>9}"
-    print(f"{'front':<9}{'conns':>6}{columns}{'route p50':>11}{'p99 ms':>8}")
-    for (name, conns), run in switching.items():
-        calls = route_ms.get((name, conns), [])
-        r50 = f"{statistics.median(calls):>11.2f}{percentile(calls, 99):>8.2f}" if calls else f"{'-':>11}{'-':>8}"
-        print(
-            f"{name:<9}{conns:>6}{run.answers:>9}{run.failed:>8}{len(run.samples):>9}{run.p50:>12.2f}{run.p99:>8.2f}"
-            f"{run.answered_p99:>14.2f}{run.effect_p99:>12.2f}{run.unmoved:>9}{r50}"
-        )
+    if switching:
+        print_switching(args, switching, route_ms)
     print(f"\nsteady load with wrk (no switching), medians of {args.rounds} interleaved rounds of {args.seconds:g} s")
     print(f"{'front':<9}{'conns':>6}{'req/s':>10}{'failed':>8}{'CPU us/req':>12}{'/nginx':>8}{'/haproxy':>10}")
-    for name in ("backend", *FRONTS):
+    for name in ("backend", *STEADY):
         for conns in COUNTS:
             ratios = f"{steady.ratio(name, 'nginx', conns):>8.2f}{steady.ratio(name, 'haproxy', conns):>10.2f}"
             rps, failed, cpu = steady.rps(name, conns), steady.failed(name, conns), steady.cpu_us(name, conns)
             print(f"{name:<9}{conns:>6}{rps:>10.0f}{failed:>8}{cpu:>12.1f}{ratios}")
+    floor = (
+        f"floor_rps={steady.rps('floor', 20):.0f} floor_rps_ratio_nginx={steady.ratio('floor', 'nginx', 20):.2f} "
+        f"floor_cpu_us={steady.cpu_us('floor', 20):.1f}"
+    )
+    if not switching:
+        print(
+            f"\nsteady: rps={steady.rps('ours', 20):.0f} rps_ratio_nginx={steady.ratio('ours', 'nginx', 20):.2f} "
+            f"cpu_us={steady.cpu_us('ours', 20):.1f} hap_rps_ratio_haproxy={steady.ratio('hap', 'haproxy', 20):.2f} "
+            f"{floor}"
+        )
+        return 0
 
     def figures(name: str, prefix: str) -> str:
         calls = route_ms[(name, 200)]
@@ -400,8 +427,28 @@ def report(
             f"{prefix}nginx_failed={switching[('nginx', 20)].failed}"
         )
 
-    print(f"\nswitch: {figures('ours', '')} {figures('hap', 'hap_')}")
+    print(f"\nswitch: {figures('ours', '')} {figures('hap', 'hap_')} {floor}")
     return 0
+
+
+def print_switching(
+    args: argparse.Namespace,
+    switching: dict[tuple[str, int], Switching],
+    route_ms: dict[tuple[str, int], list[float]],
+) -> None:
+    print(f"\n{args.switches} blue/green switches {args.interval:g} s apart, a client that never retries")
+    print("(per connection: switch = until its requests go to the new release, answered = until its first new")
+    print(" answer; per switch: effect = until the first connection's did, an upper bound on the switch itself)")
+    columns = f"{'answers':>9}{'failed':>8}{'samples':>9}{'switch p50':>12}{'p99 ms':>8}{'answered p99':>14}"
+    columns += f"{'effect p99':>12}{'unmoved':>9}"
+    print(f"{'front':<9}{'conns':>6}{columns}{'route p50':>11}{'p99 ms':>8}")
+    for (name, conns), run in switching.items():
+        calls = route_ms.get((name, conns), [])
+        r50 = f"{statistics.median(calls):>11.2f}{percentile(calls, 99):>8.2f}" if calls else f"{'-':>11}{'-':>8}"
+        print(
+            f"{name:<9}{conns:>6}{run.answers:>9}{run.failed:>8}{len(run.samples):>9}{run.p50:>12.2f}{run.p99:>8.2f}"
+            f"{run.answered_p99:>14.2f}{run.effect_p99:>12.2f}{run.unmoved:>9}{r50}"
+        )
 
 
 if __name__ == "__main__":
