@@ -89,8 +89,7 @@ class ClientConnection(asyncio.Protocol):
             if head is not None:
                 self._requests.append(Request.plain(head, data))
                 self.proxy.busy(self)
-                self._deadline = self.loop.time() + self.limits.io_seconds
-                self._start_next()
+                self._start_next()  # sets the deadline as it sends (`request_sent`) or connects
                 return
         self._chunk = data
         try:

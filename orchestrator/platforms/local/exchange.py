@@ -116,6 +116,7 @@ class Exchange:
             self._send(upstream, conn, reused=True)
             return
         self.upstream = upstream
+        self.client.progress()  # the connect has its own timeout; the request gets the I/O deadline
         self._connecting = asyncio.get_running_loop().create_task(upstream.connect())
         self._connecting.add_done_callback(self._connected)
 
@@ -186,14 +187,28 @@ class Exchange:
     # --- the answer (called by the UpstreamConnection) ------------------------------------------
 
     def on_answer(self, head: AnswerHead, data: bytes) -> None:
-        """A whole small answer read at once (see `fast_path`): relayed in one write."""
+        """A whole small answer read at once (see `fast_path`): relayed in one write. The most common
+        end of an exchange, so `_finish` and `_end` are inlined for it (no connect pending, a conn held)."""
         if self.done:
             return
-        self._up_keep = head.keep_alive
-        self._answered = head.status
+        self.done = True
+        status = self._answered = head.status
+        keep = self._keep
+        request = self.request
+        connection = b"" if keep and request.version_11 else self._connection(keep)
         body = memoryview(data)[head.size :]
-        self.client.write(b"".join((head.prefix, self._connection(self._keep), self.request.set_cookie, b"\r\n", body)))
-        self._finish(reusable=True)
+        self.client.write(b"".join((head.prefix, connection, request.set_cookie, b"\r\n", body)))
+        backend = self.backend
+        backend.inflight -= 1
+        backend.meter.record(status, time.perf_counter() - self._began)
+        conn, upstream = self.conn, self.upstream
+        self.conn = None
+        if conn is not None and upstream is not None:
+            if head.keep_alive and not request.streamed:
+                upstream.park(conn)
+            else:
+                conn.close()
+        self.client.exchange_done(self, keep=keep and request.complete)
 
     def on_head(self, status: int, reason: bytes, headers: list[Header], keep_alive: bool) -> None:
         self._up_keep = keep_alive

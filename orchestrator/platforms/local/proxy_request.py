@@ -64,18 +64,25 @@ class Request:
 
     @classmethod
     def plain(cls, head: RequestHead, data: bytes) -> Request:
-        """The whole request `data`, read at once (see `fast_path`): body in hand, nothing left to read."""
-        request = cls()
+        """The whole request `data`, read at once (see `fast_path`): body in hand, nothing left to read.
+        Every field is set here once (not first by `__init__`): this is the hot path."""
+        request = cls.__new__(cls)
         request.method = head.method
         request.target = head.target
+        request.raw_headers = []
+        request.pin_headers = ()
+        request.set_cookie = b""
         request.headers = head.lines
-        request.wire = head.upstream
+        request.framing = b""
         request.head_done = True
         request.framed = head.framed
+        request.chunked = False
+        request.streamed = False
         request.keep_alive = head.keep_alive
         request.version_11 = head.version_11
         request.complete = True
-        if head.length:
-            request.body = [data[head.size :]]
-            request.body_size = head.length
+        request.body = [data[head.size :]] if head.length else []
+        request.body_size = head.length
+        request.exchange = None
+        request.wire = head.upstream
         return request
