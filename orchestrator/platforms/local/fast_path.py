@@ -10,14 +10,14 @@ untouched: this module only ever says "this one is plain" or "not mine", never "
 So the subset must be one llhttp reads the same way (`tests/platforms/local/test_fast_path.py` holds
 the two to that): a request line with a common method, an origin-form target of RFC 3986 characters
 and HTTP/1.0 or 1.1; header names that are tokens, a colon straight after them, values of visible
-ASCII with single spaces or tabs inside and nothing around them but leading spaces; CRLF line ends
-only. Then, read from the headers: at most one Content-Length (digits only), no Transfer-Encoding,
-no Expect, a Connection that is `keep-alive` or `close` alone, no other hop-by-hop header in a request
+ASCII with spaces or tabs inside and nothing around them but leading spaces; CRLF line ends only.
+Then, read from the headers: at most one Content-Length (digits only), no Transfer-Encoding, no
+Expect, a Connection that is `keep-alive` or `close` alone, no other hop-by-hop header in a request
 (an answer's `Keep-Alive` is dropped); and the read must end exactly where the message does (a
 pipelined request, a body still arriving or an answer longer than it says go to llhttp).
 
 What a head says is a function of its bytes alone, and clients and releases send the same heads over
-and over (a client's request differs little from its last, a release's answers by their Date only),
+and over (a client's request is often its last one again, a release's answers differ by their Date),
 so the reading of recent heads is kept (`_Memo`): a head seen before costs a lookup. A memo holds a
 bounded number of heads of bounded size, and forgets them all when full.
 """
@@ -84,7 +84,9 @@ T = TypeVar("T")
 
 
 class _Memo(Generic[T]):
-    """What recent heads were read as (None: not plain); the data plane's thread is its only user."""
+    """What recent heads were read as (None: not plain). An entry is a function of its key alone, so
+    data planes on several threads (tests run a few in one process) may share a memo: each dict
+    operation is atomic, and a lookup that races a `clear` merely reads the head again."""
 
     __slots__ = ("_read", "known")
 
