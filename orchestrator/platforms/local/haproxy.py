@@ -56,6 +56,7 @@ _START_SECONDS = 15.0
 _ASK_SECONDS = 5.0
 _POLL_SECONDS = 0.005
 _EXIT_MARGIN_SECONDS = 5.0
+_MAX_THREADS = 64
 
 
 class HaproxyError(Exception):
@@ -154,7 +155,15 @@ class HaproxyLink:
         # haproxy needs two descriptors per connection and refuses to start when the hard limit is lower.
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         cap = self._max_connections if hard == resource.RLIM_INFINITY else min(self._max_connections, (hard - 64) // 2)
-        return config_text(parse_listen(self._listen), servers, max_connections=cap, stop_seconds=self.drain_seconds)
+        # One traffic thread per CPU it may run on, as haproxy would choose (its limit is 64 threads in all).
+        threads = min(len(os.sched_getaffinity(0)), _MAX_THREADS - 1)
+        return config_text(
+            parse_listen(self._listen),
+            servers,
+            max_connections=cap,
+            stop_seconds=self.drain_seconds,
+            traffic_threads=threads,
+        )
 
     # --- the runtime API ------------------------------------------------------------------------
 

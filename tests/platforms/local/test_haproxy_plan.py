@@ -68,7 +68,8 @@ def test_a_restarted_replica_on_a_new_port_is_readdressed() -> None:
 
 def test_the_config_describes_the_servers_as_they_are() -> None:
     servers = wanted_servers({"v1": (1,), "v2": (2,)}, {"v1": 100})
-    text = config_text(("127.0.0.1", 8080), servers, max_connections=500, stop_seconds=2.5)
-    assert "  bind 127.0.0.1:8080" in text and "  maxconn 500" in text and "hard-stop-after 3s" in text
+    text = config_text(("127.0.0.1", 8080), servers, max_connections=500, stop_seconds=2.5, traffic_threads=2)
+    assert "  bind 127.0.0.1:8080 thread 1-2" in text and "  maxconn 500" in text and "hard-stop-after 3s" in text
+    assert "  nbthread 3" in text and "level admin expose-fd listeners thread 3" in text, "an admin thread of its own"
     assert "  server v1-r0 127.0.0.1:1 weight 256" in text and "  server v2-r0 127.0.0.1:2 weight 0" in text
     assert "disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE TRACE }" in text
