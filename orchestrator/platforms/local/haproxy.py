@@ -33,9 +33,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.platforms.local.channel import reachable
 from orchestrator.platforms.local.child import Child, ChildStartError
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
+from orchestrator.platforms.local.haproxy_cli import RuntimeApi
 from orchestrator.platforms.local.haproxy_plan import (
     BACKEND,
     Server,
@@ -81,6 +81,7 @@ class HaproxyLink:
         self._log = paths.root / "haproxy.log"
         self._socket = paths.root / "haproxy.sock"
         self._child = Child("haproxy", self._log)
+        self._api = RuntimeApi(self._socket)
         self._weights: dict[str, int] = {}
         self._known: dict[str, Server] | None = None
         """The servers as the last sync left them (None: ask haproxy)."""
@@ -103,12 +104,35 @@ class HaproxyLink:
             text = self._text(servers)
             if not self._config.exists() or self._config.read_text() != text:
                 self._config.write_text(text)
-                self._child.signal(signal.SIGUSR2)  # hitless: the new worker takes the socket over
-                log.info("haproxy %d reloaded with the current settings", identity[0])
+                await self._reload()
             log.info("adopted haproxy %d serving %s", identity[0], self._listen)
             return True
         await self._spawn()
         return False
+
+    async def _reload(self) -> None:
+        """Hitless: on SIGUSR2 the master starts a new worker, which takes the listening sockets over
+        while the old one finishes its requests. Returns once the admin socket is the new worker's (a
+        session kept with the old one would send commands to a worker that no longer routes)."""
+        before = await self._worker_pid()
+        self._child.signal(signal.SIGUSR2)
+        deadline = time.monotonic() + _START_SECONDS
+        while True:
+            self._api.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                if await self._worker_pid() not in (before, None):
+                    log.info("haproxy %s reloaded with the current settings", self.pid)
+                    return
+            if time.monotonic() >= deadline:
+                # The master keeps the old worker when the new config fails: it goes on serving.
+                log.warning("haproxy %s did not take its new config; see %s", self.pid, self._log)
+                return
+            await asyncio.sleep(_POLL_SECONDS)
+
+    async def _worker_pid(self) -> int | None:
+        (info,) = await self._ask("show info", timeout=1.0)
+        pids = [line.partition(":")[2].strip() for line in info.splitlines() if line.startswith("Pid:")]
+        return int(pids[0]) if pids else None
 
     def alive(self) -> bool:
         return self._child.alive()
@@ -129,6 +153,7 @@ class HaproxyLink:
         self._config_due = None
         self._config.write_text(self._text({}))
         self._socket.unlink(missing_ok=True)
+        self._api.close()  # the sessions of an haproxy that is gone
         self._known = None
         # -W: master-worker in the foreground of its own session (cwd stays the state directory, where
         # its admin socket lives); it outlives the supervisor like a daemon would.
@@ -167,25 +192,18 @@ class HaproxyLink:
 
     # --- the runtime API ------------------------------------------------------------------------
 
-    async def _cli(self, command: str, timeout: float = _ASK_SECONDS) -> str:
-        """One line of commands (';'-separated) on the admin socket; haproxy answers, then closes."""
-        async with asyncio.timeout(timeout):
-            with reachable(self._socket) as path:
-                reader, writer = await asyncio.open_unix_connection(path)
-            try:
-                writer.write(command.encode() + b"\n")
-                return (await reader.read()).decode()
-            finally:
-                writer.close()
+    async def _ask(self, *commands: str, timeout: float = _ASK_SECONDS) -> list[str]:
+        """Each command's answer (see `haproxy_cli`). Raises OSError or TimeoutError."""
+        return await self._api.ask(commands, timeout)
 
     async def _answers(self) -> bool:
         try:
-            return "Name: HAProxy" in await self._cli("show info", timeout=1.0)
+            return "Name: HAProxy" in (await self._ask("show info", timeout=1.0))[0]
         except (OSError, TimeoutError):
             return False
 
     async def _stats(self) -> list[dict[str, str]]:
-        text = await self._cli(f"show stat {BACKEND} 4 -1")
+        (text,) = await self._ask(f"show stat {BACKEND} 4 -1")
         return [row for row in csv.DictReader(io.StringIO(text.lstrip("# "))) if row.get("svname")]
 
     async def _servers(self) -> dict[str, Server]:
@@ -243,14 +261,14 @@ class HaproxyLink:
         steps, gone = commands(current, wanted)
         self._known = None  # unknown until the commands are known to have been taken
         if steps:
-            answer = await self._cli("; ".join(steps))
-            refused = [line for line in answer.splitlines() if _is_refusal(line)]
+            answers = await self._ask(*steps)
+            refused = [line for answer in answers for line in answer.splitlines() if _is_refusal(line)]
             if refused:
                 raise HaproxyError(f"haproxy refused {steps!r}: {refused}")
         known = dict(wanted)
-        for name in gone:
-            # Deleting needs the server idle; one still finishing a request is deleted at a later sync.
-            answer = await self._cli(f"del server {BACKEND}/{name}")
+        # Deleting needs the server idle; one still finishing a request is deleted at a later sync.
+        answers = await self._ask(*(f"del server {BACKEND}/{name}" for name in gone)) if gone else []
+        for name, answer in zip(gone, answers, strict=True):
             if not any(word in answer.lower() for word in ("deleted", "no such server")):
                 known[name] = Server(name, current[name].port, -1)
         self._known = known
@@ -284,7 +302,7 @@ class HaproxyLink:
     async def mark_down(self, version: str, index: int) -> None:
         """A hint: the replica exited. Its health check brings it back once it listens again."""
         with contextlib.suppress(OSError, TimeoutError):
-            await self._cli(f"set server {BACKEND}/{server_name(version, index)} health down")
+            await self._ask(f"set server {BACKEND}/{server_name(version, index)} health down")
 
     async def drain(self, version: str, timeout: float) -> bool:
         """Wait until no request to `version` is in flight; False if some still are after `timeout`."""

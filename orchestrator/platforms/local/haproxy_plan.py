@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from orchestrator.platforms.local.haproxy_cli import IDLE_SECONDS
+
 __all__ = ["BACKEND", "Server", "commands", "config_text", "server_name", "version_of", "wanted_servers"]
 
 BACKEND = "releases"
@@ -107,6 +109,7 @@ def config_text(
         f"  nbthread {admin_thread}",
         f"  maxconn {max_connections}",
         f"  stats socket unix@haproxy.sock mode 600 level admin expose-fd listeners thread {admin_thread}",
+        f"  stats timeout {IDLE_SECONDS}s",
         f"  hard-stop-after {max(1, math.ceil(stop_seconds))}s",
         "defaults",
         "  mode http",

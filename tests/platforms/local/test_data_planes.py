@@ -204,3 +204,24 @@ def test_a_config_change_reloads_haproxy_without_a_failed_request(haproxy_platfo
     assert failures == []
     assert set(answered) == {"v1"} and answered["v1"] > 50
     assert "maxconn 500" in (platform.paths.root / "haproxy.cfg").read_text()
+
+
+def test_after_a_reload_switches_reach_the_new_worker(haproxy_platform: Factory) -> None:
+    # The runtime API's kept sessions must not stay with the old worker, which takes commands while it
+    # finishes its requests but no longer routes new connections.
+    platform = haproxy_platform()
+    platform.start("v1", None)
+    platform.start("v2", None)
+    platform.route({"v1": 100})
+    status = read_status(platform.paths.root)
+    assert status is not None
+    os.kill(status.pid, signal.SIGKILL)
+    listen = platform.live_url().removeprefix("http://")
+    adopting = haproxy_platform(state_dir=platform.paths.root, listen=listen, max_connections=500)
+    adopting.start("v1", None)
+    assert _workers(platform) == 2, "the new connection cap was applied by a reload"
+
+    adopting.route({"v2": 100})
+
+    assert [fetch_version("", public_conn(platform)) for _ in range(3)] == ["v2"] * 3
+
