@@ -82,6 +82,7 @@ class HaproxyLink:
         self._socket = paths.root / "haproxy.sock"
         self._child = Child("haproxy", self._log)
         self._api = RuntimeApi(self._socket)
+        self._starting = asyncio.Lock()
         self._weights: dict[str, int] = {}
         self._known: dict[str, Server] | None = None
         """The servers as the last sync left them (None: ask haproxy)."""
@@ -138,12 +139,14 @@ class HaproxyLink:
         return self._child.alive()
 
     async def ensure(self) -> bool:
-        """Start haproxy again if it is gone; True if it was."""
-        if self.alive():
-            return False
-        log.warning("haproxy %s is gone: starting another on %s", self.pid, self._listen)
-        await self._spawn()
-        return True
+        """Start haproxy again if it is gone; True if it was. A call made while another is starting it
+        returns once that one is up (a switch then finds it serving, not its admin socket missing)."""
+        async with self._starting:
+            if self.alive():
+                return False
+            log.warning("haproxy %s is gone: starting another on %s", self.pid, self._listen)
+            await self._spawn()
+            return True
 
     async def _spawn(self) -> None:
         binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)

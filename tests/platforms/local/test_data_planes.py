@@ -225,3 +225,19 @@ def test_after_a_reload_switches_reach_the_new_worker(haproxy_platform: Factory)
 
     assert [fetch_version("", public_conn(platform)) for _ in range(3)] == ["v2"] * 3
 
+
+def test_a_killed_haproxy_is_started_again_by_the_next_switch(haproxy_platform: Factory) -> None:
+    platform = haproxy_platform()
+    platform.start("v1", None)
+    platform.start("v2", None)
+    platform.route({"v1": 100})
+    assert fetch_version("", public_conn(platform)) == "v1"
+    status = read_status(platform.paths.root)
+    assert status is not None and status.proxy.pid is not None
+    os.killpg(status.proxy.pid, signal.SIGKILL)  # master and workers: haproxy runs in a session of its own
+
+    platform.route({"v2": 100})
+
+    assert [fetch_version("", public_conn(platform)) for _ in range(3)] == ["v2"] * 3
+    restarted = read_status(platform.paths.root)
+    assert restarted is not None and restarted.proxy.pid not in (None, status.proxy.pid)
