@@ -194,7 +194,9 @@ def read_regular(path: Path, *, field: str, shown: str | None = None, limit: int
     return data
 
 
-def hash_regular(path: Path, *, field: str, shown: str | None = None, follow_symlinks: bool = True) -> tuple[str, int]:
+def hash_regular(
+    path: Path | str, *, field: str, shown: str | None = None, follow_symlinks: bool = True
+) -> tuple[str, int]:
     """(sha256 hex, st_mode) of a regular file's bytes, read through its descriptor (thousands of files
     a snapshot). Without `follow_symlinks`, a symlink is refused, not followed. Raises ConfigError as
     `read_regular` does."""
@@ -211,7 +213,7 @@ def hash_regular(path: Path, *, field: str, shown: str | None = None, follow_sym
     return digest.hexdigest(), mode
 
 
-def _open_regular_fd(path: Path, *, field: str, name: str, follow_symlinks: bool = True) -> tuple[int, int, int]:
+def _open_regular_fd(path: Path | str, *, field: str, name: str, follow_symlinks: bool = True) -> tuple[int, int, int]:
     """(descriptor, size, mode) of a regular file opened O_NONBLOCK and checked with fstat before any read."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:

@@ -22,7 +22,7 @@ def digest_module_tree(directory: Path, *, field: str = "module") -> str:
     """The tree digest of one module directory (algorithm in the package docstring). Raises ConfigError."""
     top = directory.resolve()
     digest = hashlib.sha256()
-    for relative, path, is_link in sorted(_tree_entries(top, top, "", field), key=lambda item: item[0].encode()):
+    for relative, path, is_link in sorted(_tree_entries(top, str(top), "", field), key=lambda item: item[0].encode()):
         if is_link:
             digest.update(f"L - {relative}\0{os.readlink(path)}\n".encode())
         else:
@@ -33,16 +33,15 @@ def digest_module_tree(directory: Path, *, field: str = "module") -> str:
     return digest.hexdigest()
 
 
-def _tree_entries(top: Path, directory: Path, prefix: str, field: str) -> Iterator[tuple[str, Path, bool]]:
-    """(relative POSIX path, path, is a symlink) of every entry the digest covers. Relative paths are
-    built as strings: a snapshot holds thousands of files."""
+def _tree_entries(top: Path, directory: str, prefix: str, field: str) -> Iterator[tuple[str, str, bool]]:
+    """(relative POSIX path, path, is a symlink) of every entry the digest covers. Paths are strings,
+    not pathlib's: a snapshot holds thousands of files, and the supervisor digests it at every start."""
     with os.scandir(directory) as scan:
         entries = list(scan)
     for entry in entries:
-        path = directory / entry.name
         relative = prefix + entry.name
         if entry.is_symlink():
-            target = resolve_safely(path, field=field, shown=f"symlink {relative}")
+            target = resolve_safely(Path(entry.path), field=field, shown=f"symlink {relative}")
             require_inside(
                 target,
                 top,
@@ -50,12 +49,12 @@ def _tree_entries(top: Path, directory: Path, prefix: str, field: str) -> Iterat
                 "replace it with the file itself (a deploy ships only what is inside the module)",
                 missing=f"{field}: symlink {relative} is dangling (target {target} does not exist)",
             )
-            yield relative, path, True
+            yield relative, entry.path, True
         elif entry.is_dir(follow_symlinks=False):
             if entry.name not in _SKIPPED_DIRS:
-                yield from _tree_entries(top, path, relative + "/", field)
+                yield from _tree_entries(top, entry.path, relative + "/", field)
         elif entry.is_file(follow_symlinks=False):
             if not entry.name.endswith(_SKIPPED_SUFFIXES):
-                yield relative, path, False
+                yield relative, entry.path, False
         else:
             raise ConfigError(f"{field}: {relative} is not a regular file, directory or symlink; remove it")
