@@ -10,7 +10,9 @@ is the front, not the app. Fronts, all reaching the same kind of backends:
 - haproxy: haproxy driven by hand through its runtime API (`set server ... state ready|drain`), best in class;
 - nginx: upstream rewritten and `nginx -s reload`, common practice;
 - floor (steady load only): `bench/minimal_proxy.py`, the least a correct re-framing proxy in Python does
-  per request, on the same event loop and parser as ours: the ceiling for a Python proxy on this machine.
+  per request, on the same event loop and parser as ours: the ceiling for a Python proxy on this machine;
+- ours/var and nginx/var (steady load only): ours and nginx again, every request with a target of its own
+  (`bench/varied_requests.lua`): ours remembers the heads it has read, and one request repeated flatters it.
 For each switching front, at 20 and at 200 keep-alive connections, a client that never retries (see
 `switch_load`) counts every failed request while `--switches` switches happen `--interval` apart; the
 switch samples (one per connection and switch, attributed by completion time, timed from the moment
@@ -296,17 +298,22 @@ def run_switching(
     )
 
 
-def throughput(port: int, connections: int, seconds: float, pids: list[int]) -> tuple[Wrk, float]:
+def throughput(
+    port: int, connections: int, seconds: float, pids: list[int], *, varied: bool = False
+) -> tuple[Wrk, float]:
     Wrk.run(port, connections, 1)  # warm the pools
     before = sum(cpu_seconds(p) for p in pids)
-    stats = Wrk.run(port, connections, seconds)
+    stats = Wrk.run(port, connections, seconds, varied=varied)
     used = sum(cpu_seconds(p) for p in pids) - before
     return stats, (used * 1e6 / stats.requests if stats.requests and pids else float("nan"))
 
 
 FRONTS = ("ours", "hap", "haproxy", "nginx")
 """The switching fronts."""
-STEADY = (*FRONTS, "floor")
+VARIED = "/var"
+"""A row with every request's head distinct (`switch_load.VARIED_SCRIPT`): ours remembers heads it has read,
+and wrk repeating one request would flatter it; nginx beside it is the ratio's peer."""
+STEADY = (*FRONTS, "floor", "ours" + VARIED, "nginx" + VARIED)
 
 
 @dataclass(frozen=True)
@@ -373,9 +380,9 @@ def main() -> int:
                     throughput(direct, connections, args.seconds, [])
                 )
                 for name in order:
-                    front = fronts[name]
+                    front = fronts[name.removesuffix(VARIED)]
                     pids = front.data_plane_pids()  # type: ignore[attr-defined]
-                    measured = throughput(front.port, connections, args.seconds, pids)  # type: ignore[attr-defined]
+                    measured = throughput(front.port, connections, args.seconds, pids, varied=name.endswith(VARIED))  # type: ignore[attr-defined]
                     rounds.setdefault((name, connections), []).append(measured)
         steady = Steady(rounds)
     finally:
@@ -398,12 +405,18 @@ def report(
     print(f"{'front':<9}{'conns':>6}{'req/s':>10}{'failed':>8}{'CPU us/req':>12}{'/nginx':>8}{'/haproxy':>10}")
     for name in ("backend", *STEADY):
         for conns in COUNTS:
-            ratios = f"{steady.ratio(name, 'nginx', conns):>8.2f}{steady.ratio(name, 'haproxy', conns):>10.2f}"
+            if name.endswith(VARIED):  # beside nginx under the same varied requests; haproxy had none
+                ratios = f"{steady.ratio(name, 'nginx' + VARIED, conns):>8.2f}{'-':>10}"
+            else:
+                ratios = f"{steady.ratio(name, 'nginx', conns):>8.2f}{steady.ratio(name, 'haproxy', conns):>10.2f}"
             rps, failed, cpu = steady.rps(name, conns), steady.failed(name, conns), steady.cpu_us(name, conns)
             print(f"{name:<9}{conns:>6}{rps:>10.0f}{failed:>8}{cpu:>12.1f}{ratios}")
     floor = (
         f"floor_rps={steady.rps('floor', 20):.0f} floor_rps_ratio_nginx={steady.ratio('floor', 'nginx', 20):.2f} "
-        f"floor_cpu_us={steady.cpu_us('floor', 20):.1f}"
+        f"floor_cpu_us={steady.cpu_us('floor', 20):.1f} "
+        f"varied_rps={steady.rps('ours' + VARIED, 20):.0f} "
+        f"varied_rps_ratio_nginx={steady.ratio('ours' + VARIED, 'nginx' + VARIED, 20):.2f} "
+        f"varied_cpu_us={steady.cpu_us('ours' + VARIED, 20):.1f}"
     )
     if not switching:
         print(

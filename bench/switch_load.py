@@ -35,6 +35,7 @@ from pathlib import Path
 __all__ = ["LoadResult", "SwitchSamples", "Wrk", "cpu_seconds", "percentile", "run_load", "switch_samples"]
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
+VARIED_SCRIPT = Path(__file__).with_name("varied_requests.lua")
 _REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 
 
@@ -203,8 +204,11 @@ class Wrk:
         return self.requests / self.seconds if self.seconds else 0.0
 
     @classmethod
-    def run(cls, port: int, connections: int, seconds: float) -> Wrk:
-        argv = [WRK, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", f"http://127.0.0.1:{port}/"]
+    def run(cls, port: int, connections: int, seconds: float, *, varied: bool = False) -> Wrk:
+        """`varied`: every request's target differs (`/?n=1`, `/?n=2`, ...), so no two heads are alike."""
+        argv = [WRK, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s"]
+        argv += ["-s", str(VARIED_SCRIPT)] if varied else []
+        argv.append(f"http://127.0.0.1:{port}/")
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
         found = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
         if found is None:
