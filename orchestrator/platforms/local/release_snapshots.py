@@ -16,7 +16,13 @@ from typing import Any
 
 from orchestrator.artifacts import ArtifactDigests
 from orchestrator.errors import DeployError
-from orchestrator.platforms.local.snapshot import SnapshotError, capture, check_gated, remove
+from orchestrator.platforms.local.snapshot import (
+    SnapshotError,
+    approved_migration_paths,
+    capture,
+    check_gated,
+    remove,
+)
 from orchestrator.platforms.local.state import StatePaths
 
 __all__ = ["ReleaseSnapshots", "SnapshotFiles"]
@@ -71,8 +77,16 @@ class ReleaseSnapshots:
                     "release, or deploy it again"
                 )
             directory = self.paths.releases / version
+            linkable = (
+                approved_migration_paths(approved, workspace=self.workspace, source=self.source) if approved else ()
+            )
             captured = capture(
-                self.source, directory, leave_out=self.leave_out, version=version, link_from=_link_base(status)
+                self.source,
+                directory,
+                leave_out=self.leave_out,
+                version=version,
+                link_from=_link_base(status),
+                linkable=linkable,
             )
             digest = captured.digest
             if restore and remembered is not None and digest != remembered["tree_digest"]:
@@ -125,7 +139,7 @@ class ReleaseSnapshots:
 
 
 def _link_base(status: Mapping[str, Any]) -> Path | None:
-    """The snapshot a new capture links its unchanged files from: the live release's, else a kept one's.
+    """The snapshot a new capture links its unchanged migration files from: the live release's, else a kept one's.
     Kept releases only: a retired one's snapshot may be being removed. Its files need not be intact: each
     is linked only if its bytes are the source file's."""
     kept = [r for r in status.get("releases", []) if r.get("release_dir") and r.get("tree_digest")]

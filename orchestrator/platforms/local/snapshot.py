@@ -5,9 +5,11 @@ directory, skipping what is not the release (`.git`, `.venv`, `.deploy-orchestra
 compiled `*.pyc`, the state directory, sockets and other special files), and returns the tree digest
 (`artifacts.digest_module_tree`: paths, contents, exec bits, symlinks). The copy lands under a
 temporary name and is renamed into place, so a crash never leaves half a snapshot under the final name.
-A file the live release's snapshot holds with the same bytes, mode and mtime is hard-linked from it
-rather than copied, so releases share the inodes of unchanged files: a release that writes into its
-own files changes both snapshots, and `verify` then refuses either at its next start.
+An approved migration file the live release's snapshot holds with the same bytes, mode and mtime is
+hard-linked from it rather than copied, so releases share those inodes. Only migration files: a
+release may well write into some file of its own in place (a bundled SQLite file, say), and through a
+shared inode that would change the earlier snapshot too, the very release a rollback goes back to;
+no release writes its SQL migrations, and the gate holds them to their digests at every deploy.
 
 Every start, restart and rollback runs from the snapshot after `verify` recomputed that digest: a
 snapshot that is missing or changed is refused, naming both digests. Where the snapshot covers gated
@@ -22,7 +24,7 @@ import hashlib
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,7 @@ __all__ = [
     "SKIPPED_NAMES",
     "Captured",
     "SnapshotError",
+    "approved_migration_paths",
     "capture",
     "check_gated",
     "digest_tree",
@@ -90,15 +93,17 @@ def capture(
     leave_out: Iterable[Path] = (),
     version: str,
     link_from: Path | None = None,
+    linkable: Collection[str] = (),
 ) -> Captured:
     """Copy `source` into `destination` (replacing whatever is there); the snapshot's tree digest and file digests.
 
     Each file is read once: hashed as it is copied, so the digest is of exactly the bytes written
-    (re-reading thousands of copied files doubled a deploy's time). A file that `link_from` (an
-    earlier snapshot) holds at the same path with the same bytes, mode and mtime is hard-linked from
-    there instead of copied: creating thousands of new files was most of a deploy with nothing
-    changed, and the bytes are compared, so the snapshot holds exactly what a copy would. Raises
-    SnapshotError for a symlink leading outside `source` or a dangling one.
+    (re-reading thousands of copied files doubled a deploy's time). A file named in `linkable` (paths
+    relative to `source`: the approved migration files) that `link_from` (an earlier snapshot) holds at
+    the same path with the same bytes, mode and mtime is hard-linked from there instead of copied:
+    creating thousands of new files was most of a deploy with nothing changed, and the bytes are
+    compared, so the snapshot holds exactly what a copy would. Raises SnapshotError for a symlink
+    leading outside `source` or a dangling one.
     """
     top = source.resolve()
     skipped = {str(Path(p).resolve()) for p in leave_out}
@@ -107,8 +112,8 @@ def capture(
     # Left by a capture that crashed (one deploy runs at a time per target, so none is under way).
     for stale in destination.parent.glob(f"{_INCOMING}{destination.name}-*"):
         remove(stale)
-    walk = _Walk(top, skipped, version)
-    base = str(link_from) if link_from is not None and link_from.is_dir() else None
+    walk = _Walk(top, skipped, version, frozenset(linkable))
+    base = str(link_from) if link_from is not None and link_from.is_dir() and linkable else None
     try:
         walk.copy(str(top), str(incoming), "", base)
         # A link is checked where it now points, inside the snapshot: the tree digest walks it there.
@@ -126,8 +131,8 @@ class _Walk:
 
     Paths are strings: thousands of files went through pathlib here."""
 
-    def __init__(self, top: Path, skipped: set[str], version: str) -> None:
-        self.top, self.skipped, self.version = top, skipped, version
+    def __init__(self, top: Path, skipped: set[str], version: str, linkable: frozenset[str]) -> None:
+        self.top, self.skipped, self.version, self.linkable = top, skipped, version, linkable
         self.records: list[tuple[bytes, str]] = []
         self.files: dict[str, str] = {}
         self.links = 0
@@ -148,7 +153,7 @@ class _Walk:
             elif entry.is_dir(follow_symlinks=False):
                 self.copy(entry.path, into, relative + "/", held)
             elif entry.is_file(follow_symlinks=False):
-                sha, mode = _copy_file(entry.path, into, held)
+                sha, mode = _copy_file(entry.path, into, held if relative in self.linkable else None)
                 self.files[relative] = sha
                 executable = "x" if mode & 0o111 else "-"
                 self.records.append((relative.encode(), f"F {executable} {relative}\0{sha}\n"))
@@ -246,6 +251,13 @@ def _copy_link(top: Path, link: Path, target: Path, version: str) -> None:
     text = os.readlink(link)
     # An absolute link would point back into the workspace: made relative, it points into the snapshot.
     os.symlink(text if not os.path.isabs(text) else os.path.relpath(resolved, link.parent.resolve()), target)
+
+
+def approved_migration_paths(approved: ArtifactDigests, *, workspace: Path, source: Path) -> frozenset[str]:
+    """The approved migration files lying inside `source`, relative to it: what `capture` may link."""
+    root, top = str(workspace.resolve()), str(source.resolve())
+    inside = (_inside(os.path.join(root, key), top) for key, _ in approved.migrations)
+    return frozenset(path for path in inside if path is not None and path != ".")
 
 
 def check_gated(

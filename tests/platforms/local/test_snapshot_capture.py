@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from orchestrator.artifacts import ArtifactDigests
-from orchestrator.platforms.local.snapshot import SnapshotError, capture, check_gated, digest_tree, purge_bytecode
+from orchestrator.platforms.local.snapshot import (
+    SnapshotError,
+    approved_migration_paths,
+    capture,
+    check_gated,
+    digest_tree,
+    purge_bytecode,
+)
 
 
 def _tree(root: Path) -> None:
@@ -111,7 +118,8 @@ def test_unchanged_files_are_linked_from_the_earlier_snapshot_and_the_rest_copie
     os.utime(first / "tampered.txt", ns=(kept.st_atime_ns, kept.st_mtime_ns))
     second = tmp_path / "releases" / "v2"
 
-    captured = capture(source, second, version="v2", link_from=first)
+    everything = {"run.sh", "db/nested/V2__b.sql", "big.bin", "empty", "db/V1__a.sql", "touched.txt", "tampered.txt"}
+    captured = capture(source, second, version="v2", link_from=first, linkable=everything)
 
     def shared(relative: str) -> bool:
         return (first / relative).stat().st_ino == (second / relative).stat().st_ino
@@ -133,3 +141,32 @@ def test_a_missing_earlier_snapshot_means_a_plain_copy(tmp_path: Path) -> None:
     captured = capture(source, tmp_path / "releases" / "v2", version="v2", link_from=tmp_path / "releases" / "gone")
     assert captured.digest == digest_tree(tmp_path / "releases" / "v2", version="v2")
     assert (tmp_path / "releases" / "v2" / "run.sh").stat().st_nlink == 1
+
+
+def test_only_approved_migration_files_are_linked_so_a_release_writing_its_files_spares_the_earlier_one(
+    tmp_path: Path,
+) -> None:
+    workspace = tmp_path / "ws"
+    source = workspace / "app"
+    source.mkdir(parents=True)
+    _tree(source)
+    approved = ArtifactDigests(
+        migrations=(("app/db/V1__a.sql", "x"), ("app/db/nested/V2__b.sql", "y"), ("elsewhere/V9__z.sql", "z")),
+        modules=(),
+        image=None,
+        image_pinned=False,
+    )
+    linkable = approved_migration_paths(approved, workspace=workspace, source=source)
+    assert linkable == {"db/V1__a.sql", "db/nested/V2__b.sql"}
+    first = tmp_path / "releases" / "v1"
+    capture(source, first, version="v1")
+    before = digest_tree(first, version="v1")
+    second = tmp_path / "releases" / "v2"
+
+    capture(source, second, version="v2", link_from=first, linkable=linkable)
+
+    assert (first / "db" / "V1__a.sql").stat().st_ino == (second / "db" / "V1__a.sql").stat().st_ino
+    assert (first / "run.sh").stat().st_ino != (second / "run.sh").stat().st_ino
+    with open(second / "run.sh", "r+b") as written_in_place:  # the live release scribbles on its own file
+        written_in_place.write(b"#!/bin/sh\nrm -rf /\n")
+    assert digest_tree(first, version="v1") == before, "the release a rollback goes back to is untouched"
