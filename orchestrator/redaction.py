@@ -163,14 +163,21 @@ def _encodings(atoms: Iterable[str], *, rounds: int) -> set[str]:
 def _secret_spans(text: str) -> list[tuple[int, int]]:
     """Where registered forms occur: leftmost first, the longest there, never overlapping, so a
     whole DSN is masked as one rather than around its password."""
-    global _matcher_ready
     with _lock:
-        if not _forms:
+        if not _matcher_built():
             return []
-        if not _matcher_ready:
-            _matcher.make_automaton()
-            _matcher_ready = True
         return [(end + 1 - length, end + 1) for end, length in _matcher.iter_long(text)]
+
+
+def _matcher_built() -> bool:
+    """Whether any form is registered, the automaton built for them if so. Called under `_lock`."""
+    global _matcher_ready
+    if not _forms:
+        return False
+    if not _matcher_ready:
+        _matcher.make_automaton()
+        _matcher_ready = True
+    return True
 
 
 def redact(text: str) -> str:
@@ -248,13 +255,9 @@ def _strings_of(value: Any, into: _Suspects) -> None:
 
 def _occurrences(text: str) -> list[tuple[int, int]]:
     """(end index, length) of every occurrence of a registered form, overlapping ones included."""
-    global _matcher_ready
     with _lock:
-        if not _forms:
+        if not _matcher_built():
             return []
-        if not _matcher_ready:
-            _matcher.make_automaton()
-            _matcher_ready = True
         return list(_matcher.iter(text))
 
 
