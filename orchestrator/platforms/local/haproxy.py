@@ -82,7 +82,9 @@ class HaproxyLink:
         self._socket = paths.root / "haproxy.sock"
         self._child = Child("haproxy", self._log)
         self._api = RuntimeApi(self._socket)
-        self._starting = asyncio.Lock()
+        self._serial = asyncio.Lock()
+        """Held by a start and by a sync: two syncs at once (the monitor's and a switch's) would both
+        read the servers, both add the missing ones, and the second would be refused."""
         self._weights: dict[str, int] = {}
         self._known: dict[str, Server] | None = None
         """The servers as the last sync left them (None: ask haproxy)."""
@@ -141,12 +143,24 @@ class HaproxyLink:
     async def ensure(self) -> bool:
         """Start haproxy again if it is gone; True if it was. A call made while another is starting it
         returns once that one is up (a switch then finds it serving, not its admin socket missing)."""
-        async with self._starting:
-            if self.alive():
+        async with self._serial:
+            if self.alive() and not await self._dying():
                 return False
             log.warning("haproxy %s is gone: starting another on %s", self.pid, self._listen)
             await self._spawn()
             return True
+
+    async def _dying(self) -> bool:
+        """True if haproxy does not answer and is gone within the start timeout: a kill is delivered to
+        master and workers apart, so its admin socket can refuse while the master still exists."""
+        deadline = time.monotonic() + _START_SECONDS
+        while not await self._answers():
+            if not self.alive():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_POLL_SECONDS)
+        return False
 
     async def _spawn(self) -> None:
         binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
@@ -258,6 +272,10 @@ class HaproxyLink:
         """Make haproxy serve exactly `backends` with `weights`, through the runtime API (no reload).
         Sticky sessions are our proxy's alone (config refuses them with haproxy): `sticky` is not used.
         Raises HaproxyError if haproxy refuses a command, OSError if it does not answer."""
+        async with self._serial:
+            await self._sync(backends, weights)
+
+    async def _sync(self, backends: Mapping[str, tuple[int, ...]], weights: Mapping[str, int]) -> None:
         # One round trip when nothing needs deleting: the servers as last left stand in for `show stat`.
         current = self._known if self._known is not None else await self._servers()
         wanted = wanted_servers(backends, weights)

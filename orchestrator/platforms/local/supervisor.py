@@ -144,7 +144,7 @@ class Supervisor(Retirement):
         weights = {v: w for v, w in self._weights.items() if v in self._published}
         try:
             await self._link.sync(self._published, weights, self._sticky.to_dict() if self._sticky else None)
-        except (NotListeningError, RefusedError, TimeoutError, OSError) as exc:
+        except (NotListeningError, RefusedError, HaproxyError, TimeoutError, OSError) as exc:
             self._synced = False
             log.warning("the proxy process did not take the routing table (%s); retrying", exc)
             return
