@@ -67,7 +67,7 @@ def seeded(sim: DoSimulator) -> str:
     sim.git_push(REPO, "main", "0f" * 20)
     app_id = sim.seed_app("shop", version="v1", git=GIT)
     sim.git_push(REPO, "main", VALIDATED)  # deploy_on_push is on: App Platform builds it by itself
-    sim.deployments(app_id)  # let that deployment settle before the run looks
+    sim.wait_settled(app_id)  # the run must find that deployment live, not still building
     return app_id
 
 

@@ -285,6 +285,19 @@ class DoSimulator:
             self._settle(app)
             return [self._deployment_json(d) for d in reversed(app.deployments)]
 
+    def wait_settled(self, app_id: str, timeout: float = 10.0) -> None:
+        """Return once every deployment of the app has ended (their phases follow the clock)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                app = self.apps[app_id]
+                self._settle(app)
+                if all(deployment.final is not None for deployment in app.deployments):
+                    return
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"a deployment of {app_id} was still in progress after {timeout:g} s")
+            time.sleep(0.01)
+
     def app_json(self, app_id: str) -> dict[str, Any]:
         with self._lock:
             return self._app_json(self.apps[app_id])

@@ -20,14 +20,21 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from orchestrator.platforms.local.process import is_alive, log_tail, process_start_ticks
 
-__all__ = ["Child", "ChildStartError"]
+__all__ = ["SILENT_SECONDS", "Child", "ChildStartError", "Settled"]
 
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.01
+
+Settled = Literal["answering", "gone", "silent"]
+
+SILENT_SECONDS = 3.0
+"""How long a process that is alive may leave its admin socket unanswered before it is taken for wedged
+and killed: within the client's wait for a route call or a supervisor start."""
 _STOP_POLL_SECONDS = 0.02
 
 
@@ -68,9 +75,12 @@ class Child:
         timeout: float,
         pass_fds: Sequence[int] = (),
         stdout_to_log: bool = False,
+        started: Callable[[tuple[int, int]], None] | None = None,
     ) -> None:
-        """Start `argv` and return once `ready()` says so. Raises ChildStartError (the process group
-        killed and reaped) if it exits first or is not ready within `timeout`; OSError if it cannot run."""
+        """Start `argv` and return once `ready()` says so. `started` gets its identity at once, before
+        the wait: a supervisor that dies during the wait must leave the process findable, not a twin's
+        to start beside it. Raises ChildStartError (the process group killed and reaped) if it exits
+        first or is not ready within `timeout`; OSError if it cannot run."""
         with open(self.log_path, "ab") as log_file:
             popen = subprocess.Popen(
                 argv,
@@ -82,6 +92,8 @@ class Child:
                 start_new_session=True,
             )
         self._popen, self.identity = popen, (popen.pid, process_start_ticks(popen.pid) or 0)
+        if started is not None:
+            started(self.identity)
         deadline = time.monotonic() + timeout
         while not await ready():
             if popen.poll() is not None or time.monotonic() >= deadline:
@@ -108,6 +120,25 @@ class Child:
                 self._kill_group(pid)
                 killed = True
             await asyncio.sleep(_STOP_POLL_SECONDS)
+
+    async def settle(self, answers: Callable[[], Awaitable[bool]], timeout: float) -> Settled:
+        """Wait until the process answers or is gone, at most `timeout`. A kill reaches master and
+        workers apart, so a socket can refuse while the process still exists (gone, not yet seen gone),
+        and a process just started does not answer yet."""
+        deadline = time.monotonic() + timeout
+        while not await answers():
+            if not self.alive():
+                return "gone"
+            if time.monotonic() >= deadline:
+                return "silent"
+            await asyncio.sleep(_POLL_SECONDS)
+        return "answering"
+
+    async def kill(self) -> None:
+        """Kill the process group now and wait until the process is gone."""
+        if self.identity is not None and self.alive():
+            self._kill_group(self.identity[0])
+            await self.wait_gone(0.0)
 
     def signal(self, sig: signal.Signals) -> None:
         """Send `sig` to the process itself (not its group), if it is still the one we drive."""

@@ -33,7 +33,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.platforms.local.child import Child, ChildStartError
+from orchestrator.platforms.local.child import SILENT_SECONDS, Child, ChildStartError
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
 from orchestrator.platforms.local.haproxy_cli import RuntimeApi
 from orchestrator.platforms.local.haproxy_plan import (
@@ -99,17 +99,24 @@ class HaproxyLink:
     # --- the process ----------------------------------------------------------------------------
 
     async def attach(self) -> bool:
-        """Adopt the haproxy serving our state directory (True), or start one (False). Raises HaproxyError."""
+        """Adopt the haproxy serving our state directory (True), or start one (False). One that is alive
+        but never answers is killed first: a second haproxy could not take the port from it. Raises
+        HaproxyError."""
         identity = self._recorded()
-        if identity is not None and is_alive(*identity) and await self._answers():
+        if identity is not None and is_alive(*identity):
             self._child.adopt(identity)
-            servers = await self._servers()
-            text = self._text(servers)
-            if not self._config.exists() or self._config.read_text() != text:
-                self._config.write_text(text)
-                await self._reload()
-            log.info("adopted haproxy %d serving %s", identity[0], self._listen)
-            return True
+            settled = await self._child.settle(self._answers, SILENT_SECONDS)
+            if settled == "answering":
+                servers = await self._servers()
+                text = self._text(servers)
+                if not self._config.exists() or self._config.read_text() != text:
+                    self._config.write_text(text)
+                    await self._reload()
+                log.info("adopted haproxy %d serving %s", identity[0], self._listen)
+                return True
+            if settled == "silent":
+                log.warning("haproxy %d does not answer on %s: killing it", identity[0], self._socket)
+                await self._child.kill()
         await self._spawn()
         return False
 
@@ -140,27 +147,23 @@ class HaproxyLink:
     def alive(self) -> bool:
         return self._child.alive()
 
-    async def ensure(self) -> bool:
-        """Start haproxy again if it is gone; True if it was. A call made while another is starting it
-        returns once that one is up (a switch then finds it serving, not its admin socket missing)."""
+    async def ensure(self, unanswered: bool = False) -> bool:
+        """Start haproxy again if it is gone; True if it was. `unanswered`: the caller saw it refuse, so
+        one still alive is given time to answer or be seen gone, and killed if it stays silent. A call
+        made while another is starting it returns once that one is up."""
         async with self._serial:
-            if self.alive() and not await self._dying():
-                return False
+            if self.alive():
+                if not unanswered:
+                    return False
+                settled = await self._child.settle(self._answers, SILENT_SECONDS)
+                if settled == "answering":
+                    return False
+                if settled == "silent":
+                    log.warning("haproxy %s does not answer on %s: killing it", self.pid, self._socket)
+                    await self._child.kill()
             log.warning("haproxy %s is gone: starting another on %s", self.pid, self._listen)
             await self._spawn()
             return True
-
-    async def _dying(self) -> bool:
-        """True if haproxy does not answer and is gone within the start timeout: a kill is delivered to
-        master and workers apart, so its admin socket can refuse while the master still exists."""
-        deadline = time.monotonic() + _START_SECONDS
-        while not await self._answers():
-            if not self.alive():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(_POLL_SECONDS)
-        return False
 
     async def _spawn(self) -> None:
         binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
@@ -177,14 +180,20 @@ class HaproxyLink:
         argv = [binary, "-W", "-f", str(self._config)]
         try:
             await self._child.start(
-                argv, cwd=self._paths.root, ready=self._answers, timeout=_START_SECONDS, stdout_to_log=True
+                argv,
+                cwd=self._paths.root,
+                ready=self._answers,
+                timeout=_START_SECONDS,
+                stdout_to_log=True,
+                started=self._record,
             )
         except ChildStartError as exc:
             raise HaproxyError(f"haproxy did not come up on {self._listen}: {exc}") from exc
-        assert self._child.identity is not None
-        pid, pid_start = self._child.identity
+        log.info("haproxy %s serving %s", self.pid, self._listen)
+
+    def _record(self, identity: tuple[int, int]) -> None:
+        pid, pid_start = identity
         self._pidfile.write_text(json.dumps({"pid": pid, "pid_start": pid_start}))
-        log.info("haproxy %d serving %s", pid, self._listen)
 
     def _recorded(self) -> tuple[int, int] | None:
         try:

@@ -106,6 +106,8 @@ def config_text(
     lines = [
         "global",
         "  master-worker",
+        # A second haproxy on our port must fail loudly, never split new connections with the first.
+        "  noreuseport",
         f"  nbthread {admin_thread}",
         f"  maxconn {max_connections}",
         f"  stats socket unix@haproxy.sock mode 600 level admin expose-fd listeners thread {admin_thread}",

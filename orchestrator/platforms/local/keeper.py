@@ -113,26 +113,38 @@ class ReplicaKeeper:
         await asyncio.to_thread(purge_bytecode, release_dir)
 
     async def _respawn(self, version: str, index: int) -> None:
-        record = self._releases[version]
-        replica, name = record.replicas[index], replica_name(record, index)
-        try:
-            await self._verified(record)
-        except SnapshotError as exc:
-            if self._refused.get(version) != str(exc):
-                log.error("%s (pid %d) died and is not restarted: %s", name, replica.pid, exc)
-            self._refused[version] = str(exc)
-            return
-        self._refused.pop(version, None)
-        log.warning("%s (pid %d) died: restarting it on port %d", name, replica.pid, replica.port)
-        try:
-            popen = spawn(record, index, self._paths.replica_log(version, index))
-        except OSError as exc:
-            log.error("cannot restart %s: %s", name, exc)
-            return
-        self._popens.setdefault(version, {})[index] = popen
-        restarted = dataclasses.replace(replica, pid=popen.pid, pid_start=process_start_ticks(popen.pid) or 0)
-        self._releases[version] = record.with_replica(index, restarted)
-        self._save()
+        """Restart one dead replica, under the release's lock: a start or retire of it meanwhile would
+        otherwise store its own record beside ours, and one set of processes would be lost to the state."""
+        lock = self._lock(version)
+        if lock.locked():
+            return  # a start or retire of it is under way: that decides what runs
+        async with lock:
+            record = self._releases.get(version)
+            if record is None or version in self._stopping or index >= len(record.replicas):
+                return
+            replica, name = record.replicas[index], replica_name(record, index)
+            if is_alive(replica.pid, replica.pid_start):
+                return
+            try:
+                await self._verified(record)
+            except SnapshotError as exc:
+                if self._refused.get(version) != str(exc):
+                    log.error("%s (pid %d) died and is not restarted: %s", name, replica.pid, exc)
+                self._refused[version] = str(exc)
+                return
+            self._refused.pop(version, None)
+            if version in self._stopping or self._releases.get(version) is not record:
+                return  # shut down (which takes no release lock) while its snapshot was checked
+            log.warning("%s (pid %d) died: restarting it on port %d", name, replica.pid, replica.port)
+            try:
+                popen = spawn(record, index, self._paths.replica_log(version, index))
+            except OSError as exc:
+                log.error("cannot restart %s: %s", name, exc)
+                return
+            self._popens.setdefault(version, {})[index] = popen
+            restarted = dataclasses.replace(replica, pid=popen.pid, pid_start=process_start_ticks(popen.pid) or 0)
+            self._releases[version] = record.with_replica(index, restarted)
+            self._save()
 
     async def _probe_all(self) -> None:
         targets = [

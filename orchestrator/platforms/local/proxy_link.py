@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.platforms.local.channel import Caller, NotListeningError, RefusedError, ask_for_fd
-from orchestrator.platforms.local.child import Child, ChildStartError
+from orchestrator.platforms.local.child import SILENT_SECONDS, Child, ChildStartError
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
 from orchestrator.platforms.local.process import process_start_ticks
 from orchestrator.platforms.local.route_board import RouteBoard
@@ -57,6 +57,7 @@ class ProxyLink:
         self._child = Child("proxy process", paths.proxy_log)
         self._caller = Caller(paths.proxy_socket)
         """Keeps its connections: a sync is one round trip to the proxy process."""
+        self._starting = asyncio.Lock()
         self._board: RouteBoard | None = None
         """None: the proxy process adopted has none (it came before boards), its routing goes by `sync`."""
         pid = os.getpid()
@@ -95,13 +96,27 @@ class ProxyLink:
     def alive(self) -> bool:
         return self._child.alive()
 
-    async def ensure(self) -> bool:
-        """Start a new proxy process on our socket if the one we drive is gone; True if it was."""
-        if self.alive():
-            return False
-        log.warning("proxy process %s is gone: starting another on %s", self.pid, self._listen)
-        await self._spawn()
-        return True
+    async def ensure(self, unanswered: bool = False) -> bool:
+        """Start a new proxy process on our socket if the one we drive is gone; True if it was.
+        `unanswered`: the caller saw it refuse, so one still alive is given time to answer or be seen
+        gone, and killed if it stays silent. A call made while another is starting it returns once that
+        one is up (the monitor's start would otherwise look alive to a switch, yet not answer it)."""
+        async with self._starting:
+            if self.alive():
+                if not unanswered:
+                    return False
+                settled = await self._child.settle(self._answers, SILENT_SECONDS)
+                if settled == "answering":
+                    return False
+                if settled == "silent":
+                    log.warning("proxy process %s does not answer on %s: killing it", self.pid, self._listen)
+                    await self._child.kill()
+            log.warning("proxy process %s is gone: starting another on %s", self.pid, self._listen)
+            await self._spawn()
+            return True
+
+    async def _answers(self) -> bool:
+        return await self.status() is not None
 
     async def _spawn(self) -> None:
         assert self._sock is not None
@@ -113,12 +128,9 @@ class ProxyLink:
         argv += ["--drain-seconds", str(self.drain_seconds), "--max-connections", str(self._max_connections)]
         argv += ["--board-fd", str(self._board.fd)]
 
-        async def ready() -> bool:
-            return await self.status() is not None
-
         try:
             await self._child.start(
-                argv, cwd=self._paths.root, ready=ready, timeout=_START_SECONDS, pass_fds=(fd, self._board.fd)
+                argv, cwd=self._paths.root, ready=self._answers, timeout=_START_SECONDS, pass_fds=(fd, self._board.fd)
             )
         except ChildStartError as exc:
             raise ProxyStartError(str(exc)) from exc

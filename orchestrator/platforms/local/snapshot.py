@@ -197,7 +197,8 @@ def _link_same(reading: int, info: os.stat_result, held: str, target: str) -> st
     """Hard-link `held` as `target` if it is a regular file with exactly the bytes, mode and mtime of the
     open source `reading`; the sha256 of those bytes, or None (nothing linked; `reading` has moved)."""
     try:
-        other = os.open(held, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO put at that path would block the open forever (regular files ignore it).
+        other = os.open(held, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
     try:

@@ -158,7 +158,7 @@ class Supervisor(Retirement):
             return
         await self._push()
         if not self._synced:
-            await self._link.ensure()
+            await self._link.ensure(unanswered=True)
             await self._push()
         if not self._synced:
             raise OperationError(f"the proxy process did not take the new routing; see {self._paths.proxy_log}")

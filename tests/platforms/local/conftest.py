@@ -24,6 +24,7 @@ import pytest
 from orchestrator.contract import LocalConfig
 from orchestrator.demo.app import make_server
 from orchestrator.platforms.local import LocalPlatform, stop_supervisor
+from orchestrator.platforms.local.process import is_alive
 from orchestrator.platforms.local.proxy import Limits, Proxy
 
 T = TypeVar("T")
@@ -139,14 +140,20 @@ def demo_config(state_dir: Path, **overrides: Any) -> LocalConfig:
 
 
 def kill_leftovers(state_dir: Path) -> None:
-    """Stop the supervisor of `state_dir` and every process it recorded, the proxy process too (by pid,
-    nothing broader)."""
+    """Stop the supervisor of `state_dir` and every process it recorded, the proxy process or haproxy
+    too (by pid, nothing broader)."""
     with contextlib.suppress(Exception):
         stop_supervisor(state_dir, timeout=10)
     proxy = state_dir / "proxy.json"
     if proxy.exists():
         with contextlib.suppress(Exception):
             os.kill(int(json.loads(proxy.read_text())["pid"]), signal.SIGKILL)
+    haproxy = state_dir / "haproxy.pid"
+    if haproxy.exists():
+        with contextlib.suppress(Exception):
+            recorded = json.loads(haproxy.read_text())
+            if is_alive(int(recorded["pid"]), int(recorded["pid_start"])):
+                os.killpg(int(recorded["pid"]), signal.SIGKILL)  # master and workers: a session of its own
     state = state_dir / "state.json"
     if state.exists():
         with contextlib.suppress(Exception):
