@@ -78,6 +78,9 @@ class HaproxyLink:
         self._max_connections = max_connections
         self._config = paths.root / "haproxy.cfg"
         self._pidfile = paths.root / "haproxy.pid"
+        self._applied = paths.root / "haproxy.applied"
+        """The settings (the config less its servers) the running haproxy took. The config file cannot
+        tell: it is written before the reload that reads it, which a crash or a refusal may never see."""
         self._log = paths.root / "haproxy.log"
         self._socket = paths.root / "haproxy.sock"
         self._child = Child("haproxy", self._log)
@@ -108,10 +111,10 @@ class HaproxyLink:
             settled = await self._child.settle(self._answers, SILENT_SECONDS)
             if settled == "answering":
                 servers = await self._servers()
-                text = self._text(servers)
-                if not self._config.exists() or self._config.read_text() != text:
-                    self._config.write_text(text)
-                    await self._reload()
+                self._config.write_text(self._text(servers))
+                settings = self._text({})
+                if self._applied_settings() != settings and await self._reload():
+                    self._applied.write_text(settings)
                 log.info("adopted haproxy %d serving %s", identity[0], self._listen)
                 return True
             if settled == "silent":
@@ -120,10 +123,17 @@ class HaproxyLink:
         await self._spawn()
         return False
 
-    async def _reload(self) -> None:
+    def _applied_settings(self) -> str | None:
+        try:
+            return self._applied.read_text()
+        except OSError:
+            return None
+
+    async def _reload(self) -> bool:
         """Hitless: on SIGUSR2 the master starts a new worker, which takes the listening sockets over
         while the old one finishes its requests. Returns once the admin socket is the new worker's (a
-        session kept with the old one would send commands to a worker that no longer routes)."""
+        session kept with the old one would send commands to a worker that no longer routes): True, or
+        False if no new worker came (the old one goes on with the old settings)."""
         before = await self._worker_pid()
         self._child.signal(signal.SIGUSR2)
         deadline = time.monotonic() + _START_SECONDS
@@ -132,11 +142,11 @@ class HaproxyLink:
             with contextlib.suppress(OSError, TimeoutError):
                 if await self._worker_pid() not in (before, None):
                     log.info("haproxy %s reloaded with the current settings", self.pid)
-                    return
+                    return True
             if time.monotonic() >= deadline:
                 # The master keeps the old worker when the new config fails: it goes on serving.
                 log.warning("haproxy %s did not take its new config; see %s", self.pid, self._log)
-                return
+                return False
             await asyncio.sleep(_POLL_SECONDS)
 
     async def _worker_pid(self) -> int | None:
@@ -171,7 +181,9 @@ class HaproxyLink:
             raise HaproxyError("local.proxy is haproxy but no haproxy is installed: apt-get install haproxy")
         await self.config_written()  # an older text written late would be what haproxy reads
         self._config_due = None
-        self._config.write_text(self._text({}))
+        settings = self._text({})
+        self._config.write_text(settings)
+        self._applied.unlink(missing_ok=True)
         self._socket.unlink(missing_ok=True)
         self._api.close()  # the sessions of an haproxy that is gone
         self._known = None
@@ -189,6 +201,7 @@ class HaproxyLink:
             )
         except ChildStartError as exc:
             raise HaproxyError(f"haproxy did not come up on {self._listen}: {exc}") from exc
+        self._applied.write_text(settings)
         log.info("haproxy %s serving %s", self.pid, self._listen)
 
     def _record(self, identity: tuple[int, int]) -> None:

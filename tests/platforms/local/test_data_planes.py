@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -229,6 +230,25 @@ def test_after_a_reload_switches_reach_the_new_worker(haproxy_platform: Factory)
     adopting.route({"v2": 100})
 
     assert [fetch_version("", public_conn(platform)) for _ in range(3)] == ["v2"] * 3
+
+
+def test_settings_a_crash_kept_from_haproxy_are_applied_by_the_next_supervisor(haproxy_platform: Factory) -> None:
+    """A supervisor writes the new config, then dies before the reload that would read it: the next
+    one finds the file as it wants it, yet haproxy runs the old settings, so it must reload all the same."""
+    platform = haproxy_platform()
+    platform.start("v1", None)
+    platform.route({"v1": 100})
+    status = read_status(platform.paths.root)
+    assert status is not None
+    os.kill(status.pid, signal.SIGKILL)
+    config = platform.paths.root / "haproxy.cfg"
+    config.write_text(re.sub(r"(?m)^  maxconn \d+$", "  maxconn 500", config.read_text()))
+
+    listen = platform.live_url().removeprefix("http://")
+    haproxy_platform(state_dir=platform.paths.root, listen=listen, max_connections=500).start("v1", None)
+
+    assert _workers(platform) == 2, "haproxy was reloaded to take maxconn 500"
+    assert fetch_version("", public_conn(platform)) == "v1"
 
 
 def test_a_killed_data_plane_is_started_again_by_the_next_switch(platform: LocalPlatform) -> None:
