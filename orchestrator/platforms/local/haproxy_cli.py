@@ -102,9 +102,11 @@ class RuntimeApi:
         return None
 
     async def _connect(self) -> _Session:
+        # The generation when the connect began: one begun before a `close()` reached the old haproxy.
+        generation = self._generation
         with reachable(self._socket) as path:
             reader, writer = await asyncio.open_unix_connection(path, limit=_LIMIT)
-        return _Session(reader, writer, self._generation)
+        return _Session(reader, writer, generation)
 
 
 async def _answer(reader: asyncio.StreamReader) -> str:
