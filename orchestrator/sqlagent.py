@@ -174,7 +174,12 @@ def check_provenance(
     deployed = _by_name(digests)
     if not deployed:
         return Provenance(files={}, sqlagent_run_ids=())
-    records = source.sqlagent_records(sorted(deployed))
+    records = source.sqlagent_matches(deployed)
+    matched = {name for r in records for name, sha in r.files().items() if deployed.get(name) == sha}
+    if unmatched := sorted(set(deployed) - matched):
+        # Refused: the message names what the SQLAgent recorded for the file instead, so read all of that.
+        known = {r.id for r in records}
+        records += [r for r in source.sqlagent_records(unmatched) if r.id not in known]
     files, problems = _match(deployed, records)
     # A file refused above is listed once, not again as a difference from the runs' output.
     refused = set(deployed) - set(files)
@@ -240,7 +245,7 @@ def _match(
             continue
         foreign = sorted({r.agent_id for r in matching if r.agent_id != SQLAGENT_ID})
         if foreign:
-            claim = next(r for r in matching if r.agent_id != SQLAGENT_ID)
+            claim = min((r for r in matching if r.agent_id != SQLAGENT_ID), key=lambda r: (r.recorded_at, r.id))
             problems.append(
                 f"{name}: sha256 {sha} in the deploy; recorded with sha256 {claim.digest_of(name)} by "
                 f"{', '.join(repr(a) for a in foreign)} ({claim.describe()}), not by the SQLAgent ({SQLAGENT_ID}): "

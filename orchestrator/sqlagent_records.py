@@ -101,6 +101,12 @@ class SqlAgentRecords(Protocol):
         """Every record naming one of `filenames` as its migration or its undo script."""
         ...
 
+    def sqlagent_matches(self, deployed: Mapping[str, str]) -> list[SqlAgentRecord]:
+        """The records that decide the provenance gate for `deployed` (file name -> sha256): of the records
+        naming a file with exactly its sha256, at least the newest by the SQLAgent and the oldest by each
+        other agent. More may come (any record naming a file with its sha256); none naming it otherwise."""
+        ...
+
     def sqlagent_run(self, sqlagent_run_id: str) -> list[SqlAgentRecord]:
         """Every record of one SQLAgent run."""
         ...

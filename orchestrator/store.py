@@ -44,7 +44,7 @@ import requests
 from orchestrator.contract import GatesConfig
 from orchestrator.errors import ConfigError, GateError
 from orchestrator.redaction import Secret, mask_url, redact
-from orchestrator.sqlagent import SqlAgentRecord
+from orchestrator.sqlagent import SQLAGENT_ID, SqlAgentRecord
 from orchestrator.store_rows import ComplianceVerdict, ValidationRun
 
 __all__ = [
@@ -60,6 +60,31 @@ __all__ = [
 STORE_DDL = Path(__file__).resolve().parent.parent / "schema" / "pipeline-store.sql"
 _BODY_TAIL = 300
 _SQLAGENT_COLUMNS = "id, sqlagent_run_id, agent_id, filename, version, sha256, undo_filename, undo_sha256, recorded_at"
+# Per deployed file only the records that decide the gate: the newest of the SQLAgent's with exactly the
+# file's sha256 and the oldest of each other agent's, chosen in the server on narrow rows ("C" order: no
+# collation cost). A set recorded again at every deploy otherwise shipped its whole history to be parsed
+# here, growing each time (0.14 s at five recordings of 6,000 files, 0.09 s this way; 0.30 s and 0.18 s
+# at twelve).
+_DECIDING_SQLAGENT_RECORDS = f"""
+WITH deployed AS (
+    SELECT name COLLATE "C" AS name, sha FROM unnest(%(names)s::text[], %(shas)s::text[]) AS d (name, sha)
+),
+matched AS (
+    SELECT d.name, m.id, m.agent_id, m.recorded_at FROM deployed d
+    JOIN sqlagent_migrations m ON m.filename = d.name AND m.sha256 = d.sha
+    UNION ALL
+    SELECT d.name, m.id, m.agent_id, m.recorded_at FROM deployed d
+    JOIN sqlagent_migrations m ON m.undo_filename = d.name AND m.undo_sha256 = d.sha
+),
+deciding AS (
+    (SELECT DISTINCT ON (name) id FROM matched WHERE agent_id = %(sqlagent)s
+     ORDER BY name, recorded_at DESC, id COLLATE "C" DESC)
+    UNION
+    (SELECT DISTINCT ON (name, agent_id) id FROM matched WHERE agent_id <> %(sqlagent)s
+     ORDER BY name, agent_id, recorded_at, id COLLATE "C")
+)
+SELECT {_SQLAGENT_COLUMNS} FROM sqlagent_migrations WHERE id IN (SELECT id FROM deciding) ORDER BY recorded_at, id
+"""
 _Row = TypeVar("_Row")
 
 
@@ -86,6 +111,11 @@ class VerdictSource(Protocol):
         """Every SQLAgent record naming one of `filenames` as its migration or its undo script ([] if none).
 
         Raises GateError(gate="store") as `validation_run` does.
+        """
+
+    def sqlagent_matches(self, deployed: Mapping[str, str]) -> list[SqlAgentRecord]:
+        """The records deciding the provenance gate for `deployed` (file name -> sha256), as
+        `SqlAgentRecords.sqlagent_matches` defines them. Raises GateError(gate="store") as `validation_run` does.
         """
 
     def sqlagent_run(self, sqlagent_run_id: str) -> list[SqlAgentRecord]:
@@ -142,6 +172,17 @@ class DatabaseVerdicts:
         )
         return [_parse(SqlAgentRecord.from_row, row, self.describe(), "sqlagent_migrations") for row in rows]
 
+    def sqlagent_matches(self, deployed: Mapping[str, str]) -> list[SqlAgentRecord]:
+        names = sorted(deployed)
+        rows = self._fetch(
+            "read SQLAgent records",
+            _DECIDING_SQLAGENT_RECORDS,
+            {"names": names, "shas": [deployed[name] for name in names], "sqlagent": SQLAGENT_ID},
+            f"{len(names)} migration file(s)",
+            {"files": ", ".join(names)},
+        )
+        return [_parse(SqlAgentRecord.from_row, row, self.describe(), "sqlagent_migrations") for row in rows]
+
     def sqlagent_run(self, sqlagent_run_id: str) -> list[SqlAgentRecord]:
         rows = self._fetch(
             "read SQLAgent run",
@@ -160,7 +201,7 @@ class DatabaseVerdicts:
         self,
         operation: str,
         sql: str,
-        params: tuple[Any, ...],
+        params: tuple[Any, ...] | Mapping[str, Any],
         subject: str,
         facts: dict[str, str],
         *,
@@ -177,7 +218,9 @@ class DatabaseVerdicts:
             ) from None
         return [dict(zip(names, record, strict=True)) for record in records]
 
-    def _query(self, sql: str, params: tuple[Any, ...], limit: int | None) -> tuple[list[Any], list[str]]:
+    def _query(
+        self, sql: str, params: tuple[Any, ...] | Mapping[str, Any], limit: int | None
+    ) -> tuple[list[Any], list[str]]:
         for attempt in (1, 2):
             if self._conn is None or self._conn.closed:
                 # libpq rounds connect_timeout to whole seconds and treats 1 as 2.
@@ -262,6 +305,11 @@ class HttpVerdicts:
             # Only what names the file asked for counts, whatever else the service sends.
             records += [r for r in rows if name in (r.filename, r.undo_filename)]
         return records
+
+    def sqlagent_matches(self, deployed: Mapping[str, str]) -> list[SqlAgentRecord]:
+        # The interface serves every record naming a file; only those with its sha256 may decide.
+        records = self.sqlagent_records(sorted(deployed))
+        return [r for r in records if any(deployed.get(name) == sha for name, sha in r.files().items())]
 
     def sqlagent_run(self, sqlagent_run_id: str) -> list[SqlAgentRecord]:
         path = f"/sqlagent-runs/{quote(sqlagent_run_id, safe='')}/migrations"

@@ -240,6 +240,56 @@ def test_a_newer_sqlagent_run_producing_the_whole_set_again_vouches_alone(store:
     assert report.provenance.sqlagent_run_ids == ("sqlagent-2",)
 
 
+def _record_at(store: Store, digests: ArtifactDigests, run: str, at: datetime, *, agent_id: str = SQLAGENT_ID) -> None:
+    if store.dsn is not None:
+        seed_sqlagent_records(store.dsn, digests, sqlagent_run_id=run, agent_id=agent_id, recorded_at=at)
+    else:
+        assert store.service is not None
+        store.service.add_sqlagent_records(sqlagent_records_for(digests, run, agent_id=agent_id, recorded_at=at))
+
+
+def test_a_set_recorded_again_at_every_deploy_is_vouched_for_by_its_newest_record(
+    store: Store, workspace: Path
+) -> None:
+    digests = _digests(workspace)
+    for n in range(1, 5):
+        _record_at(store, digests, f"sqlagent-{n}", RECORDED + timedelta(minutes=n))
+    store.approve("run-1", digests)
+    report = check_gates("run-1", digests, store.source, CONFIG, now=NOW)
+    assert report.provenance.sqlagent_run_ids == ("sqlagent-4",)
+    assert {p.sqlagent_run_id for p in report.provenance.files.values()} == {"sqlagent-4"}
+
+
+def test_an_older_claim_by_another_agent_is_refused_under_later_sqlagent_records(store: Store, workspace: Path) -> None:
+    digests = _digests(workspace)
+    _record_at(store, digests, "impostor-1", RECORDED - timedelta(hours=1), agent_id="agent_009")
+    for n in range(1, 4):
+        _record_at(store, digests, f"sqlagent-{n}", RECORDED + timedelta(minutes=n))
+    _record_at(store, digests, "impostor-2", RECORDED + timedelta(hours=1), agent_id="agent_007")
+    store.approve("run-1", digests)
+    text = str(_refusal(store, digests))
+    assert "by 'agent_007', 'agent_009' (run impostor-1 by agent_009" in text, text
+
+
+def test_the_database_reads_only_the_records_that_decide_the_gate(store_dsn: str, workspace: Path) -> None:
+    digests = _digests(workspace)
+    for n in range(1, 5):
+        seed_sqlagent_records(store_dsn, digests, sqlagent_run_id=f"sqlagent-{n}", recorded_at=RECORDED + timedelta(n))
+    for n, agent in ((5, "agent_009"), (6, "agent_009"), (7, "agent_007")):
+        seed_sqlagent_records(
+            store_dsn, digests, sqlagent_run_id=f"other-{n}", agent_id=agent, recorded_at=RECORDED + timedelta(n)
+        )
+    path = workspace / "db" / "migrations" / "V1__init.sql"
+    path.write_text(path.read_text() + "-- revised\n")
+    revised = _digests(workspace)  # its undo script unchanged
+    seed_sqlagent_records(store_dsn, revised, sqlagent_run_id="sqlagent-8", recorded_at=RECORDED + timedelta(8))
+    deployed = {key.rsplit("/", 1)[-1]: sha for key, sha in digests.migrations}
+    found = DatabaseVerdicts(Secret(store_dsn), timeout=5).sqlagent_matches(deployed)
+    # Per file the newest of the SQLAgent's with exactly the deployed bytes (for V1 not the revision, for U1
+    # the revision's record), and the oldest of each other agent's; nothing older.
+    assert [r.sqlagent_run_id for r in found] == ["sqlagent-4", "other-5", "other-7", "sqlagent-8"]
+
+
 def test_no_migrations_need_no_sqlagent_record(store: Store, tmp_path: Path) -> None:
     digests = digest_artifacts(
         Artifacts(odoo_modules=(), migrations=(), docker_image="ghcr.io/acme/shop@sha256:" + "ab" * 32), tmp_path
