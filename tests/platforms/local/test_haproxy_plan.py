@@ -72,4 +72,4 @@ def test_the_config_describes_the_servers_as_they_are() -> None:
     assert "  bind 127.0.0.1:8080 thread 1-2" in text and "  maxconn 500" in text and "hard-stop-after 3s" in text
     assert "  nbthread 3" in text and "level admin expose-fd listeners thread 3" in text, "an admin thread of its own"
     assert "  server v1-r0 127.0.0.1:1 weight 256" in text and "  server v2-r0 127.0.0.1:2 weight 0" in text
-    assert "disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE TRACE }" in text
+    assert "retries 3" in text and "retry-on" not in text, "retries on failed connections, no copy of each request"
