@@ -259,7 +259,7 @@ class ClientConnection(asyncio.Protocol):
         if self._read_paused:
             self.pause_body(False)
 
-    def exchange_done(self, exchange: Exchange, *, keep: bool) -> None:
+    def exchange_done(self, exchange: Exchange, keep: bool) -> None:
         if self._exchange is not exchange:
             return
         self._exchange = None

@@ -74,6 +74,8 @@ class AnswerHead(NamedTuple):
     status: int
     prefix: bytes
     """The head for the client up to its Content-Length line; the Connection line and the blank line follow."""
+    whole: bytes
+    """The head for a client kept alive on HTTP/1.1 with no cookie to set (the common one): `prefix` ended."""
     size: int
     length: int
     keep_alive: bool
@@ -164,7 +166,7 @@ def _answer_head(head: bytes) -> AnswerHead | None:
         length,
     )
     keep = connection == 1 or (connection < 0 and minor == b"1")
-    return AnswerHead(status, prefix, len(head), length, keep)
+    return AnswerHead(status, prefix, prefix + b"\r\n", len(head), length, keep)
 
 
 _requests = _Memo(_request_head)

@@ -1,8 +1,8 @@
 """The proxy's per-release counters: requests, answers by status class, a latency histogram.
 
-`record` runs on the data plane's thread once per request (a bisect and three list increments);
-`reading` runs on the control thread and copies the lists, so it sees values true a moment ago, which
-is all a window of seconds needs. Counters only grow for as long as the proxy process lives.
+`record` runs on the data plane's thread once per request (a comparison or a bisect, and three list
+increments); `reading` runs on the control thread and copies the lists, so it sees values true a moment
+ago, which is all a window of seconds needs. Counters only grow for as long as the proxy process lives.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from bisect import bisect_left
 from orchestrator.platforms.traffic import LATENCY_BOUNDS, ReleaseTraffic
 
 __all__ = ["Meter"]
+
+_FIRST_BOUND = LATENCY_BOUNDS[0]
 
 
 class Meter:
@@ -30,7 +32,8 @@ class Meter:
             self._statuses[status // 100 - 1] += 1
         else:
             self.failed += 1
-        self._buckets[bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        # Most requests fall in the first bucket: one comparison spares them the bisect.
+        self._buckets[0 if seconds <= _FIRST_BOUND else bisect_left(LATENCY_BOUNDS, seconds)] += 1
 
     def reading(self) -> ReleaseTraffic:
         statuses = tuple(self._statuses)

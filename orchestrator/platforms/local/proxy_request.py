@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 __all__ = ["Request"]
 
 Header = tuple[bytes, bytes]
+_new = object.__new__
 
 
 class Request:
@@ -66,7 +67,7 @@ class Request:
     def plain(cls, head: RequestHead, data: bytes) -> Request:
         """The whole request `data`, read at once (see `fast_path`): body in hand, nothing left to read.
         Every field is set here once (not first by `__init__`): this is the hot path."""
-        request = cls.__new__(cls)
+        request = _new(cls)
         request.method = head.method
         request.target = head.target
         request.raw_headers = []

@@ -182,7 +182,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- the exchange's side --------------------------------------------------------------------
 
-    def send(self, sink: ResponseSink, data: bytes, *, head_only: bool) -> None:
+    def send(self, sink: ResponseSink, data: bytes, head_only: bool) -> None:
         self.sink = sink
         self.head_only = head_only
         self._fresh = True
