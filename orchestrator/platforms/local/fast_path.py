@@ -18,7 +18,9 @@ pipelined request, a body still arriving or an answer longer than it says go to 
 
 What a head says is a function of its bytes alone, and clients and releases send the same heads over
 and over (a client's request is often its last one again, a release's answers differ by their Date),
-so the reading of recent heads is kept (`_Memo`): a head seen before costs a lookup. A memo holds a
+so the reading of recent heads is kept (`_Memo`): a head seen before costs a lookup. A request head not
+seen before has its request line read alone and its header lines looked up in a memo of their own: a
+client's requests that differ by their target alone (a client walking a site) share those. A memo holds a
 bounded number of heads of bounded size, and forgets them all when full.
 """
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 __all__ = ["MAX_FAST", "AnswerHead", "RequestHead", "read_answer", "read_request"]
 
@@ -39,11 +41,11 @@ _MEMO_HEAD_BYTES = 4096
 
 # Possessive quantifiers: a line that fails fails at once, without backtracking over its bytes.
 _FIELD = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[ \t]*+(?:[\x21-\x7e]++(?:[ \t]++[\x21-\x7e]++)*+)?+\r\n"
-_REQUEST = re.compile(
-    rb"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) (/[-!$&'()*+,./0-9:;=?@A-Z_a-z~%]*+) HTTP/1\.([01])\r\n((?:"
-    + _FIELD
-    + rb")*+)\r\n"
+_REQUEST_LINE = re.compile(
+    rb"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) (/[-!$&'()*+,./0-9:;=?@A-Z_a-z~%]*+) HTTP/1\.([01])\r\n"
 )
+_FIELDS = re.compile(rb"(?:" + _FIELD + rb")*+\r\n")
+"""A request's header lines and the blank line: after `_REQUEST_LINE`, the whole of a plain request's head."""
 _ANSWER = re.compile(rb"HTTP/1\.([01]) ([2-5][0-9][0-9]) [\t \x21-\x7e]*+\r\n((?:" + _FIELD + rb")*+)\r\n")
 _HOP_NAMES = (
     rb"connection|keep-alive|proxy-connection|te|upgrade|proxy-authenticate|expect|content-length|transfer-encoding"
@@ -68,6 +70,19 @@ class RequestHead(NamedTuple):
     """It had a Content-Length: it goes on with one."""
     keep_alive: bool
     version_11: bool
+
+
+class _Fields(NamedTuple):
+    """What a request's header lines (and the blank line after them) say."""
+
+    lines: bytes
+    """The end-to-end header lines, as they came."""
+    framing: bytes
+    """The Content-Length line the request goes on with (b"": none)."""
+    length: int
+    """-1: no Content-Length."""
+    connection: int
+    """1: Connection: keep-alive, 0: close, -1: none."""
 
 
 class AnswerHead(NamedTuple):
@@ -127,23 +142,44 @@ def _framing(parts: list[bytes], *, answer: bool) -> tuple[int, int] | None:
     return length, connection
 
 
-def _request_head(head: bytes) -> RequestHead | None:
-    matched = _REQUEST.fullmatch(head)
-    if matched is None:
+def _request_fields(fields: bytes) -> _Fields | None:
+    if _FIELDS.fullmatch(fields) is None:
         return None
-    method, target, minor, block = matched.groups()
-    if block.count(b"\n") > _MAX_FIELDS:
+    block = fields[:-2]
+    # Each line is at least 4 bytes ("n:" CRLF): a block no longer than this has few enough to skip counting.
+    if len(block) > 4 * _MAX_FIELDS and block.count(b"\n") > _MAX_FIELDS:
         return None
     parts = _HOP_LINE.split(block)
+    if len(parts) == 1:
+        return _Fields(block, b"", -1, -1)  # no hop-by-hop or framing line: the common request
     found = _framing(parts, answer=False)
     if found is None:
         return None
     length, connection = found
-    lines = b"".join(parts[::3])
     framing = b"Content-Length: %d\r\n" % length if length >= 0 else b""
+    return _Fields(b"".join(parts[::3]), framing, length, connection)
+
+
+def _request_head(head: bytes) -> RequestHead | None:
+    """The request line is read here, the header lines by `_request_fields` through their own memo: requests
+    whose targets all differ (a client walking a site) mostly share their header lines."""
+    line = _REQUEST_LINE.match(head)
+    if line is None:
+        return None
+    fields = head[line.end() :]
+    found: _Fields | None = _known_fields.get(fields, _UNREAD)
+    if found is _UNREAD:
+        found = _fields.read(fields)
+    if found is None:
+        return None
+    method, target, minor = line.groups()
+    lines, framing, length, connection = found
     upstream = b"%s %s HTTP/1.1\r\n%s%s\r\n" % (method, target, lines, framing)
     keep = connection == 1 or (connection < 0 and minor == b"1")
-    return RequestHead(method, target, lines, upstream, len(head), max(length, 0), length >= 0, keep, minor == b"1")
+    # tuple.__new__: a NamedTuple's own constructor costs a Python call more, on every head not remembered.
+    return tuple.__new__(
+        RequestHead, (method, target, lines, upstream, len(head), max(length, 0), length >= 0, keep, minor == b"1")
+    )
 
 
 def _answer_head(head: bytes) -> AnswerHead | None:
@@ -169,6 +205,11 @@ def _answer_head(head: bytes) -> AnswerHead | None:
     return AnswerHead(status, prefix, prefix + b"\r\n", len(head), length, keep)
 
 
+_UNREAD: Any = object()
+"""What a memo's `get` returns for a key it does not hold (None is a value: not plain). A `get` is used
+rather than catching a KeyError, which costs more than a miss is worth where every target differs."""
+_fields = _Memo(_request_fields)
+_known_fields = _fields.known
 _requests = _Memo(_request_head)
 _answers = _Memo(_answer_head)
 _known_requests = _requests.known
@@ -185,9 +226,8 @@ def read_request(data: bytes, max_size: int, max_body: int) -> RequestHead | Non
     if end < 0:
         return None
     key = data[: end + 4]
-    try:
-        head = _known_requests[key]
-    except KeyError:
+    head: RequestHead | None = _known_requests.get(key, _UNREAD)
+    if head is _UNREAD:
         head = _requests.read(key)
     if head is None or head.size + head.length != len(data) or head.length > max_body:
         return None

@@ -162,6 +162,19 @@ def test_anything_else_is_left_to_llhttp(data: bytes) -> None:
     assert read_request(data, MAX_FAST, 1 << 20) is None
 
 
+def test_requests_sharing_their_header_lines_are_each_read_by_their_own_request_line() -> None:
+    """The header lines are remembered apart from the request line: one remembered must not carry
+    another request's method, target or version."""
+    fields = b"Host: x\r\nContent-Length: 2\r\n\r\nhi"
+    lines = [b"POST /a HTTP/1.1\r\n", b"PUT /b?c=d HTTP/1.0\r\n", b"POST /a HTTP/1.0\r\n", b"GET /%20 HTTP/1.1\r\n"]
+    for line in lines * 2:
+        assert _check_request(line + fields)
+        head = read_request(line + fields, MAX_FAST, 1 << 20)
+        assert head is not None
+        assert head.upstream.startswith(line.split(b" HTTP/")[0] + b" HTTP/1.1\r\n")
+    assert read_request(b"CONNECT /a HTTP/1.1\r\n" + fields, MAX_FAST, 1 << 20) is None
+
+
 def test_limits_leave_large_requests_to_the_full_path() -> None:
     data = b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
     assert read_request(data, len(data) - 1, 1 << 20) is None  # the head limit is the caller's
