@@ -178,7 +178,7 @@ class Pipeline:
             parts.notifier.page(result, str(self.state.error))
         crash_points.reach("after-notify")
         if parts.ledger:
-            parts.ledger.finish(result, run_url=parts.run_url)
+            parts.ledger.finish(result, run_url=parts.run_url, provenance=self.state.provenance)
         parts.record_metrics(result)
         tracked = self.steps.tracked
         if tracked is not None:

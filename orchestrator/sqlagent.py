@@ -104,6 +104,15 @@ class Provenance:
         return lines
 
     def to_dict(self) -> dict[str, Any]:
+        """For the result's `gates.sqlagent`. Past LISTED_FILES the records are counted, not listed: each
+        file's record is in the lineage (`pipeline_lineage.migration_provenance`), and listing thousands
+        of them here made the result four times the size of its digests, redacted and written twice a run."""
+        if len(self.files) > LISTED_FILES:
+            return {
+                "sqlagent_run_ids": list(self.sqlagent_run_ids),
+                "files_count": len(self.files),
+                "files_listed_in": "pipeline_lineage.migration_provenance",
+            }
         return {
             "sqlagent_run_ids": list(self.sqlagent_run_ids),
             "files": {

@@ -414,6 +414,25 @@ def test_every_run_leaves_a_ledger_entry_and_lineage(ws: Workspace) -> None:
     assert lineage[0] == ("run-v1", "success")
 
 
+def test_a_result_counts_many_sqlagent_records_and_the_lineage_keeps_each(ws: Workspace) -> None:
+    for n in range(1, 12):
+        ws.migration(f"V{n}__t{n}.sql", f"CREATE TABLE t{n} (id bigint);\n")
+        ws.migration(f"U{n}__t{n}.sql", f"DROP TABLE t{n};\n")
+    done = ws.deploy("v1")
+    assert done.exit_code == 0, done.result and done.result.error
+    assert done.result is not None
+    written = json.loads((ws.root / ".deploy-orchestrator" / "result.json").read_text())
+    assert written["gates"]["sqlagent"] == {
+        "sqlagent_run_ids": ["sqlagent-run-v1"],
+        "files_count": 22,
+        "files_listed_in": "pipeline_lineage.migration_provenance",
+    }
+    ((provenance,),) = ledger_rows(ws.dsn, "SELECT migration_provenance FROM pipeline_lineage")
+    assert len(provenance) == 22
+    assert {record["sqlagent_run_id"] for record in provenance.values()} == {"sqlagent-run-v1"}
+    assert provenance["U11__t11.sql"]["sha256"] == written["artifacts"]["migrations"]["db/U11__t11.sql"]
+
+
 def test_releases_never_see_the_orchestrators_own_secrets(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTBENCH_TOKEN", TOKEN_CANARY)
     monkeypatch.setenv("INPUT_GITHUB-TOKEN", "ghs_input_canary_77")

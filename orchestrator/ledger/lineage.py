@@ -6,10 +6,11 @@ outcome: what lets an auditor go from a running release back to what vouched for
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from orchestrator.contract import Result
+from orchestrator.contract import MigrationProvenance, Result
 from orchestrator.ledger.jsonb import mapping, optional_str, string_map
 
 __all__ = ["LineageLink"]
@@ -34,9 +35,11 @@ class LineageLink:
     """Migration filename -> its SQLAgent record (sha256, sqlagent_run_id, agent_id, recorded_at, record_id)."""
 
     @classmethod
-    def from_result(cls, result: Result) -> LineageLink:
+    def from_result(cls, result: Result, provenance: Mapping[str, MigrationProvenance] | None = None) -> LineageLink:
         """The link as far as the result knows it: digests and verdict from its `artifacts`/`gates` extras.
 
+        `provenance` (file name -> the SQLAgent record the run relied on) is the run's own, which the
+        result only counts past `sqlagent.LISTED_FILES`; without it the records come from the result.
         Missing pieces stay empty (a refused deploy has no verdict id, a run without gates no digests).
         """
         extras = dict(result.extras)
@@ -54,7 +57,9 @@ class LineageLink:
             module_digests=string_map(digests.get("modules")),
             image_digest=optional_str(digests.get("image")),
             sqlagent_run_ids=tuple(str(r) for r in runs) if isinstance(runs, list) else (),
-            migration_provenance={
-                str(name): string_map(record) for name, record in mapping(sqlagent.get("files")).items()
-            },
+            migration_provenance=(
+                {name: dataclasses.asdict(record) for name, record in provenance.items()}
+                if provenance is not None
+                else {str(name): string_map(record) for name, record in mapping(sqlagent.get("files")).items()}
+            ),
         )

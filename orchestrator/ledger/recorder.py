@@ -17,7 +17,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from orchestrator.contract import LedgerConfig, Request, Result
+from orchestrator.contract import LedgerConfig, MigrationProvenance, Request, Result
 from orchestrator.ledger.database import LedgerError, check_schema_name, connect, ensure_tables
 from orchestrator.ledger.finished_row import JSONB_COLUMNS, finished_row
 from orchestrator.ledger.jsonb import dumps, string_map
@@ -152,11 +152,19 @@ class Ledger:
         ).format(self._table("deployment_log"))
         return self._write("step", query, (step, deployment_id))
 
-    def finish(self, result: Result, *, run_url: str | None = None, lineage: bool = True) -> bool:
+    def finish(
+        self,
+        result: Result,
+        *,
+        run_url: str | None = None,
+        lineage: bool = True,
+        provenance: Mapping[str, MigrationProvenance] | None = None,
+    ) -> bool:
         """Complete the run's row from the output contract (inserting it if `start` never landed).
 
         The row is `finished_row(result)`, redacted. With `lineage`, a deploy (or a refused one)
-        also gets its `pipeline_lineage` row from `LineageLink.from_result`.
+        also gets its `pipeline_lineage` row from `LineageLink.from_result` (with `provenance`, the
+        run's SQLAgent record of each migration file, which a result of many files only counts).
         """
         values = finished_row(result, run_url=run_url)
         columns = list(values)
@@ -179,7 +187,7 @@ class Ledger:
         )
         written = self._write("finish", query, [values[c] for c in columns])
         if lineage and result.mode == "deploy" and result.validation_run_id:
-            written = self.record_lineage(LineageLink.from_result(result)) and written
+            written = self.record_lineage(LineageLink.from_result(result, provenance)) and written
         return written
 
     def record_lineage(self, link: LineageLink) -> bool:

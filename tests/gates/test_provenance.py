@@ -112,6 +112,23 @@ def test_migrations_the_sqlagent_produced_pass_and_name_its_run(store: Store, wo
     assert report.to_dict()["sqlagent"]["sqlagent_run_ids"] == ["sqlagent-7"]
 
 
+def test_past_twenty_files_the_report_counts_the_records_it_holds(store: Store, workspace: Path) -> None:
+    folder = workspace / "db" / "migrations"
+    for n in range(2, 12):
+        (folder / f"V{n}__t{n}.sql").write_text(f"CREATE TABLE t{n} (id bigint);\n")
+        (folder / f"U{n}__t{n}.sql").write_text(f"DROP TABLE t{n};\n")
+    digests = _digests(workspace)
+    store.record(digests, "sqlagent-7")
+    store.approve("run-1", digests)
+    report = check_gates("run-1", digests, store.source, CONFIG, now=NOW)
+    assert len(report.provenance.files) == 22
+    assert report.to_dict()["sqlagent"] == {
+        "sqlagent_run_ids": ["sqlagent-7"],
+        "files_count": 22,
+        "files_listed_in": "pipeline_lineage.migration_provenance",
+    }
+
+
 def test_a_migration_with_no_sqlagent_record_is_refused(store: Store, workspace: Path) -> None:
     digests = _digests(workspace)
     store.approve("run-1", digests)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg2
 
+from orchestrator.contract import MigrationProvenance
 from orchestrator.ledger import Ledger, LineageLink
 from orchestrator.redaction import Secret
 from tests.hardening.samples import result
@@ -50,3 +51,11 @@ def test_a_ledger_created_before_the_sqlagent_columns_gets_them(pg_dsn: str) -> 
     assert Ledger(Secret(pg_dsn)).finish(done)
     assert _lineage(pg_dsn, "d-2")[2] == ["sqlagent-9"]
     assert _lineage(pg_dsn, "d-0")[2:] == ([], {})
+
+
+def test_the_lineage_keeps_each_record_a_result_only_counts(pg_dsn: str) -> None:
+    counted = {"verdict_id": "cv-1", "sqlagent": {"sqlagent_run_ids": ["sqlagent-9"], "files_count": 1}}
+    done = result("success", deployment_id="d-3", extras=(("gates", counted),))
+    records = {name: MigrationProvenance(**fields) for name, fields in PROVENANCE.items()}
+    assert Ledger(Secret(pg_dsn)).finish(done, provenance=records)
+    assert _lineage(pg_dsn, "d-3")[1:] == ("cv-1", ["sqlagent-9"], PROVENANCE)
