@@ -125,11 +125,12 @@ def config_text(
         "  timeout queue 30s",
         # Retries on a connection that failed (the request was never sent, so any method is safe), on
         # another server. No L7 retries (`retry-on empty-response`): to resend a request haproxy copies
-        # the whole request buffer (tune.bufsize, 16 kB) for every request; side by side that cost 8% of
-        # the req/s and 19% more CPU per request. A request lost with its connection after it was sent
-        # (a replica dying mid-request, a release closing an idle connection as it is reused) fails:
-        # on a client's later request haproxy closes the client connection without an answer, which
-        # clients retry when the method is idempotent (RFC 9112 §9.3.1); a first request gets a 502.
+        # the whole request buffer (tune.bufsize, 16 kB) for every request; side by side that cost 5-8%
+        # of the req/s at 20 connections and 20% at 200 (10-30% more CPU per request). A request lost
+        # with its connection after it was sent (a replica dying mid-request, a release closing an idle
+        # connection as it is reused) fails: on a client's later request haproxy closes the client
+        # connection without an answer, which clients retry when the method is idempotent (RFC 9112
+        # §9.3.1); a first request gets a 502.
         # Switches lose nothing this way: they never close a connection a request is on.
         "  retries 3",
         "  option redispatch 1",
