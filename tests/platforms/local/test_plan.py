@@ -13,6 +13,7 @@ from orchestrator.platforms.local.routing import RouteTable, check_weights
 from orchestrator.platforms.local.state import (
     ReleaseRecord,
     Replica,
+    RetiredRelease,
     State,
     StatePaths,
     check_version,
@@ -139,7 +140,7 @@ FORMAT_1_STATE = """{
 }"""
 
 
-def test_a_single_process_state_file_loads_as_releases_with_one_replica_and_is_saved_as_format_2(
+def test_a_single_process_state_file_loads_as_releases_with_one_replica_and_is_saved_as_format_4(
     tmp_path: Path,
 ) -> None:
     paths = StatePaths(tmp_path)
@@ -153,7 +154,7 @@ def test_a_single_process_state_file_loads_as_releases_with_one_replica_and_is_s
     assert (record.port, record.pid, record.env, record.image) == (8001, 42, (("MODE", "demo"),), "img@sha256:ab")
     save_state(paths, state)
     saved = json.loads(paths.state.read_text())
-    assert saved["format"] == 3
+    assert saved["format"] == 4
     assert saved["releases"][0]["replicas"] == [
         {"port": 8001, "argv": ["app", "--port", "8001"], "pid": 42, "pid_start": 1234}
     ]
@@ -181,8 +182,8 @@ def test_a_release_with_replicas_round_trips_and_replaces_one_replica_at_a_time(
 
 def test_a_state_file_from_a_newer_supervisor_is_refused(tmp_path: Path) -> None:
     paths = StatePaths(tmp_path)
-    paths.state.write_text(json.dumps(json.loads(FORMAT_1_STATE) | {"format": 4}))
-    with pytest.raises(ValueError, match="format 4 is newer than this supervisor understands"):
+    paths.state.write_text(json.dumps(json.loads(FORMAT_1_STATE) | {"format": 5}))
+    with pytest.raises(ValueError, match="format 5 is newer than this supervisor understands"):
         load_state(paths)
 
 
@@ -197,3 +198,58 @@ def test_every_replica_has_its_own_log_and_replica_0_keeps_the_release_log(tmp_p
     (tmp_path / "logs" / "v1.2@x.log").write_text("not a replica")
     (tmp_path / "logs" / "v1.log").write_text("another release")
     assert [p.name for p in paths.replica_logs("v1.2")] == ["v1.2.log", "v1.2@2.log", "v1.2@10.log"]
+
+
+GATED = tuple(("migrations", f"db/V{n}__t{n}.sql", f"{n:064x}") for n in range(1, 501))
+
+
+def _gated_release(version: str, seq: int, gated: tuple[tuple[str, str, str], ...]) -> ReleaseRecord:
+    return ReleaseRecord.of(
+        version,
+        [Replica(8000 + seq, ("app",), pid=seq, pid_start=1)],
+        cwd="/srv",
+        env=(),
+        seq=seq,
+        started_at=1.0,
+        startup_timeout=5.0,
+        release_dir=f"/state/releases/{version}",
+        tree_digest="d" * 64,
+        gated=gated,
+    )
+
+
+def test_a_list_of_gated_files_releases_share_is_written_once(tmp_path: Path) -> None:
+    paths = StatePaths(tmp_path)
+    changed = (*GATED[:-1], ("migrations", "db/V500__t500.sql", "f" * 64))
+    state = State(
+        listen="127.0.0.1:8080",
+        releases={"v1": _gated_release("v1", 1, GATED), "v2": _gated_release("v2", 2, changed)},
+        weights={"v2": 100},
+        live="v2",
+        next_seq=3,
+        retired=(RetiredRelease("v0", "e" * 64, None, GATED, 1.0), RetiredRelease("old", "c" * 64, None, (), 0.5)),
+    )
+    save_state(paths, state)
+    saved = json.loads(paths.state.read_text())
+    assert len(saved["gated_sets"]) == 3  # v1's (shared with v0), v2's, and the empty one
+    assert [r["gated"] for r in saved["releases"]] == [0, 1] and [r["gated"] for r in saved["retired"]] == [0, 2]
+    assert load_state(paths) == state
+
+
+def test_a_format_3_state_with_its_gated_lists_inline_still_loads(tmp_path: Path) -> None:
+    paths = StatePaths(tmp_path)
+    state = State(
+        listen="127.0.0.1:8080",
+        releases={"v1": _gated_release("v1", 1, GATED)},
+        weights={"v1": 100},
+        live="v1",
+        next_seq=2,
+        retired=(RetiredRelease("v0", "e" * 64, None, GATED, 1.0),),
+    )
+    save_state(paths, state)
+    doc = json.loads(paths.state.read_text())
+    for item in (*doc["releases"], *doc["retired"]):
+        item["gated"] = doc["gated_sets"][item["gated"]]
+    del doc["gated_sets"]
+    paths.state.write_text(json.dumps({**doc, "format": 3}))
+    assert load_state(paths) == state

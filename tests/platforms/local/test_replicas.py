@@ -234,7 +234,7 @@ def test_a_release_recorded_by_a_single_process_supervisor_is_readopted(
         assert whoami(connect(public_port(platform)))["pid"] == running.pid
         platform.route({"v1": 100})
         saved = json.loads(platform.paths.state.read_text())
-        assert saved["format"] == 3 and saved["releases"][0]["replicas"][0]["pid"] == running.pid
+        assert saved["format"] == 4 and saved["releases"][0]["replicas"][0]["pid"] == running.pid
     finally:
         running.kill()
         running.wait()
