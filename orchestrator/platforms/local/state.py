@@ -311,7 +311,7 @@ def load_state(paths: StatePaths) -> State | None:
             retired=tuple(_load_retired(item, sets) for item in doc.get("retired", [])),
             sticky=sticky,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(
             f"{paths.state}: unreadable supervisor state ({exc!r}); stop the supervisor and delete the file "
             "to start from scratch"

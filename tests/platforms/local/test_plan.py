@@ -253,3 +253,13 @@ def test_a_format_3_state_with_its_gated_lists_inline_still_loads(tmp_path: Path
     del doc["gated_sets"]
     paths.state.write_text(json.dumps({**doc, "format": 3}))
     assert load_state(paths) == state
+
+
+def test_a_state_naming_a_gated_list_it_does_not_hold_names_itself(tmp_path: Path) -> None:
+    paths = StatePaths(tmp_path)
+    save_state(paths, State(listen="127.0.0.1:8080", releases={"v1": _gated_release("v1", 1, GATED)}, next_seq=2))
+    doc = json.loads(paths.state.read_text())
+    doc["releases"][0]["gated"] = 7
+    paths.state.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"state\.json: unreadable supervisor state .* delete the file"):
+        load_state(paths)
