@@ -517,7 +517,13 @@ class DoSimulator:
     def _phase(self, deployment: _Deployment) -> tuple[str, float]:
         if deployment.final is not None:
             return deployment.final, deployment.final_at or deployment.created
-        return deployment.natural(time.time())
+        phase, since = deployment.natural(time.time())
+        if phase == "DONE":
+            # It ended after this request settled the app (the clock moved on meanwhile): until a request
+            # settles it, it is in its last phase, as the API never shows DONE.
+            last = PHASES[-1]
+            return last, since - deployment.durations.get(last, 0.0)
+        return phase, since
 
     # --- JSON views -------------------------------------------------------------------------------
 
