@@ -134,6 +134,29 @@ class Child:
             await asyncio.sleep(_POLL_SECONDS)
         return "answering"
 
+    async def revive(
+        self,
+        answers: Callable[[], Awaitable[bool]],
+        spawn: Callable[[], Awaitable[None]],
+        *,
+        unanswered: bool,
+        where: str,
+    ) -> bool:
+        """Run `spawn` if the process is gone; True if it was. `unanswered`: the caller saw it refuse, so
+        one still alive is given time to answer or be seen gone (`settle`), and killed if it stays silent."""
+        if self.alive():
+            if not unanswered:
+                return False
+            settled = await self.settle(answers, SILENT_SECONDS)
+            if settled == "answering":
+                return False
+            if settled == "silent":
+                log.warning("%s %s does not answer on %s: killing it", self.name, self.pid, where)
+                await self.kill()
+        log.warning("%s %s is gone: starting another on %s", self.name, self.pid, where)
+        await spawn()
+        return True
+
     async def kill(self) -> None:
         """Kill the process group now and wait until the process is gone."""
         if self.identity is not None and self.alive():

@@ -162,18 +162,7 @@ class HaproxyLink:
         one still alive is given time to answer or be seen gone, and killed if it stays silent. A call
         made while another is starting it returns once that one is up."""
         async with self._serial:
-            if self.alive():
-                if not unanswered:
-                    return False
-                settled = await self._child.settle(self._answers, SILENT_SECONDS)
-                if settled == "answering":
-                    return False
-                if settled == "silent":
-                    log.warning("haproxy %s does not answer on %s: killing it", self.pid, self._socket)
-                    await self._child.kill()
-            log.warning("haproxy %s is gone: starting another on %s", self.pid, self._listen)
-            await self._spawn()
-            return True
+            return await self._child.revive(self._answers, self._spawn, unanswered=unanswered, where=self._listen)
 
     async def _spawn(self) -> None:
         binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.platforms.local.channel import Caller, NotListeningError, RefusedError, ask_for_fd
-from orchestrator.platforms.local.child import SILENT_SECONDS, Child, ChildStartError
+from orchestrator.platforms.local.child import Child, ChildStartError
 from orchestrator.platforms.local.data_plane import DEFAULT_MAX_CONNECTIONS
 from orchestrator.platforms.local.process import process_start_ticks
 from orchestrator.platforms.local.route_board import RouteBoard
@@ -102,18 +102,7 @@ class ProxyLink:
         gone, and killed if it stays silent. A call made while another is starting it returns once that
         one is up (the monitor's start would otherwise look alive to a switch, yet not answer it)."""
         async with self._starting:
-            if self.alive():
-                if not unanswered:
-                    return False
-                settled = await self._child.settle(self._answers, SILENT_SECONDS)
-                if settled == "answering":
-                    return False
-                if settled == "silent":
-                    log.warning("proxy process %s does not answer on %s: killing it", self.pid, self._listen)
-                    await self._child.kill()
-            log.warning("proxy process %s is gone: starting another on %s", self.pid, self._listen)
-            await self._spawn()
-            return True
+            return await self._child.revive(self._answers, self._spawn, unanswered=unanswered, where=self._listen)
 
     async def _answers(self) -> bool:
         return await self.status() is not None
